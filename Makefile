@@ -1,0 +1,32 @@
+# Every target bootstraps .venv on first use: only python3 and make are needed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint check bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+## run: the main job — a local multi-node cluster on the embedded example
+run: $(STAMP)
+	$(BIN)/linkstate demo
+
+## test: lint, type-check and the test suite (what CI runs)
+test: lint $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_codec.py
+	$(BIN)/python bench/bench_routing.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

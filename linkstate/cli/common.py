@@ -1,0 +1,47 @@
+"""Shared CLI plumbing: reading inputs, one-line errors, JSON output.
+
+Owns: the rule that a user never sees a traceback: every failure is one line `error: <reason>` on stderr and
+exit code 2 (bad input) or 1 (the operation failed).
+May import: click, the standard library, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import click
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class CliError(click.ClickException):
+    """A user-facing failure: printed as one line, exits with `code`."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    raise CliError(message, code)
+
+
+def read_input(path: str) -> bytes:
+    """Bytes of FILE, or of standard input for `-`."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
