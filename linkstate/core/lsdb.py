@@ -1,0 +1,177 @@
+"""The link-state table: one section per routing group ever seen, merged by version (G31, G32).
+
+Owns: `LinkStateDB` (the table a node holds), its merge rules, and caches of each section's canonical
+bytes, the digest, the full ORGINFO frame and the snapshot.
+Merge rules (G32): per section, the received copy replaces the local one iff its version is greater.
+The master of X (`own_group=X`) never takes remote data about X, but `highest_own` reports the highest
+version of X seen so it can publish above it. Sections are never deleted; tombstones are ordinary
+sections. Equal versions with different contents (split brain): the copy whose version GUID sorts higher
+wins (then, for full determinism, the one whose canonical bytes sort higher), reported in `conflicts`.
+Invariants: stored sections are canonical; a section's version never goes backwards through `merge`;
+merge is idempotent and order-independent; `digest`/`frame`/`snapshot` always describe the current
+sections and are recomputed only after a change, re-encoding only the sections that changed.
+May import: the standard library, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from proto.encode import digest_of_sections, encode_section, frame_from_sections
+from proto.model import Guid, OrgInfo, RoutingGroup, Version, canonical_group
+
+if TYPE_CHECKING:
+    from linkstate.core.topology import Topology
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """What a merge did: sections taken, own-group data ignored?, split-brain GUIDs, own version."""
+
+    changed: tuple[Guid, ...] = ()
+    ignored_own: bool = False
+    conflicts: tuple[Guid, ...] = ()
+    highest_own: Version | None = None
+
+    @property
+    def any_change(self) -> bool:
+        return bool(self.changed)
+
+
+class LinkStateDB:
+    """A node's link-state table (module docstring). Not thread-safe; owned by one pump."""
+
+    def __init__(self, sections: Iterable[RoutingGroup] = ()) -> None:
+        self._sections: dict[Guid, RoutingGroup] = {}
+        self._bytes: dict[Guid, bytes] = {}
+        self._order: tuple[Guid, ...] | None = None
+        self._digest: str | None = None
+        self._frame: bytes | None = None
+        self._snapshot: OrgInfo | None = None
+        for rg in sections:
+            self.put(rg)
+
+    @classmethod
+    def from_topology(cls, topo: Topology) -> LinkStateDB:
+        """Every group of the directory at version 0.0.0 (never participated)."""
+        from linkstate.core.directory import build_orginfo
+
+        return cls(build_orginfo(topo).routing_groups)
+
+    # ------------------------------------------------------------------------------------------- reading
+
+    def __len__(self) -> int:
+        return len(self._sections)
+
+    def __contains__(self, guid: object) -> bool:
+        return guid in self._sections
+
+    def guids(self) -> tuple[Guid, ...]:
+        if self._order is None:
+            self._order = tuple(sorted(self._sections))
+        return self._order
+
+    def section(self, guid: Guid) -> RoutingGroup | None:
+        return self._sections.get(guid)
+
+    def section_bytes(self, guid: Guid) -> bytes | None:
+        return self._bytes.get(guid)
+
+    def version_of(self, guid: Guid) -> Version | None:
+        rg = self._sections.get(guid)
+        return rg.version if rg else None
+
+    def snapshot(self) -> OrgInfo:
+        """The table in canonical order; the same object until the table changes."""
+        if self._snapshot is None:
+            self._snapshot = OrgInfo(tuple(self._sections[g] for g in self.guids()))
+        return self._snapshot
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = digest_of_sections([self._bytes[g] for g in self.guids()])
+        return self._digest
+
+    def frame(self) -> bytes:
+        """The whole ORGINFO frame (header, digest, sections)."""
+        if self._frame is None:
+            self._frame = frame_from_sections([self._bytes[g] for g in self.guids()], self.digest)
+        return self._frame
+
+    # ------------------------------------------------------------------------------------------- writing
+
+    def put(self, rg: RoutingGroup) -> bool:
+        """Authoritative local write (a master for its own group), stored as given. True if changed."""
+        rg = canonical_group(rg)
+        data = encode_section(rg)
+        if self._bytes.get(rg.guid) == data:
+            return False
+        self._store(rg, data)
+        return True
+
+    def merge(self, org: OrgInfo, *, own_group: Guid | None = None) -> MergeResult:
+        """Merge a received table under G32 (module docstring)."""
+        changed: list[Guid] = []
+        conflicts: list[Guid] = []
+        ignored_own = False
+        highest_own: Version | None = self.version_of(own_group) if own_group else None
+        for rg in org.routing_groups:
+            if rg.guid == own_group:
+                ignored_own = True
+                if highest_own is None or rg.version > highest_own:
+                    highest_own = rg.version
+                continue
+            verdict = self._consider(rg)
+            if verdict is _Verdict.TAKE or verdict is _Verdict.CONFLICT_TAKE:
+                changed.append(rg.guid)
+            if verdict is _Verdict.CONFLICT_TAKE or verdict is _Verdict.CONFLICT_KEEP:
+                conflicts.append(rg.guid)
+        return MergeResult(_dedup(changed), ignored_own, _dedup(conflicts), highest_own)
+
+    def _consider(self, rg: RoutingGroup) -> _Verdict:
+        local = self._sections.get(rg.guid)
+        if local is not None and rg.version < local.version:
+            return _Verdict.KEEP
+        rg = canonical_group(rg)
+        data = encode_section(rg)
+        if local is None or rg.version > local.version:
+            self._store(rg, data)
+            return _Verdict.TAKE
+        mine = self._bytes[rg.guid]
+        if data == mine:
+            return _Verdict.KEEP
+        if (rg.version_guid, data) > (local.version_guid, mine):
+            self._store(rg, data)
+            return _Verdict.CONFLICT_TAKE
+        return _Verdict.CONFLICT_KEEP
+
+    def _store(self, rg: RoutingGroup, data: bytes) -> None:
+        if rg.guid not in self._sections:
+            self._order = None
+        self._sections[rg.guid] = rg
+        self._bytes[rg.guid] = data
+        self._invalidate(keep_order=True)
+
+    def _invalidate(self, keep_order: bool = False) -> None:
+        if not keep_order:
+            self._order = None
+        self._digest = None
+        self._frame = None
+        self._snapshot = None
+
+
+class _Verdict(enum.Enum):
+    """Outcome of considering one received section."""
+
+    TAKE = "take"
+    KEEP = "keep"
+    CONFLICT_TAKE = "conflict-take"
+    CONFLICT_KEEP = "conflict-keep"
+
+
+def _dedup(guids: list[Guid]) -> tuple[Guid, ...]:
+    return tuple(dict.fromkeys(guids))
