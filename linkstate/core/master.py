@@ -1,0 +1,320 @@
+"""The master service node of a routing group (requirements R79–R88, R128–R130, G26–G33, G48).
+
+Owns: the group's authoritative section: who is attached (members' `connected` YES/NO), members' service
+status, committed bridgehead and connector states, the version and its bumps (major on a directory change of
+its own group, minor on a committed connector change, user on attach/detach/service changes), the settle
+period after a (re)start, quorum, and the push of the full OrgInfo to every attached member on each change.
+Invariants: only this role writes its own group's section; versions never go backwards and the first version
+published after a start is above every version of its group a member reported (G31); foreign data about its
+own group is ignored (R107) but lifts the next version above it.
+May import: the standard library, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from linkstate.core.dampening import Dampener
+from linkstate.core.directory import build_section
+from linkstate.core.events import Diagnostic
+from proto import rg691
+from proto.model import BridgeheadState, ConnectorState, RoutingGroup, Version
+
+if TYPE_CHECKING:
+    from linkstate.core.node import NodeCore
+
+MAJOR, MINOR, USER = "major", "minor", "user"
+
+
+class MasterRole:
+    name = "master"
+
+    def __init__(self, node: NodeCore, now: float) -> None:
+        self.node = node
+        self.attached: dict[str, int] = {}  # member GUID -> conn
+        self.awaiting_packet: set[int] = set()  # conns whose REPLY said a revised ORGINFO follows
+        self.services: dict[str, str] = {}
+        self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # committed (connector, vs) -> state
+        self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
+        self.reported: dict[tuple[str, str], BridgeheadState] = {}  # latest reported (connector, vs) -> state
+        self.epoch = node.nonce()  # a fresh version GUID at every master start (G31)
+        self.version = Version()
+        self.highest_seen = Version()
+        self.published = False
+        self.settle_deadline: float | None = now + node.settings.scaled("master_settle")
+        self.dampener = Dampener(node.settings.scaled("state_delay"), compat_e2k=node.settings.compat_e2k)
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        own = self.node.lsdb.section(self.node.rg.guid)
+        if own is not None:
+            self.highest_seen = max(self.highest_seen, own.version)
+        self.node.diag(
+            "master_started", rg=self.node.rg.name, settle_s=self.node.settings.scaled("master_settle")
+        )
+        self._maybe_publish(now)
+
+    def stop(self, reason: str) -> None:
+        for conn in list(self.attached.values()):
+            self.node.send(conn, rg691.Detach(reason))
+            self.node.close(conn, reason)
+        self.attached.clear()
+
+    @property
+    def quorum(self) -> bool:
+        n = len(self.node.topo.servers_in(self.node.rg.name))
+        return len(self.attached) + 1 >= n // 2 + 1
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self.settle_deadline, self.dampener.next_deadline()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> None:
+        if self.settle_deadline is not None and now >= self.settle_deadline:
+            self.settle_deadline = None
+            self._publish(now, reason="settle period over")
+        self._apply_commits(self.dampener.on_timer(now), now)
+
+    # --- messages --------------------------------------------------------------------------------------
+
+    def on_message(self, conn: int, msg: rg691.Message, now: float) -> bool:
+        handler = _HANDLERS.get(type(msg))
+        if handler is None:
+            return False
+        handler(self, conn, msg, now)
+        return True
+
+    def on_lost(self, conn: int, now: float) -> None:
+        self.awaiting_packet.discard(conn)
+        for guid, c in list(self.attached.items()):
+            if c == conn:
+                del self.attached[guid]
+                self.node.diag(
+                    "member_detached", member=self.node.server_name(guid), attached=len(self.attached)
+                )
+                self._commit(USER, now)
+
+    def _on_attach(self, conn: int, msg: rg691.Message, now: float) -> None:
+        assert isinstance(msg, rg691.Attach)
+        node = self.node
+        member = node.topo.server_by_guid(msg.member)
+        refusal = None
+        if msg.routing_group != node.rg.guid or member is None or member.routing_group != node.rg.name:
+            refusal = "not a member of this routing group"
+        elif msg.master != node.me.guid:
+            refusal = "this server is not the master you named"
+        elif member.guid == node.me.guid:
+            refusal = "a server cannot attach to itself"
+        if refusal:
+            node.send(conn, rg691.AttachAck(False, reason=refusal))
+            node.diag("attach_refused", level="warning", member=msg.member, reason=refusal)
+            node.close(conn, refusal)
+            return
+        assert member is not None
+        old = self.attached.get(msg.member)
+        if old is not None and old != conn:
+            node.close(old, "replaced by a new attachment")
+        self.attached[msg.member] = conn
+        if msg.routing_group == node.rg.guid:
+            self.highest_seen = max(self.highest_seen, Version(msg.major, msg.minor, msg.user))
+        node.send(
+            conn,
+            rg691.AttachAck(
+                True,
+                node.lsdb.digest,
+                len(self.attached),
+                len(node.topo.servers_in(node.rg.name)),
+                self.quorum,
+            ),
+        )
+        node.diag("member_attached", member=member.name, attached=len(self.attached), quorum=self.quorum)
+        if self.published:
+            self._commit(USER, now)
+            if msg.digest != node.lsdb.digest:
+                node.send_table(conn)
+        else:
+            self._maybe_publish(now)
+
+    def _on_poll(self, conn: int, msg: rg691.Message, now: float) -> None:
+        assert isinstance(msg, rg691.SimplePoll)
+        same = msg.digest == self.node.lsdb.digest
+        self.node.send(conn, rg691.PollResponse(same, self.node.lsdb.digest))
+        if not same and self.published:
+            self.node.send_table(conn)
+
+    def _on_reply(self, conn: int, msg: rg691.Message, now: float) -> None:
+        assert isinstance(msg, rg691.Reply)
+        if msg.follows:
+            self.awaiting_packet.add(conn)
+        else:
+            self.node.send(conn, rg691.Ack(self.node.lsdb.digest))
+
+    def _on_orginfo(self, conn: int, msg: rg691.Message, now: float) -> None:
+        assert isinstance(msg, rg691.OrgInfoFrame)
+        self.awaiting_packet.discard(conn)
+        self.merge_foreign(msg.decoded.orginfo, now, source=conn)
+        self.node.send(conn, rg691.Ack(self.node.lsdb.digest))
+
+    def merge_foreign(self, org: object, now: float, source: int | None = None) -> None:
+        """Merge a packet from a member or a bridgehead (R107): own group ignored, others newer-wins."""
+        from proto.model import OrgInfo
+
+        assert isinstance(org, OrgInfo)
+        result = self.node.lsdb.merge(org, own_group=self.node.rg.guid)
+        if result.highest_own is not None and result.highest_own >= self.version and self.published:
+            self.highest_seen = max(self.highest_seen, result.highest_own)
+            self._commit(MAJOR, now, above=result.highest_own)
+        elif result.highest_own is not None:
+            self.highest_seen = max(self.highest_seen, result.highest_own)
+        if result.changed:
+            self.node.table_changed("merge", result.changed)
+            self._push_all(except_conn=None)
+
+    def _on_state(self, conn: int, msg: rg691.Message, now: float) -> None:
+        assert isinstance(msg, rg691.StateReport)
+        self.report_state(msg, now)
+
+    def report_state(self, msg: rg691.StateReport, now: float) -> None:
+        if msg.kind == "SERVICE":
+            if self.services.get(msg.subject) != msg.value:
+                self.services[msg.subject] = msg.value
+                self._commit(USER, now)
+            return
+        self._report_bridgehead(msg.subject, msg.item, msg.value, now)
+
+    def _report_bridgehead(self, connector: str, vs: str, value: str, now: float) -> None:
+        node = self.node
+        spec = node.topo.connector_by_guid(connector)
+        if spec is None or spec.routing_group != node.rg.name:
+            node.diag(
+                "state_ignored", level="warning", connector=connector, reason="not a connector of this group"
+            )
+            return
+        try:
+            state = BridgeheadState(value.removeprefix("VS_"))
+        except ValueError:
+            node.diag(
+                "state_ignored", level="warning", connector=connector, reason=f"unknown state {value!r}"
+            )
+            return
+        self.reported[(connector, vs)] = state
+        derived = self._derived_state(spec.guid, self.reported)
+        self._apply_commits(self.dampener.report(connector, derived, now), now)
+
+    def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
+        self.node.close(conn, "member detached")
+        self.on_lost(conn, now)
+
+    # --- state and versions -----------------------------------------------------------------------------
+
+    def _derived_state(
+        self, connector: str, states: dict[tuple[str, str], BridgeheadState]
+    ) -> ConnectorState:
+        """DOWN only when every explicit source bridgehead is not available (R46–R47)."""
+        spec = self.node.topo.connector_by_guid(connector)
+        if spec is None or not spec.source_bridgeheads:
+            return ConnectorState.UP
+        vs_guids = [self.node.topo.bridgehead_of(name) for name in spec.source_bridgeheads]
+        all_down = all(
+            states.get((connector, vs), BridgeheadState.CONN_AVAIL) is not BridgeheadState.CONN_AVAIL
+            for vs in vs_guids
+        )
+        return ConnectorState.DOWN if all_down else ConnectorState.UP
+
+    def _apply_commits(self, commits: list[object], now: float) -> None:
+        if not commits:
+            return
+        for commit in commits:
+            connector = getattr(commit, "connector")  # noqa: B009
+            state = getattr(commit, "state")  # noqa: B009
+            self.conn_states[connector] = state
+            for (c, vs), bh in self.reported.items():
+                if c == connector:
+                    self.bh_states[(c, vs)] = bh
+            self.node.diag(
+                "connector_state_committed",
+                connector=self.node.connector_name(connector),
+                state=state.value,
+                event_id=4005,
+            )
+        self._commit(MINOR, now)
+
+    def _maybe_publish(self, now: float) -> None:
+        expected = {s.guid for s in self.node.topo.servers_in(self.node.rg.name)} - {self.node.me.guid}
+        if not self.published and expected <= set(self.attached):
+            self._publish(now, reason="every member attached")
+
+    def _publish(self, now: float, reason: str) -> None:
+        if self.published:
+            return
+        self.published = True
+        self.settle_deadline = None
+        self.version = Version(max(self.highest_seen.major + 1, 1), 0, 0)
+        self.node.diag(
+            "master_published", version=str(self.version), reason=reason, attached=len(self.attached)
+        )
+        self._write_section(MAJOR)
+
+    def _commit(self, kind: str, now: float, above: Version | None = None) -> None:
+        if not self.published:
+            return
+        if kind == MAJOR:
+            base = max(self.version, above) if above is not None else self.version
+            self.version = base.bump_major()
+        elif kind == MINOR:
+            self.version = self.version.bump_minor()
+        else:
+            self.version = self.version.bump_user()
+        self._write_section(kind)
+
+    def build_own_section(self) -> RoutingGroup:
+        node = self.node
+        base = build_section(node.topo, node.rg.name, version=self.version, version_guid=self.epoch)
+        present = set(self.attached) | {node.me.guid}
+        members = tuple(
+            replace(
+                m, connected=m.guid in present, service_status=self.services.get(m.guid, m.service_status)
+            )
+            for m in base.members
+        )
+        connectors = []
+        for c in base.connectors:
+            bhs = tuple(
+                replace(b, state=self.bh_states.get((c.guid, b.guid), b.state)) for b in c.bridgeheads
+            )
+            connectors.append(replace(c, bridgeheads=bhs, state=self.conn_states.get(c.guid, c.state)))
+        return replace(base, members=members, connectors=tuple(connectors))
+
+    def _write_section(self, kind: str) -> None:
+        section = self.build_own_section()
+        if self.node.lsdb.put(section):
+            self.node.table_changed(kind, (section.guid,))
+            self._push_all(except_conn=None)
+
+    def topology_changed(self, now: float) -> None:
+        """The directory changed: a major update if this group's section differs beyond versions (R105)."""
+        if not self.published:
+            return
+        current = self.node.lsdb.section(self.node.rg.guid)
+        candidate = self.build_own_section()
+        if current is None or replace(candidate, version=current.version) != current:
+            self._commit(MAJOR, now)
+
+    def _push_all(self, except_conn: int | None) -> None:
+        for conn in self.attached.values():
+            if conn != except_conn:
+                self.node.send_table(conn)
+
+
+_HANDLERS = {
+    rg691.Attach: MasterRole._on_attach,
+    rg691.SimplePoll: MasterRole._on_poll,
+    rg691.Reply: MasterRole._on_reply,
+    rg691.OrgInfoFrame: MasterRole._on_orginfo,
+    rg691.StateReport: MasterRole._on_state,
+    rg691.Detach: MasterRole._on_detach,
+}
+
+__all__ = ["Diagnostic", "MasterRole"]

@@ -1,0 +1,348 @@
+"""NodeCore: one server's routing engine, sans I/O — `handle(input, now) -> outputs`, `next_deadline()`.
+
+Owns: the server's identity in the directory, its link-state table (LinkStateDB), its 691 connections (one
+Session691 each), and its role: `MasterRole` when the topology names it master of its group, `MemberRole`
+otherwise. It answers what every node answers (DUMP for WinRoute-style tools; ATTACH refused when it is not the
+master), applies directory reloads (major updates, master moves: relinquish with event 958, R81/R88), and
+turns local observations into state reports.
+Invariants: the core never reads a clock or draws randomness (`now` is an argument, `nonce`/`rand` are passed
+in); it never raises on peer input: every fault closes that one connection and is reported as a Diagnostic.
+May import: the standard library, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from linkstate.core import events as ev
+from linkstate.core.lsdb import LinkStateDB
+from linkstate.core.master import MasterRole
+from linkstate.core.member import MemberRole
+from linkstate.core.session691 import Authenticated, Fault, Session691
+from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Settings, Topology
+from proto import rg691
+from proto.errors import EncodeError
+from proto.model import OrgInfo
+
+Role = MasterRole | MemberRole
+
+
+@dataclass
+class _Conn:
+    session: Session691
+    inbound: bool
+    peer: str | None = None
+
+
+@dataclass
+class Counters:
+    """Traffic and event counts, for status views and benchmarks."""
+
+    frames_out: Counter[str] = field(default_factory=Counter)
+    bytes_out: int = 0
+    bytes_in: int = 0
+    table_changes: Counter[str] = field(default_factory=Counter)
+
+
+class NodeCore:
+    def __init__(
+        self,
+        topology: Topology,
+        server: str,
+        *,
+        nonce: Callable[[], str],
+        rand: Callable[[], float],
+        now: float = 0.0,
+        version: str = "0.1.0",
+    ) -> None:
+        self.topo = topology
+        self.me: ServerSpec = topology.server(server)
+        self.nonce = nonce
+        self.rand = rand
+        self.version = version
+        self.lsdb = LinkStateDB.from_topology(topology)
+        self.conns: dict[int, _Conn] = {}
+        self.out: list[ev.Output] = []
+        self.counters = Counters()
+        self.role: Role = self._make_role(now)
+        self.service_status = self.lsdb_member_status()
+
+    # --- identity helpers --------------------------------------------------------------------------------
+
+    @property
+    def rg(self) -> RoutingGroupSpec:
+        return self.topo.group_of(self.me.name)
+
+    @property
+    def settings(self) -> Settings:
+        return self.topo.settings
+
+    def server_name(self, guid: str) -> str:
+        spec = self.topo.server_by_guid(guid)
+        return spec.name if spec else guid
+
+    def connector_name(self, guid: str) -> str:
+        spec = self.topo.connector_by_guid(guid)
+        return spec.name if spec else guid
+
+    def lsdb_member_status(self) -> str:
+        own = self.lsdb.section(self.rg.guid)
+        for m in own.members if own else ():
+            if m.guid == self.me.guid:
+                return m.service_status
+        return "0701000000000101"
+
+    @property
+    def is_master(self) -> bool:
+        return isinstance(self.role, MasterRole)
+
+    @property
+    def attached(self) -> bool:
+        return True if isinstance(self.role, MasterRole) else self.role.attached
+
+    @property
+    def quorum(self) -> bool:
+        return self.role.quorum if isinstance(self.role, MasterRole) else self.role.attached
+
+    def _make_role(self, now: float) -> Role:
+        if self.topo.is_master(self.me.name):
+            return MasterRole(self, now)
+        return MemberRole(self, now)
+
+    # --- output helpers used by the roles -----------------------------------------------------------------
+
+    def diag(self, event: str, level: str = "info", event_id: int | None = None, **fields: object) -> None:
+        self.out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
+
+    def send(self, conn: int, msg: rg691.Message) -> None:
+        c = self.conns.get(conn)
+        if c is None:
+            return
+        try:
+            c.session.send(msg)
+        except EncodeError as exc:  # a bug on our side: never let it take the node down
+            self.diag("encode_failed", level="error", reason=str(exc))
+            return
+        self.counters.frames_out[type(msg).__name__] += 1
+
+    def send_table(self, conn: int) -> None:
+        c = self.conns.get(conn)
+        if c is not None and c.session.authenticated:
+            c.session.send_raw(self.lsdb.frame())
+            self.counters.frames_out["OrgInfoFrame"] += 1
+
+    def close(self, conn: int, reason: str) -> None:
+        c = self.conns.pop(conn, None)
+        if c is None:
+            return
+        self._flush_one(conn, c)
+        self.out.append(ev.Close(conn, reason))
+
+    def connect(self, peer: str) -> None:
+        spec = self.topo.server(peer)
+        self.out.append(ev.Connect(peer, spec.address or "127.0.0.1", spec.port_691 or 691))
+
+    def table_changed(self, kind: str, groups: tuple[str, ...] = ()) -> None:
+        self.counters.table_changes[kind] += 1
+        self.out.append(ev.TableChanged(self.lsdb.digest, kind, tuple(groups)))
+
+    def adopt(self, org: OrgInfo) -> tuple[str, ...]:
+        """Take every received section whose version is at least ours (a member trusting its master)."""
+        changed = []
+        for section in org.routing_groups:
+            local = self.lsdb.section(section.guid)
+            if (local is None or section.version >= local.version) and self.lsdb.put(section):
+                changed.append(section.guid)
+        return tuple(changed)
+
+    # --- the core interface --------------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[ev.Output]:
+        self.diag(
+            "node_started", server=self.me.name, rg=self.rg.name, role=self.role.name, digest=self.lsdb.digest
+        )
+        self.role.start(now)
+        return self._drain()
+
+    def handle(self, event: ev.Input, now: float) -> list[ev.Output]:
+        handler = _INPUTS[type(event)]
+        handler(self, event, now)
+        return self._drain()
+
+    def next_deadline(self) -> float | None:
+        return self.role.next_deadline()
+
+    def on_timer(self, now: float) -> list[ev.Output]:
+        self.role.on_timer(now)
+        return self._drain()
+
+    def shutdown(self, reason: str = "shutting down") -> list[ev.Output]:
+        self.role.stop(reason)
+        for conn in list(self.conns):
+            self.close(conn, reason)
+        return self._drain()
+
+    def _drain(self) -> list[ev.Output]:
+        for conn, c in list(self.conns.items()):
+            self._flush_one(conn, c)
+        out, self.out = self.out, []
+        return out
+
+    def _flush_one(self, conn: int, c: _Conn) -> None:
+        data = c.session.take_pending()
+        if data:
+            self.counters.bytes_out += len(data)
+            self.out.append(ev.Send(conn, data))
+
+    # --- inputs ----------------------------------------------------------------------------------------------
+
+    def _new_session(self, inbound: bool) -> Session691:
+        return Session691(
+            initiator=not inbound,
+            local_guid=self.me.guid,
+            secret=self.topo.secret,
+            nonce=self.nonce,
+            kind="MEMBER",
+            fqdn=self.me.fqdn,
+            version=self.version,
+        )
+
+    def _on_connected(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.PeerConnected)
+        self.conns[e.conn] = _Conn(self._new_session(e.inbound), e.inbound, e.peer)
+        if not e.inbound and isinstance(self.role, MemberRole):
+            self.role.on_connected(e.conn, now)
+
+    def _on_connect_failed(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.ConnectFailed)
+        if isinstance(self.role, MemberRole):
+            self.role.on_connect_failed(e.reason, now)
+
+    def _on_lost(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.PeerLost)
+        if self.conns.pop(e.conn, None) is not None:
+            self.role.on_lost(e.conn, now)
+
+    def _on_data(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.DataReceived)
+        c = self.conns.get(e.conn)
+        if c is None:
+            return
+        self.counters.bytes_in += len(e.data)
+        for result in c.session.receive(e.data):
+            if isinstance(result, Fault):
+                self.diag(
+                    "session_failed",
+                    level="warning",
+                    event_id=result.event_id,
+                    conn=e.conn,
+                    reason=result.reason,
+                )
+                self.close(e.conn, result.reason)
+                self.role.on_lost(e.conn, now)
+                return
+            if isinstance(result, Authenticated):
+                self.diag(
+                    "authenticated",
+                    event_id=result.event_id,
+                    peer=self.server_name(result.peer_guid),
+                    kind=result.peer_kind,
+                )
+                if isinstance(self.role, MemberRole):
+                    self.role.on_authenticated(e.conn, now)
+                continue
+            self._dispatch(e.conn, c, result, now)
+            if e.conn not in self.conns:
+                return
+
+    def _dispatch(self, conn: int, c: _Conn, msg: rg691.Message, now: float) -> None:
+        if isinstance(msg, rg691.Dump) and not msg.response:
+            self._answer_dump(conn)
+            return
+        if self.role.on_message(conn, msg, now):
+            return
+        if isinstance(msg, rg691.Attach):
+            master = self.topo.master_of(self.rg.name)
+            self.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master.name}"))
+            self.close(conn, "ATTACH to a non-master")
+            return
+        self.diag("unexpected_message", level="warning", conn=conn, message=type(msg).__name__)
+
+    def _answer_dump(self, conn: int) -> None:
+        master = self.topo.master_of(self.rg.name)
+        attached_count = len(self.role.attached) if isinstance(self.role, MasterRole) else int(self.attached)
+        view = rg691.Dump(
+            True,
+            self.me.guid,
+            self.rg.guid,
+            self.role.name,
+            master.guid,
+            self.attached,
+            self.quorum,
+            attached_count,
+            len(self.topo.servers_in(self.rg.name)),
+        )
+        self.send(conn, view)
+        self.send_table(conn)
+
+    def _on_topology(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.TopologyChanged)
+        new = e.topology
+        try:
+            new.server(self.me.name)
+        except KeyError:
+            self.diag(
+                "topology_rejected",
+                level="error",
+                event_id=929,
+                reason=f"server {self.me.name} is not in the new topology; keeping the old one",
+            )
+            return
+        was_master = self.is_master
+        old_master = self.topo.master_of(self.rg.name).name
+        self.topo = new
+        self.me = new.server(self.me.name)
+        new_master = new.master_of(self.rg.name).name
+        self.diag("topology_loaded", master=new_master)
+        if was_master and new_master != self.me.name:
+            self.diag("master_relinquished", level="warning", event_id=958, new_master=new_master)
+            self._switch_role(now, "the routing group master moved")
+        elif not was_master and new_master != old_master:
+            self._switch_role(now, "the routing group master moved")
+        elif isinstance(self.role, MasterRole):
+            self.role.topology_changed(now)
+
+    def _switch_role(self, now: float, reason: str) -> None:
+        self.role.stop(reason)
+        self.role = self._make_role(now)
+        self.role.start(now)
+
+    def _on_service(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.ServiceStatusChanged)
+        self.service_status = e.status
+        self._report(rg691.StateReport("SERVICE", self.me.guid, "", e.status), now)
+
+    def _on_bridgehead(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.BridgeheadObserved)
+        if self.me.suppress_state_changes:
+            self.diag(
+                "state_change_suppressed", connector=self.connector_name(e.connector), state=e.state.value
+            )
+            return
+        self._report(rg691.StateReport("BH", e.connector, self.me.vs_guid, e.state.value), now)
+
+    def _report(self, report: rg691.StateReport, now: float) -> None:
+        self.role.report_state(report, now)
+
+
+_INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
+    ev.PeerConnected: NodeCore._on_connected,
+    ev.ConnectFailed: NodeCore._on_connect_failed,
+    ev.PeerLost: NodeCore._on_lost,
+    ev.DataReceived: NodeCore._on_data,
+    ev.TopologyChanged: NodeCore._on_topology,
+    ev.ServiceStatusChanged: NodeCore._on_service,
+    ev.BridgeheadObserved: NodeCore._on_bridgehead,
+}

@@ -1,0 +1,308 @@
+"""NodeService: one server's routing engine on trio — the thin shell around a NodeCore.
+
+Owns: the 691 listener, one reader and one writer task per connection, outbound connects with a timeout,
+the pump task that is the only caller of the core (it waits for input until the core's next deadline, then
+calls `on_timer`), transport timeouts (unauthenticated and idle connections), a cap on connections, the
+directory watcher (file mtime + SIGHUP via `reload()`), and logging of the core's Diagnostics.
+Invariants: the core is touched only by the pump; each connection has a single writer; a slow or hostile peer
+can fill only its own bounded queue, after which it is disconnected; nothing a peer sends can stop the node.
+May import: the standard library, trio, structlog, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+import trio
+
+from linkstate import __version__
+from linkstate.core import events as ev
+from linkstate.core.node import NodeCore
+from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.service.transport import TcpTransport, Transport
+
+MAX_CONNECTIONS = 256
+SEND_QUEUE = 64
+INBOX = 1024
+READ_SIZE = 65536
+
+
+@dataclass
+class _Conn:
+    send: trio.MemorySendChannel[bytes | None]
+    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
+    peer: str = ""
+
+
+class NodeService:
+    def __init__(
+        self,
+        topology: Topology,
+        server: str,
+        *,
+        transport: Transport | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        topology_path: Path | None = None,
+        rand: Callable[[], float] = random.random,
+        nonce: Callable[[], str] = lambda: secrets.token_hex(16),
+    ) -> None:
+        self.topology = topology
+        self.server = server
+        spec = topology.server(server)
+        self.transport = transport or TcpTransport()
+        self.host = host or spec.address or "127.0.0.1"
+        self.port = port if port is not None else (spec.port_691 or 691)
+        self.topology_path = topology_path
+        self.rand = rand
+        self.nonce = nonce
+        self.log = structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group)
+        self.core: NodeCore | None = None
+        self.conns: dict[int, _Conn] = {}
+        self._ids = itertools.count(1)
+        self._inbox_send, self._inbox = trio.open_memory_channel[ev.Input](INBOX)
+        self._nursery: trio.Nursery | None = None
+        self._mtime: float | None = None
+        self.bound_port: int | None = None
+        self.on_table_changed: Callable[[ev.TableChanged], None] | None = None
+
+    # --- running -----------------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[NodeService] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.bound_port = await nursery.start(self.transport.serve, self.host, self.port, self._inbound)
+            now = trio.current_time()
+            self.core = NodeCore(
+                self.topology, self.server, nonce=self.nonce, rand=self.rand, now=now, version=__version__
+            )
+            self._apply(self.core.start(now))
+            self.log.info("listening", host=self.host, port=self.bound_port, role=self.core.role.name)
+            if self.topology_path is not None:
+                self._mtime = _mtime(self.topology_path)
+                nursery.start_soon(self._watch_topology)
+            task_status.started(self)
+            try:
+                await self._pump()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._shutdown()
+
+    async def _pump(self) -> None:
+        assert self.core is not None
+        core = self.core
+        while True:
+            deadline = core.next_deadline()
+            with trio.move_on_at(deadline if deadline is not None else math.inf):
+                event = await self._inbox.receive()
+                self._apply(core.handle(event, trio.current_time()))
+                continue
+            self._apply(core.on_timer(trio.current_time()))
+
+    async def _shutdown(self) -> None:
+        if self.core is None:
+            return
+        self._apply(self.core.shutdown("server shutting down"))
+        with trio.move_on_after(1):
+            while self.conns:
+                await trio.sleep(0.01)
+        self.log.info("stopped")
+
+    def post(self, event: ev.Input) -> None:
+        """Hand an input to the core (from CLI/control code running in the same trio run)."""
+        try:
+            self._inbox_send.send_nowait(event)
+        except trio.WouldBlock:
+            self.log.warning("inbox_full", dropped=type(event).__name__)
+
+    def reload(self) -> None:
+        """Re-read the topology file; an invalid file is rejected and the old topology stays (event 929)."""
+        if self.topology_path is None:
+            return
+        try:
+            topo = load_topology(self.topology_path)
+        except TopologyError as exc:
+            self.log.error(
+                "topology_rejected",
+                event_id=929,
+                problems=len(exc.problems),
+                first=exc.problems[0].format(str(self.topology_path)) if exc.problems else "",
+            )
+            return
+        except OSError as exc:
+            self.log.error("topology_rejected", event_id=929, reason=str(exc))
+            return
+        topo = _with_time_scale(topo, self.topology.settings.time_scale)
+        self.topology = topo
+        self.post(ev.TopologyChanged(topo))
+
+    async def _watch_topology(self) -> None:
+        assert self.topology_path is not None
+        while True:
+            await trio.sleep(1.0)
+            m = _mtime(self.topology_path)
+            if m != self._mtime:
+                self._mtime = m
+                self.reload()
+
+    # --- outputs -----------------------------------------------------------------------------------------
+
+    def _apply(self, outputs: list[ev.Output]) -> None:
+        for out in outputs:
+            _OUTPUTS[type(out)](self, out)
+
+    def _out_send(self, out: ev.Output) -> None:
+        assert isinstance(out, ev.Send)
+        conn = self.conns.get(out.conn)
+        if conn is None:
+            return
+        try:
+            conn.send.send_nowait(out.data)
+        except trio.WouldBlock:
+            self.log.warning("peer_too_slow", conn=out.conn, peer=conn.peer)
+            self._drop(out.conn, "send queue full")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def _out_close(self, out: ev.Output) -> None:
+        assert isinstance(out, ev.Close)
+        conn = self.conns.get(out.conn)
+        if conn is not None:
+            try:
+                conn.send.send_nowait(None)  # the writer flushes what is queued, then closes
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                conn.cancel.cancel()
+
+    def _out_connect(self, out: ev.Output) -> None:
+        assert isinstance(out, ev.Connect) and self._nursery is not None
+        self._nursery.start_soon(self._connect, out)
+
+    def _out_diag(self, out: ev.Output) -> None:
+        assert isinstance(out, ev.Diagnostic)
+        fields = dict(out.fields)
+        if out.event_id is not None:
+            fields["event_id"] = out.event_id
+        getattr(self.log, out.level, self.log.info)(out.event, **fields)
+
+    def _out_table(self, out: ev.Output) -> None:
+        assert isinstance(out, ev.TableChanged)
+        self.log.info("orginfo_applied", digest=out.digest, kind=out.kind, groups=len(out.groups))
+        if out.kind in ("minor", "major", "merge", "push"):
+            self.log.info("reset_routes", event_id=4005, digest=out.digest)
+        if self.on_table_changed is not None:
+            self.on_table_changed(out)
+
+    # --- connections -------------------------------------------------------------------------------------
+
+    async def _inbound(self, stream: trio.abc.Stream) -> None:
+        if len(self.conns) >= MAX_CONNECTIONS:
+            self.log.warning("connection_refused", reason="too many connections", limit=MAX_CONNECTIONS)
+            await stream.aclose()
+            return
+        conn = next(self._ids)
+        await self._run_conn(conn, stream, ev.PeerConnected(conn, inbound=True), peer="inbound")
+
+    async def _connect(self, out: ev.Connect) -> None:
+        timeout = self.topology.settings.scaled("attach_timeout")
+        try:
+            with trio.fail_after(timeout):
+                stream = await self.transport.connect(out.host, out.port)
+        except (OSError, trio.TooSlowError) as exc:
+            reason = "timed out" if isinstance(exc, trio.TooSlowError) else (exc.strerror or str(exc))
+            self.post(ev.ConnectFailed(out.peer, f"{out.host}:{out.port}: {reason}"))
+            return
+        conn = next(self._ids)
+        await self._run_conn(
+            conn, stream, ev.PeerConnected(conn, inbound=False, peer=out.peer), peer=out.peer
+        )
+
+    async def _run_conn(self, conn: int, stream: trio.abc.Stream, hello: ev.PeerConnected, peer: str) -> None:
+        send, receive = trio.open_memory_channel[bytes | None](SEND_QUEUE)
+        state = _Conn(send, peer=peer)
+        self.conns[conn] = state
+        self.post(hello)
+        reason = "closed by peer"
+        try:
+            with state.cancel:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn, stream, receive, nursery.cancel_scope)
+                    reason = await self._reader(conn, stream)
+                    nursery.cancel_scope.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            reason = f"transport error: {exc}"
+        finally:
+            self.conns.pop(conn, None)
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(1):
+                    await stream.aclose()
+            self.post(ev.PeerLost(conn, reason))
+
+    async def _reader(self, conn: int, stream: trio.abc.Stream) -> str:
+        settings = self.topology.settings
+        while True:
+            authenticated = self._authenticated(conn)
+            idle = (
+                settings.scaled("poll_interval") * 3 if authenticated else settings.scaled("attach_timeout")
+            )
+            with trio.move_on_after(idle) as scope:
+                data = await stream.receive_some(READ_SIZE)
+            if scope.cancelled_caught:
+                what = "idle" if authenticated else "did not authenticate in time"
+                self.log.warning("connection_timeout", conn=conn, reason=what)
+                return f"timeout: {what}"
+            if not data:
+                return "closed by peer"
+            await self._inbox_send.send(ev.DataReceived(conn, bytes(data)))
+
+    def _authenticated(self, conn: int) -> bool:
+        c = self.core.conns.get(conn) if self.core is not None else None
+        return bool(c and c.session.authenticated)
+
+    async def _writer(
+        self,
+        conn: int,
+        stream: trio.abc.Stream,
+        receive: trio.MemoryReceiveChannel[bytes | None],
+        scope: trio.CancelScope,
+    ) -> None:
+        async for data in receive:
+            if data is None:
+                break
+            await stream.send_all(data)
+        scope.cancel()
+
+    def _drop(self, conn: int, reason: str) -> None:
+        c = self.conns.get(conn)
+        if c is not None:
+            c.cancel.cancel()
+
+
+_OUTPUTS: dict[type, Callable[[NodeService, ev.Output], None]] = {
+    ev.Send: NodeService._out_send,
+    ev.Close: NodeService._out_close,
+    ev.Connect: NodeService._out_connect,
+    ev.Diagnostic: NodeService._out_diag,
+    ev.TableChanged: NodeService._out_table,
+}
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _with_time_scale(topo: Topology, scale: float) -> Topology:
+    from dataclasses import replace
+
+    if topo.settings.time_scale == scale:
+        return topo
+    return replace(topo, settings=replace(topo.settings, time_scale=scale))

@@ -1,0 +1,242 @@
+"""The pure simulated network: NodeCores joined by an event heap in virtual time.
+
+Owns: delivery of the cores' outputs to each other with a fixed latency and per-connection FIFO order,
+connection set-up/tear-down, node stop/start, partitions, per-node timers, and traffic counters. No trio,
+no sockets: thousands of hypothesis examples and 1,000-server benchmarks run here in virtual time.
+Invariants: every event is processed in (time, sequence) order, so a run is a pure function of its inputs and
+its seed; a stopped node loses its state (a restart builds a fresh core, as a restarted process would).
+May import: the standard library, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from linkstate.core import events as ev
+from linkstate.core.node import NodeCore
+from linkstate.core.topology import Topology
+
+
+@dataclass
+class Traffic:
+    messages: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class SimNetwork:
+    topology: Topology
+    latency: float = 0.001
+    seed: int = 0
+    now: float = 0.0
+    nodes: dict[str, NodeCore] = field(default_factory=dict)
+    diagnostics: list[tuple[float, str, ev.Diagnostic]] = field(default_factory=list)
+    traffic: Traffic = field(default_factory=Traffic)
+    partitions: set[frozenset[str]] = field(default_factory=set)
+    on_output: Callable[[str, ev.Output], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._conn_ids = itertools.count(1)
+        self._links: dict[tuple[str, int], tuple[str, int]] = {}
+        self._fifo: dict[tuple[str, int], float] = {}
+        self._timer_gen: dict[str, int] = {}
+        self._rng = random.Random(self.seed)
+        self._nonce_counter = itertools.count()
+
+    # --- building ------------------------------------------------------------------------------------------
+
+    def start_all(self) -> None:
+        for server in self.topology.servers:
+            self.start(server.name)
+
+    def start(self, name: str) -> NodeCore:
+        rng = random.Random(f"{self.seed}:{name}:{next(self._nonce_counter)}")
+        core = NodeCore(
+            self.topology,
+            name,
+            nonce=lambda: f"{rng.getrandbits(128):032x}",
+            rand=rng.random,
+            now=self.now,
+        )
+        self.nodes[name] = core
+        self._apply(name, core.start(self.now))
+        return core
+
+    def stop(self, name: str) -> None:
+        core = self.nodes.pop(name, None)
+        if core is None:
+            return
+        self._timer_gen[name] = self._timer_gen.get(name, 0) + 1
+        for (owner, conn), (peer, peer_conn) in list(self._links.items()):
+            if owner == name:
+                self._drop_link(owner, conn)
+                self._schedule(
+                    self.latency, lambda p=peer, c=peer_conn: self._deliver(p, ev.PeerLost(c, "peer died"))
+                )
+
+    def partition(self, a: str, b: str) -> None:
+        """Cut every link between servers a and b (their connections drop; new ones fail)."""
+        self.partitions.add(frozenset((a, b)))
+        for (owner, conn), (peer, peer_conn) in list(self._links.items()):
+            if {owner, peer} == {a, b}:
+                self._drop_link(owner, conn)
+                self._schedule(
+                    self.latency, lambda o=owner, c=conn: self._deliver(o, ev.PeerLost(c, "partition"))
+                )
+                self._schedule(
+                    self.latency, lambda p=peer, c=peer_conn: self._deliver(p, ev.PeerLost(c, "partition"))
+                )
+
+    def heal(self, a: str, b: str) -> None:
+        self.partitions.discard(frozenset((a, b)))
+
+    def inject(self, name: str, event: ev.Input) -> None:
+        """Hand an input to a node now (topology change, observed state, ...)."""
+        self._deliver(name, event)
+
+    # --- running -------------------------------------------------------------------------------------------
+
+    def run_until(self, t: float, stop: Callable[[], bool] | None = None) -> bool:
+        """Process events up to virtual time t; returns True if `stop()` became true first."""
+        while self._heap and self._heap[0][0] <= t:
+            when, _, fn = heapq.heappop(self._heap)
+            self.now = max(self.now, when)
+            fn()
+            if stop is not None and stop():
+                return True
+        self.now = max(self.now, t)
+        return stop() if stop is not None else False
+
+    def run_for(self, seconds: float, stop: Callable[[], bool] | None = None) -> bool:
+        return self.run_until(self.now + seconds, stop)
+
+    def digests(self) -> dict[str, str]:
+        return {name: core.lsdb.digest for name, core in self.nodes.items()}
+
+    def converged(self) -> bool:
+        return len(set(self.digests().values())) == 1
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _lost_cb(self, name: str, conn: int, reason: str) -> Callable[[], None]:
+        return lambda: self._deliver(name, ev.PeerLost(conn, reason))
+
+    def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._heap, (self.now + delay, next(self._seq), fn))
+
+    def _deliver(self, name: str, event: ev.Input) -> None:
+        core = self.nodes.get(name)
+        if core is None:
+            return
+        self._apply(name, core.handle(event, self.now))
+
+    def _apply(self, name: str, outputs: list[ev.Output]) -> None:
+        for out in outputs:
+            if self.on_output is not None:
+                self.on_output(name, out)
+            handler = _OUTPUTS[type(out)]
+            handler(self, name, out)
+        self._arm_timer(name)
+
+    def _arm_timer(self, name: str) -> None:
+        core = self.nodes.get(name)
+        if core is None:
+            return
+        gen = self._timer_gen.get(name, 0) + 1
+        self._timer_gen[name] = gen
+        deadline = core.next_deadline()
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - self.now)
+        self._schedule(delay, lambda: self._fire(name, gen))
+
+    def _fire(self, name: str, gen: int) -> None:
+        core = self.nodes.get(name)
+        if core is None or self._timer_gen.get(name) != gen:
+            return
+        self._apply(name, core.on_timer(self.now))
+
+    def _drop_link(self, owner: str, conn: int) -> None:
+        peer = self._links.pop((owner, conn), None)
+        if peer is not None:
+            self._links.pop(peer, None)
+
+    def _out_send(self, name: str, out: ev.Output) -> None:
+        assert isinstance(out, ev.Send)
+        target = self._links.get((name, out.conn))
+        if target is None:
+            return
+        self.traffic.messages += 1
+        self.traffic.bytes += len(out.data)
+        key = (name, out.conn)
+        when = max(self.now + self.latency, self._fifo.get(key, 0.0))
+        self._fifo[key] = when
+        peer, peer_conn = target
+        heapq.heappush(
+            self._heap,
+            (when, next(self._seq), lambda: self._deliver_data(peer, peer_conn, out.data)),
+        )
+
+    def _deliver_data(self, peer: str, peer_conn: int, data: bytes) -> None:
+        if (peer, peer_conn) in self._links:
+            self._deliver(peer, ev.DataReceived(peer_conn, data))
+
+    def _out_close(self, name: str, out: ev.Output) -> None:
+        assert isinstance(out, ev.Close)
+        target = self._links.get((name, out.conn))
+        if target is None:
+            return
+        key = (name, out.conn)
+        when = max(self.now + self.latency, self._fifo.get(key, 0.0))
+        self._drop_link(name, out.conn)
+        peer, peer_conn = target
+        heapq.heappush(
+            self._heap,
+            (
+                when,
+                next(self._seq),
+                lambda: self._deliver(peer, ev.PeerLost(peer_conn, out.reason or "closed")),
+            ),
+        )
+
+    def _out_connect(self, name: str, out: ev.Output) -> None:
+        assert isinstance(out, ev.Connect)
+        peer = out.peer
+        if peer not in self.nodes or frozenset((name, peer)) in self.partitions:
+            self._schedule(
+                self.latency, lambda: self._deliver(name, ev.ConnectFailed(peer, "connection refused"))
+            )
+            return
+        mine, theirs = next(self._conn_ids), next(self._conn_ids)
+        self._links[(name, mine)] = (peer, theirs)
+        self._links[(peer, theirs)] = (name, mine)
+
+        def up() -> None:
+            if (name, mine) not in self._links:
+                return
+            self._deliver(peer, ev.PeerConnected(theirs, inbound=True))
+            self._deliver(name, ev.PeerConnected(mine, inbound=False, peer=peer))
+
+        self._schedule(self.latency, up)
+
+    def _out_diag(self, name: str, out: ev.Output) -> None:
+        assert isinstance(out, ev.Diagnostic)
+        self.diagnostics.append((self.now, name, out))
+
+    def _out_table(self, name: str, out: ev.Output) -> None:
+        return
+
+
+_OUTPUTS: dict[type, Callable[[SimNetwork, str, ev.Output], None]] = {
+    ev.Send: SimNetwork._out_send,
+    ev.Close: SimNetwork._out_close,
+    ev.Connect: SimNetwork._out_connect,
+    ev.Diagnostic: SimNetwork._out_diag,
+    ev.TableChanged: SimNetwork._out_table,
+}
