@@ -1,0 +1,760 @@
+"""Route selection over the link-state table (requirements R29–R55, G22, G23, G42, G44, G46).
+
+Owns: `Router` (lookups with a per-table graph cache, a result cache and sticky tie choices), `Route`,
+`MessageClass`, address-space matching (`match_rank`) and the no-alternate-path rule (`pinned_connectors`).
+
+Algorithm for a lookup (G44):
+  1. candidates: the connectors whose address space matches the destination (external), or the group graph
+     (internal: a server or a routing group);
+  2. drop connectors the sender may not use: scope (R13), delivery restrictions (R14/R34, only when
+     `check_connector_restrictions` is on; a lookup without a sender skips them), content (size, priority,
+     R16) and, for a public-folder referral, `no_pf_referrals` (G46);
+  3. keep the most specific matching address space only (R30, R33, R35; G23 ranking) - never falling back
+     to a less specific one: if none of its connectors is usable the result is `queued`;
+  4. a connector is unusable when its STATE is DOWN, or it has named bridgeheads all CONN_NOT_AVAILABLE /
+     CONN_NOT_STARTED (R46, R47) - except "any local server" RGCs (empty BH list), DNS-routed SMTP (type
+     SMTP, no RG arrow, empty target address), EDK connectors and pinned group-to-group connectors (G42:
+     no other directed path between its groups; with `leaf_rule="seed"` only for leaf-node groups, R28;
+     never with `compat_e2k`), which are never down;
+  5. lowest total cost: Dijkstra over the usable group-to-group connectors; total = path cost to the
+     connector's home group + the address-space cost (G22);
+  6. ties: equal-cost connectors -> hash(server GUID) mod n over the candidates sorted by connector GUID
+     (R53), sticky per (server, destination) so there is no failback between equal costs (R55) but a
+     cheaper connector wins again (R54); bridgeheads inside a connector -> a deterministic pseudo-random
+     choice among the available ones (R52) from blake2b(seed, server, connector, destination, message key).
+Status: `route`; `queued` (a matching route exists but none of the most specific candidates is usable);
+`unreachable` (nothing matches at all, or the destination group is tombstoned / not connected).
+Invariants: a Router never mutates a table; graphs are rebuilt only for a new table (by digest for a
+LinkStateDB, by identity for an OrgInfo); results depend only on (table, inputs, seed, sticky history).
+May import: the standard library, proto, linkstate.core (no random, no time).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import heapq
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from linkstate.core.lsdb import LinkStateDB
+from linkstate.core.topology import Topology
+from proto.model import Connector, ConnectorState, Guid, OrgInfo
+
+ROUTE, QUEUED, UNREACHABLE = "route", "queued", "unreachable"
+PRIORITY_BITS = {"high": 0x1, "normal": 0x2, "low": 0x4}
+INF = float("inf")
+
+
+class RoutingError(ValueError):
+    """A lookup that cannot be asked: unknown server or group, malformed destination."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageClass:
+    """What about a message routing may look at (G44). `size` in bytes; `sender` a DN."""
+
+    sender: str | None = None
+    size: int | None = None
+    priority: str = "normal"
+    referral: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRef:
+    guid: Guid
+    name: str | None = None
+
+    def label(self) -> str:
+        return self.name or self.guid
+
+    def to_json(self) -> dict[str, Any]:
+        return {"guid": self.guid, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceRef:
+    """The address space a route matched, and the connector that owns it."""
+
+    type: str
+    address: str
+    cost: int
+    connector: ConnectorRef
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "address": self.address, "cost": self.cost, "connector": self.connector.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A lookup's answer (module docstring). `connector` is the one leaving the sender's group."""
+
+    status: str
+    connector: ConnectorRef | None = None
+    next_hop: str | None = None
+    cost: int | None = None
+    path: tuple[str, ...] = ()
+    address_space: SpaceRef | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "connector": self.connector.to_json() if self.connector else None,
+            "next_hop": self.next_hop,
+            "cost": self.cost,
+            "path": list(self.path),
+            "address_space": self.address_space.to_json() if self.address_space else None,
+        }
+
+
+# ----------------------------------------------------------------------------------------- address spaces
+
+
+def _smtp_rank(pattern: str, domain: str) -> tuple[int, int, int] | None:
+    """G23 rank of an SMTP pattern for a domain (higher = more specific), None when it does not match."""
+    if pattern == "*":
+        return (0, 0, 0)
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return (1, suffix.count("."), len(suffix)) if domain.endswith(suffix) else None
+    return (2, pattern.count(".") + 1, len(pattern)) if pattern == domain else None
+
+
+def _glob_rank(pattern: str, address: str) -> tuple[int, int, int] | None:
+    """X.400 / X.500 patterns: `*` matches anything; more literal text is more specific."""
+    if not fnmatch.fnmatchcase(address.lower(), pattern.lower()):
+        return None
+    literal = len(pattern.replace("*", ""))
+    return (2 if "*" not in pattern else 1, literal, len(pattern))
+
+
+def match_rank(space_type: str, pattern: str, address: str) -> tuple[int, int, int] | None:
+    """How specifically `pattern` (of `space_type`) matches a destination address; None = no match."""
+    if space_type == "SMTP":
+        return _smtp_rank(pattern.lower(), address.lower())
+    return _glob_rank(pattern, address)
+
+
+def parse_destination(to: str) -> tuple[str, str]:
+    """(address type, address) of an external destination: `user@domain` or a domain -> SMTP domain."""
+    to = to.strip()
+    if not to:
+        raise RoutingError("empty destination")
+    if to.startswith("/"):
+        return "X500", to
+    if "=" in to and ";" in to:
+        return "X400", to
+    domain = to.rsplit("@", 1)[-1].strip().rstrip(".").lower()
+    if not domain or any(not label for label in domain.split(".")) or " " in domain:
+        raise RoutingError(f"not an address or domain: {to!r}")
+    return "SMTP", domain
+
+
+# ----------------------------------------------------------------------------------------- the graph
+
+
+@dataclass(slots=True)
+class _Edge:
+    """A group-to-group connector."""
+
+    index: int
+    src: int
+    dst: int
+    cost: int
+    conn: Connector
+
+
+@dataclass(slots=True)
+class _Space:
+    """One address-space arrow of an external connector."""
+
+    type: str
+    address: str
+    cost: int
+    home: int
+    conn: Connector
+
+
+@dataclass(slots=True)
+class _Graph:
+    """Everything a lookup needs from one table, built once per table."""
+
+    groups: list[Guid] = field(default_factory=list)
+    index: dict[Guid, int] = field(default_factory=dict)
+    tombstoned: set[Guid] = field(default_factory=set)
+    server_group: dict[Guid, int] = field(default_factory=dict)
+    fqdn_of_vs: dict[Guid, str] = field(default_factory=dict)
+    edges: list[_Edge] = field(default_factory=list)
+    structure: list[list[_Edge]] = field(default_factory=list)  # every edge, whatever its state
+    adjacency: list[list[tuple[int, int, int]]] = field(default_factory=list)  # usable: (dst, cost, edge)
+    reverse: list[list[tuple[int, int, int]]] = field(default_factory=list)  # usable: (src, cost, edge)
+    inbound: list[list[_Edge]] = field(default_factory=list)  # every edge into a group
+    external: list[int] = field(default_factory=list)  # external connectors per group
+    restricted: list[_Edge] = field(default_factory=list)
+    spaces_smtp_exact: dict[str, list[_Space]] = field(default_factory=dict)
+    spaces_smtp_wild: dict[str, list[_Space]] = field(default_factory=dict)
+    spaces_star: list[_Space] = field(default_factory=list)
+    spaces_other: list[_Space] = field(default_factory=list)
+    usable: dict[Guid, bool] = field(default_factory=dict)
+    spt: dict[tuple[int, frozenset[int]], _Tree] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Tree:
+    """A shortest-path tree from one group for one set of excluded (restricted) edges."""
+
+    dist: list[float]
+    pred: list[int]
+    excluded: frozenset[int]
+
+
+def _bh_down(c: Connector) -> bool:
+    return bool(c.bridgeheads) and not any(b.state.available for b in c.bridgeheads)
+
+
+def _never_down(c: Connector, is_rg: bool) -> bool:
+    if c.type == "EDK":
+        return True
+    if c.type == "RGC" and not c.bridgeheads:
+        return True
+    return c.type == "SMTP" and not is_rg and not c.target_address
+
+
+def _is_leaf(graph: _Graph, g: int) -> bool:
+    """R28: at most one inbound and one outbound group connector, opposite ways, nothing else."""
+    out, ins = graph.structure[g], graph.inbound[g]
+    if graph.external[g] or len(out) > 1 or len(ins) > 1 or not (out or ins):
+        return False
+    return not (out and ins) or out[0].dst == ins[0].src
+
+
+def _has_alternate(graph: _Graph, edge: _Edge) -> bool:
+    """Whether edge.dst is reachable from edge.src without `edge` (early-exit BFS over the structure)."""
+    seen = {edge.src}
+    queue = deque([edge.src])
+    while queue:
+        node = queue.popleft()
+        for e in graph.structure[node]:
+            if e.index == edge.index or e.dst in seen:
+                continue
+            if e.dst == edge.dst:
+                return True
+            seen.add(e.dst)
+            queue.append(e.dst)
+    return False
+
+
+def pinned_connectors(org: OrgInfo, leaf_rule: str = "general") -> frozenset[Guid]:
+    """Group-to-group connectors with no alternate directed path between their groups (G42)."""
+    graph = _build_graph(org)
+    return frozenset(e.conn.guid for e in graph.edges if _pinned(graph, e, leaf_rule))
+
+
+def _pinned(graph: _Graph, edge: _Edge, leaf_rule: str) -> bool:
+    if leaf_rule == "seed" and not (_is_leaf(graph, edge.src) or _is_leaf(graph, edge.dst)):
+        return False
+    return not _has_alternate(graph, edge)
+
+
+def _all_spaces(graph: _Graph) -> Iterator[_Space]:
+    yield from graph.spaces_star
+    yield from graph.spaces_other
+    for d in (graph.spaces_smtp_exact, graph.spaces_smtp_wild):
+        for items in d.values():
+            yield from items
+
+
+def _add_group_connectors(graph: _Graph, gi: int, conns: Iterable[Connector]) -> None:
+    for c in conns:
+        rg_arrows = [a for a in c.address_spaces if a.type == "RG"]
+        for a in rg_arrows:
+            if a.address in graph.index and a.address not in graph.tombstoned:
+                edge = _Edge(len(graph.edges), gi, graph.index[a.address], a.cost, c)
+                graph.edges.append(edge)
+                graph.structure[gi].append(edge)
+        if not rg_arrows:
+            for a in c.address_spaces:
+                _index_space(graph, _Space(a.type.upper(), a.address, a.cost, gi, c))
+
+
+def _index_space(graph: _Graph, s: _Space) -> None:
+    if s.type != "SMTP":
+        graph.spaces_other.append(s)
+        return
+    pattern = s.address.lower()
+    if pattern == "*":
+        graph.spaces_star.append(s)
+    elif pattern.startswith("*."):
+        graph.spaces_smtp_wild.setdefault(pattern[2:], []).append(s)
+    else:
+        graph.spaces_smtp_exact.setdefault(pattern, []).append(s)
+
+
+def _build_graph(org: OrgInfo) -> _Graph:
+    graph = _Graph()
+    for rg in sorted(org.routing_groups, key=lambda r: r.guid):
+        if rg.is_tombstone:
+            graph.tombstoned.add(rg.guid)
+            continue
+        graph.index[rg.guid] = len(graph.groups)
+        graph.groups.append(rg.guid)
+        graph.structure.append([])
+    for rg in sorted(org.routing_groups, key=lambda r: r.guid):
+        gi = graph.index.get(rg.guid)
+        if gi is None:
+            continue
+        for m in rg.members:
+            graph.server_group.setdefault(m.guid, gi)
+        for c in sorted(rg.connectors, key=lambda c: c.guid):
+            for b in c.bridgeheads:
+                graph.fqdn_of_vs[b.guid] = b.fqdn
+        _add_group_connectors(graph, gi, sorted(rg.connectors, key=lambda c: c.guid))
+    return graph
+
+
+def _finish_graph(graph: _Graph, leaf_rule: str, compat_e2k: bool) -> None:
+    """Decide usability (pinning only looked at for otherwise-down edges) and build the usable adjacency."""
+    n = len(graph.groups)
+    graph.adjacency, graph.reverse, graph.inbound = (
+        [[] for _ in range(n)],
+        [[] for _ in range(n)],
+        [[] for _ in range(n)],
+    )
+    graph.external = [0] * n
+    for e in graph.edges:
+        graph.inbound[e.dst].append(e)
+    for guid, home in {(s.conn.guid, s.home) for s in _all_spaces(graph)}:
+        graph.external[home] += 1
+        graph.usable[guid] = False
+    for s in _all_spaces(graph):
+        graph.usable[s.conn.guid] = _usable(s.conn, False)
+    for e in graph.edges:
+        ok = _usable(e.conn, True) or (not compat_e2k and _pinned(graph, e, leaf_rule))
+        graph.usable[e.conn.guid] = graph.usable.get(e.conn.guid, False) or ok
+        if ok:
+            graph.adjacency[e.src].append((e.dst, e.cost, e.index))
+            graph.reverse[e.dst].append((e.src, e.cost, e.index))
+        if _has_restrictions(e.conn):
+            graph.restricted.append(e)
+
+
+def _usable(c: Connector, is_rg: bool) -> bool:
+    if _never_down(c, is_rg):
+        return True
+    return c.state is ConnectorState.UP and not _bh_down(c)
+
+
+def _has_restrictions(c: Connector) -> bool:
+    return bool(
+        c.priority or c.max_size is not None or c.reject or c.accept or not c.accept_by_default or c.no_pf_referrals
+    )
+
+
+def _dijkstra(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
+    dist = [INF] * len(graph.groups)
+    pred = [-1] * len(graph.groups)
+    dist[src] = 0
+    heap: list[tuple[float, int]] = [(0, src)]
+    adjacency = graph.adjacency
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        d, u = pop(heap)
+        if d > dist[u]:
+            continue
+        for v, w, ei in adjacency[u]:
+            nd = d + w
+            if nd < dist[v] and ei not in excluded:
+                dist[v] = nd
+                pred[v] = ei
+                push(heap, (nd, v))
+    return _Tree(dist, pred, excluded)
+
+
+def _reachable(graph: _Graph, src: int) -> set[int]:
+    seen = {src}
+    queue = deque([src])
+    while queue:
+        for e in graph.structure[queue.popleft()]:
+            if e.dst not in seen:
+                seen.add(e.dst)
+                queue.append(e.dst)
+    return seen
+
+
+# ----------------------------------------------------------------------------------------- choices
+
+
+def _hash_int(*parts: str) -> int:
+    h = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8)
+    return int.from_bytes(h.digest(), "big")
+
+
+def _tie_break(server_guid: Guid, candidates: list[Guid]) -> Guid:
+    """R53: hash(server GUID) mod n over the candidates sorted by connector GUID."""
+    ordered = sorted(candidates)
+    return ordered[_hash_int(server_guid) % len(ordered)]
+
+
+# ----------------------------------------------------------------------------------------- the router
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """A normalized lookup: source server/group, destination kind and key, message class."""
+
+    server: Guid
+    group: int
+    kind: str  # "address" | "group"
+    dest: str  # the address, or the destination group's GUID
+    dest_server: str | None
+    msg: MessageClass
+    message_key: str
+
+
+@dataclass(slots=True)
+class _Cand:
+    guid: Guid
+    total: int
+    home: int
+    space: _Space | None  # None for an internal destination
+    last_edge: int  # for an internal destination: the edge into the target group
+
+
+class Router:
+    """Route lookups against link-state tables (module docstring)."""
+
+    def __init__(
+        self,
+        topology: Topology | None = None,
+        *,
+        seed: str = "",
+        check_restrictions: bool | None = None,
+        leaf_rule: str | None = None,
+        compat_e2k: bool | None = None,
+    ) -> None:
+        s = topology.settings if topology else None
+        self.topology = topology
+        self.seed = seed
+        self.check_restrictions = (
+            check_restrictions if check_restrictions is not None else bool(s and s.check_connector_restrictions)
+        )
+        self.leaf_rule = leaf_rule or (s.leaf_rule if s else "general")
+        self.compat_e2k = compat_e2k if compat_e2k is not None else bool(s and s.compat_e2k)
+        self._graphs: dict[Any, tuple[Any, _Graph]] = {}
+        self._results: dict[tuple[Any, _Ask], Route] = {}
+        self._sticky: dict[tuple[Guid, str, str], Guid] = {}
+        self._memberships: dict[str, frozenset[str]] = {}
+
+    # --------------------------------------------------------------------------------------- public
+
+    def route(
+        self,
+        table: OrgInfo | LinkStateDB,
+        from_server: str,
+        *,
+        to: str | None = None,
+        to_server: str | None = None,
+        to_group: str | None = None,
+        msg: MessageClass = MessageClass(),
+        message_key: str = "",
+    ) -> Route:
+        """The route for one message class from `from_server` (name or GUID) to exactly one destination."""
+        key, graph = self._graph(table)
+        ask = self._ask(graph, from_server, to, to_server, to_group, msg, message_key)
+        cached = self._results.get((key, ask))
+        if cached is not None:
+            return cached
+        result = self._lookup(graph, ask)
+        if len(self._results) > 100_000:
+            self._results.clear()
+        self._results[(key, ask)] = result
+        return result
+
+    def routes_from(
+        self, table: OrgInfo | LinkStateDB, from_server: str, msg: MessageClass = MessageClass()
+    ) -> dict[Guid, Route]:
+        """The route to every routing group of the table (what a server computes after a reset-routes)."""
+        graph = self._graph(table)[1]
+        server = self._server_guid(graph, from_server)
+        src = graph.server_group[server]
+        tree = self._spt(graph, src, msg)
+        return {g: self._group_route(graph, src, i, tree) for i, g in enumerate(graph.groups)}
+
+    def graph_for(self, table: OrgInfo | LinkStateDB) -> _Graph:
+        """The cached graph of a table (for diagnostics and benchmarks)."""
+        return self._graph(table)[1]
+
+    # --------------------------------------------------------------------------------------- caches
+
+    def _graph(self, table: OrgInfo | LinkStateDB) -> tuple[Any, _Graph]:
+        if isinstance(table, LinkStateDB):
+            key: Any = ("digest", table.digest)
+            org = table.snapshot()
+        else:
+            key, org = ("id", id(table)), table
+        hit = self._graphs.get(key)
+        if hit is not None and (key[0] == "digest" or hit[0] is org):
+            return key, hit[1]
+        graph = _build_graph(org)
+        _finish_graph(graph, self.leaf_rule, self.compat_e2k)
+        if len(self._graphs) >= 8:
+            self._graphs.clear()
+            self._results.clear()
+        self._graphs[key] = (org, graph)
+        return key, graph
+
+    def _spt(self, graph: _Graph, src: int, msg: MessageClass) -> _Tree:
+        excluded = frozenset(e.index for e in graph.restricted if not self._allowed(e.conn, msg, e.src, src))
+        k = (src, excluded)
+        hit = graph.spt.get(k)
+        if hit is None:
+            hit = graph.spt[k] = _dijkstra(graph, src, excluded)
+        return hit
+
+    # --------------------------------------------------------------------------------------- lookups
+
+    def _ask(
+        self,
+        graph: _Graph,
+        from_server: str,
+        to: str | None,
+        to_server: str | None,
+        to_group: str | None,
+        msg: MessageClass,
+        message_key: str,
+    ) -> _Ask:
+        if sum(x is not None for x in (to, to_server, to_group)) != 1:
+            raise RoutingError("give exactly one destination: an address, a server or a routing group")
+        if msg.priority not in PRIORITY_BITS:
+            raise RoutingError(f"priority must be high, normal or low, not {msg.priority!r}")
+        server = self._server_guid(graph, from_server)
+        src = graph.server_group.get(server)
+        if src is None:
+            raise RoutingError(f"server {from_server!r} is not a member of any routing group in the table")
+        if to is not None:
+            kind, address = parse_destination(to)
+            return _Ask(server, src, "address", f"{kind}:{address}", None, msg, message_key)
+        if to_server is not None:
+            target = self._server_guid(graph, to_server)
+            group = graph.server_group.get(target)
+            dest = graph.groups[group] if group is not None else ""
+            return _Ask(server, src, "group", dest, to_server, msg, message_key)
+        return _Ask(server, src, "group", self._group_guid(graph, str(to_group)), None, msg, message_key)
+
+    def _server_guid(self, graph: _Graph, name: str) -> Guid:
+        if name in graph.server_group:
+            return name
+        if self.topology is not None:
+            try:
+                return self.topology.server(name).guid
+            except KeyError:
+                pass
+        raise RoutingError(f"unknown server {name!r}")
+
+    def _group_guid(self, graph: _Graph, name: str) -> Guid:
+        if name in graph.index or name in graph.tombstoned:
+            return name
+        if self.topology is not None:
+            try:
+                return self.topology.routing_group(name).guid
+            except KeyError:
+                pass
+        raise RoutingError(f"unknown routing group {name!r}")
+
+    def _lookup(self, graph: _Graph, ask: _Ask) -> Route:
+        if ask.kind == "group":
+            return self._internal(graph, ask)
+        return self._external(graph, ask)
+
+    def _internal(self, graph: _Graph, ask: _Ask) -> Route:
+        target = graph.index.get(ask.dest)
+        if target is None:
+            return Route(UNREACHABLE)
+        if target == ask.group:
+            hop = self._server_label(ask.dest_server) if ask.dest_server else None
+            return Route(ROUTE, None, hop, 0, (self._group_label(graph, target),))
+        tree = self._spt(graph, ask.group, ask.msg)
+        best = tree.dist[target]
+        if best == INF:
+            return Route(QUEUED if target in _reachable(graph, ask.group) else UNREACHABLE)
+        cands = [
+            _Cand(graph.edges[ei].conn.guid, int(best), target, None, ei)
+            for u, w, ei in graph.reverse[target]
+            if tree.dist[u] + w == best and ei not in tree.excluded
+        ]
+        return self._finish(graph, ask, self._choose(ask, cands), tree)
+
+    def _external(self, graph: _Graph, ask: _Ask) -> Route:
+        kind, address = ask.dest.split(":", 1)
+        level = self._most_specific(graph, kind, address, ask)
+        if level is None:
+            return Route(UNREACHABLE)
+        tree = self._spt(graph, ask.group, ask.msg)
+        dist = tree.dist
+        cands = [
+            _Cand(s.conn.guid, int(dist[s.home] + s.cost), s.home, s, -1)
+            for s in level
+            if graph.usable.get(s.conn.guid) and dist[s.home] < INF
+        ]
+        if not cands:
+            best = min(level, key=lambda s: (s.cost, s.conn.guid))
+            return Route(QUEUED, address_space=self._space_ref(best))
+        return self._finish(graph, ask, self._choose(ask, cands), tree)
+
+    def _most_specific(self, graph: _Graph, kind: str, address: str, ask: _Ask) -> list[_Space] | None:
+        for level in _levels(graph, kind, address):
+            eligible = [s for s in level if self._allowed(s.conn, ask.msg, s.home, ask.group)]
+            if eligible:
+                return eligible
+        return None
+
+    # --------------------------------------------------------------------------------------- choice, result
+
+    def _choose(self, ask: _Ask, cands: list[_Cand]) -> _Cand:
+        best = min(c.total for c in cands)
+        ties = {c.guid: c for c in cands if c.total == best}
+        key = (ask.server, ask.dest, ask.msg.sender or "")
+        previous = self._sticky.get(key)
+        guid = previous if previous in ties else _tie_break(ask.server, list(ties))
+        self._sticky[key] = guid
+        return ties[guid]
+
+    def _finish(self, graph: _Graph, ask: _Ask, cand: _Cand, tree: _Tree) -> Route:
+        if cand.space is None:
+            edges = [*_path_edges(graph, tree.pred, graph.edges[cand.last_edge].src, ask.group), cand.last_edge]
+        else:
+            edges = _path_edges(graph, tree.pred, cand.home, ask.group)
+        groups = [ask.group, *(graph.edges[e].dst for e in edges)]
+        first = graph.edges[edges[0]].conn if edges else cand.space.conn if cand.space else None
+        hop = self._next_hop(graph, ask, first, bool(edges)) if first else None
+        return Route(
+            ROUTE,
+            self._conn_ref(first) if first else None,
+            hop,
+            cand.total,
+            tuple(self._group_label(graph, g) for g in groups),
+            self._space_ref(cand.space) if cand.space else None,
+        )
+
+    def _next_hop(self, graph: _Graph, ask: _Ask, conn: Connector, is_group_hop: bool) -> str:
+        mine = self.topology.server_by_guid(ask.server) if self.topology else None
+        vs = mine.vs_guid if mine else None
+        if not conn.bridgeheads or any(b.guid == vs for b in conn.bridgeheads):
+            return self._remote_hop(ask, conn, is_group_hop)
+        live = [b for b in conn.bridgeheads if b.state.available] or list(conn.bridgeheads)
+        pick = live[_hash_int(self.seed, ask.server, conn.guid, ask.dest, ask.message_key) % len(live)]
+        return self._server_label(pick.guid, pick.fqdn)
+
+    def _remote_hop(self, ask: _Ask, conn: Connector, is_group_hop: bool) -> str:
+        if conn.target_bridgeheads:
+            fqdns = conn.target_bridgeheads
+            pick = fqdns[_hash_int(self.seed, ask.server, conn.guid, ask.dest, ask.message_key, "remote") % len(fqdns)]
+            return self._fqdn_label(pick)
+        if is_group_hop:
+            rg = next((a.address for a in conn.address_spaces if a.type == "RG"), "")
+            return f"any server in {self._group_name(rg)}"
+        if conn.target_address and not conn.target_address.startswith("_"):
+            return conn.target_address
+        return "DNS"
+
+    # --------------------------------------------------------------------------------------- restrictions
+
+    def _allowed(self, c: Connector, msg: MessageClass, home: int, sender_group: int) -> bool:
+        if c.scope == 1 and home != sender_group and not any(a.type == "RG" for a in c.address_spaces):
+            return False
+        if c.priority & PRIORITY_BITS.get(msg.priority, 0):
+            return False
+        if msg.size is not None and c.max_size is not None and msg.size > c.max_size * 1024:
+            return False
+        if msg.referral and c.no_pf_referrals:
+            return False
+        if not self.check_restrictions or msg.sender is None:
+            return True
+        return self._sender_allowed(c, msg.sender)
+
+    def _sender_allowed(self, c: Connector, sender: str) -> bool:
+        ids = self._memberships.get(sender)
+        if ids is None:
+            ids = self.topology.memberships(sender) if self.topology else frozenset({sender.lower()})
+            self._memberships[sender] = ids
+        if c.accept_by_default:
+            return not any(d.lower() in ids for d in c.reject)
+        return any(d.lower() in ids for d in c.accept)
+
+    # --------------------------------------------------------------------------------------- names
+
+    def _group_route(self, graph: _Graph, src: int, i: int, tree: _Tree) -> Route:
+        if tree.dist[i] == INF:
+            return Route(QUEUED if i in _reachable(graph, src) else UNREACHABLE)
+        edges = _path_edges(graph, tree.pred, i, src)
+        groups = [src, *(graph.edges[e].dst for e in edges)]
+        first = graph.edges[edges[0]].conn if edges else None
+        ref = ConnectorRef(first.guid) if first else None
+        return Route(ROUTE, ref, None, int(tree.dist[i]), tuple(graph.groups[g] for g in groups))
+
+    def _conn_ref(self, c: Connector) -> ConnectorRef:
+        spec = self.topology.connector_by_guid(c.guid) if self.topology else None
+        return ConnectorRef(c.guid, spec.name if spec else None)
+
+    def _space_ref(self, s: _Space) -> SpaceRef:
+        return SpaceRef(s.type, s.address, s.cost, self._conn_ref(s.conn))
+
+    def _group_label(self, graph: _Graph, i: int) -> str:
+        return self._group_name(graph.groups[i])
+
+    def _group_name(self, guid: Guid) -> str:
+        spec = self.topology.routing_group_by_guid(guid) if self.topology else None
+        return spec.name if spec else guid
+
+    def _server_label(self, guid: str | None, fqdn: str | None = None) -> str:
+        if guid is None:
+            return fqdn or ""
+        spec = self.topology.server_by_guid(guid) if self.topology else None
+        if spec is None and self.topology is not None:
+            try:
+                spec = self.topology.server(guid)
+            except KeyError:
+                spec = None
+        return spec.name if spec else (fqdn or guid)
+
+    def _fqdn_label(self, fqdn: str) -> str:
+        if self.topology is not None:
+            for s in self.topology.servers:
+                if s.fqdn.lower() == fqdn.lower():
+                    return s.name
+        return fqdn
+
+
+def _levels(graph: _Graph, kind: str, address: str) -> Iterator[list[_Space]]:
+    """Matching address spaces grouped by specificity, most specific first (G23)."""
+    if kind != "SMTP":
+        ranked: dict[tuple[int, int, int], list[_Space]] = {}
+        for s in graph.spaces_other:
+            if s.type == kind and (r := match_rank(kind, s.address, address)) is not None:
+                ranked.setdefault(r, []).append(s)
+        yield from (ranked[r] for r in sorted(ranked, reverse=True))
+        return
+    if address in graph.spaces_smtp_exact:
+        yield graph.spaces_smtp_exact[address]
+    labels = address.split(".")
+    for i in range(1, len(labels)):
+        hit = graph.spaces_smtp_wild.get(".".join(labels[i:]))
+        if hit:
+            yield hit
+    if graph.spaces_star:
+        yield graph.spaces_star
+
+
+def _path_edges(graph: _Graph, pred: list[int], target: int, src: int) -> list[int]:
+    edges: list[int] = []
+    node = target
+    while node != src:
+        ei = pred[node]
+        if ei < 0:
+            break
+        edges.append(ei)
+        node = graph.edges[ei].src
+    edges.reverse()
+    return edges
