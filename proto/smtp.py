@@ -291,7 +291,8 @@ class DataReader:
     """Collects DATA lines (from a `LineReader`) until the lone `.`; undoes dot-stuffing; bounds the size.
 
     `feed_line` returns True when the message is complete; then `body` holds it (CRLF line endings) unless
-    it went over `max_size` (`oversize` is set and the body is dropped).
+    it went over `max_size` (`oversize` is set and the body is dropped) or a line was over the line bound
+    (`line_too_long`, reported by the caller through `feed_too_long`; the body is dropped too).
     """
 
     def __init__(self, max_size: int) -> None:
@@ -299,6 +300,11 @@ class DataReader:
         self._parts: list[bytes] = []
         self.size = 0
         self.oversize = False
+        self.line_too_long = False
+
+    def feed_too_long(self) -> None:
+        self.line_too_long = True
+        self._parts.clear()
 
     def feed_line(self, line: bytes) -> bool:
         if line == b".":
@@ -309,7 +315,7 @@ class DataReader:
         if self.size > self.max_size:
             self.oversize = True
             self._parts.clear()
-        elif not self.oversize:
+        elif not (self.oversize or self.line_too_long):
             self._parts.append(line + CRLF)
         return False
 
