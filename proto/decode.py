@@ -549,7 +549,7 @@ class _Parser:
                 raise self._fail(g.header, 0)
             length = int(m.group(1), 16)
             if length > limits.max_frame:
-                raise DecodeError(1, f"frame length {length} exceeds the limit of {limits.max_frame} bytes")
+                raise DecodeError(0, f"frame length {length} exceeds the limit of {limits.max_frame} bytes")
             declared_end = HEADER_LEN + length
             self.end = min(declared_end, len(data))
         m = self._chunk(g.header, 0)
@@ -590,7 +590,7 @@ class _Parser:
         actual = pos - HEADER_LEN
         if length != actual:
             self._warn(
-                1,
+                0,
                 f"frame length {{{m.group(1)}}} ({length} bytes) does not match the body "
                 f"{{{actual:08x}}} ({actual} bytes)",
             )
