@@ -1,0 +1,134 @@
+"""A WinRoute-style client node on TCP 691: connect, authenticate as CLIENT, send DUMP, read the answer.
+
+Owns: `dump(host, port, secret)` (the node's local view and its decoded OrgInfo) and `dump_frame(...)` (the
+same plus the raw frame bytes, for `winroute --raw`), and `ClientError`, the one typed failure they raise.
+Every failure is a `ClientError` whose `reason` is one line and whose `kind` says what went wrong:
+  refused   nothing listens there (or the address cannot be reached);
+  timeout   the whole exchange did not finish within `timeout` seconds;
+  auth      mutual authentication failed (event 962 semantics: a client node against the routing service,
+            most often a wrong organization secret) or the server closed during authentication;
+  protocol  the server spoke something that is not the 691 protocol, or closed before answering.
+Invariants: a fresh random client GUID and fresh nonces per call (`secrets`); nothing is sent before the
+banner and the mutual authentication; the connection is always closed on return.
+May import: the standard library, trio, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import trio
+
+from linkstate.core.session691 import Authenticated, Fault, S, Session691
+from proto import rg691
+from proto.codec import Decoded
+
+READ_SIZE = 65536
+KINDS = ("refused", "timeout", "auth", "protocol")
+
+
+class ClientError(Exception):
+    """A failed DUMP: `reason` is one line for a person, `kind` one of KINDS."""
+
+    def __init__(self, kind: str, reason: str, event_id: int | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.event_id = event_id
+
+
+@dataclass(frozen=True, slots=True)
+class DumpResult:
+    """What a node answered to DUMP: its local view, its ORGINFO frame (raw + decoded) and its banner."""
+
+    view: rg691.Dump
+    frame: rg691.OrgInfoFrame
+    banner: str
+
+    @property
+    def decoded(self) -> Decoded:
+        return self.frame.decoded
+
+
+async def dump(host: str, port: int, secret: bytes, *, timeout: float = 10) -> tuple[rg691.Dump, Decoded]:
+    """The local view and the decoded link-state table of the node at host:port."""
+    result = await dump_frame(host, port, secret, timeout=timeout)
+    return result.view, result.decoded
+
+
+async def dump_frame(host: str, port: int, secret: bytes, *, timeout: float = 10) -> DumpResult:
+    """Like `dump`, keeping the raw ORGINFO frame and the server's banner."""
+    where = f"{host}:{port}"
+    try:
+        with trio.fail_after(timeout):
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                raise ClientError("refused", f"cannot connect to {where}: {_os_reason(exc)}") from None
+            async with stream:
+                return await _exchange(stream, where, secret)
+    except trio.TooSlowError:
+        raise ClientError("timeout", f"{where} did not answer within {timeout:g} s") from None
+
+
+async def _exchange(stream: trio.SocketStream, where: str, secret: bytes) -> DumpResult:
+    session = Session691(
+        initiator=True,
+        local_guid=secrets.token_hex(16),
+        secret=secret,
+        nonce=lambda: secrets.token_hex(16),
+        kind="CLIENT",
+    )
+    view: rg691.Dump | None = None
+    while True:
+        try:
+            data = await stream.receive_some(READ_SIZE)
+        except (trio.BrokenResourceError, OSError) as exc:
+            raise ClientError("protocol", f"{where}: connection lost: {exc}") from None
+        if not data:
+            if session.state is S.AWAIT_BANNER:
+                raise ClientError("protocol", f"{where} closed the connection before its 691 banner")
+            if not session.authenticated:
+                raise ClientError(
+                    "auth", f"{where} closed the connection during authentication (wrong secret?)", 962
+                )
+            raise ClientError("protocol", f"{where} closed the connection before answering DUMP")
+        for result in session.receive(bytes(data)):
+            if isinstance(result, Fault):
+                if result.event_id is not None:
+                    raise ClientError(
+                        "auth", f"authentication with {where} failed (event 962): {result.reason}", 962
+                    )
+                raise ClientError("protocol", f"{where}: {result.reason}")
+            if isinstance(result, Authenticated):
+                session.send(rg691.Dump())
+            elif isinstance(result, rg691.Dump) and result.response:
+                view = result
+            elif isinstance(result, rg691.OrgInfoFrame) and view is not None:
+                return DumpResult(view, result, _banner(session))
+            elif isinstance(result, rg691.Detach):
+                raise ClientError("protocol", f"{where} detached: {result.reason or 'no reason given'}")
+            else:
+                raise ClientError("protocol", f"{where}: unexpected {type(result).__name__} in answer to DUMP")
+        pending = session.take_pending()
+        if pending:
+            try:
+                await stream.send_all(pending)
+            except (trio.BrokenResourceError, OSError) as exc:
+                raise ClientError("protocol", f"{where}: connection lost: {exc}") from None
+
+
+def _banner(session: Session691) -> str:
+    framer = getattr(session, "_framer", None)
+    raw = getattr(framer, "banner", None)
+    return raw.decode("ascii", "replace") if isinstance(raw, bytes) else ""
+
+
+def _os_reason(exc: BaseException) -> str:
+    """`Connection refused` rather than trio's `all attempts to connect … failed` wrapper."""
+    inner = getattr(exc.__cause__, "exceptions", None)
+    if inner:
+        return _os_reason(inner[0])
+    strerror = getattr(exc, "strerror", None)
+    return str(strerror or exc or type(exc).__name__).rstrip(".")
