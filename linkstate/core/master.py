@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from linkstate.core.dampening import Dampener
+from linkstate.core.dampening import Commit, Dampener
 from linkstate.core.directory import build_section
 from linkstate.core.events import Diagnostic
+from linkstate.core.routing import pinned_connectors
 from proto import rg691
 from proto.model import BridgeheadState, ConnectorState, RoutingGroup, Version
 
@@ -43,7 +44,13 @@ class MasterRole:
         self.highest_seen = Version()
         self.published = False
         self.settle_deadline: float | None = now + node.settings.scaled("master_settle")
-        self.dampener = Dampener(node.settings.scaled("state_delay"), compat_e2k=node.settings.compat_e2k)
+        self.dampener = Dampener(
+            node.settings.scaled("state_delay"),
+            compat_e2k=node.settings.compat_e2k,
+            batch_interval=node.settings.scaled("poll_interval"),
+            epoch=now,
+        )
+        self._pinned_cache: tuple[str, frozenset[str]] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -51,9 +58,7 @@ class MasterRole:
         own = self.node.lsdb.section(self.node.rg.guid)
         if own is not None:
             self.highest_seen = max(self.highest_seen, own.version)
-        self.node.diag(
-            "master_started", rg=self.node.rg.name, settle_s=self.node.settings.scaled("master_settle")
-        )
+        self.node.diag("master_started", rg=self.node.rg.name, settle_s=self.node.settings.scaled("master_settle"))
         self._maybe_publish(now)
 
     def stop(self, reason: str) -> None:
@@ -91,9 +96,7 @@ class MasterRole:
         for guid, c in list(self.attached.items()):
             if c == conn:
                 del self.attached[guid]
-                self.node.diag(
-                    "member_detached", member=self.node.server_name(guid), attached=len(self.attached)
-                )
+                self.node.diag("member_detached", member=self.node.server_name(guid), attached=len(self.attached))
                 self._commit(USER, now)
 
     def _on_attach(self, conn: int, msg: rg691.Message, now: float) -> None:
@@ -117,8 +120,8 @@ class MasterRole:
         if old is not None and old != conn:
             node.close(old, "replaced by a new attachment")
         self.attached[msg.member] = conn
-        if msg.routing_group == node.rg.guid:
-            self.highest_seen = max(self.highest_seen, Version(msg.major, msg.minor, msg.user))
+        reported = Version(msg.major, msg.minor, msg.user)
+        self.highest_seen = max(self.highest_seen, reported)
         node.send(
             conn,
             rg691.AttachAck(
@@ -131,7 +134,10 @@ class MasterRole:
         )
         node.diag("member_attached", member=member.name, attached=len(self.attached), quorum=self.quorum)
         if self.published:
-            self._commit(USER, now)
+            if reported >= self.version:  # the member saw a later epoch of this group: publish above it
+                self._commit(MAJOR, now, above=reported)
+            else:
+                self._commit(USER, now)
             if msg.digest != node.lsdb.digest:
                 node.send_table(conn)
         else:
@@ -188,20 +194,46 @@ class MasterRole:
         node = self.node
         spec = node.topo.connector_by_guid(connector)
         if spec is None or spec.routing_group != node.rg.name:
-            node.diag(
-                "state_ignored", level="warning", connector=connector, reason="not a connector of this group"
-            )
+            node.diag("state_ignored", level="warning", connector=connector, reason="not a connector of this group")
             return
         try:
             state = BridgeheadState(value.removeprefix("VS_"))
         except ValueError:
-            node.diag(
-                "state_ignored", level="warning", connector=connector, reason=f"unknown state {value!r}"
-            )
+            node.diag("state_ignored", level="warning", connector=connector, reason=f"unknown state {value!r}")
             return
         self.reported[(connector, vs)] = state
+        if self._pinned(connector):
+            # no alternate path: the connector stays UP and no link-state traffic is generated (R121, G42)
+            node.diag("state_change_pinned", connector=spec.name, state=state.value)
+            return
         derived = self._derived_state(spec.guid, self.reported)
+        if derived is self.dampener.committed(connector):
+            self._refresh_bridgeheads(connector, now)
         self._apply_commits(self.dampener.report(connector, derived, now), now)
+
+    def _pinned(self, connector: str) -> bool:
+        settings = self.node.settings
+        if settings.compat_e2k:
+            return False
+        digest = self.node.lsdb.digest
+        if self._pinned_cache is None or self._pinned_cache[0] != digest:
+            pinned = pinned_connectors(self.node.lsdb.snapshot(), settings.leaf_rule)
+            self._pinned_cache = (digest, pinned)
+        return connector in self._pinned_cache[1]
+
+    def _refresh_bridgeheads(self, connector: str, now: float) -> None:
+        """A bridgehead changed but the connector's state did not: publish the bridgehead states (minor)."""
+        changed = False
+        for (c, vs), bh in self.reported.items():
+            if c == connector and self.bh_states.get((c, vs)) is not bh:
+                self.bh_states[(c, vs)] = bh
+                changed = True
+        if (
+            changed
+            and self.dampener.committed(connector) is ConnectorState.UP
+            and not self.dampener.window_open(connector)
+        ):
+            self._commit(MINOR, now)
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         self.node.close(conn, "member detached")
@@ -209,26 +241,30 @@ class MasterRole:
 
     # --- state and versions -----------------------------------------------------------------------------
 
-    def _derived_state(
-        self, connector: str, states: dict[tuple[str, str], BridgeheadState]
-    ) -> ConnectorState:
+    def _derived_state(self, connector: str, states: dict[tuple[str, str], BridgeheadState]) -> ConnectorState:
         """DOWN only when every explicit source bridgehead is not available (R46–R47)."""
         spec = self.node.topo.connector_by_guid(connector)
         if spec is None or not spec.source_bridgeheads:
             return ConnectorState.UP
         vs_guids = [self.node.topo.bridgehead_of(name) for name in spec.source_bridgeheads]
         all_down = all(
-            states.get((connector, vs), BridgeheadState.CONN_AVAIL) is not BridgeheadState.CONN_AVAIL
-            for vs in vs_guids
+            states.get((connector, vs), BridgeheadState.CONN_AVAIL) is not BridgeheadState.CONN_AVAIL for vs in vs_guids
         )
         return ConnectorState.DOWN if all_down else ConnectorState.UP
 
-    def _apply_commits(self, commits: list[object], now: float) -> None:
+    def _apply_commits(self, commits: list[Commit], now: float) -> None:
+        for diag in self.dampener.diagnostics():
+            self.node.diag(
+                diag.name,
+                level="warning",
+                connector=self.node.connector_name(diag.connector_guid),
+                changes=diag.changes,
+                window_start=round(diag.window_start, 3),
+            )
         if not commits:
             return
         for commit in commits:
-            connector = getattr(commit, "connector")  # noqa: B009
-            state = getattr(commit, "state")  # noqa: B009
+            connector, state = commit.connector_guid, commit.state
             self.conn_states[connector] = state
             for (c, vs), bh in self.reported.items():
                 if c == connector:
@@ -252,9 +288,7 @@ class MasterRole:
         self.published = True
         self.settle_deadline = None
         self.version = Version(max(self.highest_seen.major + 1, 1), 0, 0)
-        self.node.diag(
-            "master_published", version=str(self.version), reason=reason, attached=len(self.attached)
-        )
+        self.node.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached))
         self._write_section(MAJOR)
 
     def _commit(self, kind: str, now: float, above: Version | None = None) -> None:
@@ -274,16 +308,12 @@ class MasterRole:
         base = build_section(node.topo, node.rg.name, version=self.version, version_guid=self.epoch)
         present = set(self.attached) | {node.me.guid}
         members = tuple(
-            replace(
-                m, connected=m.guid in present, service_status=self.services.get(m.guid, m.service_status)
-            )
+            replace(m, connected=m.guid in present, service_status=self.services.get(m.guid, m.service_status))
             for m in base.members
         )
         connectors = []
         for c in base.connectors:
-            bhs = tuple(
-                replace(b, state=self.bh_states.get((c.guid, b.guid), b.state)) for b in c.bridgeheads
-            )
+            bhs = tuple(replace(b, state=self.bh_states.get((c.guid, b.guid), b.state)) for b in c.bridgeheads)
             connectors.append(replace(c, bridgeheads=bhs, state=self.conn_states.get(c.guid, c.state)))
         return replace(base, members=members, connectors=tuple(connectors))
 

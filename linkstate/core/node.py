@@ -222,8 +222,14 @@ class NodeCore:
 
     def _on_lost(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.PeerLost)
-        if self.conns.pop(e.conn, None) is not None:
-            self.role.on_lost(e.conn, now)
+        c = self.conns.pop(e.conn, None)
+        if c is None:
+            return
+        if not c.session.authenticated and not c.session.closed:
+            event_id = 962 if c.session.peer_kind == "CLIENT" else 961
+            self.diag("session_failed", level="warning", event_id=event_id, conn=e.conn,
+                      reason=f"connection closed before authentication completed ({e.reason})")
+        self.role.on_lost(e.conn, now)
 
     def _on_data(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.DataReceived)

@@ -55,10 +55,11 @@ class SimNetwork:
         for server in self.topology.servers:
             self.start(server.name)
 
-    def start(self, name: str) -> NodeCore:
+    def start(self, name: str, topology: Topology | None = None) -> NodeCore:
+        """Start (or restart) server `name`, optionally from its own copy of the directory."""
         rng = random.Random(f"{self.seed}:{name}:{next(self._nonce_counter)}")
         core = NodeCore(
-            self.topology,
+            topology or self.topology,
             name,
             nonce=lambda: f"{rng.getrandbits(128):032x}",
             rand=rng.random,
@@ -76,9 +77,7 @@ class SimNetwork:
         for (owner, conn), (peer, peer_conn) in list(self._links.items()):
             if owner == name:
                 self._drop_link(owner, conn)
-                self._schedule(
-                    self.latency, lambda p=peer, c=peer_conn: self._deliver(p, ev.PeerLost(c, "peer died"))
-                )
+                self._schedule(self.latency, self._lost_cb(peer, peer_conn, "peer died"))
 
     def partition(self, a: str, b: str) -> None:
         """Cut every link between servers a and b (their connections drop; new ones fail)."""
@@ -86,12 +85,8 @@ class SimNetwork:
         for (owner, conn), (peer, peer_conn) in list(self._links.items()):
             if {owner, peer} == {a, b}:
                 self._drop_link(owner, conn)
-                self._schedule(
-                    self.latency, lambda o=owner, c=conn: self._deliver(o, ev.PeerLost(c, "partition"))
-                )
-                self._schedule(
-                    self.latency, lambda p=peer, c=peer_conn: self._deliver(p, ev.PeerLost(c, "partition"))
-                )
+                self._schedule(self.latency, self._lost_cb(owner, conn, "partition"))
+                self._schedule(self.latency, self._lost_cb(peer, peer_conn, "partition"))
 
     def heal(self, a: str, b: str) -> None:
         self.partitions.discard(frozenset((a, b)))
@@ -218,7 +213,8 @@ class SimNetwork:
         self._links[(peer, theirs)] = (name, mine)
 
         def up() -> None:
-            if (name, mine) not in self._links:
+            if (name, mine) not in self._links:  # the peer died or was cut off while we were connecting
+                self._deliver(name, ev.ConnectFailed(peer, "connection reset"))
                 return
             self._deliver(peer, ev.PeerConnected(theirs, inbound=True))
             self._deliver(name, ev.PeerConnected(mine, inbound=False, peer=peer))
