@@ -204,7 +204,11 @@ class NodeService:
     async def _inbound(self, stream: trio.abc.Stream) -> None:
         if len(self.conns) >= MAX_CONNECTIONS:
             self.log.warning("connection_refused", reason="too many connections", limit=MAX_CONNECTIONS)
-            await stream.aclose()
+            with trio.move_on_after(1):
+                try:
+                    await stream.aclose()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
             return
         conn = next(self._ids)
         await self._run_conn(conn, stream, ev.PeerConnected(conn, inbound=True), peer="inbound")
@@ -219,9 +223,7 @@ class NodeService:
             self.post(ev.ConnectFailed(out.peer, f"{out.host}:{out.port}: {reason}"))
             return
         conn = next(self._ids)
-        await self._run_conn(
-            conn, stream, ev.PeerConnected(conn, inbound=False, peer=out.peer), peer=out.peer
-        )
+        await self._run_conn(conn, stream, ev.PeerConnected(conn, inbound=False, peer=out.peer), peer=out.peer)
 
     async def _run_conn(self, conn: int, stream: trio.abc.Stream, hello: ev.PeerConnected, peer: str) -> None:
         send, receive = trio.open_memory_channel[bytes | None](SEND_QUEUE)
@@ -232,34 +234,38 @@ class NodeService:
         try:
             with state.cancel:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, conn, stream, receive, nursery.cancel_scope)
+                    nursery.start_soon(self._writer, stream, receive, nursery.cancel_scope)
                     reason = await self._reader(conn, stream)
                     nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            reason = f"transport error: {exc}"
+        except Exception as exc:  # a connection task must never take the node down
+            reason = f"connection error: {exc!r}"
+            self.log.error("connection_error", conn=conn, peer=peer, reason=reason)
         finally:
             self.conns.pop(conn, None)
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(1):
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                try:
                     await stream.aclose()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
             self.post(ev.PeerLost(conn, reason))
 
     async def _reader(self, conn: int, stream: trio.abc.Stream) -> str:
         settings = self.topology.settings
-        while True:
-            authenticated = self._authenticated(conn)
-            idle = (
-                settings.scaled("poll_interval") * 3 if authenticated else settings.scaled("attach_timeout")
-            )
-            with trio.move_on_after(idle) as scope:
-                data = await stream.receive_some(READ_SIZE)
-            if scope.cancelled_caught:
-                what = "idle" if authenticated else "did not authenticate in time"
-                self.log.warning("connection_timeout", conn=conn, reason=what)
-                return f"timeout: {what}"
-            if not data:
-                return "closed by peer"
-            await self._inbox_send.send(ev.DataReceived(conn, bytes(data)))
+        try:
+            while True:
+                authenticated = self._authenticated(conn)
+                idle = settings.scaled("poll_interval") * 3 if authenticated else settings.scaled("attach_timeout")
+                with trio.move_on_after(idle) as scope:
+                    data = await stream.receive_some(READ_SIZE)
+                if scope.cancelled_caught:
+                    what = "idle" if authenticated else "did not authenticate in time"
+                    self.log.warning("connection_timeout", conn=conn, reason=what)
+                    return f"timeout: {what}"
+                if not data:
+                    return "closed by peer"
+                await self._inbox_send.send(ev.DataReceived(conn, bytes(data)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            return f"transport error: {exc}"
 
     def _authenticated(self, conn: int) -> bool:
         c = self.core.conns.get(conn) if self.core is not None else None
@@ -267,16 +273,19 @@ class NodeService:
 
     async def _writer(
         self,
-        conn: int,
         stream: trio.abc.Stream,
         receive: trio.MemoryReceiveChannel[bytes | None],
         scope: trio.CancelScope,
     ) -> None:
-        async for data in receive:
-            if data is None:
-                break
-            await stream.send_all(data)
-        scope.cancel()
+        try:
+            async for data in receive:
+                if data is None:
+                    break
+                await stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            scope.cancel()
 
     def _drop(self, conn: int, reason: str) -> None:
         c = self.conns.get(conn)

@@ -136,9 +136,7 @@ def test_master_moved_in_directory_relinquishes_with_958() -> None:
     rg = moved.routing_group("Redmond")
     from linkstate.core.topology import parse_topology
 
-    text_topo = parse_topology(
-        open_text().replace('master = "RED-1"', 'master = "RED-2"'), "moved.toml"
-    )
+    text_topo = parse_topology(open_text().replace('master = "RED-1"', 'master = "RED-2"'), "moved.toml")
     assert rg.master == "RED-1"
     for name in net.nodes:
         net.inject(name, ev.TopologyChanged(text_topo))

@@ -7,7 +7,8 @@ every server runs, all digests are equal and every member is attached.
 
 from __future__ import annotations
 
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from linkstate.core import events as ev

@@ -1,0 +1,133 @@
+"""The link-state table: G32 merge rules, caches agree with the encoder, merge properties (hypothesis)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linkstate.core.directory import build_orginfo, tombstone
+from linkstate.core.lsdb import LinkStateDB
+from proto.encode import digest, encode
+from proto.model import Member, OrgInfo, RoutingGroup, Version
+from tests.core.topology_helpers import example
+
+G = [f"{i:02x}" * 16 for i in range(1, 5)]
+
+
+def section(guid: str, version: Version, vguid: str = "0" * 32, note: str = "") -> RoutingGroup:
+    return RoutingGroup(guid, guid, version, vguid, smtp_address=f"*.{note}", members=(Member(guid),))
+
+
+def test_from_topology_matches_encoder() -> None:
+    topo = example("seattle.toml")
+    db = LinkStateDB.from_topology(topo)
+    org = build_orginfo(topo)
+    assert len(db) == 4
+    assert db.snapshot() == org
+    assert db.digest == digest(org)
+    assert db.frame() == encode(org)
+    assert db.snapshot() is db.snapshot()
+
+
+def test_put_and_caches_follow_changes() -> None:
+    db = LinkStateDB([section(G[0], Version(1))])
+    d0 = db.digest
+    assert not db.put(section(G[0], Version(1)))
+    assert db.digest == d0
+    assert db.put(section(G[0], Version(1, 1)))
+    assert db.digest != d0 and db.digest == digest(db.snapshot())
+    assert db.frame() == encode(db.snapshot())
+
+
+def test_merge_takes_greater_versions_only() -> None:
+    db = LinkStateDB([section(G[0], Version(2)), section(G[1], Version(1))])
+    r = db.merge(OrgInfo((section(G[0], Version(1, 9), note="old"), section(G[1], Version(1, 0, 1), note="new"),
+                          section(G[2], Version(0), note="fresh"))))  # fmt: skip
+    assert r.changed == (G[1], G[2]) and not r.conflicts and not r.ignored_own and r.highest_own is None
+    assert db.version_of(G[0]) == Version(2) and db.version_of(G[1]) == Version(1, 0, 1)
+
+
+def test_master_ignores_its_own_group_and_reports_highest() -> None:
+    db = LinkStateDB([section(G[0], Version(2), note="mine")])
+    r = db.merge(OrgInfo((section(G[0], Version(7), note="theirs"),)), own_group=G[0])
+    assert r.ignored_own and r.changed == () and r.highest_own == Version(7)
+    sec = db.section(G[0])
+    assert sec is not None and sec.smtp_address == "*.mine"
+    r = db.merge(OrgInfo((section(G[0], Version(1)),)), own_group=G[0])
+    assert r.highest_own == Version(2)
+
+
+def test_equal_versions_conflict_resolved_by_version_guid() -> None:
+    db = LinkStateDB([section(G[0], Version(3), vguid="1" * 32, note="a")])
+    r = db.merge(OrgInfo((section(G[0], Version(3), vguid="2" * 32, note="b"),)))
+    assert r.changed == (G[0],) and r.conflicts == (G[0],)
+    r = db.merge(OrgInfo((section(G[0], Version(3), vguid="0" * 32, note="c"),)))
+    assert r.changed == () and r.conflicts == (G[0],)
+    sec = db.section(G[0])
+    assert sec is not None and sec.smtp_address == "*.b"
+
+
+def test_tombstones_are_ordinary_sections_and_nothing_is_deleted() -> None:
+    db = LinkStateDB([section(G[0], Version(1)), section(G[1], Version(1))])
+    t = tombstone(section(G[0], Version(1)))
+    assert db.merge(OrgInfo((t,))).changed == (G[0],)
+    assert db.merge(OrgInfo(())).changed == ()
+    assert len(db) == 2
+    sec = db.section(G[0])
+    assert sec is not None and sec.is_tombstone
+
+
+versions = st.builds(Version, st.integers(0, 3), st.integers(0, 3), st.integers(0, 3))
+sections = st.builds(
+    section, st.sampled_from(G), versions, st.sampled_from(["1" * 32, "2" * 32]), st.sampled_from(["x", "y"])
+)
+tables = st.lists(sections, max_size=6).map(lambda s: OrgInfo(tuple(s)))
+
+
+def _state(db: LinkStateDB) -> tuple[str, OrgInfo]:
+    return db.digest, db.snapshot()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(tables, min_size=1, max_size=5), st.sampled_from([None, G[0]]))
+def test_versions_never_go_backwards_and_own_group_is_kept(merges: list[OrgInfo], own: str | None) -> None:
+    mine = section(G[0], Version(1, 1, 1), note="mine")
+    db = LinkStateDB([mine])
+    for org in merges:
+        before = {g: db.version_of(g) for g in db.guids()}
+        r = db.merge(org, own_group=own)
+        for g, v in before.items():
+            now = db.version_of(g)
+            assert v is not None and now is not None and now >= v
+        if own is not None:
+            assert db.section(G[0]) == mine
+            seen = [s.version for s in org.routing_groups if s.guid == own]
+            assert r.highest_own == max([mine.version, *seen])
+        assert db.digest == digest(db.snapshot())
+
+
+@settings(max_examples=300, deadline=None)
+@given(tables, tables)
+def test_merge_is_idempotent_and_order_independent(a: OrgInfo, b: OrgInfo) -> None:
+    ab, ba = LinkStateDB(), LinkStateDB()
+    ab.merge(a)
+    ab.merge(b)
+    ba.merge(b)
+    ba.merge(a)
+    assert _state(ab) == _state(ba)
+    again = ab.merge(a)
+    assert again.changed == ()
+    assert ab.merge(b).changed == ()
+    single = LinkStateDB()
+    single.merge(OrgInfo(a.routing_groups + b.routing_groups))
+    assert _state(single) == _state(ab)
+
+
+@given(tables)
+def test_frame_is_the_encoding_of_the_snapshot(org: OrgInfo) -> None:
+    db = LinkStateDB()
+    db.merge(org)
+    assert db.frame() == encode(db.snapshot())
+    assert replace(db.snapshot()) == db.snapshot()
