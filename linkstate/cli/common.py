@@ -22,11 +22,7 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
         super().__init__(message)
-        self.code = code
-
-    @property  # type: ignore[override]
-    def exit_code(self) -> int:  # click reads this to choose the process exit status
-        return self.code
+        self.exit_code = code  # type: ignore[misc]  # click's class default is 1; ours varies per error
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
