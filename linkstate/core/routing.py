@@ -311,23 +311,19 @@ def _build_graph(org: OrgInfo) -> _Graph:
             for b in c.bridgeheads:
                 graph.fqdn_of_vs[b.guid] = b.fqdn
         _add_group_connectors(graph, gi, sorted(rg.connectors, key=lambda c: c.guid))
+    graph.inbound = [[] for _ in graph.groups]
+    graph.external = [0] * len(graph.groups)
+    for e in graph.edges:
+        graph.inbound[e.dst].append(e)
+    for _, home in {(s.conn.guid, s.home) for s in _all_spaces(graph)}:
+        graph.external[home] += 1
     return graph
 
 
 def _finish_graph(graph: _Graph, leaf_rule: str, compat_e2k: bool) -> None:
     """Decide usability (pinning only looked at for otherwise-down edges) and build the usable adjacency."""
     n = len(graph.groups)
-    graph.adjacency, graph.reverse, graph.inbound = (
-        [[] for _ in range(n)],
-        [[] for _ in range(n)],
-        [[] for _ in range(n)],
-    )
-    graph.external = [0] * n
-    for e in graph.edges:
-        graph.inbound[e.dst].append(e)
-    for guid, home in {(s.conn.guid, s.home) for s in _all_spaces(graph)}:
-        graph.external[home] += 1
-        graph.usable[guid] = False
+    graph.adjacency, graph.reverse = [[] for _ in range(n)], [[] for _ in range(n)]
     for s in _all_spaces(graph):
         graph.usable[s.conn.guid] = _usable(s.conn, False)
     for e in graph.edges:
@@ -639,11 +635,13 @@ class Router:
         )
 
     def _next_hop(self, graph: _Graph, ask: _Ask, conn: Connector, is_group_hop: bool) -> str:
+        """The sender itself sends when it is an available source bridgehead (or any server may send);
+        otherwise a pseudo-random available source bridgehead of the connector (R52)."""
         mine = self.topology.server_by_guid(ask.server) if self.topology else None
         vs = mine.vs_guid if mine else None
-        if not conn.bridgeheads or any(b.guid == vs for b in conn.bridgeheads):
-            return self._remote_hop(ask, conn, is_group_hop)
         live = [b for b in conn.bridgeheads if b.state.available] or list(conn.bridgeheads)
+        if not conn.bridgeheads or any(b.guid == vs for b in live):
+            return self._remote_hop(ask, conn, is_group_hop)
         pick = live[_hash_int(self.seed, ask.server, conn.guid, ask.dest, ask.message_key) % len(live)]
         return self._server_label(pick.guid, pick.fqdn)
 
