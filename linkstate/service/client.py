@@ -15,6 +15,7 @@ May import: the standard library, trio, proto, linkstate.core.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 
@@ -90,16 +91,12 @@ async def _exchange(stream: trio.SocketStream, where: str, secret: bytes) -> Dum
             if session.state is S.AWAIT_BANNER:
                 raise ClientError("protocol", f"{where} closed the connection before its 691 banner")
             if not session.authenticated:
-                raise ClientError(
-                    "auth", f"{where} closed the connection during authentication (wrong secret?)", 962
-                )
+                raise ClientError("auth", f"{where} closed the connection during authentication (wrong secret?)", 962)
             raise ClientError("protocol", f"{where} closed the connection before answering DUMP")
         for result in session.receive(bytes(data)):
             if isinstance(result, Fault):
                 if result.event_id is not None:
-                    raise ClientError(
-                        "auth", f"authentication with {where} failed (event 962): {result.reason}", 962
-                    )
+                    raise ClientError("auth", f"authentication with {where} failed (event 962): {result.reason}", 962)
                 raise ClientError("protocol", f"{where}: {result.reason}")
             if isinstance(result, Authenticated):
                 session.send(rg691.Dump())
@@ -130,5 +127,8 @@ def _os_reason(exc: BaseException) -> str:
     inner = getattr(exc.__cause__, "exceptions", None)
     if inner:
         return _os_reason(inner[0])
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
     strerror = getattr(exc, "strerror", None)
     return str(strerror or exc or type(exc).__name__).rstrip(".")

@@ -1,0 +1,630 @@
+"""A local multi-process cluster: every server of a topology file as its own `linkstate serve` process.
+
+Owns: the run directory and its state file, the port policy, spawning/stopping node processes, and the
+one-line-per-server status (queried with the DUMP client). Used by `linkstate cluster …` and `linkstate demo`.
+
+Run directory (one per topology file):
+  * `$XDG_RUNTIME_DIR/linkstate/<stem>-<hash8>` when XDG_RUNTIME_DIR is set (hash8 = the first 8 hex digits of
+    the SHA-1 of the file's absolute path, so two `topology.toml` in different folders never share state);
+  * otherwise `.linkstate/<stem>/` beside the topology file.
+  It holds `cluster.json` (the run state), `cluster.lock` (flock for read-modify-write), `<server>.log` (each
+  node's JSON log, stdout and stderr) and, when ports are derived, `topology.toml`.
+Port policy (DECISIONS §5): servers keep the ports the file gives them. Servers without `port_691` use the
+real ports (691, and 25 for SMTP) on their own loopback address when a test bind of each succeeds; otherwise a
+derived topology is written to the run directory with `port_691 = 6910 + n` and `port_smtp = 2525 + n` (n =
+the server's index in the file, from 0) for every server without explicit ports, and all nodes run on it.
+`secret_file` is made absolute there. While `cluster up` runs it re-derives that file when the source changes
+(so the nodes' own topology watcher picks the change up).
+Invariants: every server address is loopback (a local cluster never binds anything else); a node that was
+stopped on purpose is never restarted by `cluster up`; state writes are atomic (tmp file + rename) and made
+under the lock; a recorded pid is believed alive only if /proc shows a non-zombie `serve` of that server.
+May import: anything (CLI layer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import ipaddress
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import linkstate
+from linkstate.cli.common import fail
+from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.service.client import ClientError, dump
+
+STATE_FILE = "cluster.json"
+LOCK_FILE = "cluster.lock"
+DERIVED_FILE = "topology.toml"
+DEV_PORT_691 = 6910
+DEV_PORT_SMTP = 2525
+REAL_PORT_691 = 691
+REAL_PORT_SMTP = 25
+STOP_TIMEOUT = 10.0
+START_GRACE = 8.0  # seconds a fresh process may take before "no answer" counts as a problem
+EXIT_FAILED = 1
+
+# --------------------------------------------------------------------------------------------- run state
+
+
+@dataclass
+class NodeRecord:
+    name: str
+    host: str
+    port: int
+    port_smtp: int
+    topology: str
+    log: str
+    pid: int | None = None
+    state: str = "stopped"  # running | stopped (on purpose or by the supervisor)
+    started_at: float = 0.0
+
+
+@dataclass
+class RunState:
+    source: str  # the user's topology file (absolute)
+    topology: str  # the file the nodes run on: the source or the derived copy
+    run_dir: str
+    derived: bool
+    time_scale: float | None
+    supervisor: int | None = None
+    supervisor_kind: str = "cluster"
+    port_note: str = ""  # why dev ports were derived
+    servers: dict[str, NodeRecord] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["servers"] = {name: asdict(rec) for name, rec in self.servers.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunState:
+        servers = {name: NodeRecord(**rec) for name, rec in data.get("servers", {}).items()}
+        fields = {k: v for k, v in data.items() if k != "servers"}
+        return cls(**fields, servers=servers)
+
+
+def run_dir_for(topology_file: Path) -> Path:
+    """The run directory of a topology file (module docstring)."""
+    path = topology_file.resolve()
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        tag = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+        return Path(xdg) / "linkstate" / f"{path.stem}-{tag}"
+    return path.parent / ".linkstate" / path.stem
+
+
+def load_state(run_dir: Path) -> RunState | None:
+    try:
+        data = json.loads((run_dir / STATE_FILE).read_text())
+        return RunState.from_json(data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        fail(f"unreadable run state {run_dir / STATE_FILE}: {exc}", EXIT_FAILED)
+
+
+def save_state(state: RunState) -> None:
+    run_dir = Path(state.run_dir)
+    tmp = run_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state.to_json(), indent=2) + "\n")
+    os.replace(tmp, run_dir / STATE_FILE)
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_FILE, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+
+def alive(pid: int | None, needle: str | None = None) -> bool:
+    """Is `pid` a live (non-zombie) process whose command line contains `needle`?"""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True  # no /proc: trust kill(0)
+    try:
+        stat = (proc / "stat").read_text()
+        if stat[stat.rindex(")") + 2 :].startswith(("Z", "X")):
+            return False
+        if needle is not None:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            return needle.encode() in argv
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def node_alive(rec: NodeRecord) -> bool:
+    return rec.pid is not None and alive(rec.pid, rec.name) and _is_serve(rec.pid)
+
+
+def _is_serve(pid: int) -> bool:
+    proc = Path(f"/proc/{pid}/cmdline")
+    try:
+        return b"serve" in proc.read_bytes().split(b"\0")
+    except OSError:
+        return True
+
+
+def serve_command(topology: str, server: str, time_scale: float | None) -> list[str]:
+    """The argv of one node process (the CLI entry point run by this interpreter)."""
+    cmd = [sys.executable, "-c", "from linkstate.cli.main import main; main()", "serve"]
+    cmd += ["--topology", topology, "--server", server, "--log-format", "json"]
+    if time_scale is not None:
+        cmd += ["--time-scale", repr(float(time_scale))]
+    return cmd
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(linkstate.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def wait_gone(pid: int, needle: str | None, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid, needle):
+            return True
+        time.sleep(0.05)
+    return not alive(pid, needle)
+
+
+def last_log_line(path: str) -> str:
+    """The last `error: …` line of a node's log (what `serve` printed before exiting), or its last line."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            lines = [ln.strip() for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    for ln in reversed(lines):
+        if ln.startswith("error:"):
+            return ln
+    return lines[-1][:200] if lines else ""
+
+
+# --------------------------------------------------------------------------------------------- ports
+
+
+def can_bind(host: str, port: int) -> bool:
+    """One test bind (SO_REUSEADDR like trio's listeners); the socket is closed at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_loopback(topo: Topology) -> None:
+    for s in topo.servers:
+        host = s.address or "127.0.0.1"
+        try:
+            ok = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            ok = False
+        if not ok:
+            fail(f"a local cluster binds loopback only: server {s.name} has address {host}")
+
+
+def real_ports_problem(topo: Topology) -> str | None:
+    """Why the servers without explicit ports cannot use 691 and 25 on their own address (None: they can)."""
+    seen: set[tuple[str, int]] = set()
+    for s in topo.servers:
+        host = s.address or "127.0.0.1"
+        for explicit, real in ((s.port_691, REAL_PORT_691), (s.port_smtp, REAL_PORT_SMTP)):
+            port = explicit or real
+            if (host, port) in seen:
+                return f"{host}:{port} is wanted by two servers"
+            seen.add((host, port))
+            if explicit is None and not can_bind(host, real):
+                return f"cannot bind {host}:{real}"
+    return None
+
+
+def derive_topology(source: Path, dest: Path) -> Topology:
+    """Write `dest`: the source with dev ports for servers without explicit ones; validate and return it."""
+    text = source.read_text()
+    raw = tomllib.loads(text)
+    org = raw.get("organization")
+    if isinstance(org, dict) and isinstance(org.get("secret_file"), str):
+        org["secret_file"] = str((source.parent / org["secret_file"]).resolve())
+    for n, server in enumerate(raw.get("servers", [])):
+        if isinstance(server, dict):
+            if "port_691" not in server:
+                server["port_691"] = DEV_PORT_691 + n
+            if "port_smtp" not in server:
+                server["port_smtp"] = DEV_PORT_SMTP + n
+    header = f"# Generated by `linkstate cluster` from {source.resolve()}: per-node dev ports (DECISIONS §5).\n"
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_text(header + dumps_toml(raw))
+    topo = load_topology(tmp)  # must validate before the nodes see it
+    os.replace(tmp, dest)
+    return topo
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def dumps_toml(data: dict[str, Any]) -> str:
+    """A small TOML writer for a parsed topology: tables and arrays of tables at the top, inline below."""
+    lines: list[str] = []
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    arrays = {k: v for k, v in data.items() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v)}
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if k not in tables and k not in arrays]
+    for k, table in tables.items():
+        lines += ["", f"[{_toml_key(k)}]"]
+        lines += [f"{_toml_key(kk)} = {_toml_value(vv)}" for kk, vv in table.items()]
+    for k, items in arrays.items():
+        for item in items:
+            lines += ["", f"[[{_toml_key(k)}]]"]
+            lines += [f"{_toml_key(kk)} = {_toml_value(vv)}" for kk, vv in item.items()]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------------------------- status
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    host: str
+    port: int
+    state: str  # running | starting | no-answer | exited | stopped
+    pid: int | None = None
+    role: str | None = None
+    routing_group: str | None = None
+    master: str | None = None
+    attached: bool | None = None
+    quorum: bool | None = None
+    attached_count: int | None = None
+    servers: int | None = None
+    digest: str | None = None
+    version: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _yn(flag: bool | None) -> str:
+    return "YES" if flag else "NO"
+
+
+def format_status(statuses: list[NodeStatus]) -> list[str]:
+    """One aligned line per server."""
+    width = max((len(s.name) for s in statuses), default=4)
+    addr_w = max((len(f"{s.host}:{s.port}") for s in statuses), default=10)
+    out = []
+    for s in statuses:
+        head = f"{s.name:<{width}}  {s.host + ':' + str(s.port):<{addr_w}}"
+        if s.state == "running":
+            line = (
+                f"{head}  {s.role or '?':<6}  attached {_yn(s.attached):<3}  quorum {_yn(s.quorum):<3}  "
+                f"digest {(s.digest or '')[:8]}  version {s.version or '-'}"
+            )
+        else:
+            line = f"{head}  {s.state}"
+            if s.error:
+                line += f"  ({s.error})"
+        out.append(line.rstrip())
+    return out
+
+
+async def query(rec: NodeRecord, topo: Topology, secret: bytes, timeout: float) -> NodeStatus:
+    st = NodeStatus(rec.name, rec.host, rec.port, "stopped", pid=rec.pid)
+    if not node_alive(rec):
+        if rec.state == "running" and rec.pid is not None:
+            st.state = "exited"
+            st.error = last_log_line(rec.log) or "the process is gone"
+        return st
+    try:
+        view, decoded = await dump(rec.host, rec.port, secret, timeout=timeout)
+    except ClientError as exc:
+        young = time.time() - rec.started_at < START_GRACE
+        st.state = "starting" if young and exc.kind in ("refused", "timeout") else "no-answer"
+        st.error = None if st.state == "starting" else exc.reason
+        return st
+    st.state = "running"
+    st.role = view.role
+    rg = topo.routing_group_by_guid(view.routing_group)
+    st.routing_group = rg.name if rg else view.routing_group
+    master = topo.server_by_guid(view.master)
+    st.master = master.name if master else view.master
+    st.attached, st.quorum = view.attached, view.quorum
+    st.attached_count, st.servers = view.attached_count, view.servers
+    st.digest = decoded.digest
+    own = decoded.orginfo.group(view.routing_group)
+    st.version = str(own.version) if own is not None else None
+    return st
+
+
+async def query_all(state: RunState, topo: Topology, timeout: float = 3.0) -> list[NodeStatus]:
+    """Status of every server of the topology, in file order (servers without a record are `stopped`)."""
+    results: dict[str, NodeStatus] = {}
+
+    async def one(rec: NodeRecord) -> None:
+        results[rec.name] = await query(rec, topo, topo.secret, timeout)
+
+    async with trio.open_nursery() as nursery:
+        for s in topo.servers:
+            rec = state.servers.get(s.name)
+            if rec is None:
+                results[s.name] = NodeStatus(s.name, s.address or "127.0.0.1", s.port_691 or REAL_PORT_691, "stopped")
+            else:
+                nursery.start_soon(one, rec)
+    return [results[s.name] for s in topo.servers]
+
+
+# --------------------------------------------------------------------------------------------- the cluster
+
+
+class Cluster:
+    """The processes of one topology file's local cluster, as recorded in its run directory."""
+
+    def __init__(self, source: Path, run_dir: Path | None = None) -> None:
+        self.source = source.resolve()
+        self.run_dir = (run_dir or run_dir_for(source)).resolve()
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self._source_mtime: float | None = None
+
+    # --- state ---------------------------------------------------------------------------------------------
+
+    def state(self) -> RunState | None:
+        return load_state(self.run_dir)
+
+    def require_state(self) -> RunState:
+        state = self.state()
+        if state is None:
+            fail(f"no cluster has run for {self.source} (start one with 'linkstate cluster up')", EXIT_FAILED)
+        return state
+
+    def topology(self, state: RunState | None = None) -> Topology:
+        """The topology the nodes run on (the derived copy when there is one)."""
+        path = Path(state.topology) if state is not None else self.source
+        try:
+            return load_topology(path)
+        except TopologyError:
+            return load_topology(self.source)
+
+    def supervisor_alive(self, state: RunState) -> bool:
+        return alive(state.supervisor)
+
+    def running(self, state: RunState) -> list[str]:
+        return [name for name, rec in state.servers.items() if node_alive(rec)]
+
+    # --- planning ------------------------------------------------------------------------------------------
+
+    def prepare(self, topo: Topology, time_scale: float | None, supervisor_kind: str = "cluster") -> RunState:
+        """Decide ports, write the derived topology if needed, record every server (none started yet)."""
+        check_loopback(topo)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with locked(self.run_dir):
+            old = self.state()
+            if old is not None:
+                live = self.running(old)
+                if live:
+                    fail(
+                        f"a cluster for {self.source.name} is already running ({', '.join(live)}); "
+                        "use 'linkstate cluster status' or stop it first",
+                        EXIT_FAILED,
+                    )
+            problem = real_ports_problem(topo)
+            derived = problem is not None
+            used = self.source
+            if derived:
+                used = self.run_dir / DERIVED_FILE
+                try:
+                    topo = derive_topology(self.source, used)
+                except (TopologyError, OSError, ValueError, TypeError) as exc:
+                    fail(f"cannot derive a dev-port topology: {exc}", EXIT_FAILED)
+            self._source_mtime = _mtime(self.source)
+            state = RunState(
+                source=str(self.source),
+                topology=str(used),
+                run_dir=str(self.run_dir),
+                derived=derived,
+                time_scale=time_scale,
+                supervisor=os.getpid(),
+                supervisor_kind=supervisor_kind,
+                port_note=problem or "",
+            )
+            for s in topo.servers:
+                state.servers[s.name] = NodeRecord(
+                    name=s.name,
+                    host=s.address or "127.0.0.1",
+                    port=s.port_691 or REAL_PORT_691,
+                    port_smtp=s.port_smtp or REAL_PORT_SMTP,
+                    topology=str(used),
+                    log=str(self.run_dir / f"{s.name}.log"),
+                )
+            save_state(state)
+        return state
+
+    def refresh_derived(self) -> str | None:
+        """Re-derive the dev-port copy after the source changed; returns a message for the user, if any."""
+        m = _mtime(self.source)
+        if m == self._source_mtime:
+            return None
+        self._source_mtime = m
+        state = self.state()
+        if state is None or not state.derived:
+            return None
+        try:
+            load_topology(self.source)
+            derive_topology(self.source, Path(state.topology))
+        except TopologyError as exc:
+            first = exc.problems[0].format(str(self.source)) if exc.problems else str(exc)
+            return f"topology change rejected, nodes keep the old one: {first}"
+        except (OSError, ValueError, TypeError) as exc:
+            return f"topology change not applied: {exc}"
+        return "topology changed: derived copy rewritten, nodes reload it"
+
+    # --- starting and stopping ------------------------------------------------------------------------------
+
+    def spawn(self, name: str) -> NodeRecord:
+        """Start one node, detached from the terminal (own session), and record it."""
+        with locked(self.run_dir):
+            state = self.require_state()
+            rec = state.servers.get(name)
+            if rec is None:
+                fail(f"unknown server {name!r} (servers: {', '.join(state.servers)})")
+            if node_alive(rec):
+                fail(f"{name} is already running (pid {rec.pid})", EXIT_FAILED)
+            with open(rec.log, "ab") as log:
+                log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {name}\n".encode())
+                log.flush()
+                proc = subprocess.Popen(
+                    serve_command(rec.topology, name, state.time_scale),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.run_dir,
+                    env=_child_env(),
+                    start_new_session=True,
+                )
+            self.children[proc.pid] = proc
+            rec.pid, rec.state, rec.started_at = proc.pid, "running", time.time()
+            save_state(state)
+            return rec
+
+    def stop(self, name: str, timeout: float = STOP_TIMEOUT) -> tuple[NodeRecord, bool]:
+        """SIGTERM one node and wait (SIGKILL after `timeout`); returns (record, was it running)."""
+        with locked(self.run_dir):
+            state = self.require_state()
+            rec = state.servers.get(name)
+            if rec is None:
+                fail(f"unknown server {name!r} (servers: {', '.join(state.servers)})")
+            was = node_alive(rec)
+            if was and rec.pid is not None:
+                self._terminate([rec.pid], [rec.name], timeout)
+            rec.state = "stopped"
+            save_state(state)
+            return rec, was
+
+    def stop_all(self, timeout: float = STOP_TIMEOUT) -> list[str]:
+        """Stop every recorded node (in parallel) and close the run; returns the names that were running."""
+        with locked(self.run_dir):
+            state = self.state()
+            if state is None:
+                return []
+            live = [rec for rec in state.servers.values() if node_alive(rec)]
+            self._terminate([r.pid for r in live if r.pid is not None], [r.name for r in live], timeout)
+            for rec in state.servers.values():
+                rec.state = "stopped"
+            state.supervisor = None
+            save_state(state)
+        self.reap()
+        return [r.name for r in live]
+
+    def _terminate(self, pids: list[int], names: list[str], timeout: float) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for pid, name in zip(pids, names, strict=True):
+            self._wait_child(pid)
+            if not wait_gone(pid, name, max(0.0, deadline - time.monotonic())):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                wait_gone(pid, name, 2.0)
+            self._wait_child(pid)
+
+    def _wait_child(self, pid: int) -> None:
+        proc = self.children.get(pid)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.01)
+            if proc.returncode is not None:
+                self.children.pop(pid, None)
+
+    def reap(self) -> None:
+        """Collect exited children so they do not linger as zombies."""
+        for pid, proc in list(self.children.items()):
+            if proc.poll() is not None:
+                self.children.pop(pid, None)
+
+    async def statuses(self, timeout: float = 3.0) -> list[NodeStatus]:
+        self.reap()
+        state = self.state()
+        topo = self.topology(state)
+        if state is None:
+            state = RunState(str(self.source), str(self.source), str(self.run_dir), False, None)
+        return await query_all(state, topo, timeout)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def port_in_use(exc: OSError) -> bool:
+    return exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)

@@ -1,0 +1,290 @@
+"""`linkstate demo`: the README's main job, as a list of steps over a local multi-process cluster.
+
+Owns: materialising an embedded example (`linkstate/examples/<name>.toml`, package data) into a fresh work
+directory with a freshly generated organization secret, the convergence checks, and the step list
+`STEPS[example]`. Each step is `Step(title, coroutine(DemoRun))`; to extend the demo (the four-group
+organization with SMTP between groups) add a list to STEPS and, where needed, a predicate like `converged`.
+Flow of the single-group demo: start every server as its own process (the machinery of `cluster up`), wait
+until every server holds one digest and every member is attached, show a member's WinRoute view and the
+per-server table, stop the master (the members keep their table and report "connected NO"), start it again,
+wait for convergence on a version of the group above the old one, stop everything.
+Invariants: every process started is stopped on every exit path (success, failure, Ctrl-C); each wait is
+bounded (`timeout`), a miss exits 1 naming what was missing and where the node logs are; the work directory
+is removed after a successful run and kept after a failure.
+May import: anything (CLI layer).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+import tempfile
+import tomllib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import click
+import trio
+
+from linkstate.cli.cluster import Cluster, NodeStatus, format_status
+from linkstate.cli.winroute import render
+from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.service.client import ClientError, dump_frame
+from proto.model import Version
+
+POLL = 0.5
+
+
+class DemoFailed(Exception):
+    """A step did not reach its goal in time; the message says what was missing."""
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    run: Callable[[DemoRun], Awaitable[None]]
+
+
+@dataclass
+class DemoRun:
+    cluster: Cluster
+    topo: Topology
+    time_scale: float
+    timeout: float
+    notes: dict[str, object] = field(default_factory=dict)
+
+    # --- output --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def say(text: str = "") -> None:
+        click.echo(text)
+
+    def table(self, statuses: list[NodeStatus]) -> None:
+        for line in format_status(statuses):
+            self.say(f"    {line}")
+
+    # --- waiting -------------------------------------------------------------------------------------------
+
+    async def wait_for(self, what: str, check: Callable[[list[NodeStatus]], str | None]) -> list[NodeStatus]:
+        """Poll every node until `check` returns None (done); otherwise it returns the progress line."""
+        tty = sys.stdout.isatty()
+        start = trio.current_time()
+        shown = ""
+        while True:
+            statuses = await self.cluster.statuses(timeout=2.0)
+            progress = check(statuses)
+            elapsed = trio.current_time() - start
+            if progress is None:
+                if tty and shown:
+                    sys.stdout.write("\r\x1b[2K")
+                self.say(f"  {what}: done in {elapsed:.1f} s")
+                return statuses
+            if elapsed > self.timeout:
+                if tty and shown:
+                    sys.stdout.write("\n")
+                self.table(statuses)
+                raise DemoFailed(f"{what}: not reached within {self.timeout:g} s ({progress})")
+            line = f"  waiting: {what} — {progress} [{elapsed:4.1f} s]"
+            if tty:
+                sys.stdout.write("\r\x1b[2K" + line)
+                sys.stdout.flush()
+                shown = line
+            elif progress != shown:
+                self.say(line)
+                shown = progress
+            await trio.sleep(POLL)
+
+    # --- helpers over the topology -------------------------------------------------------------------------
+
+    def masters(self) -> list[str]:
+        return [rg.master for rg in self.topo.routing_groups]
+
+    def members(self) -> list[str]:
+        masters = set(self.masters())
+        return [s.name for s in self.topo.servers if s.name not in masters]
+
+
+def converged(
+    topo: Topology, min_versions: dict[str, Version] | None = None
+) -> Callable[[list[NodeStatus]], str | None]:
+    """Every server answers, one digest everywhere, every member attached, every group above `min_versions`."""
+    masters = {rg.master for rg in topo.routing_groups}
+
+    def check(statuses: list[NodeStatus]) -> str | None:
+        up = [s for s in statuses if s.state == "running"]
+        digests = {s.digest for s in up}
+        members = [s for s in statuses if s.name not in masters]
+        attached = [s for s in members if s.state == "running" and s.role == "member" and s.attached]
+        versions = {s.routing_group or "?": s.version or "0.0.0" for s in up if s.role == "master"}
+        low = [rg for rg, v in (min_versions or {}).items() if _version(versions.get(rg, "0.0.0")) <= v]
+        unpublished = [rg for rg, v in versions.items() if _version(v) == Version()]
+        done = len(up) == len(statuses) and len(digests) == 1 and len(attached) == len(members)
+        if done and not low and not unpublished:
+            return None
+        parts = [
+            f"answering {len(up)}/{len(statuses)}",
+            f"digests {len(digests)}",
+            f"members attached {len(attached)}/{len(members)}",
+        ]
+        parts += [f"{rg} version {v}" for rg, v in sorted(versions.items())]
+        return ", ".join(parts)
+
+    return check
+
+
+def _version(text: str) -> Version:
+    try:
+        major, minor, user = (int(x) for x in text.split("."))
+    except ValueError:
+        return Version()
+    return Version(major, minor, user)
+
+
+# --------------------------------------------------------------------------------------------- steps
+
+
+async def start_all(run: DemoRun) -> None:
+    state = run.cluster.prepare(run.topo, run.time_scale, supervisor_kind="demo")
+    if state.derived:
+        run.say(f"  real ports not usable ({state.port_note}): dev ports from {state.topology}")
+    for name in state.servers:
+        rec = run.cluster.spawn(name)
+        role = "master" if name in run.masters() else "member"
+        run.say(f"  {name:<8} {role:<6} pid {rec.pid:<7} on {rec.host}:{rec.port}")
+
+
+async def wait_converged(run: DemoRun) -> None:
+    statuses = await run.wait_for("one digest everywhere, every member attached", converged(run.topo))
+    run.notes["versions"] = {s.routing_group: _version(s.version or "") for s in statuses if s.role == "master"}
+    run.notes["digest"] = statuses[0].digest
+
+
+async def show_member(run: DemoRun) -> None:
+    member = run.members()[0]
+    state = run.cluster.require_state()
+    rec = state.servers[member]
+    try:
+        result = await dump_frame(rec.host, rec.port, run.topo.secret, timeout=5)
+    except ClientError as exc:
+        raise DemoFailed(f"WinRoute on {member}: {exc.reason}") from None
+    run.say(f"  $ linkstate winroute {rec.host}:{rec.port} --topology …")
+    for line in render(result, run.topo, f"{rec.host}:{rec.port}"):
+        run.say(f"  | {line}")
+    run.say()
+    run.say("  Every server:")
+    run.table(await run.cluster.statuses(timeout=2.0))
+
+
+async def stop_master(run: DemoRun) -> None:
+    master = run.masters()[0]
+    before = run.notes.get("digest")
+    rec, _ = await trio.to_thread.run_sync(run.cluster.stop, master)
+    run.say(f"  stopped {master} (pid {rec.pid})")
+
+    def members_alone(statuses: list[NodeStatus]) -> str | None:
+        by_name = {s.name: s for s in statuses}
+        pending = [
+            n
+            for n in run.members()
+            if by_name[n].state != "running" or by_name[n].attached or by_name[n].digest != before
+        ]
+        if by_name[master].state not in ("stopped", "exited"):
+            return f"{master} still {by_name[master].state}"
+        return f"waiting for {', '.join(pending)}" if pending else None
+
+    statuses = await run.wait_for("members report 'connected NO' and keep their table", members_alone)
+    run.table(statuses)
+    member = run.members()[0]
+    rec = run.cluster.require_state().servers[member]
+    try:
+        result = await dump_frame(rec.host, rec.port, run.topo.secret, timeout=5)
+    except ClientError as exc:
+        raise DemoFailed(f"WinRoute on {member}: {exc.reason}") from None
+    run.say(f"  $ linkstate winroute {rec.host}:{rec.port} --topology …   (first lines)")
+    for line in render(result, run.topo, f"{rec.host}:{rec.port}")[:7]:
+        run.say(f"  | {line}")
+    run.say(f"  the members keep their table (digest {str(before)[:8]}…) and report 'connected NO'")
+
+
+async def restart_master(run: DemoRun) -> None:
+    master = run.masters()[0]
+    old: dict[str, Version] = dict(run.notes.get("versions", {}))  # type: ignore[call-overload]
+    rec = await trio.to_thread.run_sync(run.cluster.spawn, master)
+    run.say(f"  started {master} again (pid {rec.pid})")
+    statuses = await run.wait_for("convergence on a version above the old one", converged(run.topo, old))
+    for s in statuses:
+        if s.role == "master" and s.routing_group:
+            run.say(f"  {s.routing_group}: version {old.get(s.routing_group, Version())} -> {s.version}")
+    run.table(statuses)
+
+
+async def stop_everything(run: DemoRun) -> None:
+    stopped = await trio.to_thread.run_sync(run.cluster.stop_all)
+    run.say(f"  stopped {len(stopped)} server(s): {', '.join(stopped)}")
+
+
+STEPS: dict[str, list[Step]] = {
+    "single-group": [
+        Step("Start every server as its own process", start_all),
+        Step("Wait for the group to converge", wait_converged),
+        Step("What WinRoute shows on a member", show_member),
+        Step("Stop the master", stop_master),
+        Step("Start the master again", restart_master),
+        Step("Stop everything", stop_everything),
+    ],
+}
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+def materialise(example: str, workdir: Path) -> Path:
+    """Copy an embedded example into `workdir`, with a fresh secret if it names a secret file."""
+    text = resources.files("linkstate").joinpath("examples", f"{example}.toml").read_text()
+    path = workdir / f"{example}.toml"
+    path.write_text(text)
+    org = tomllib.loads(text).get("organization", {})
+    secret_file = org.get("secret_file") if isinstance(org, dict) else None
+    if isinstance(secret_file, str) and not Path(secret_file).is_absolute():
+        target = (workdir / secret_file).resolve()
+        if workdir.resolve() in target.parents:
+            target.write_text(secrets.token_hex(24) + "\n")
+            target.chmod(0o600)
+    return path
+
+
+def run_demo(example: str, time_scale: float, timeout: float) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="linkstate-demo-"))
+    ok = False
+    cluster: Cluster | None = None
+    try:
+        path = materialise(example, workdir)
+        try:
+            topo = load_topology(path)
+        except TopologyError as exc:
+            click.echo(f"error: embedded example {example} is invalid: {exc.problems[0].format()}", err=True)
+            return 1
+        cluster = Cluster(path, workdir / "run")
+        run = DemoRun(cluster, topo, time_scale, timeout)
+        click.echo(f"linkstate demo: {example} ({len(topo.servers)} servers), time scale {time_scale:g}")
+        steps = STEPS[example]
+        for i, step in enumerate(steps, 1):
+            click.echo(f"\n[{i}/{len(steps)}] {step.title}")
+            trio.run(step.run, run)
+        click.echo("\ndemo finished: the group converged, survived its master's absence and converged again")
+        ok = True
+        return 0
+    except DemoFailed as exc:
+        click.echo(f"error: {exc}; node logs are in {workdir / 'run'}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        return 130
+    finally:
+        if cluster is not None:
+            cluster.stop_all()
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)

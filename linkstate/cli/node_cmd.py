@@ -1,0 +1,368 @@
+"""`linkstate serve | cluster … | winroute | demo`: running nodes and looking at them.
+
+Owns the command-line surface only; the machinery lives in linkstate.cli.cluster (processes, run state, port
+policy, status), linkstate.cli.winroute (the WinRoute view), linkstate.cli.demo (the guided demo) and
+linkstate.service (the node itself and the DUMP client).
+  serve      one server until SIGINT/SIGTERM (clean DETACH); SIGHUP reloads the topology.
+  cluster    up / status / stop / start: a local cluster, one process per server (see cluster.py).
+  winroute   DUMP one node over TCP 691 and show what WinRoute showed (text, --json, --raw).
+  demo       the main job (`make run`): a local cluster on the embedded example, master stop/start.
+Exit codes (common.py): 2 bad arguments or input (bad topology, unknown server), 1 the operation failed
+(port in use, node unreachable, authentication failed, no convergence), 130 interrupted.
+Invariants: a user never sees a traceback; every error is one `error: …` line.
+May import: anything (CLI layer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+import trio
+
+from linkstate.cli.cluster import Cluster, format_status
+from linkstate.cli.common import EXIT_FAILED, fail, print_json
+from linkstate.cli.topology_cmd import load_or_fail
+from linkstate.core.topology import Topology
+from linkstate.logconfig import configure
+from linkstate.service.client import ClientError, dump_frame
+from linkstate.service.node import NodeService
+
+LOG_FORMATS = ("json", "console", "auto")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def with_time_scale(topo: Topology, time_scale: float | None) -> Topology:
+    if time_scale is None:
+        return topo
+    if not time_scale > 0:
+        fail(f"--time-scale must be a positive number, got {time_scale}")
+    return dataclasses.replace(topo, settings=dataclasses.replace(topo.settings, time_scale=time_scale))
+
+
+def parse_hostport(text: str, default_port: int | None) -> tuple[str, int | None]:
+    """`HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`."""
+    host, port = text, None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            fail(f"bad address {text!r}: missing ']'")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                fail(f"bad address {text!r}")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host:
+        fail(f"bad address {text!r}: no host")
+    if port is None:
+        return host, default_port
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        fail(f"bad port in {text!r}")
+    return host, int(port)
+
+
+# --------------------------------------------------------------------------------------------- serve
+
+
+@click.command("serve")
+@click.option("--topology", "topology_file", required=True, type=click.Path(dir_okay=False), help="Topology file.")
+@click.option("--server", required=True, help="The server (by name) this process runs.")
+@click.option("--listen", help="ADDR[:PORT] to listen on instead of the server's address and port_691.")
+@click.option("--time-scale", type=float, help="Divide every timer by X (overrides settings.time_scale).")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="auto", show_default=True)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+def serve(
+    topology_file: str, server: str, listen: str | None, time_scale: float | None, log_format: str, log_level: str
+) -> None:
+    """Run one server's routing engine until SIGINT/SIGTERM; SIGHUP (or editing the file) reloads the topology."""
+    topo = with_time_scale(load_or_fail(topology_file), time_scale)
+    try:
+        spec = topo.server(server)
+    except KeyError:
+        fail(f"unknown server {server!r} in {topology_file} (servers: {', '.join(s.name for s in topo.servers)})")
+    host, port = spec.address or "127.0.0.1", spec.port_691 or 691
+    if listen:
+        host, lport = parse_hostport(listen, None)
+        port = lport if lport is not None else port
+    configure(log_format, log_level)
+    error = trio.run(_serve, topo, server, host, port, Path(topology_file))
+    if error:
+        fail(error, EXIT_FAILED)
+
+
+async def _serve(topo: Topology, server: str, host: str, port: int, path: Path) -> str | None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+            svc = NodeService(topo, server, host=host, port=port, topology_path=path)
+            try:
+                await nursery.start(svc.run)
+            except (OSError, ExceptionGroup) as exc:
+                os_error = _find_os_error(exc)
+                if os_error is None:
+                    raise
+                return f"cannot listen on {host}:{port}: {_os_reason(os_error)}"
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    svc.log.info("sighup", action="reload topology")
+                    svc.reload()
+                    continue
+                svc.log.info("signal", signal=signal.Signals(signum).name, action="shutting down")
+                break
+            nursery.cancel_scope.cancel()
+    return None
+
+
+def _find_os_error(exc: BaseException) -> OSError | None:
+    """The OSError inside (possibly nested) exception groups, as raised from the listener's nursery."""
+    if isinstance(exc, OSError):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _find_os_error(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return (exc.strerror or str(exc)).rstrip(".")
+
+
+# --------------------------------------------------------------------------------------------- winroute
+
+
+def _target(target: str, topo: Topology | None, topology_file: str | None) -> tuple[str, int]:
+    """HOST[:PORT]; with a topology, a server name also works, and a running local cluster's ports are used."""
+    recorded: dict[str, tuple[str, int]] = {}
+    if topology_file is not None:
+        state = Cluster(Path(topology_file)).state()
+        if state is not None:
+            recorded = {name: (r.host, r.port) for name, r in state.servers.items()}
+    if topo is not None:
+        for s in topo.servers:
+            if s.name == target:
+                return recorded.get(s.name, (s.address or "127.0.0.1", s.port_691 or 691))
+    host, port = parse_hostport(target, None)
+    if port is not None:
+        return host, port
+    for rhost, rport in recorded.values():
+        if rhost == host:
+            return host, rport
+    return host, 691
+
+
+@click.command("winroute")
+@click.argument("target", metavar="HOST[:PORT]")
+@click.option("--topology", "topology_file", type=click.Path(dir_okay=False), help="Names and the secret.")
+@click.option("--secret-file", type=click.Path(dir_okay=False), help="The organization secret (overrides the file).")
+@click.option("--json", "as_json", is_flag=True, help="orginfo-decode JSON plus a `local` object.")
+@click.option("--raw", is_flag=True, help="The raw ORGINFO frame bytes to stdout.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10, show_default=True, help="Seconds.")
+def winroute(
+    target: str, topology_file: str | None, secret_file: str | None, as_json: bool, raw: bool, timeout: float
+) -> None:
+    """Show the link-state table a node holds, as WinRoute did: connect to TCP 691 and DUMP it."""
+    if as_json and raw:
+        fail("give --json or --raw, not both")
+    topo = load_or_fail(topology_file) if topology_file else None
+    if secret_file is not None:
+        try:
+            secret = Path(secret_file).read_bytes().strip()
+        except OSError as exc:
+            fail(f"cannot read {secret_file}: {exc.strerror or exc}")
+        if not secret:
+            fail(f"{secret_file} is empty")
+    elif topo is not None:
+        secret = topo.secret
+    else:
+        fail("the organization secret is needed: give --topology FILE or --secret-file F")
+    host, port = _target(target, topo, topology_file)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        result = trio.run(lambda: dump_frame(host, port, secret, timeout=timeout))
+    except ClientError as exc:
+        fail(exc.reason, EXIT_FAILED)
+    if raw:
+        sys.stdout.buffer.write(result.frame.raw)
+        sys.stdout.buffer.flush()
+    elif as_json:
+        from linkstate.cli.winroute import json_view
+
+        print_json(json_view(result, topo))
+    else:
+        from linkstate.cli.winroute import render
+
+        for line in render(result, topo, where):
+            click.echo(line)
+
+
+# --------------------------------------------------------------------------------------------- cluster
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """A local cluster: every server of a topology file as its own process on its loopback address."""
+
+
+def _cluster(file: str) -> tuple[Cluster, Topology]:
+    topo = load_or_fail(file)
+    return Cluster(Path(file)), topo
+
+
+@cluster_group.command("up")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--time-scale", type=float, help="Divide every node's timers by X.")
+@click.option("--no-status", is_flag=True, help="Do not print the live status; just run until Ctrl-C.")
+def cluster_up(file: str, time_scale: float | None, no_status: bool) -> None:
+    """Start every server of FILE, show a live status, stop them all on Ctrl-C/SIGTERM."""
+    cluster, topo = _cluster(file)
+    with_time_scale(topo, time_scale)  # validates the value
+    state = cluster.prepare(topo, time_scale)
+    click.echo(f"run directory {cluster.run_dir}")
+    if state.derived:
+        click.echo(f"real ports not usable ({state.port_note}): nodes run on the dev-port copy {state.topology}")
+    try:
+        for name in state.servers:
+            rec = cluster.spawn(name)
+            click.echo(f"  {name:<12} pid {rec.pid:<7} listens on {rec.host}:{rec.port}  log {rec.log}")
+        trio.run(_supervise, cluster, no_status)
+    finally:
+        stopped = cluster.stop_all()
+        click.echo(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
+
+
+async def _supervise(cluster: Cluster, no_status: bool) -> None:
+    tty = sys.stdout.isatty() and not no_status
+    shown: list[str] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def wait_signal() -> None:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(wait_signal)
+            while True:
+                note = cluster.refresh_derived()
+                if note:
+                    click.echo(note)
+                    shown = []
+                if no_status:
+                    cluster.reap()
+                else:
+                    lines = format_status(await cluster.statuses(timeout=2.0))
+                    if tty:
+                        if shown:
+                            sys.stdout.write(f"\x1b[{len(shown)}F")
+                        sys.stdout.write("".join(f"\x1b[2K{ln}\n" for ln in lines))
+                        sys.stdout.flush()
+                        shown = lines
+                    elif lines != shown:
+                        click.echo(time.strftime("%H:%M:%S"))
+                        for ln in lines:
+                            click.echo(f"  {ln}")
+                        shown = lines
+                await trio.sleep(1)
+
+
+@cluster_group.command("status")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cluster_status(file: str, as_json: bool) -> None:
+    """One line per server of FILE's local cluster (servers not running show `stopped`)."""
+    cluster, _ = _cluster(file)
+    statuses = trio.run(cluster.statuses)
+    if as_json:
+        state = cluster.state()
+        print_json(
+            {
+                "topology": str(cluster.source),
+                "run_dir": str(cluster.run_dir),
+                "supervisor": state.supervisor if state is not None and cluster.supervisor_alive(state) else None,
+                "servers": [s.to_json() for s in statuses],
+            }
+        )
+        return
+    for line in format_status(statuses):
+        click.echo(line)
+
+
+@cluster_group.command("stop")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("server")
+def cluster_stop(file: str, server: str) -> None:
+    """Stop one server of a running cluster (SIGTERM, wait). `cluster up` will not restart it."""
+    cluster, _ = _cluster(file)
+    rec, was = cluster.stop(server)
+    click.echo(f"stopped {server} (pid {rec.pid})" if was else f"{server} was not running")
+
+
+@cluster_group.command("start")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("server")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=10, show_default=True,
+              help="Seconds to wait for it to answer on 691.")  # fmt: skip
+def cluster_start(file: str, server: str, wait_s: float) -> None:
+    """Start one server of a running cluster again (detached from the terminal)."""
+    cluster, _ = _cluster(file)
+    state = cluster.require_state()
+    if not cluster.supervisor_alive(state):
+        fail(f"no running cluster for {cluster.source.name} (start one with 'linkstate cluster up')", EXIT_FAILED)
+    rec = cluster.spawn(server)
+    error = trio.run(_await_answer, cluster, server, wait_s)
+    if error:
+        fail(f"{server} (pid {rec.pid}) did not come up: {error}", EXIT_FAILED)
+    click.echo(f"started {server} (pid {rec.pid}) on {rec.host}:{rec.port}")
+
+
+async def _await_answer(cluster: Cluster, server: str, wait_s: float) -> str | None:
+    deadline = trio.current_time() + wait_s
+    last = "no answer"
+    while trio.current_time() < deadline:
+        for st in await cluster.statuses(timeout=2.0):
+            if st.name != server:
+                continue
+            if st.state == "running":
+                return None
+            if st.state in ("exited", "stopped"):
+                return st.error or st.state
+            last = st.error or st.state
+        await trio.sleep(0.2)
+    return last
+
+
+# --------------------------------------------------------------------------------------------- demo
+
+
+@click.command("demo")
+@click.option("--time-scale", type=float, default=10, show_default=True, help="Divide every node's timers by X.")
+@click.option("--example", type=click.Choice(["single-group"]), default="single-group", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=60, show_default=True,
+              help="Seconds each convergence step may take.")  # fmt: skip
+def demo(time_scale: float, example: str, timeout: float) -> None:
+    """The main job: a local cluster on the embedded example; stop and restart the master; watch it converge."""
+    from linkstate.cli.demo import run_demo
+
+    if not time_scale > 0:
+        fail(f"--time-scale must be a positive number, got {time_scale}")
+    code = run_demo(example, time_scale, timeout)
+    if code:
+        raise SystemExit(code)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)
+    cli.add_command(cluster_group)
+    cli.add_command(winroute)
+    cli.add_command(demo)
