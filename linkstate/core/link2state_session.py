@@ -311,7 +311,8 @@ class SmtpServerSession(_Session):
     # -------------------------------------------------------------------------------------------- actions
 
     def _ehlo(self, inp: _In) -> ServerState | None:
-        peer = inp.command.args.decode("utf-8", "replace") if inp.command else ""
+        raw = inp.command.args[:255] if inp.command else b""
+        peer = bytes(c if 0x21 <= c < 0x7F else 0x3F for c in raw).decode("ascii")  # echo stays short, ASCII
         self._abort_dialogue("EHLO during the X-LINK2STATE dialogue")
         self._reset_mail()
         self._reply(
@@ -760,10 +761,10 @@ class SmtpClientSession(_Session):
 
     def _start_auth(self, inp: _Reply) -> ClientState | None:
         assert inp.reply is not None
-        features = {line.upper().strip() for line in inp.reply.lines[1:]}
+        features = {words[0]: words[1:] for words in (ln.upper().split() for ln in inp.reply.lines[1:]) if words}
         if l2s.VERB not in features:
             return self._fail("the server does not advertise X-LINK2STATE")
-        if b"X-EXPS " + auth.SCHEME.encode() not in features:
+        if auth.SCHEME.encode() not in features.get(b"X-EXPS", []):
             return self._fail(f"the server does not offer X-EXPS {auth.SCHEME}")
         self._send(format_command(Verb.X_EXPS, f"{auth.SCHEME} {self.local_guid} {self.nonce}"))
         return None

@@ -158,6 +158,20 @@ def test_greeting_and_ehlo_byte_exact() -> None:
     assert raw.line(b"HELO cli.example") == b"250 srv.example Hello\r\n"
 
 
+def test_ehlo_echo_is_bounded_ascii() -> None:
+    raw = Raw(server(max_errors=100))
+    reply = raw.line(b"EHLO " + "\u00e9".encode() * 500)
+    first = reply.split(b"\r\n")[0]
+    assert first == b"250-srv.example Hello " + b"?" * 255
+
+
+def test_client_accepts_several_x_exps_mechanisms() -> None:
+    c, events = scripted_client(
+        [b"220 x\r\n", b"250-x Hello\r\n250-x-exps GSSAPI LINKSTATE-HMAC-SHA256\r\n250-X-LINK2STATE\r\n250 OK\r\n"]
+    )
+    assert c.state is ClientState.AUTH_CHALLENGE and not events
+
+
 def test_auth_success_events() -> None:
     raw = authed()
     assert raw.events == [AuthSucceeded(CLIENT_GUID, 995)]
