@@ -41,11 +41,13 @@ from typing import Any
 
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.topology import Topology
-from proto.model import Connector, ConnectorState, Guid, OrgInfo
+from proto.model import BridgeheadState, Connector, ConnectorState, Guid, OrgInfo
 
 ROUTE, QUEUED, UNREACHABLE = "route", "queued", "unreachable"
+_AVAIL = BridgeheadState.CONN_AVAIL
 PRIORITY_BITS = {"high": 0x1, "normal": 0x2, "low": 0x4}
-INF = float("inf")
+INF = 1 << 62  # "no path" distance (an int, so distances stay ints)
+DIAL_MAX_COST = 1000  # bucket-queue Dijkstra when every usable cost is at most this
 
 
 class RoutingError(ValueError):
@@ -197,6 +199,7 @@ class _Graph:
     spaces_smtp_wild: dict[str, list[_Space]] = field(default_factory=dict)
     spaces_star: list[_Space] = field(default_factory=list)
     spaces_other: list[_Space] = field(default_factory=list)
+    max_cost: int = 0  # the highest usable group-connector cost
     usable: dict[Guid, bool] = field(default_factory=dict)
     spt: dict[tuple[int, frozenset[int]], _Tree] = field(default_factory=dict)
 
@@ -205,13 +208,17 @@ class _Graph:
 class _Tree:
     """A shortest-path tree from one group for one set of excluded (restricted) edges."""
 
-    dist: list[float]
-    pred: list[int]
+    dist: list[int]
+    pred: list[int]  # edge index into each group, -1 for the source and unreached groups
     excluded: frozenset[int]
+    order: list[int]  # groups in the order they were settled (parents before children)
 
 
 def _bh_down(c: Connector) -> bool:
-    return bool(c.bridgeheads) and not any(b.state.available for b in c.bridgeheads)
+    """R46/R47: named bridgeheads, none CONN_AVAIL."""
+    if not c.bridgeheads:
+        return False
+    return all(b.state is not _AVAIL for b in c.bridgeheads)
 
 
 def _never_down(c: Connector, is_rg: bool) -> bool:
@@ -330,6 +337,7 @@ def _finish_graph(graph: _Graph, leaf_rule: str, compat_e2k: bool) -> None:
         ok = _usable(e.conn, True) or (not compat_e2k and _pinned(graph, e, leaf_rule))
         graph.usable[e.conn.guid] = graph.usable.get(e.conn.guid, False) or ok
         if ok:
+            graph.max_cost = max(graph.max_cost, e.cost)
             graph.adjacency[e.src].append((e.dst, e.cost, e.index))
             graph.reverse[e.dst].append((e.src, e.cost, e.index))
         if _has_restrictions(e.conn):
@@ -349,23 +357,60 @@ def _has_restrictions(c: Connector) -> bool:
 
 
 def _dijkstra(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
-    dist = [INF] * len(graph.groups)
-    pred = [-1] * len(graph.groups)
+    """Shortest-path tree over the usable group connectors, minus `excluded` edges (restricted for a class)."""
+    if graph.max_cost <= DIAL_MAX_COST:
+        return _dial(graph, src, excluded)
+    return _heap_dijkstra(graph, src, excluded)
+
+
+def _dial(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
+    """Dijkstra with a bucket queue (Dial): integer costs bounded by DIAL_MAX_COST, so buckets beat a heap."""
+    n = len(graph.groups)
+    dist, pred, order = [INF] * n, [-1] * n, []
     dist[src] = 0
-    heap: list[tuple[float, int]] = [(0, src)]
+    adjacency = graph.adjacency
+    buckets: dict[int, list[int]] = {0: [src]}
+    cur, pending = 0, 1
+    while pending:
+        bucket = buckets.pop(cur, None)
+        if bucket is None:
+            cur += 1
+            continue
+        for u in bucket:
+            pending -= 1
+            if dist[u] != cur:
+                continue  # a stale entry: u was settled in an earlier bucket
+            order.append(u)
+            for v, w, ei in adjacency[u]:
+                nd = cur + w
+                if nd < dist[v] and (not excluded or ei not in excluded):
+                    dist[v] = nd
+                    pred[v] = ei
+                    buckets.setdefault(nd, []).append(v)
+                    pending += 1
+    return _Tree(dist, pred, excluded, order)
+
+
+def _heap_dijkstra(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
+    n = len(graph.groups)
+    dist, pred, order, done = [INF] * n, [-1] * n, [], [False] * n
+    dist[src] = 0
+    heap: list[tuple[int, int]] = [(0, src)]
     adjacency = graph.adjacency
     pop, push = heapq.heappop, heapq.heappush
     while heap:
         d, u = pop(heap)
-        if d > dist[u]:
+        if done[u]:
             continue
+        done[u] = True
+        order.append(u)
         for v, w, ei in adjacency[u]:
             nd = d + w
-            if nd < dist[v] and ei not in excluded:
+            if nd < dist[v] and (not excluded or ei not in excluded):
                 dist[v] = nd
                 pred[v] = ei
                 push(heap, (nd, v))
-    return _Tree(dist, pred, excluded)
+    return _Tree(dist, pred, excluded, order)
 
 
 def _reachable(graph: _Graph, src: int) -> set[int]:
@@ -416,6 +461,51 @@ class _Cand:
     home: int
     space: _Space | None  # None for an internal destination
     last_edge: int  # for an internal destination: the edge into the target group
+
+
+class RouteTable:
+    """All routes from one group, computed eagerly (costs, first connectors, paths as group GUIDs);
+    `route(guid)` wraps one as a `Route`. Paths are built along the settle order, each from its parent's."""
+
+    def __init__(self, graph: _Graph, src: int, tree: _Tree, paths: list[tuple[int, ...] | None],
+                 first: list[int], conn_ref: Any) -> None:  # fmt: skip
+        self._graph, self._src, self._tree = graph, src, tree
+        self._paths, self._first, self._conn_ref = paths, first, conn_ref
+
+    @classmethod
+    def build(cls, graph: _Graph, src: int, tree: _Tree, conn_ref: Any) -> RouteTable:
+        n = len(graph.groups)
+        paths: list[tuple[int, ...] | None] = [None] * n
+        first = [-1] * n
+        paths[src] = (src,)
+        edges, pred = graph.edges, tree.pred
+        for v in tree.order[1:]:
+            ei = pred[v]
+            parent = edges[ei].src
+            paths[v] = paths[parent] + (v,)  # type: ignore[operator]
+            first[v] = ei if parent == src else first[parent]
+        return cls(graph, src, tree, paths, first, conn_ref)
+
+    def __len__(self) -> int:
+        return len(self._graph.groups)
+
+    def cost(self, guid: Guid) -> int | None:
+        d = self._tree.dist[self._graph.index[guid]]
+        return None if d >= INF else d
+
+    def path(self, guid: Guid) -> tuple[Guid, ...]:
+        p = self._paths[self._graph.index[guid]]
+        return tuple(self._graph.groups[g] for g in p) if p else ()
+
+    def route(self, guid: Guid) -> Route:
+        i = self._graph.index.get(guid)
+        if i is None:
+            return Route(UNREACHABLE)
+        if self._tree.dist[i] >= INF:
+            return Route(QUEUED if i in _reachable(self._graph, self._src) else UNREACHABLE)
+        ei = self._first[i]
+        ref = self._conn_ref(self._graph.edges[ei].conn) if ei >= 0 else None
+        return Route(ROUTE, ref, None, self._tree.dist[i], self.path(guid))
 
 
 class Router:
@@ -470,13 +560,14 @@ class Router:
 
     def routes_from(
         self, table: OrgInfo | LinkStateDB, from_server: str, msg: MessageClass = MessageClass()
-    ) -> dict[Guid, Route]:
-        """The route to every routing group of the table (what a server computes after a reset-routes)."""
+    ) -> RouteTable:
+        """Every group's route from one server (what a server computes after a reset-routes, G45)."""
         graph = self._graph(table)[1]
         server = self._server_guid(graph, from_server)
-        src = graph.server_group[server]
-        tree = self._spt(graph, src, msg)
-        return {g: self._group_route(graph, src, i, tree) for i, g in enumerate(graph.groups)}
+        src = graph.server_group.get(server)
+        if src is None:
+            raise RoutingError(f"server {from_server!r} is not a member of any routing group in the table")
+        return RouteTable.build(graph, src, self._spt(graph, src, msg), self._conn_ref)
 
     def graph_for(self, table: OrgInfo | LinkStateDB) -> _Graph:
         """The cached graph of a table (for diagnostics and benchmarks)."""
@@ -682,15 +773,6 @@ class Router:
         return any(d.lower() in ids for d in c.accept)
 
     # --------------------------------------------------------------------------------------- names
-
-    def _group_route(self, graph: _Graph, src: int, i: int, tree: _Tree) -> Route:
-        if tree.dist[i] == INF:
-            return Route(QUEUED if i in _reachable(graph, src) else UNREACHABLE)
-        edges = _path_edges(graph, tree.pred, i, src)
-        groups = [src, *(graph.edges[e].dst for e in edges)]
-        first = graph.edges[edges[0]].conn if edges else None
-        ref = ConnectorRef(first.guid) if first else None
-        return Route(ROUTE, ref, None, int(tree.dist[i]), tuple(graph.groups[g] for g in groups))
 
     def _conn_ref(self, c: Connector) -> ConnectorRef:
         spec = self.topology.connector_by_guid(c.guid) if self.topology else None

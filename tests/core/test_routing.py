@@ -82,6 +82,20 @@ def test_lookups_accept_a_linkstate_db_and_cache() -> None:
     assert router.graph_for(db) is router.graph_for(db)
 
 
+def test_routes_from_agrees_with_single_lookups() -> None:
+    topo = example("seattle.toml")
+    router = Router(topo)
+    for down in ([], ["LON-BH1"]):
+        org = build_orginfo(topo, down)
+        table = router.routes_from(org, "SEA-S2")
+        assert len(table) == 4
+        for rg in topo.routing_groups:
+            one = router.route(org, "SEA-S2", to_group=rg.name)
+            r = table.route(rg.guid)
+            assert (r.status, r.cost, r.connector) == (one.status, one.cost, one.connector)
+            assert tuple(topo.routing_group_by_guid(g).name for g in table.path(rg.guid)) == one.path  # type: ignore[union-attr]
+
+
 def test_unknown_names_raise_routing_error() -> None:
     topo = example("seattle.toml")
     org = build_orginfo(topo)
@@ -335,6 +349,7 @@ def test_route_cost_is_the_minimum_over_available_paths(graph: Any, data: st.Dat
     org = org_from(n, edges, [])
     r = Router(compat_e2k=True).route(org, gid(src), to_group=gid(dst))
     g = nx_graph(n, edges, only_up=True)
+    assert Router(compat_e2k=True).routes_from(org, gid(src)).route(gid(dst)).cost == r.cost
     if nx.has_path(g, src, dst):
         assert r.status == ROUTE and r.cost == nx.dijkstra_path_length(g, src, dst)
         hops = list(zip(r.path, r.path[1:], strict=False))
