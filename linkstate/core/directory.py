@@ -112,9 +112,7 @@ def _bridgeheads(topo: Topology, c: ConnectorSpec, down: Collection[str]) -> tup
     return tuple(sorted(out, key=lambda b: b.guid))
 
 
-def _state(
-    topo: Topology, c: ConnectorSpec, bhs: tuple[Bridgehead, ...], down: Collection[str]
-) -> ConnectorState:
+def _state(topo: Topology, c: ConnectorSpec, bhs: tuple[Bridgehead, ...], down: Collection[str]) -> ConnectorState:
     if c.name in down:
         return ConnectorState.DOWN
     if never_down(topo, c):

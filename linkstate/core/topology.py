@@ -601,16 +601,12 @@ def _unique(items: list[tuple[Any, str]], attr: str, kind: str, problems: list[P
     for item, path in items:
         value = getattr(item, attr)
         if value in seen:
-            problems.append(
-                Problem(f"{path}.{attr}", f"duplicate {kind} {attr} {value!r} (also {seen[value]})")
-            )
+            problems.append(Problem(f"{path}.{attr}", f"duplicate {kind} {attr} {value!r} (also {seen[value]})"))
         else:
             seen[value] = path
 
 
-def _check_groups(
-    rgs: list[tuple[RoutingGroupSpec, str]], servers: dict[str, ServerSpec], p: list[Problem]
-) -> None:
+def _check_groups(rgs: list[tuple[RoutingGroupSpec, str]], servers: dict[str, ServerSpec], p: list[Problem]) -> None:
     for rg, path in rgs:
         srv = servers.get(rg.master)
         if not rg.master:
@@ -618,9 +614,7 @@ def _check_groups(
         if srv is None:
             p.append(Problem(f"{path}.master", f"unknown server {rg.master!r}"))
         elif srv.routing_group != rg.name:
-            p.append(
-                Problem(f"{path}.master", f"{rg.master!r} is in {srv.routing_group!r}, not in this group")
-            )
+            p.append(Problem(f"{path}.master", f"{rg.master!r} is in {srv.routing_group!r}, not in this group"))
 
 
 def _check_servers(srv: list[tuple[ServerSpec, str]], rg_names: set[str], p: list[Problem]) -> None:
@@ -714,9 +708,7 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_LINE.search(str(exc))
-        raise TopologyError(
-            [Problem("", f"invalid TOML: {exc}", int(m.group(1)) if m else None)], source
-        ) from None
+        raise TopologyError([Problem("", f"invalid TOML: {exc}", int(m.group(1)) if m else None)], source) from None
     problems: list[Problem] = []
     topo = _build(_Table(data, "", problems), Path(source).parent, problems, source)
     if problems or topo is None:
