@@ -134,9 +134,10 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class StateReport:
-    """One observed state: `BH <connector> <vs guid> <CONN_…>` or `SERVICE <server> <status string>`."""
+    """One observed state: `BH <connector> <vs guid> <CONN_…>`, `SERVICE <server> <status string>`, or from an
+    operator's tool `FAULT <connector> <CONN_…|CLEAR>` (force this bridgehead's state, or stop forcing it)."""
 
-    kind: str  # BH | SERVICE
+    kind: str  # BH | SERVICE | FAULT
     subject: str  # connector GUID (BH) or server GUID (SERVICE)
     item: str  # bridgehead VS GUID (BH) or "" (SERVICE)
     value: str  # bridgehead state token or service-status string
@@ -269,6 +270,9 @@ def _enc_state(msg: Message) -> bytes:
     if msg.kind == "SERVICE":
         _check_hex32(msg.subject)
         return frame("STATE", f"SERVICE {msg.subject} {lstr(msg.value)}".encode())
+    if msg.kind == "FAULT":
+        _check_hex32(msg.subject)
+        return frame("STATE", f"FAULT {msg.subject} {msg.value}".encode())
     raise EncodeError(f"unknown STATE kind {msg.kind!r}")
 
 
@@ -455,6 +459,8 @@ def _dec_state(t: _Tokens) -> Message:
         msg: Message = StateReport("BH", t.hex32(), t.hex32(), t.word())
     elif kind == "SERVICE":
         msg = StateReport("SERVICE", t.hex32(), "", t.string())
+    elif kind == "FAULT":
+        msg = StateReport("FAULT", t.hex32(), "", t.word())
     else:
         raise t.fail(f"unknown STATE kind {kind[:20]!r}")
     t.end()

@@ -23,6 +23,9 @@ class PeerConnected:
     conn: int
     inbound: bool
     peer: str | None = None
+    proto: str = "691"  # 691 | smtp
+    tag: str = ""  # echoed from the Connect that asked for it
+    peer_host: str = ""  # the remote address, where the transport knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class PeerLost:
 class ConnectFailed:
     peer: str
     reason: str
+    proto: str = "691"
+    tag: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,14 @@ class BridgeheadObserved:
     state: BridgeheadState
 
 
+@dataclass(frozen=True, slots=True)
+class FaultInjected:
+    """An operator forces this bridgehead's state for `connector` (None clears the force)."""
+
+    connector: str
+    state: BridgeheadState | None
+
+
 Input = (
     PeerConnected
     | DataReceived
@@ -71,6 +84,7 @@ Input = (
     | TopologyChanged
     | ServiceStatusChanged
     | BridgeheadObserved
+    | FaultInjected
 )
 
 # --- outputs -----------------------------------------------------------------------------------------------
@@ -95,6 +109,8 @@ class Connect:
     peer: str
     host: str
     port: int
+    proto: str = "691"  # 691 | smtp
+    tag: str = ""  # opaque, echoed in PeerConnected / ConnectFailed
 
 
 @dataclass(frozen=True, slots=True)

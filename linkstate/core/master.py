@@ -20,7 +20,7 @@ from linkstate.core.directory import build_section
 from linkstate.core.events import Diagnostic
 from linkstate.core.routing import pinned_connectors
 from proto import rg691
-from proto.model import BridgeheadState, ConnectorState, RoutingGroup, Version
+from proto.model import BridgeheadState, ConnectorState, OrgInfo, RoutingGroup, Version
 
 if TYPE_CHECKING:
     from linkstate.core.node import NodeCore
@@ -134,7 +134,7 @@ class MasterRole:
         )
         node.diag("member_attached", member=member.name, attached=len(self.attached), quorum=self.quorum)
         if self.published:
-            if reported >= self.version:  # the member saw a later epoch of this group: publish above it
+            if self._ahead(reported, msg.version_guid):  # the member saw a later epoch: publish above it
                 self._commit(MAJOR, now, above=reported)
             else:
                 self._commit(USER, now)
@@ -160,23 +160,26 @@ class MasterRole:
     def _on_orginfo(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.OrgInfoFrame)
         self.awaiting_packet.discard(conn)
-        self.merge_foreign(msg.decoded.orginfo, now, source=conn)
+        self.merge_foreign(msg.decoded.orginfo, now)
         self.node.send(conn, rg691.Ack(self.node.lsdb.digest))
 
-    def merge_foreign(self, org: object, now: float, source: int | None = None) -> None:
+    def merge_foreign(self, org: OrgInfo, now: float) -> None:
         """Merge a packet from a member or a bridgehead (R107): own group ignored, others newer-wins."""
-        from proto.model import OrgInfo
-
-        assert isinstance(org, OrgInfo)
+        before = self.node.versions(org)
         result = self.node.lsdb.merge(org, own_group=self.node.rg.guid)
-        if result.highest_own is not None and result.highest_own >= self.version and self.published:
-            self.highest_seen = max(self.highest_seen, result.highest_own)
-            self._commit(MAJOR, now, above=result.highest_own)
-        elif result.highest_own is not None:
-            self.highest_seen = max(self.highest_seen, result.highest_own)
+        theirs = org.group(self.node.rg.guid)
+        if theirs is not None:
+            self.highest_seen = max(self.highest_seen, theirs.version)
+            mine = self.node.lsdb.section(self.node.rg.guid)
+            if self.published and theirs != mine and self._ahead(theirs.version, theirs.version_guid):
+                self._commit(MAJOR, now, above=theirs.version)
         if result.changed:
-            self.node.table_changed("merge", result.changed)
+            self.node.table_changed("merge", result.changed, before)
             self._push_all(except_conn=None)
+
+    def _ahead(self, version: Version, version_guid: str) -> bool:
+        """Someone holds a version of this group at or above ours from another epoch: ours must move above."""
+        return version > self.version or (version == self.version and version_guid != self.epoch)
 
     def _on_state(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.StateReport)

@@ -157,9 +157,10 @@ class MemberRole:
         node = self.node
         master_digest = msg.decoded.digest
         self.last_master_digest = master_digest
+        before = node.versions(msg.decoded.orginfo)
         changed = node.adopt(msg.decoded.orginfo)
         if changed:
-            node.table_changed("push", changed)
+            node.table_changed("push", changed, before)
         differs = node.lsdb.digest != master_digest
         node.send(conn, rg691.Reply(node.lsdb.digest, differs))
         if differs:
@@ -183,9 +184,7 @@ class MemberRole:
             self.node.send(self.upstream, report)
         else:
             self.outbox = [
-                r
-                for r in self.outbox
-                if (r.kind, r.subject, r.item) != (report.kind, report.subject, report.item)
+                r for r in self.outbox if (r.kind, r.subject, r.item) != (report.kind, report.subject, report.item)
             ]
             self.outbox.append(report)
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
+from linkstate.core.bridgehead import DEFAULT_SMTP_PORT, Bridgehead
+from linkstate.core.directory import tombstone
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
@@ -24,7 +26,7 @@ from linkstate.core.session691 import Authenticated, Fault, Session691
 from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Settings, Topology
 from proto import rg691
 from proto.errors import EncodeError
-from proto.model import OrgInfo
+from proto.model import BridgeheadState, OrgInfo, Version
 
 Role = MasterRole | MemberRole
 
@@ -34,6 +36,7 @@ class _Conn:
     session: Session691
     inbound: bool
     peer: str | None = None
+    peer_host: str = ""
 
 
 @dataclass
@@ -66,7 +69,9 @@ class NodeCore:
         self.conns: dict[int, _Conn] = {}
         self.out: list[ev.Output] = []
         self.counters = Counters()
+        self.now = now
         self.role: Role = self._make_role(now)
+        self.bridgehead = Bridgehead(self, now)
         self.service_status = self.lsdb_member_status()
 
     # --- identity helpers --------------------------------------------------------------------------------
@@ -133,20 +138,66 @@ class NodeCore:
             c.session.send_raw(self.lsdb.frame())
             self.counters.frames_out["OrgInfoFrame"] += 1
 
+    def send_bytes(self, conn: int, data: bytes) -> None:
+        """Raw bytes on a connection the node does not frame itself (SMTP)."""
+        self.counters.bytes_out += len(data)
+        self.out.append(ev.Send(conn, data))
+
     def close(self, conn: int, reason: str) -> None:
         c = self.conns.pop(conn, None)
-        if c is None:
-            return
-        self._flush_one(conn, c)
+        if c is not None:
+            self._flush_one(conn, c)
         self.out.append(ev.Close(conn, reason))
 
-    def connect(self, peer: str) -> None:
+    def connect(self, peer: str, proto: str = "691", tag: str = "") -> None:
         spec = self.topo.server(peer)
-        self.out.append(ev.Connect(peer, spec.address or "127.0.0.1", spec.port_691 or 691))
+        port = (spec.port_smtp or DEFAULT_SMTP_PORT) if proto == "smtp" else (spec.port_691 or 691)
+        self.out.append(ev.Connect(peer, spec.address or "127.0.0.1", port, proto, tag))
 
-    def table_changed(self, kind: str, groups: tuple[str, ...] = ()) -> None:
+    def versions(self, org: OrgInfo) -> dict[str, Version | None]:
+        """The versions this node holds of the sections in `org` (taken before applying it)."""
+        return {rg.guid: self.lsdb.version_of(rg.guid) for rg in org.routing_groups}
+
+    def table_changed(
+        self, kind: str, groups: tuple[str, ...] = (), before: dict[str, Version | None] | None = None
+    ) -> None:
+        """Record a change; a major or minor one goes to the other groups at once (G33, G34)."""
         self.counters.table_changes[kind] += 1
         self.out.append(ev.TableChanged(self.lsdb.digest, kind, tuple(groups)))
+        if kind in ("major", "minor"):
+            significant = True
+        elif kind == "user" or before is None:
+            significant = False
+        else:
+            significant = any(self._bumped(g, before.get(g)) for g in groups)
+        if significant:
+            self.bridgehead.trigger(self.now, kind)
+
+    def _bumped(self, guid: str, old: Version | None) -> bool:
+        new = self.lsdb.version_of(guid)
+        return new is not None and (old is None or (new.major, new.minor) != (old.major, old.minor))
+
+    def learn(self, org: OrgInfo, now: float, source: str) -> None:
+        """A packet from outside the group (a bridgehead session, an injected tombstone) (R109, G62)."""
+        if isinstance(self.role, MasterRole):
+            self.role.merge_foreign(org, now)
+            return
+        before = self.versions(org)
+        result = self.lsdb.merge(org, own_group=self.rg.guid)
+        if not result.changed:
+            return
+        self.diag("orginfo_learned", source=source, groups=len(result.changed), digest=self.lsdb.digest)
+        self.table_changed("merge", result.changed, before)
+        upstream = self.role.upstream
+        if self.role.attached and upstream is not None:  # the master merges it and fans it out
+            self.send(upstream, rg691.Reply(self.lsdb.digest, True))
+            self.send_table(upstream)
+
+    def observe_bridgehead(self, connector: str, state: BridgeheadState, now: float) -> None:
+        if self.me.suppress_state_changes:
+            self.diag("state_change_suppressed", connector=self.connector_name(connector), state=state.value)
+            return
+        self._report(rg691.StateReport("BH", connector, self.me.vs_guid, state.value), now)
 
     def adopt(self, org: OrgInfo) -> tuple[str, ...]:
         """Take every received section whose version is at least ours (a member trusting its master)."""
@@ -160,26 +211,30 @@ class NodeCore:
     # --- the core interface --------------------------------------------------------------------------------
 
     def start(self, now: float) -> list[ev.Output]:
-        self.diag(
-            "node_started", server=self.me.name, rg=self.rg.name, role=self.role.name, digest=self.lsdb.digest
-        )
+        self.now = now
+        self.diag("node_started", server=self.me.name, rg=self.rg.name, role=self.role.name, digest=self.lsdb.digest)
         self.role.start(now)
         return self._drain()
 
     def handle(self, event: ev.Input, now: float) -> list[ev.Output]:
+        self.now = now
         handler = _INPUTS[type(event)]
         handler(self, event, now)
         return self._drain()
 
     def next_deadline(self) -> float | None:
-        return self.role.next_deadline()
+        deadlines = [d for d in (self.role.next_deadline(), self.bridgehead.next_deadline()) if d is not None]
+        return min(deadlines) if deadlines else None
 
     def on_timer(self, now: float) -> list[ev.Output]:
+        self.now = now
         self.role.on_timer(now)
+        self.bridgehead.on_timer(now)
         return self._drain()
 
     def shutdown(self, reason: str = "shutting down") -> list[ev.Output]:
         self.role.stop(reason)
+        self.bridgehead.stop()
         for conn in list(self.conns):
             self.close(conn, reason)
         return self._drain()
@@ -211,28 +266,49 @@ class NodeCore:
 
     def _on_connected(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.PeerConnected)
-        self.conns[e.conn] = _Conn(self._new_session(e.inbound), e.inbound, e.peer)
+        if e.proto == "smtp":
+            if e.inbound:
+                self.bridgehead.on_inbound(e.conn, now)
+            else:
+                self.bridgehead.on_connected(e.conn, e.tag, now)
+            self.bridgehead.flush(e.conn)
+            return
+        self.conns[e.conn] = _Conn(self._new_session(e.inbound), e.inbound, e.peer, e.peer_host)
         if not e.inbound and isinstance(self.role, MemberRole):
             self.role.on_connected(e.conn, now)
 
     def _on_connect_failed(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.ConnectFailed)
-        if isinstance(self.role, MemberRole):
+        if e.proto == "smtp":
+            self.bridgehead.on_connect_failed(e.tag, e.reason, now)
+        elif isinstance(self.role, MemberRole):
             self.role.on_connect_failed(e.reason, now)
 
     def _on_lost(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.PeerLost)
+        if self.bridgehead.owns(e.conn):
+            self.bridgehead.on_lost(e.conn, now)
+            return
         c = self.conns.pop(e.conn, None)
         if c is None:
             return
         if not c.session.authenticated and not c.session.closed:
             event_id = 962 if c.session.peer_kind == "CLIENT" else 961
-            self.diag("session_failed", level="warning", event_id=event_id, conn=e.conn,
-                      reason=f"connection closed before authentication completed ({e.reason})")
+            self.diag(
+                "session_failed",
+                level="warning",
+                event_id=event_id,
+                conn=e.conn,
+                reason=f"connection closed before authentication completed ({e.reason})",
+            )
         self.role.on_lost(e.conn, now)
 
     def _on_data(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.DataReceived)
+        if self.bridgehead.owns(e.conn):
+            self.counters.bytes_in += len(e.data)
+            self.bridgehead.on_data(e.conn, e.data, now)
+            return
         c = self.conns.get(e.conn)
         if c is None:
             return
@@ -267,6 +343,9 @@ class NodeCore:
         if isinstance(msg, rg691.Dump) and not msg.response:
             self._answer_dump(conn)
             return
+        if c.session.peer_kind == "CLIENT":
+            self._client_command(conn, c, msg, now)
+            return
         if self.role.on_message(conn, msg, now):
             return
         if isinstance(msg, rg691.Attach):
@@ -275,6 +354,46 @@ class NodeCore:
             self.close(conn, "ATTACH to a non-master")
             return
         self.diag("unexpected_message", level="warning", conn=conn, message=type(msg).__name__)
+
+    def _client_command(self, conn: int, c: _Conn, msg: rg691.Message, now: float) -> None:
+        """Operator tools (client nodes): DUMP above, INJECT a tombstone, force a bridgehead state."""
+        if isinstance(msg, rg691.Inject):
+            refusal = self._inject(msg.routing_group, c, now)
+        elif isinstance(msg, rg691.StateReport) and msg.kind == "FAULT":
+            refusal = self._fault(msg.subject, msg.value, now)
+        else:
+            refusal = f"{type(msg).__name__} is not a client command"
+        if refusal:
+            self.diag("client_command_refused", level="warning", command=type(msg).__name__, reason=refusal)
+            self.send(conn, rg691.Detach(refusal))
+            self.close(conn, refusal)
+        else:
+            self.send(conn, rg691.Ack(self.lsdb.digest))
+
+    def _inject(self, rg_guid: str, c: _Conn, now: float) -> str:
+        if c.peer_host and c.peer_host == (self.me.address or ""):
+            return "cannot inject on the server the tool runs on (R135)"
+        if rg_guid == self.rg.guid:
+            return "cannot delete the routing group this server belongs to"
+        section = self.lsdb.section(rg_guid)
+        if section is None:
+            return f"routing group {rg_guid} is not in this server's table"
+        dead = tombstone(section)
+        self.diag("tombstone_injected", routing_group=rg_guid, version=str(dead.version))
+        self.learn(OrgInfo((dead,)), now, source="remonitor")
+        return ""
+
+    def _fault(self, connector: str, value: str, now: float) -> str:
+        state = None
+        if value != "CLEAR":
+            try:
+                state = BridgeheadState(value.removeprefix("VS_"))
+            except ValueError:
+                return f"unknown bridgehead state {value!r}"
+        if not self.bridgehead.force(connector, state, now):
+            return "this server is not a source bridgehead of that connector"
+        self.diag("fault_injected", connector=self.connector_name(connector), state=value)
+        return ""
 
     def _answer_dump(self, conn: int) -> None:
         master = self.topo.master_of(self.rg.name)
@@ -319,11 +438,13 @@ class NodeCore:
             self._switch_role(now, "the routing group master moved")
         elif isinstance(self.role, MasterRole):
             self.role.topology_changed(now)
+        self.bridgehead.configure(now)
 
     def _switch_role(self, now: float, reason: str) -> None:
         self.role.stop(reason)
         self.role = self._make_role(now)
         self.role.start(now)
+        self.bridgehead.configure(now)
 
     def _on_service(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.ServiceStatusChanged)
@@ -332,12 +453,13 @@ class NodeCore:
 
     def _on_bridgehead(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.BridgeheadObserved)
-        if self.me.suppress_state_changes:
-            self.diag(
-                "state_change_suppressed", connector=self.connector_name(e.connector), state=e.state.value
-            )
-            return
-        self._report(rg691.StateReport("BH", e.connector, self.me.vs_guid, e.state.value), now)
+        self.observe_bridgehead(e.connector, e.state, now)
+
+    def _on_fault(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.FaultInjected)
+        refusal = self._fault(e.connector, e.state.value if e.state else "CLEAR", now)
+        if refusal:
+            self.diag("fault_refused", level="warning", reason=refusal)
 
     def _report(self, report: rg691.StateReport, now: float) -> None:
         self.role.report_state(report, now)
@@ -351,4 +473,5 @@ _INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
     ev.TopologyChanged: NodeCore._on_topology,
     ev.ServiceStatusChanged: NodeCore._on_service,
     ev.BridgeheadObserved: NodeCore._on_bridgehead,
+    ev.FaultInjected: NodeCore._on_fault,
 }

@@ -202,11 +202,10 @@ class SimNetwork:
 
     def _out_connect(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Connect)
-        peer = out.peer
+        peer, proto, tag = out.peer, out.proto, out.tag
         if peer not in self.nodes or frozenset((name, peer)) in self.partitions:
-            self._schedule(
-                self.latency, lambda: self._deliver(name, ev.ConnectFailed(peer, "connection refused"))
-            )
+            failed = ev.ConnectFailed(peer, "connection refused", proto, tag)
+            self._schedule(self.latency, lambda: self._deliver(name, failed))
             return
         mine, theirs = next(self._conn_ids), next(self._conn_ids)
         self._links[(name, mine)] = (peer, theirs)
@@ -214,10 +213,10 @@ class SimNetwork:
 
         def up() -> None:
             if (name, mine) not in self._links:  # the peer died or was cut off while we were connecting
-                self._deliver(name, ev.ConnectFailed(peer, "connection reset"))
+                self._deliver(name, ev.ConnectFailed(peer, "connection reset", proto, tag))
                 return
-            self._deliver(peer, ev.PeerConnected(theirs, inbound=True))
-            self._deliver(name, ev.PeerConnected(mine, inbound=False, peer=peer))
+            self._deliver(peer, ev.PeerConnected(theirs, inbound=True, proto=proto, peer_host=name))
+            self._deliver(name, ev.PeerConnected(mine, inbound=False, peer=peer, proto=proto, tag=tag))
 
         self._schedule(self.latency, up)
 
