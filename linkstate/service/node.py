@@ -50,6 +50,7 @@ class NodeService:
         transport: Transport | None = None,
         host: str | None = None,
         port: int | None = None,
+        smtp_port: int | None = None,
         topology_path: Path | None = None,
         rand: Callable[[], float] = random.random,
         nonce: Callable[[], str] = lambda: secrets.token_hex(16),
@@ -60,6 +61,7 @@ class NodeService:
         self.transport = transport or TcpTransport()
         self.host = host or spec.address or "127.0.0.1"
         self.port = port if port is not None else (spec.port_691 or 691)
+        self.smtp_port = smtp_port if smtp_port is not None else (spec.port_smtp or 25)
         self.topology_path = topology_path
         self.rand = rand
         self.nonce = nonce
@@ -71,6 +73,7 @@ class NodeService:
         self._nursery: trio.Nursery | None = None
         self._mtime: float | None = None
         self.bound_port: int | None = None
+        self.bound_smtp_port: int | None = None
         self.on_table_changed: Callable[[ev.TableChanged], None] | None = None
 
     # --- running -----------------------------------------------------------------------------------------
@@ -79,12 +82,21 @@ class NodeService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.bound_port = await nursery.start(self.transport.serve, self.host, self.port, self._inbound)
+            self.bound_smtp_port = await nursery.start(
+                self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
+            )
             now = trio.current_time()
             self.core = NodeCore(
                 self.topology, self.server, nonce=self.nonce, rand=self.rand, now=now, version=__version__
             )
             self._apply(self.core.start(now))
-            self.log.info("listening", host=self.host, port=self.bound_port, role=self.core.role.name)
+            self.log.info(
+                "listening",
+                host=self.host,
+                port=self.bound_port,
+                smtp_port=self.bound_smtp_port,
+                role=self.core.role.name,
+            )
             if self.topology_path is not None:
                 self._mtime = _mtime(self.topology_path)
                 nursery.start_soon(self._watch_topology)
@@ -202,8 +214,14 @@ class NodeService:
     # --- connections -------------------------------------------------------------------------------------
 
     async def _inbound(self, stream: trio.abc.Stream) -> None:
+        await self._accept(stream, "691")
+
+    async def _inbound_smtp(self, stream: trio.abc.Stream) -> None:
+        await self._accept(stream, "smtp")
+
+    async def _accept(self, stream: trio.abc.Stream, proto: str) -> None:
         if len(self.conns) >= MAX_CONNECTIONS:
-            self.log.warning("connection_refused", reason="too many connections", limit=MAX_CONNECTIONS)
+            self.log.warning("connection_refused", reason="too many connections", limit=MAX_CONNECTIONS, proto=proto)
             with trio.move_on_after(1):
                 try:
                     await stream.aclose()
@@ -211,7 +229,8 @@ class NodeService:
                     pass
             return
         conn = next(self._ids)
-        await self._run_conn(conn, stream, ev.PeerConnected(conn, inbound=True), peer="inbound")
+        hello = ev.PeerConnected(conn, inbound=True, proto=proto, peer_host=_peer_host(stream))
+        await self._run_conn(conn, stream, hello, peer="inbound", proto=proto)
 
     async def _connect(self, out: ev.Connect) -> None:
         timeout = self.topology.settings.scaled("attach_timeout")
@@ -220,12 +239,15 @@ class NodeService:
                 stream = await self.transport.connect(out.host, out.port)
         except (OSError, trio.TooSlowError) as exc:
             reason = "timed out" if isinstance(exc, trio.TooSlowError) else (exc.strerror or str(exc))
-            self.post(ev.ConnectFailed(out.peer, f"{out.host}:{out.port}: {reason}"))
+            self.post(ev.ConnectFailed(out.peer, f"{out.host}:{out.port}: {reason}", out.proto, out.tag))
             return
         conn = next(self._ids)
-        await self._run_conn(conn, stream, ev.PeerConnected(conn, inbound=False, peer=out.peer), peer=out.peer)
+        hello = ev.PeerConnected(conn, inbound=False, peer=out.peer, proto=out.proto, tag=out.tag)
+        await self._run_conn(conn, stream, hello, peer=out.peer, proto=out.proto)
 
-    async def _run_conn(self, conn: int, stream: trio.abc.Stream, hello: ev.PeerConnected, peer: str) -> None:
+    async def _run_conn(
+        self, conn: int, stream: trio.abc.Stream, hello: ev.PeerConnected, peer: str, proto: str = "691"
+    ) -> None:
         send, receive = trio.open_memory_channel[bytes | None](SEND_QUEUE)
         state = _Conn(send, peer=peer)
         self.conns[conn] = state
@@ -235,7 +257,7 @@ class NodeService:
             with state.cancel:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, stream, receive, nursery.cancel_scope)
-                    reason = await self._reader(conn, stream)
+                    reason = await self._reader(conn, stream, proto)
                     nursery.cancel_scope.cancel()
         except Exception as exc:  # a connection task must never take the node down
             reason = f"connection error: {exc!r}"
@@ -249,12 +271,17 @@ class NodeService:
                     pass
             self.post(ev.PeerLost(conn, reason))
 
-    async def _reader(self, conn: int, stream: trio.abc.Stream) -> str:
+    async def _reader(self, conn: int, stream: trio.abc.Stream, proto: str) -> str:
         settings = self.topology.settings
         try:
             while True:
-                authenticated = self._authenticated(conn)
-                idle = settings.scaled("poll_interval") * 3 if authenticated else settings.scaled("attach_timeout")
+                authenticated = proto == "smtp" or self._authenticated(conn)
+                if proto == "smtp":
+                    idle = settings.scaled("smtp_command_timeout")
+                elif authenticated:
+                    idle = settings.scaled("poll_interval") * 3
+                else:
+                    idle = settings.scaled("attach_timeout")
                 with trio.move_on_after(idle) as scope:
                     data = await stream.receive_some(READ_SIZE)
                 if scope.cancelled_caught:
@@ -315,3 +342,11 @@ def _with_time_scale(topo: Topology, scale: float) -> Topology:
     if topo.settings.time_scale == scale:
         return topo
     return replace(topo, settings=replace(topo.settings, time_scale=scale))
+
+
+def _peer_host(stream: trio.abc.Stream) -> str:
+    sock = getattr(stream, "socket", None)
+    try:
+        return str(sock.getpeername()[0]) if sock is not None else ""
+    except OSError:
+        return ""

@@ -113,7 +113,9 @@ def tcp_group(time_scale: int = 100) -> Topology:
     topo = one_group(time_scale=time_scale)
     from dataclasses import replace
 
-    servers = tuple(replace(s, address="127.0.0.1", port_691=port + i) for i, s in enumerate(topo.servers))
+    servers = tuple(
+        replace(s, address="127.0.0.1", port_691=port + i, port_smtp=_free_port()) for i, s in enumerate(topo.servers)
+    )
     return replace(topo, servers=servers)
 
 
