@@ -1,0 +1,115 @@
+"""Test support for the node CLI tests: free loopback ports, small topology files, the CLI in-process or as a
+subprocess, and cleanup of every process a test starts.
+
+May import: anything (tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from linkstate.cli.main import cli
+
+SECRET = "test-org-secret"
+ENTRY = "from linkstate.cli.main import main; main()"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port(host))
+    return sorted(ports)
+
+
+def write_topology(
+    path: Path, names: list[str], ports: list[int], *, host: str = "127.0.0.1", smtp: list[int] | None = None
+) -> Path:
+    """One routing group `RG`, the first name its master, every server on `host` with explicit ports."""
+    lines = [
+        "[organization]",
+        'name = "Test"',
+        'domain = "example.com"',
+        f'secret = "{SECRET}"',
+        "",
+        "[[routing_groups]]",
+        'name = "RG"',
+        f'master = "{names[0]}"',
+    ]
+    for i, (name, port) in enumerate(zip(names, ports, strict=True)):
+        lines += ["", "[[servers]]", f'name = "{name}"', 'routing_group = "RG"', f'address = "{host}"']
+        lines += [f"port_691 = {port}"]
+        if smtp is not None:
+            lines += [f"port_smtp = {smtp[i]}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def invoke(*args: str) -> Result:
+    """The CLI in-process (for commands that fail before starting trio or that run their own trio.run)."""
+    return CliRunner().invoke(cli, list(args))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", ENTRY, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def spawn_cli(*args: str, env: dict[str, str] | None = None, stdout: object = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", ENTRY, *args],
+        stdout=stdout if stdout is not None else subprocess.PIPE,  # type: ignore[arg-type]
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+
+
+def kill_quietly(pid: int | None) -> None:
+    if not pid:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """Kill the process (and its process group) on the way out, whatever happened."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+
+def wait_until(predicate: object, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(interval)
+    return bool(predicate())  # type: ignore[operator]

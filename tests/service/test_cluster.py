@@ -1,0 +1,200 @@
+"""`linkstate cluster …`: run directory, port policy, derived topology, status of a stopped cluster, and a
+short `cluster up` smoke run as real processes on loopback high ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tomllib
+from pathlib import Path
+
+import pytest
+import trio
+
+from linkstate.cli.cluster import (
+    DEV_PORT_691,
+    DEV_PORT_SMTP,
+    Cluster,
+    NodeStatus,
+    derive_topology,
+    dumps_toml,
+    format_status,
+    node_alive,
+    run_dir_for,
+)
+from linkstate.cli.node_cmd import parse_hostport
+from linkstate.core.topology import load_topology
+from tests.service.node_cli_helpers import (
+    free_ports,
+    invoke,
+    kill_quietly,
+    reaped,
+    run_cli,
+    spawn_cli,
+    wait_until,
+    write_topology,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PACKAGED = Path(__file__).resolve().parents[2] / "linkstate" / "examples"
+
+
+# --------------------------------------------------------------------------------------------- units
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_toml_writer_round_trips_the_examples(path: Path) -> None:
+    raw = tomllib.loads(path.read_text())
+    assert tomllib.loads(dumps_toml(raw)) == raw
+
+
+def test_packaged_examples_are_copies_of_the_examples() -> None:
+    for name in ("single-group.toml", "seattle.toml"):
+        assert (PACKAGED / name).read_text() == (EXAMPLES / name).read_text()
+
+
+def test_derived_topology_gets_dev_ports_and_an_absolute_secret_file(tmp_path: Path) -> None:
+    src = tmp_path / "org"
+    src.mkdir()
+    (src / "single-group.toml").write_text((EXAMPLES / "single-group.toml").read_text())
+    (src / "single-group.secret").write_text("s3cret\n")
+    dest = tmp_path / "run" / "topology.toml"
+    dest.parent.mkdir()
+    topo = derive_topology(src / "single-group.toml", dest)
+    assert [(s.port_691, s.port_smtp) for s in topo.servers] == [
+        (DEV_PORT_691 + n, DEV_PORT_SMTP + n) for n in range(len(topo.servers))
+    ]
+    assert topo.secret == b"s3cret"
+    original = load_topology(src / "single-group.toml")
+    assert [s.guid for s in topo.servers] == [s.guid for s in original.servers]
+    assert load_topology(dest).servers == topo.servers
+
+
+def test_run_dir_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    topo = tmp_path / "a" / "org.toml"
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    assert run_dir_for(topo) == tmp_path / "a" / ".linkstate" / "org"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    one, two = run_dir_for(topo), run_dir_for(tmp_path / "b" / "org.toml")
+    assert one.parent == tmp_path / "xdg" / "linkstate" and one.name.startswith("org-")
+    assert one != two
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.1.2", ("127.0.1.2", None)), ("127.0.1.2:6911", ("127.0.1.2", 6911)), ("[::1]:691", ("::1", 691))],
+)
+def test_parse_hostport(text: str, expected: tuple[str, int | None]) -> None:
+    assert parse_hostport(text, None) == expected
+
+
+def test_status_lines() -> None:
+    running = NodeStatus("EX1", "127.0.1.1", 691, "running", role="master", attached=True, quorum=True)
+    running.digest, running.version = "0123456789abcdef" * 2, "2.0.1"
+    lines = format_status([running, NodeStatus("EX2", "127.0.1.2", 691, "stopped")])
+    expected = "EX1 127.0.1.1:691 master attached YES quorum YES digest 01234567 version 2.0.1"
+    assert lines[0].split() == expected.split()
+    assert lines[1].split() == ["EX2", "127.0.1.2:691", "stopped"]
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+
+def test_cluster_status_of_a_cluster_that_never_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    path = write_topology(tmp_path / "topology.toml", ["A", "B", "C"], free_ports(3))
+    res = invoke("cluster", "status", str(path))
+    assert res.exit_code == 0, res.output
+    assert [ln.split()[-1] for ln in res.stdout.splitlines()] == ["stopped"] * 3
+    res = invoke("cluster", "status", str(path), "--json")
+    data = json.loads(res.stdout)
+    assert [(s["name"], s["state"]) for s in data["servers"]] == [("A", "stopped"), ("B", "stopped"), ("C", "stopped")]
+    assert data["supervisor"] is None
+    res = invoke("cluster", "stop", str(path), "B")
+    assert res.exit_code == 1 and res.stderr.startswith("error: no cluster has run")
+    res = invoke("cluster", "up", str(tmp_path / "missing.toml"))
+    assert res.exit_code == 2 and res.stderr.startswith("error: invalid topology")
+
+
+def test_cluster_refuses_non_loopback_addresses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    path = write_topology(tmp_path / "topology.toml", ["A"], [17999], host="192.0.2.10")
+    res = invoke("cluster", "up", str(path))
+    assert res.exit_code == 2 and "loopback" in res.stderr
+
+
+def _statuses(cluster: Cluster) -> list[NodeStatus]:
+    return trio.run(cluster.statuses)
+
+
+@pytest.mark.tcp
+def test_cluster_up_converges_and_stops_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    xdg = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
+    ports = free_ports(6)
+    names = ["A", "B", "C"]
+    path = write_topology(tmp_path / "topology.toml", names, ports[:3], smtp=ports[3:])
+    cluster = Cluster(path)
+    out = tmp_path / "up.out"
+    with open(out, "w") as fh, reaped(spawn_cli("cluster", "up", str(path), "--time-scale", "60", stdout=fh)) as up:
+        try:
+
+            def converged() -> bool:
+                sts = _statuses(cluster)
+                return (
+                    all(s.state == "running" for s in sts)
+                    and len({s.digest for s in sts}) == 1
+                    and all(s.attached for s in sts)
+                    and sts[0].version not in (None, "0.0.0")
+                )
+
+            assert wait_until(converged, timeout=20), out.read_text() + str(_statuses(cluster))
+            state = cluster.state()
+            assert state is not None and not state.derived and state.supervisor == up.pid
+            assert {n: (r.host, r.port) for n, r in state.servers.items()} == {
+                n: ("127.0.0.1", p) for n, p in zip(names, ports[:3], strict=True)
+            }
+
+            # stop one member on purpose: it shows `stopped`, and `cluster up` leaves it stopped
+            res = run_cli("cluster", "stop", str(path), "C")
+            assert res.returncode == 0 and "stopped C" in res.stdout, res.stderr
+            sts = {s.name: s for s in _statuses(cluster)}
+            assert sts["C"].state == "stopped" and sts["A"].state == "running"
+            res = run_cli("cluster", "status", str(path), "--json")
+            assert [s["state"] for s in json.loads(res.stdout)["servers"]] == ["running", "running", "stopped"]
+
+            # and start it again
+            res = run_cli("cluster", "start", str(path), "C")
+            assert res.returncode == 0 and "started C" in res.stdout, res.stderr
+            assert wait_until(converged, timeout=20), str(_statuses(cluster))
+            pids = [r.pid for r in cluster.require_state().servers.values()]
+
+            up.send_signal(signal.SIGTERM)
+            assert up.wait(timeout=20) == 0, out.read_text()
+        finally:
+            state = cluster.state()
+            for rec in state.servers.values() if state else ():
+                if node_alive(rec):
+                    kill_quietly(rec.pid)
+    text = out.read_text()
+    assert "listens on 127.0.0.1" in text and "stopped 3 server(s)" in text, text
+    assert all(not _pid_alive(p) for p in pids)
+    sts = _statuses(cluster)
+    assert [s.state for s in sts] == ["stopped"] * 3
+    res = run_cli("cluster", "status", str(path))
+    assert res.returncode == 0 and [ln.split()[-1] for ln in res.stdout.splitlines()] == ["stopped"] * 3
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
