@@ -76,6 +76,14 @@ class FaultInjected:
     state: BridgeheadState | None
 
 
+@dataclass(frozen=True, slots=True)
+class TombstoneRequested:
+    """An operator asks this server to write a Remonitor tombstone for a routing group (G53, G54)."""
+
+    routing_group: str
+    peer_host: str = ""
+
+
 Input = (
     PeerConnected
     | DataReceived
@@ -85,6 +93,7 @@ Input = (
     | ServiceStatusChanged
     | BridgeheadObserved
     | FaultInjected
+    | TombstoneRequested
 )
 
 # --- outputs -----------------------------------------------------------------------------------------------

@@ -358,7 +358,7 @@ class NodeCore:
     def _client_command(self, conn: int, c: _Conn, msg: rg691.Message, now: float) -> None:
         """Operator tools (client nodes): DUMP above, INJECT a tombstone, force a bridgehead state."""
         if isinstance(msg, rg691.Inject):
-            refusal = self._inject(msg.routing_group, c, now)
+            refusal = self._inject(msg.routing_group, c.peer_host, now)
         elif isinstance(msg, rg691.StateReport) and msg.kind == "FAULT":
             refusal = self._fault(msg.subject, msg.value, now)
         else:
@@ -370,8 +370,8 @@ class NodeCore:
         else:
             self.send(conn, rg691.Ack(self.lsdb.digest))
 
-    def _inject(self, rg_guid: str, c: _Conn, now: float) -> str:
-        if c.peer_host and c.peer_host == (self.me.address or ""):
+    def _inject(self, rg_guid: str, peer_host: str, now: float) -> str:
+        if peer_host and peer_host == (self.me.address or ""):
             return "cannot inject on the server the tool runs on (R135)"
         if rg_guid == self.rg.guid:
             return "cannot delete the routing group this server belongs to"
@@ -461,6 +461,12 @@ class NodeCore:
         if refusal:
             self.diag("fault_refused", level="warning", reason=refusal)
 
+    def _on_tombstone(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.TombstoneRequested)
+        refusal = self._inject(e.routing_group, e.peer_host, now)
+        if refusal:
+            self.diag("inject_refused", level="warning", reason=refusal)
+
     def _report(self, report: rg691.StateReport, now: float) -> None:
         self.role.report_state(report, now)
 
@@ -474,4 +480,5 @@ _INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
     ev.ServiceStatusChanged: NodeCore._on_service,
     ev.BridgeheadObserved: NodeCore._on_bridgehead,
     ev.FaultInjected: NodeCore._on_fault,
+    ev.TombstoneRequested: NodeCore._on_tombstone,
 }
