@@ -13,8 +13,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from click.testing import CliRunner, Result
 
@@ -40,7 +41,10 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 def write_topology(
     path: Path, names: list[str], ports: list[int], *, host: str = "127.0.0.1", smtp: list[int] | None = None
 ) -> Path:
-    """One routing group `RG`, the first name its master, every server on `host` with explicit ports."""
+    """One routing group `RG`, the first name its master, every server on `host` with explicit ports (free
+    SMTP ports are picked when `smtp` is not given, so no node ever tries port 25)."""
+    if smtp is None:
+        smtp = [p for p in free_ports(len(names) + len(ports)) if p not in ports][: len(names)]
     lines = [
         "[organization]",
         'name = "Test"',
@@ -53,9 +57,7 @@ def write_topology(
     ]
     for i, (name, port) in enumerate(zip(names, ports, strict=True)):
         lines += ["", "[[servers]]", f'name = "{name}"', 'routing_group = "RG"', f'address = "{host}"']
-        lines += [f"port_691 = {port}"]
-        if smtp is not None:
-            lines += [f"port_smtp = {smtp[i]}"]
+        lines += [f"port_691 = {port}", f"port_smtp = {smtp[i]}"]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -75,10 +77,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) 
     )
 
 
-def spawn_cli(*args: str, env: dict[str, str] | None = None, stdout: object = None) -> subprocess.Popen[str]:
+def spawn_cli(*args: str, env: dict[str, str] | None = None, stdout: IO[str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", ENTRY, *args],
-        stdout=stdout if stdout is not None else subprocess.PIPE,  # type: ignore[arg-type]
+        stdout=stdout if stdout is not None else subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
@@ -106,10 +108,10 @@ def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
                 proc.wait(timeout=5)
 
 
-def wait_until(predicate: object, timeout: float, interval: float = 0.2) -> bool:
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(interval)
-    return bool(predicate())  # type: ignore[operator]
+    return predicate()
