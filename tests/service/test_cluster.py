@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -159,8 +161,8 @@ def test_cluster_up_converges_and_stops_cleanly(tmp_path: Path, monkeypatch: pyt
             # stop one member on purpose: it shows `stopped`, and `cluster up` leaves it stopped
             res = run_cli("cluster", "stop", str(path), "C")
             assert res.returncode == 0 and "stopped C" in res.stdout, res.stderr
-            sts = {s.name: s for s in _statuses(cluster)}
-            assert sts["C"].state == "stopped" and sts["A"].state == "running"
+            by_name = {s.name: s for s in _statuses(cluster)}
+            assert by_name["C"].state == "stopped" and by_name["A"].state == "running"
             res = run_cli("cluster", "status", str(path), "--json")
             assert [s["state"] for s in json.loads(res.stdout)["servers"]] == ["running", "running", "stopped"]
 
@@ -198,3 +200,23 @@ def _pid_alive(pid: int | None) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+@pytest.mark.tcp
+def test_demo_runs_to_the_end(tmp_path: Path) -> None:
+    """`linkstate demo` (what `make run` calls): converge, lose the master, converge above the old version."""
+    out = tmp_path / "demo.out"
+    with open(out, "w") as fh, reaped(spawn_cli("demo", "--time-scale", "20", "--timeout", "60", stdout=fh)) as demo:
+        try:
+            rc = demo.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            demo.send_signal(signal.SIGINT)  # the demo stops its nodes on Ctrl-C
+            demo.wait(timeout=30)
+            raise
+    text = out.read_text()
+    assert rc == 0, text
+    assert "Am I connected to the Master?: YES" in text
+    assert "Am I connected to the Master?: NO" in text
+    old, new = re.search(r"version (\d+\.\d+\.\d+) -> (\d+\.\d+\.\d+)", text).groups()  # type: ignore[union-attr]
+    assert tuple(map(int, new.split("."))) > tuple(map(int, old.split(".")))
+    assert "stopped 3 server(s)" in text and "demo finished" in text
