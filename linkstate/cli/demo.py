@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import tomllib
@@ -256,10 +257,15 @@ def materialise(example: str, workdir: Path) -> Path:
     return path
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(example: str, time_scale: float, timeout: float) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="linkstate-demo-"))
     ok = False
     cluster: Cluster | None = None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         path = materialise(example, workdir)
         try:
@@ -286,5 +292,6 @@ def run_demo(example: str, time_scale: float, timeout: float) -> int:
     finally:
         if cluster is not None:
             cluster.stop_all()
+        signal.signal(signal.SIGTERM, previous)
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -233,6 +233,7 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool) -> None:
     click.echo(f"run directory {cluster.run_dir}")
     if state.derived:
         click.echo(f"real ports not usable ({state.port_note}): nodes run on the dev-port copy {state.topology}")
+    previous = signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
         for name in state.servers:
             rec = cluster.spawn(name)
@@ -240,7 +241,13 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool) -> None:
         trio.run(_supervise, cluster, no_status)
     finally:
         stopped = cluster.stop_all()
+        signal.signal(signal.SIGTERM, previous)
         click.echo(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
+
+
+def interrupt_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM outside trio's own handling behaves like Ctrl-C, so the `finally` that stops the nodes runs."""
+    raise KeyboardInterrupt
 
 
 async def _supervise(cluster: Cluster, no_status: bool) -> None:
