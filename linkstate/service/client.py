@@ -95,7 +95,7 @@ async def _exchange(stream: trio.SocketStream, where: str, secret: bytes) -> Dum
             raise ClientError("protocol", f"{where} closed the connection before answering DUMP")
         for result in session.receive(bytes(data)):
             if isinstance(result, Fault):
-                if result.event_id is not None:
+                if result.event_id is not None and not result.reason.startswith("bad frame"):
                     raise ClientError("auth", f"authentication with {where} failed (event 962): {result.reason}", 962)
                 raise ClientError("protocol", f"{where}: {result.reason}")
             if isinstance(result, Authenticated):

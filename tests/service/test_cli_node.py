@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ async def _attached(svc: NodeService, timeout: float = 10) -> None:
             await trio.sleep(0.02)
 
 
-async def _cli(*args: str) -> trio.CompletedProcess[bytes]:
+async def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
     """The CLI as a user runs it (a subprocess), so its output is not mixed with the nodes' logs."""
     with trio.fail_after(60):
         return await trio.run_process(
@@ -59,7 +60,7 @@ async def test_winroute_against_running_nodes(tmp_path: Path) -> None:
             while member.core.lsdb.digest != master.core.lsdb.digest:
                 await trio.sleep(0.05)
         target = f"127.0.0.1:{ports[1]}"
-        results: dict[str, trio.CompletedProcess[bytes]] = {}
+        results: dict[str, subprocess.CompletedProcess[bytes]] = {}
 
         async def run(key: str, *args: str) -> None:
             results[key] = await _cli("winroute", *args)
