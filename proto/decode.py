@@ -51,6 +51,7 @@ __all__ = [
     "Warning_",
     "decode_strict",
     "decode_tolerant",
+    "tolerant_parse",
 ]
 
 
@@ -186,9 +187,15 @@ _LEN8 = re.compile("\\{([0-9a-f]{8})\\}")
 
 _BAD = re.compile("[\r\n\x00]")  # never inside a string
 _SEP_RX = re.compile(_SEP_CLASS)
-_TOLERANT_SEPS = frozenset(" \t\r\n\x00.")
+_TOLERANT_SEPS = " \t\r\n\x00."
+_STRICT_HEX = "0123456789abcdef"
+_TOLERANT_HEX = "0123456789abcdefABCDEF"
+_NO_BAD = 1 << 62  # "no CR/LF/NUL ahead"
 
 Values = list[str]
+_BH_STATES = {s.value: s for s in BridgeheadState}
+_EMPTY_RESERVED = " 0 () 0 ()"  # strict: reserved blocks 3 and 4, nearly always empty
+_CONN_STATES = {s.value: s for s in ConnectorState}
 
 
 class _Parser:
@@ -204,6 +211,18 @@ class _Parser:
         self.warnings: list[Warning_] = []
         self.budget = 8 * len(data) + 8192
         self.record = self._record_strict if strict else self._record_tolerant
+        self.seps = " " if strict else _TOLERANT_SEPS
+        self.hex = _STRICT_HEX if strict else _TOLERANT_HEX
+        self.ascii = data.isascii()
+        self.bad_from = 0  # no CR/LF/NUL in [bad_from, bad_at)
+        self.bad_at = -1
+        self.shallow = limits.max_depth < _MAX_STRUCT_DEPTH  # depth checks needed at all?
+        # Strict: no strict token matches CR/LF/NUL, so the first one in the frame is either inside the string
+        # being read or where the parse will fail; one memchr-speed scan replaces a search per string.
+        self.first_bad = -1
+        if strict:
+            found = [i for i in (data.find(b"\r"), data.find(b"\n"), data.find(b"\x00")) if i >= 0]
+            self.first_bad = min(found) if found else _NO_BAD
 
     # ---- errors ------------------------------------------------------------------------------------------
 
@@ -224,12 +243,30 @@ class _Parser:
         self.warnings.append(Warning_(offset, reason))
 
     def _string(self, s: int, e: int) -> str:
+        if self.ascii:
+            return self.text[s:e]
         return self.data[s:e].decode("utf-8", "surrogateescape")
+
+    def _next_bad(self, s: int) -> int:
+        """Offset of the first CR/LF/NUL at or after `s` (cached: amortised linear over a decode)."""
+        if self.bad_from <= s <= self.bad_at:
+            return self.bad_at
+        if s < self.bad_from:  # backwards (a repair search): scan only the gap
+            m = _BAD.search(self.text, s, self.bad_from)
+            self.budget -= self.bad_from - s
+            self.bad_from = s
+            if m is not None:
+                self.bad_at = m.start()
+            return self.bad_at
+        m = _BAD.search(self.text, s)
+        self.bad_from = s
+        self.bad_at = m.start() if m is not None else _NO_BAD
+        return self.bad_at
 
     # ---- records -----------------------------------------------------------------------------------------
 
     def _record_strict(self, chunks: tuple[_Chunk, ...], pos: int) -> tuple[Values, int]:
-        text, end, max_string = self.text, self.end, self.limits.max_string
+        text, end, max_string, bad, ascii_ = self.text, self.end, self.limits.max_string, self.first_bad, self.ascii
         m = chunks[0].rx.match(text, pos, end)
         if m is None:
             raise self._fail(chunks[0], pos)
@@ -246,13 +283,9 @@ class _Parser:
             e = s + n
             if e >= end:
                 raise DecodeError(lbrace, f"string length {{{hexlen}}} ({n} bytes) runs past the frame")
-            if n:
-                bad = _BAD.search(text, s, e)
-                if bad is not None:
-                    raise DecodeError(bad.start(), "CR, LF or NUL inside a string")
-                vals.append(self._string(s, e))
-            else:
-                vals.append("")
+            if e > bad:
+                raise DecodeError(bad, "CR, LF or NUL inside a string")
+            vals.append(text[s:e] if ascii_ else self._string(s, e))
             m = chunk.rx.match(text, e, end)
             if m is None:
                 if text[e] != " ":
@@ -329,9 +362,8 @@ class _Parser:
         text, end = self.text, self.end
         target = s + n
         hi = min(end, target + REPAIR_WINDOW + 1)
-        self._spend(1 + max(0, hi - s), lbrace)
-        bad = _BAD.search(text, s, hi)
-        limit = bad.start() if bad is not None else hi  # a string cannot reach past a CR/LF/NUL
+        self._spend(1, lbrace)
+        limit = min(hi, self._next_bad(s))  # a string cannot reach past a CR/LF/NUL
         if target < end and target <= limit:
             yield target
         lo = max(s, target - REPAIR_WINDOW)
@@ -362,7 +394,7 @@ class _Parser:
             lbrace = s - len(hexlen) - 2
             e = s + n
             reason = f"string length {{{hexlen}}} ({n} bytes) does not end where the record can go on"
-            if e >= end or text[e] not in _TOLERANT_SEPS or _BAD.search(text, s, e) is not None:
+            if e >= end or text[e] not in _TOLERANT_SEPS or self._next_bad(s) < e:
                 return DecodeError(lbrace, reason + ", and no nearby separator does")
             m2 = chunk.rx.match(text, e, end)
             if m2 is None:
@@ -370,6 +402,17 @@ class _Parser:
                 return DecodeError(err.offset, f"{err.reason} (no repair of {{{hexlen}}} at {lbrace} helps)")
             m = m2
         return DecodeError(pos, "malformed record")  # pragma: no cover
+
+    def _open(self, chunk: _Chunk, literal: str, pos: int, follow: str) -> int:
+        """Match a list-opening chunk (`... (` + lookahead); strict mode compares the literal directly."""
+        if self.strict:
+            text, end = self.text, self.end
+            q = pos + len(literal)
+            if text.startswith(literal, pos, end) and q + 1 < end:
+                c = text[q]
+                if c == ")" or (c == " " and text[q + 1] in follow):
+                    return q
+        return self._chunk(chunk, pos).end()
 
     def _chunk(self, chunk: _Chunk, pos: int) -> re.Match[str]:
         m = chunk.rx.match(self.text, pos, self.end)
@@ -379,18 +422,49 @@ class _Parser:
 
     # ---- structure ---------------------------------------------------------------------------------------
 
-    def _items(self, chunks: tuple[_Chunk, ...], pos: int) -> tuple[list[tuple[int, Values]], int]:
-        """The records of a list whose `(` ends just before `pos` (its lookahead guarantees `)` or SEP)."""
-        text = self.text
+    def _items(
+        self, chunks: tuple[_Chunk, ...], pos: int, follow: str = ""
+    ) -> tuple[list[tuple[int, Values]], int]:
+        """The records of a list whose `(` ends just before `pos` (its lookahead guarantees `)` or SEP).
+
+        For one-string records (`follow` = the characters that may start the next item) the common case is
+        inlined: declared length, then SEP and `)` or SEP + next item, exactly what the record's last chunk
+        (`S ?G` / `S ?L`) checks; anything else takes the general path (`self.record`), which reports the
+        error (strict) or runs the repair search (tolerant), so both paths give the same result.
+        """
+        text, end = self.text, self.end
         items: list[tuple[int, Values]] = []
         if text[pos] == ")":
             return items, pos + 1
         pos += 1
         max_items = self.limits.max_items
+        max_string = self.limits.max_string
         record = self.record
+        seps, strict_bad, ascii_ = self.seps, self.first_bad, self.ascii
+        head = chunks[0].rx.match if follow and len(chunks) == 2 else None
         while True:
             if len(items) >= max_items:
                 raise DecodeError(pos, f"list has more than {max_items} items")
+            if head is not None:
+                m = head(text, pos, end)
+                if m is not None:
+                    groups = m.groups()
+                    hexlen = groups[-1]
+                    s = m.end()
+                    n = int(hexlen, 16) if hexlen else 0
+                    e = s + n
+                    if n <= max_string and e + 2 < end and text[e] in seps:
+                        c = text[e + 1]
+                        if (c == ")" or (c in seps and text[e + 2] in follow)) and (
+                            e <= strict_bad or (strict_bad < 0 and self._next_bad(s) >= e)
+                        ):
+                            vals = list(groups[:-1])
+                            vals.append(text[s:e] if ascii_ else self._string(s, e))
+                            items.append((pos, vals))
+                            if c == ")":
+                                return items, e + 2
+                            pos = e + 2
+                            continue
             vals, nxt = record(chunks, pos)
             items.append((pos, vals))
             if text[nxt] == ")":
@@ -420,39 +494,58 @@ class _Parser:
             raise DecodeError(offset, f"nesting deeper than {self.limits.max_depth}")
 
     def _dn_list(self, pos: int) -> tuple[tuple[str, ...], int]:
-        items, pos = self._items(self.g.dn, pos)
+        items, pos = self._items(self.g.dn, pos, "{")
         return tuple(v[0] for _, v in items), pos
 
     def connector(self, pos: int) -> tuple[Connector, int]:
-        g, strict = self.g, self.strict
-        self._depth(3, pos + 33)
+        g, strict, text, end = self.g, self.strict, self.text, self.end
+        if self.shallow:
+            self._depth(3, pos + 33)
         v, pos = self.record(g.conn, pos)
-        guid, ctype, src, dst, dn, sched, scope, trig, prio, mx, thr, nopf, dflt, c1 = v
-        self._depth(_MAX_STRUCT_DEPTH, pos - 1)
+        guid, ctype, src, dst, dn, sched, scope, trig, prio, mx, thr, nopf, dflt, count = v
+        if self.shallow:
+            self._depth(_MAX_STRUCT_DEPTH, pos - 1)
+        count_at = pos - 2 - len(count)
+        dn_chunks, block_rx = g.dn, g.block.rx
         blocks: list[tuple[str, ...]] = []
-        count, count_at = c1, pos - 2 - len(c1)
         while True:
-            dns, pos = self._dn_list(pos)
-            self._count(count, count_at, len(dns))
+            if text[pos] == ")":  # the usual empty list
+                dns: tuple[str, ...] = ()
+                pos += 1
+            else:
+                items, pos = self._items(dn_chunks, pos, "{")
+                dns = tuple([v[0] for _, v in items])
+            if int(count, 16) != len(dns):
+                self._count(count, count_at, len(dns))
             blocks.append(dns)
             if len(blocks) == 4:
                 break
-            m = self._chunk(g.block, pos)
+            if strict and len(blocks) == 2 and text.startswith(_EMPTY_RESERVED, pos):  # the usual case
+                blocks += [(), ()]
+                pos += len(_EMPTY_RESERVED)
+                break
+            m = block_rx.match(text, pos, end)
+            if m is None:
+                raise self._fail(g.block, pos)
             count, count_at, pos = m.group(1), m.start(1), m.end()
-        pos = self._chunk(g.arrows_open, pos).end()
+        pos = self._open(g.arrows_open, "  ARROWS (", pos, "{")
         items, pos = self._items(g.arrow, pos)
-        arrows = tuple(AddressSpace(t, a, int(c, 16)) for _, (t, a, c) in items)
-        pos = self._chunk(g.bh_open, pos).end()
-        items, pos = self._items(g.bh, pos)
+        arrows = tuple([AddressSpace(t, a, int(c, 16)) for _, (t, a, c) in items])
+        pos = self._open(g.bh_open, " BH (", pos, _STRICT_HEX)
+        items, pos = self._items(g.bh, pos, self.hex)
         if strict:
-            bhs = tuple(Bridgehead(b, BridgeheadState(st), f) for _, (b, st, f) in items)
+            bhs = tuple([Bridgehead(b, _BH_STATES[st], f) for _, (b, st, f) in items])
         else:
-            bhs = tuple(Bridgehead(b.lower(), BridgeheadState(st.upper()), f) for _, (b, st, f) in items)
+            bhs = tuple([Bridgehead(b.lower(), _BH_STATES[st.upper()], f) for _, (b, st, f) in items])
         if len(bhs) > 1:
             self._order([(off, b.guid) for (off, _), b in zip(items, bhs, strict=True)], "bridgehead")
-        pos = self._chunk(g.targbh_open, pos).end()
-        items, pos = self._items(g.targbh, pos)
-        targ = tuple(v[0] for _, v in items)
+        pos = self._open(g.targbh_open, " TARGBH (", pos, "{")
+        if text[pos] == ")":
+            targ: tuple[str, ...] = ()
+            pos += 1
+        else:
+            items, pos = self._items(g.targbh, pos, "{")
+            targ = tuple([v[0] for _, v in items])
         m = self._chunk(g.state, pos)
         state = m.group(1)
         if not strict:
@@ -478,17 +571,19 @@ class _Parser:
             arrows,
             bhs,
             targ,
-            ConnectorState(state),
+            _CONN_STATES[state],
         )
         return conn, m.end()
 
     def section(self, pos: int) -> tuple[RoutingGroup, int]:
         g, text, strict = self.g, self.text, self.strict
-        self._depth(1, pos)
+        if self.shallow:
+            self._depth(1, pos)
         v, pos = self.record(g.rg, pos)
         guid, master, major, minor, user, vguid, smtp, x400, x500 = v
-        self._depth(2, pos - 1)
-        items, pos = self._items(g.member, pos)
+        if self.shallow:
+            self._depth(2, pos - 1)
+        items, pos = self._items(g.member, pos, self.hex)
         if strict:
             members = tuple(
                 Member(mg, yn == "YES", int(fl, 16), int(bd, 16), st) for _, (mg, yn, fl, bd, st) in items
@@ -624,5 +719,17 @@ def decode_strict(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
 
 
 def decode_tolerant(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
-    """Canonical bytes and the printed/sanitized form; every repair is reported in `Decoded.warnings`."""
+    """Canonical bytes and the printed/sanitized form; every repair is reported in `Decoded.warnings`.
+
+    Canonical input is decoded by the strict parser (same result, proven by a property test against
+    `tolerant_parse`, and its digest needs no re-encoding); anything else by the tolerant parser.
+    """
+    try:
+        return _run(data, limits, strict=True)
+    except DecodeError:
+        return _run(data, limits, strict=False)
+
+
+def tolerant_parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
+    """The tolerant parser alone, without the strict first attempt (for tests and benchmarks)."""
     return _run(data, limits, strict=False)

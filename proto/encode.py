@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from proto.errors import EncodeError
 from proto.model import (
@@ -28,6 +28,7 @@ from proto.model import (
 TAG = "ORGINFO"
 _GUID = re.compile(r"[0-9a-f]{32}")
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
+_U64 = 1 << 64  # numbers have at most 16 hex digits on the wire (docs/PROTOCOL.md)
 
 
 def _guid(value: str, what: str) -> str:
@@ -37,9 +38,17 @@ def _guid(value: str, what: str) -> str:
 
 
 def _num(value: int, what: str) -> str:
-    if type(value) is not int or value < 0:
-        raise EncodeError(f"{what} must be a non-negative integer, got {value!r}")
+    if type(value) is not int or not 0 <= value < _U64:
+        raise EncodeError(f"{what} must be an integer in 0..2**64-1 (16 hex digits), got {value!r}")
     return f"{value:x}"
+
+
+def _nums(owner: object, names: tuple[str, ...]) -> None:
+    """Check several integer fields at once (one call instead of one per field)."""
+    for name in names:
+        value = getattr(owner, name)
+        if type(value) is not int or not 0 <= value < _U64:
+            _num(value, name)
 
 
 def _limit(value: int | None, what: str) -> str:
@@ -50,17 +59,24 @@ def _limit(value: int | None, what: str) -> str:
     return f"{value:08x}"
 
 
-def lstr(value: str) -> str:
-    """`{hexlen}bytes`; the length counts UTF-8 bytes (surrogate escapes count as the byte they stand for)."""
-    if type(value) is not str:
-        raise EncodeError(f"string expected, got {value!r}")
-    if value.isascii():
-        n = len(value)
-    else:
-        n = len(value.encode("utf-8", "surrogateescape"))
+def _forbidden(value: str) -> None:
     if _FORBIDDEN.search(value):
         raise EncodeError(f"string may not contain CR, LF or NUL: {value!r}")
+
+
+def _s(value: str) -> str:
+    """`lstr` without the CR/LF/NUL check, which `encode_section` makes once over the whole section."""
+    if type(value) is not str:
+        raise EncodeError(f"string expected, got {value!r}")
+    n = len(value) if value.isascii() else len(value.encode("utf-8", "surrogateescape"))
     return f"{{{n:x}}}{value}" if n else "{}"
+
+
+def lstr(value: str) -> str:
+    """`{hexlen}bytes`; the length counts UTF-8 bytes (surrogate escapes count as the byte they stand for)."""
+    text = _s(value)
+    _forbidden(value)
+    return text
 
 
 def _record_list(records: Iterable[str]) -> str:
@@ -70,36 +86,47 @@ def _record_list(records: Iterable[str]) -> str:
 
 
 def _dn_block(dns: Sequence[str]) -> str:
-    return f"{len(dns):x} " + _record_list(f"{lstr(d)} " for d in dns)
+    if not dns:
+        return "0 ()"
+    return f"{len(dns):x} ( " + " ".join([f"{_s(d)} " for d in dns]) + ")"
 
 
 def _member(m: Member) -> str:
+    if type(m.state_flags) is not int or type(m.build) is not int or m.state_flags < 0 or m.build < 0:
+        _nums(m, ("state_flags", "build"))
+    if m.state_flags >= _U64 or m.build >= _U64:
+        _nums(m, ("state_flags", "build"))
     yes = "YES" if m.connected else "NO"
-    return (
-        f"{_guid(m.guid, 'member GUID')} {yes} {_num(m.state_flags, 'state_flags')} "
-        f"{_num(m.build, 'build')} {lstr(m.service_status)} "
-    )
+    return f"{_guid(m.guid, 'member GUID')} {yes} {m.state_flags:x} {m.build:x} {_s(m.service_status)} "
 
 
 def _arrow(a: AddressSpace) -> str:
-    return f"{lstr(a.type)} {lstr(a.address)} {_num(a.cost, 'cost')} "
+    return f"{_s(a.type)} {_s(a.address)} {_num(a.cost, 'cost')} "
 
 
 def _bridgehead(b: Bridgehead) -> str:
-    return f"{_guid(b.guid, 'bridgehead GUID')} {b.state.value} {lstr(b.fqdn)} "
+    return f"{_guid(b.guid, 'bridgehead GUID')} {b.state.value} {_s(b.fqdn)} "
+
+
+_CONNECTOR_NUMS = ("schedule", "scope", "triggered", "priority", "no_pf_referrals", "accept_by_default")
 
 
 def _connector(c: Connector) -> str:
-    bhs = sorted(c.bridgeheads, key=lambda b: b.guid)
+    _nums(c, _CONNECTOR_NUMS)
+    bhs = c.bridgeheads
+    if len(bhs) > 1:
+        bhs = tuple(sorted(bhs, key=_by_guid))
+    arrows = f"( {' '.join([_arrow(a) for a in c.address_spaces])})" if c.address_spaces else "()"
+    bh = f"( {' '.join([_bridgehead(b) for b in bhs])})" if bhs else "()"
+    targ = f"( {' '.join([f'{_s(t)} ' for t in c.target_bridgeheads])})" if c.target_bridgeheads else "()"
     return (
-        f"{_guid(c.guid, 'connector GUID')} ( CONFIG {lstr(c.type)} {lstr(c.source_address)} "
-        f"{lstr(c.target_address)} {lstr(c.dn)} {_num(c.schedule, 'schedule')} {_num(c.scope, 'scope')} "
-        f"{_num(c.triggered, 'triggered')} {_num(c.priority, 'priority')} {_limit(c.max_size, 'max_size')} "
-        f"{_limit(c.large_threshold, 'large_threshold')} {_num(c.no_pf_referrals, 'no_pf_referrals')} "
-        f"{_num(c.accept_by_default, 'accept_by_default')} {_dn_block(c.accept)} {_dn_block(c.reject)} "
+        f"{_guid(c.guid, 'connector GUID')} ( CONFIG {_s(c.type)} {_s(c.source_address)} "
+        f"{_s(c.target_address)} {_s(c.dn)} {c.schedule:x} {c.scope:x} "
+        f"{c.triggered:x} {c.priority:x} {_limit(c.max_size, 'max_size')} "
+        f"{_limit(c.large_threshold, 'large_threshold')} {c.no_pf_referrals:x} "
+        f"{c.accept_by_default:x} {_dn_block(c.accept)} {_dn_block(c.reject)} "
         f"{_dn_block(c.reserved3)} {_dn_block(c.reserved4)}  ARROWS "
-        f"{_record_list(_arrow(a) for a in c.address_spaces)} BH {_record_list(_bridgehead(b) for b in bhs)} "
-        f"TARGBH {_record_list(f'{lstr(t)} ' for t in c.target_bridgeheads)} STATE {c.state.value})"
+        f"{arrows} BH {bh} TARGBH {targ} STATE {c.state.value})"
     )
 
 
@@ -109,18 +136,38 @@ def _group_list(items: Iterable[str]) -> str:
     return f"( {body})" if body else "()"
 
 
+def _by_guid(item: Member | Connector | Bridgehead) -> str:
+    return item.guid
+
+
+def _strings(rg: RoutingGroup) -> Iterator[str]:
+    """Every string of a section (to name the culprit when the section holds a CR, LF or NUL)."""
+    yield from (rg.smtp_address, rg.x400_address, rg.x500_address)
+    yield from (m.service_status for m in rg.members)
+    for c in rg.connectors:
+        yield from (c.type, c.source_address, c.target_address, c.dn)
+        yield from (*c.accept, *c.reject, *c.reserved3, *c.reserved4, *c.target_bridgeheads)
+        for a in c.address_spaces:
+            yield from (a.type, a.address)
+        yield from (b.fqdn for b in c.bridgeheads)
+
+
 def encode_section(rg: RoutingGroup) -> bytes:
     """One routing-group section, canonical, without the separator that follows it in a frame."""
     v = rg.version
-    members = sorted(rg.members, key=lambda m: m.guid)
-    conns = sorted(rg.connectors, key=lambda c: c.guid)
+    members = sorted(rg.members, key=_by_guid) if len(rg.members) > 1 else rg.members
+    conns = sorted(rg.connectors, key=_by_guid) if len(rg.connectors) > 1 else rg.connectors
+    member_list = f"( {' '.join([_member(m) for m in members])})" if members else "()"
+    conn_list = f"( {' '.join([_connector(c) for c in conns])})" if conns else "()"
     text = (
         f"( {_guid(rg.guid, 'routing group GUID')} {_guid(rg.master, 'master GUID')} "
         f"{_num(v.major, 'major')} {_num(v.minor, 'minor')} {_num(v.user, 'user')} "
-        f"{_guid(rg.version_guid, 'version GUID')} {lstr(rg.smtp_address)} {lstr(rg.x400_address)} "
-        f"{lstr(rg.x500_address)} {_record_list(_member(m) for m in members)} "
-        f"{_group_list(_connector(c) for c in conns)})"
+        f"{_guid(rg.version_guid, 'version GUID')} {_s(rg.smtp_address)} {_s(rg.x400_address)} "
+        f"{_s(rg.x500_address)} {member_list} {conn_list})"
     )
+    if "\r" in text or "\n" in text or "\x00" in text:  # only strings can hold these: find which one
+        for value in _strings(rg):
+            _forbidden(value)
     return text.encode("utf-8", "surrogateescape")
 
 

@@ -12,6 +12,7 @@ May import: the standard library only.
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass, field, replace
 
 Guid = str  # 32 lowercase hex digits, no hyphens, the byte order of the text form (requirements G6)
@@ -150,7 +151,7 @@ class OrgInfo:
 
 def _by_guid(items: tuple[object, ...]) -> bool:
     guids = [getattr(i, "guid") for i in items]  # noqa: B009 - duck-typed over three record kinds
-    return all(a < b for a, b in zip(guids, guids[1:], strict=False))
+    return all(a < b for a, b in itertools.pairwise(guids))
 
 
 def canonical_connector(c: Connector) -> Connector:

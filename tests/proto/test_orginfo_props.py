@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from strategies import orginfos, shuffled
 
 from proto.codec import DEFAULT_LIMITS, Limits, decode_strict, decode_tolerant, digest, encode
+from proto.decode import tolerant_parse
 from proto.errors import DecodeError
 from proto.model import OrgInfo
 from proto.reference import reference_decode, reference_decode_frame
@@ -56,7 +57,9 @@ def test_carried_digest_is_kept_and_computed_digest_is_canonical(org: OrgInfo, c
 @given(orginfos())
 def test_tolerant_equals_strict_on_canonical_input(org: OrgInfo) -> None:
     raw = encode(org)
-    assert decode_tolerant(raw) == decode_strict(raw)
+    strict = decode_strict(raw)
+    assert decode_tolerant(raw) == strict
+    assert tolerant_parse(raw) == strict  # the tolerant parser itself, not only the strict first attempt
 
 
 @FAST
@@ -103,9 +106,10 @@ def test_mutated_packets_strict_and_reference_agree(org: OrgInfo, rnd: random.Ra
     raw = _mutate(encode(org), rnd)
     strict = outcome(decode_strict, raw)
     assert strict == outcome(reference_decode, raw)
-    tolerant = outcome(decode_tolerant, raw)
+    tolerant = outcome(tolerant_parse, raw)
     if strict != "rejected":
-        assert tolerant == strict  # tolerant accepts everything strict does, the same way
+        assert tolerant == strict  # the tolerant parser accepts everything strict does, the same way
+    assert outcome(decode_tolerant, raw) in (tolerant, strict)
 
 
 @FUZZ
@@ -113,7 +117,7 @@ def test_mutated_packets_strict_and_reference_agree(org: OrgInfo, rnd: random.Ra
 def test_mutated_sample_never_crashes(rnd: random.Random) -> None:
     for base in (SAMPLE, F2):
         raw = _mutate(base, rnd)
-        for fn in (decode_strict, decode_tolerant, reference_decode):
+        for fn in (decode_strict, decode_tolerant, tolerant_parse, reference_decode):
             outcome(fn, raw)
         assert outcome(decode_strict, raw) == outcome(reference_decode, raw)
 
@@ -121,10 +125,11 @@ def test_mutated_sample_never_crashes(rnd: random.Random) -> None:
 @FUZZ
 @given(st.binary(max_size=300))
 def test_random_bytes_only_ever_raise_decode_error(raw: bytes) -> None:
-    for fn in (decode_strict, decode_tolerant, reference_decode):
+    for fn in (decode_strict, decode_tolerant, tolerant_parse, reference_decode):
         outcome(fn, raw)
     outcome(decode_strict, b"{%08x} ORGINFO " % len(raw) + raw)
     outcome(decode_tolerant, b"{%08x}.." % len(raw) + raw)
+    outcome(tolerant_parse, b"{%08x} ORGINFO " % len(raw) + raw)
 
 
 @FAST
@@ -174,6 +179,7 @@ def test_tolerant_accepts_any_separator_bytes(org: OrgInfo, data: st.DataObject)
     if data.draw(st.booleans()):
         printed = printed.replace(b"ORGINFO", b"", 1)  # the printed form's missing tag
     d = decode_tolerant(printed)
+    assert d == tolerant_parse(printed)
     assert d.orginfo == org
     assert d.computed_digest == digest(org)
     assert all("frame length" in w.reason for w in d.warnings)
@@ -194,7 +200,7 @@ def test_tolerant_keywords_and_hex_are_case_insensitive() -> None:
 
 def test_every_prefix_is_rejected_by_every_decoder() -> None:
     for n in range(len(F2)):
-        for fn in (decode_strict, decode_tolerant):
+        for fn in (decode_strict, decode_tolerant, tolerant_parse):
             with pytest.raises(DecodeError):
                 fn(F2[:n])
     for n in range(0, len(F2), 7):
@@ -285,17 +291,17 @@ def test_hostile_lengths_and_nesting_fail_fast() -> None:
     assert info.value.offset == 0 and "limit" in info.value.reason
     assert any("frame length" in w.reason for w in decode_tolerant(huge).warnings)
     big_string = F2.replace(b"{4}SMTP", b"{ffffffff}SMTP")
-    for fn in (decode_strict, decode_tolerant):
+    for fn in (decode_strict, decode_tolerant, tolerant_parse):
         with pytest.raises(DecodeError, match="exceeds"):
             fn(big_string)
     nested = b"(" * 100_000
     for body in (nested, b" ORGINFO " + b"0" * 32 + b" " + nested):
         raw = b"{%08x}" % len(body) + body
-        for fn in (decode_strict, decode_tolerant, reference_decode):
+        for fn in (decode_strict, decode_tolerant, tolerant_parse, reference_decode):
             with pytest.raises(DecodeError):
                 fn(raw)
     many = b"{ffffffff}" * 20_000
-    for fn in (decode_strict, decode_tolerant):
+    for fn in (decode_strict, decode_tolerant, tolerant_parse):
         with pytest.raises(DecodeError):
             fn(many)
 
@@ -306,6 +312,8 @@ def test_repair_search_is_bounded() -> None:
     raw = b"{%08x}.." % len(body) + b"0" * 32 + body
     with pytest.raises(DecodeError):
         decode_tolerant(raw)
+    with pytest.raises(DecodeError):
+        tolerant_parse(raw)
     conn = F2.replace(b"{4}SMTP", b"{9}SMTP", 1).replace(b"{23}_f", b"{2a}_f").replace(b"{50}/o", b"{52}/o")
     d = decode_tolerant(conn)
     assert d.orginfo == decode_strict(F2).orginfo
@@ -319,7 +327,7 @@ def test_limits_are_configurable_down() -> None:
         (Limits(max_items=1), "more than 1"),
         (Limits(max_depth=3), "nesting"),
     ]:
-        for fn in (decode_strict, decode_tolerant):
+        for fn in (decode_strict, decode_tolerant, tolerant_parse):
             with pytest.raises(DecodeError, match=what):
                 fn(F2, limits)
     assert decode_strict(F2, Limits(max_depth=4, max_items=6, max_string=0x50)).orginfo == decode_strict(
