@@ -24,7 +24,7 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("orginfo_cmd", "topology_cmd", "route_cmd", "node_cmd"):
+    for name in ("orginfo_cmd", "topology_cmd", "route_cmd", "node_cmd", "ops_cmd", "bench_cmd"):
         try:
             module = importlib.import_module(f"linkstate.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -58,3 +58,7 @@ def main() -> None:
         click.echo(f"error: internal: {type(exc).__name__}: {exc}", err=True)
         sys.exit(common.EXIT_FAILED)
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,8 @@
 """`linkstate route`: ask the route engine where a message from a server would go.
 
 Owns: the what-if route query over a topology file: the table is built from the directory (build_orginfo)
-with `--down` servers/connectors marked unavailable, then one lookup. Text output for a person, `--json`
+with `--down` servers/connectors marked unavailable, then one lookup; with `--node HOST[:PORT]` the table is a
+running node's live one (linkstate.cli.ops_cmd). Text output for a person, `--json`
 for tools: `{status, connector, next_hop, cost, path, address_space}`. Unknown names: one `error:` line,
 exit 2.
 May import: click, the standard library, proto, linkstate.core, linkstate.cli.
@@ -54,6 +55,7 @@ def describe(route: Route) -> str:
 @click.option("--priority", type=click.Choice(["high", "normal", "low"]), default="normal", show_default=True)
 @click.option("--down", multiple=True, help="A server or connector to treat as unavailable (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--node", metavar="HOST[:PORT]", help="Ask a running node's live table instead of the directory.")
 def route_command(
     topology_file: str,
     from_server: str,
@@ -65,6 +67,7 @@ def route_command(
     priority: str,
     down: tuple[str, ...],
     as_json: bool,
+    node: str | None,
 ) -> None:
     """Compute the route a message from --from would take, given the topology and --down failures."""
     if sum(x is not None for x in (to, to_server, to_group)) != 1:
@@ -79,8 +82,16 @@ def route_command(
             topo.routing_group(to_group)
     except KeyError as exc:
         fail(str(exc.args[0]))
-    router = Router(topo)
     msg = MessageClass(sender=sender, size=size, priority=priority)
+    if node is not None:
+        if down:
+            fail("--down is for what-if queries on the directory; a live node knows what is down")
+        from linkstate.cli.ops_cmd import live_route
+
+        live_route(node, topology_file, from_server, {"to": to, "to_server": to_server, "to_group": to_group},
+                   msg, as_json)  # fmt: skip
+        return
+    router = Router(topo)
     try:
         result = router.route(
             build_orginfo(topo, down), from_server, to=to, to_server=to_server, to_group=to_group, msg=msg

@@ -51,6 +51,7 @@ class Link:
     next_probe: float = 0.0
     observed: BridgeheadState = BridgeheadState.CONN_AVAIL
     forced: BridgeheadState | None = None
+    reported_at: float = float("-inf")
     sessions: int = 0
     exchanged: int = 0
 
@@ -174,10 +175,12 @@ class Bridgehead:
             reason=reason,
             failures=link.failures,
         )
-        retry = min(self.node.settings.scaled("bh_probe_interval"), self.node.settings.scaled("reconnect_min"))
+        settings = self.node.settings
+        backoff = settings.scaled("reconnect_min") * 2 ** min(link.failures - 1, 16)
+        retry = min(settings.scaled("bh_probe_interval"), backoff)
         link.next_probe = now + retry * (0.5 + 0.5 * self.node.rand())
         if link.failures >= threshold:
-            self._observe(link, BridgeheadState.CONN_NOT_AVAILABLE, now)
+            self._observe(link, BridgeheadState.CONN_NOT_AVAILABLE, now, again=link.failures > threshold)
 
     def _succeeded(self, link: Link, exchanged: bool, now: float) -> None:
         link.in_flight = None
@@ -185,15 +188,20 @@ class Bridgehead:
         if exchanged:
             link.exchanged += 1
             self.counters.exchanges += 1
-        self._observe(link, BridgeheadState.CONN_AVAIL, now)
+        self._observe(link, BridgeheadState.CONN_AVAIL, now, again=True)
         if link.again:
             self._start(link, now)
 
-    def _observe(self, link: Link, state: BridgeheadState, now: float) -> None:
+    def _observe(self, link: Link, state: BridgeheadState, now: float, again: bool = False) -> None:
+        """Report a state change at once; with `again`, report a lasting state once more (at most once per
+        probe interval): a window that ended as oscillation leaves the connector UP, and only a later report
+        of a state that lasts can open the next window (R117–R118)."""
         if link.forced is not None:
             state = link.forced
-        if state is not link.observed:
+        interval = self.node.settings.scaled("bh_probe_interval")
+        if state is not link.observed or (again and now - link.reported_at >= interval):
             link.observed = state
+            link.reported_at = now
             self.node.observe_bridgehead(link.connector.guid, state, now)
 
     def force(self, connector: str, state: BridgeheadState | None, now: float) -> bool:

@@ -228,7 +228,7 @@ class MasterRole:
         """A bridgehead changed but the connector's state did not: publish the bridgehead states (minor)."""
         changed = False
         for (c, vs), bh in self.reported.items():
-            if c == connector and self.bh_states.get((c, vs)) is not bh:
+            if c == connector and self.bh_states.get((c, vs), BridgeheadState.CONN_AVAIL) is not bh:
                 self.bh_states[(c, vs)] = bh
                 changed = True
         if (

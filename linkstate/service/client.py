@@ -1,7 +1,8 @@
 """A WinRoute-style client node on TCP 691: connect, authenticate as CLIENT, send DUMP, read the answer.
 
-Owns: `dump(host, port, secret)` (the node's local view and its decoded OrgInfo) and `dump_frame(...)` (the
-same plus the raw frame bytes, for `winroute --raw`), and `ClientError`, the one typed failure they raise.
+Owns: `dump(host, port, secret)` (the node's local view and its decoded OrgInfo), `dump_frame(...)` (the
+same plus the raw frame bytes, for `winroute --raw`), `command(...)` (an operator command: INJECT a tombstone,
+STATE FAULT to force a bridgehead state; returns the node's digest), and `ClientError`, the one typed failure.
 Every failure is a `ClientError` whose `reason` is one line and whose `kind` says what went wrong:
   refused   nothing listens there (or the address cannot be reached);
   timeout   the whole exchange did not finish within `timeout` seconds;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -73,7 +75,50 @@ async def dump_frame(host: str, port: int, secret: bytes, *, timeout: float = 10
         raise ClientError("timeout", f"{where} did not answer within {timeout:g} s") from None
 
 
-async def _exchange(stream: trio.SocketStream, where: str, secret: bytes) -> DumpResult:
+async def command(
+    host: str,
+    port: int,
+    secret: bytes,
+    request: rg691.Message,
+    *,
+    timeout: float = 10,
+    local_address: str | None = None,
+) -> str:
+    """Send one operator command (`Inject`, `StateReport("FAULT", …)`) and return the node's digest after it.
+
+    `local_address` binds the connection's source address (a tool "running on" a server of a local cluster
+    uses that server's address, so the node can refuse what R135 forbids). A refusal is a `ClientError` of
+    kind `refused` carrying the node's reason.
+    """
+    where = f"{host}:{port}"
+    try:
+        with trio.fail_after(timeout):
+            try:
+                stream = await trio.open_tcp_stream(host, port, local_address=local_address)
+            except OSError as exc:
+                raise ClientError("refused", f"cannot connect to {where}: {_os_reason(exc)}") from None
+            async with stream:
+                answer, _ = await _converse(stream, where, secret, request, _until_ack)
+                assert isinstance(answer, rg691.Ack)
+                return answer.digest
+    except trio.TooSlowError:
+        raise ClientError("timeout", f"{where} did not answer within {timeout:g} s") from None
+
+
+def _until_ack(result: object, seen: list[object]) -> object | None:
+    if isinstance(result, rg691.Ack):
+        return result
+    raise ClientError("protocol", f"unexpected {type(result).__name__} in answer to a command")
+
+
+async def _converse(
+    stream: trio.SocketStream,
+    where: str,
+    secret: bytes,
+    request: rg691.Message,
+    done: Callable[[object, list[object]], object | None],
+) -> tuple[object, Session691]:
+    """Banner, mutual authentication as a CLIENT node, `request`, then answers until `done` returns one."""
     session = Session691(
         initiator=True,
         local_guid=secrets.token_hex(16),
@@ -81,7 +126,7 @@ async def _exchange(stream: trio.SocketStream, where: str, secret: bytes) -> Dum
         nonce=lambda: secrets.token_hex(16),
         kind="CLIENT",
     )
-    view: rg691.Dump | None = None
+    seen: list[object] = []
     while True:
         try:
             data = await stream.receive_some(READ_SIZE)
@@ -92,28 +137,40 @@ async def _exchange(stream: trio.SocketStream, where: str, secret: bytes) -> Dum
                 raise ClientError("protocol", f"{where} closed the connection before its 691 banner")
             if not session.authenticated:
                 raise ClientError("auth", f"{where} closed the connection during authentication (wrong secret?)", 962)
-            raise ClientError("protocol", f"{where} closed the connection before answering DUMP")
+            raise ClientError("protocol", f"{where} closed the connection before answering")
         for result in session.receive(bytes(data)):
             if isinstance(result, Fault):
                 if result.event_id is not None and not result.reason.startswith("bad frame"):
                     raise ClientError("auth", f"authentication with {where} failed (event 962): {result.reason}", 962)
                 raise ClientError("protocol", f"{where}: {result.reason}")
             if isinstance(result, Authenticated):
-                session.send(rg691.Dump())
-            elif isinstance(result, rg691.Dump) and result.response:
-                view = result
-            elif isinstance(result, rg691.OrgInfoFrame) and view is not None:
-                return DumpResult(view, result, _banner(session))
-            elif isinstance(result, rg691.Detach):
-                raise ClientError("protocol", f"{where} detached: {result.reason or 'no reason given'}")
-            else:
-                raise ClientError("protocol", f"{where}: unexpected {type(result).__name__} in answer to DUMP")
+                session.send(request)
+                continue
+            if isinstance(result, rg691.Detach):
+                raise ClientError("refused", f"{where} refused: {result.reason or 'no reason given'}")
+            answer = done(result, seen)
+            if answer is not None:
+                return answer, session
+            seen.append(result)
         pending = session.take_pending()
         if pending:
             try:
                 await stream.send_all(pending)
             except (trio.BrokenResourceError, OSError) as exc:
                 raise ClientError("protocol", f"{where}: connection lost: {exc}") from None
+
+
+async def _exchange(stream: trio.SocketStream, where: str, secret: bytes) -> DumpResult:
+    def done(result: object, seen: list[object]) -> object | None:
+        if isinstance(result, rg691.Dump) and result.response and not seen:
+            return None
+        if isinstance(result, rg691.OrgInfoFrame) and seen and isinstance(seen[0], rg691.Dump):
+            return DumpResult(seen[0], result, "")  # the banner is filled in below
+        raise ClientError("protocol", f"{where}: unexpected {type(result).__name__} in answer to DUMP")
+
+    answer, session = await _converse(stream, where, secret, rg691.Dump(), done)
+    assert isinstance(answer, DumpResult)
+    return DumpResult(answer.view, answer.frame, _banner(session))
 
 
 def _banner(session: Session691) -> str:

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
-import trio.testing
 
 Handler = Callable[[trio.abc.Stream], Awaitable[None]]
 
@@ -59,6 +58,8 @@ class MemoryTransport:
         if entry is None:
             raise OSError(errno.ECONNREFUSED, f"connection refused: {host}:{port}")
         nursery, handler = entry
+        import trio.testing  # lazily: it imports pytest-sized machinery a real node never needs
+
         client, server = trio.testing.memory_stream_pair()
         nursery.start_soon(handler, server)
         await trio.sleep(0)

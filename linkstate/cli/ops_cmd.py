@@ -1,0 +1,173 @@
+"""Operator commands against running nodes: `cluster fault`, `remonitor inject`, and `route --node`.
+
+Owns: fault injection into a running local cluster (a server: stop/start its process; a connector: force its
+source bridgeheads' state over TCP 691 with `STATE FAULT`), the Remonitor-style tombstone (`INJECT`, G53–G54,
+refused by the node when the tool runs on it, R135), and the live route query (the table comes from a node's
+`DUMP` instead of the directory).
+May import: anything in the project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import trio
+
+from linkstate.cli.cluster import Cluster
+from linkstate.cli.common import EXIT_FAILED, fail, print_json
+from linkstate.cli.node_cmd import _target, cluster_group
+from linkstate.cli.route_cmd import describe
+from linkstate.cli.topology_cmd import load_or_fail
+from linkstate.core.routing import MessageClass, Router, RoutingError
+from linkstate.core.topology import Topology
+from linkstate.service.client import ClientError, command, dump
+from proto import rg691
+
+STATES = {"down": "CONN_NOT_AVAILABLE", "up": "CLEAR"}
+
+
+# --------------------------------------------------------------------------------------------- cluster fault
+
+
+def _running_node(cluster: Cluster, name: str) -> tuple[str, int]:
+    state = cluster.require_state()
+    rec = state.servers.get(name)
+    if rec is None:
+        fail(f"{name} is not a server of this cluster")
+    return rec.host, rec.port
+
+
+async def _force(cluster: Cluster, topo: Topology, connector: str, value: str) -> list[str]:
+    spec = topo.connector(connector)
+    servers = spec.source_bridgeheads or (topo.routing_group(spec.routing_group).master,)
+    done = []
+    for name in servers:
+        host, port = _running_node(cluster, name)
+        try:
+            await command(host, port, topo.secret, rg691.StateReport("FAULT", spec.guid, "", value), timeout=5)
+        except ClientError as exc:
+            fail(f"{name}: {exc.reason}", EXIT_FAILED)
+        done.append(name)
+    return done
+
+
+@cluster_group.command("fault")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("target")
+@click.argument("action", type=click.Choice(["up", "down", "flap"]))
+@click.option("--count", type=click.IntRange(min=1), default=3, show_default=True, help="Flaps (down+up).")
+@click.option("--interval", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Seconds between the halves of a flap.")  # fmt: skip
+def cluster_fault(file: str, target: str, action: str, count: int, interval: float) -> None:
+    """Inject a failure into a running cluster: TARGET is a server (its process is stopped / started) or a
+    connector (its source bridgeheads report CONN_NOT_AVAILABLE / recover)."""
+    cluster = Cluster(Path(file))
+    topo = cluster.topology() if cluster.state() else load_or_fail(file)
+    names = {s.name for s in topo.servers}
+    connectors = {c.name for c in topo.connectors}
+    if target not in names | connectors:
+        fail(f"{target!r} is neither a server nor a connector of {file}")
+    if target in names:
+        _server_fault(cluster, target, action, count, interval)
+        return
+    plan = [STATES[action]] if action != "flap" else ["CONN_NOT_AVAILABLE", "CLEAR"] * count
+
+    async def run() -> None:
+        for i, value in enumerate(plan):
+            if i:
+                await trio.sleep(interval)
+            done = await _force(cluster, topo, target, value)
+            what = "down (CONN_NOT_AVAILABLE)" if value != "CLEAR" else "up (cleared)"
+            click.echo(f"{target}: {what} on {', '.join(done)}")
+
+    trio.run(run)
+
+
+def _server_fault(cluster: Cluster, server: str, action: str, count: int, interval: float) -> None:
+    import time
+
+    steps = {"down": ["down"], "up": ["up"], "flap": ["down", "up"] * count}[action]
+    for i, step in enumerate(steps):
+        if i:
+            time.sleep(interval)
+        if step == "down":
+            rec, was = cluster.stop(server)
+            click.echo(f"{server}: stopped (pid {rec.pid})" if was else f"{server}: was not running")
+        else:
+            state = cluster.require_state()
+            if not cluster.supervisor_alive(state):
+                fail(f"no running cluster for {cluster.source.name}", EXIT_FAILED)
+            rec = cluster.spawn(server)
+            click.echo(f"{server}: started (pid {rec.pid}) on {rec.host}:{rec.port}")
+
+
+# --------------------------------------------------------------------------------------------- remonitor
+
+
+@click.group("remonitor")
+def remonitor_group() -> None:
+    """Remonitor: write a tombstone for a deleted routing group (requirements R135, G53–G54)."""
+
+
+@remonitor_group.command("inject")
+@click.option("--node", "node", required=True, metavar="HOST[:PORT]", help="The node to inject into (not this one).")
+@click.option("--routing-group", "group", required=True, help="The deleted routing group: name or 32-hex GUID.")
+@click.option("--topology", "topology_file", required=True, type=click.Path(dir_okay=False),
+              help="Names, the secret, a running cluster's ports.")  # fmt: skip
+@click.option("--from-server", help="Run as if on this server of a local cluster (its address is the source).")
+def remonitor_inject(node: str, group: str, topology_file: str, from_server: str | None) -> None:
+    """Inject a tombstone for a routing group into one node; the normal exchange spreads it org-wide."""
+    topo = load_or_fail(topology_file)
+    guid = group.lower()
+    if not (len(guid) == 32 and all(ch in "0123456789abcdef" for ch in guid)):
+        try:
+            guid = topo.routing_group(group).guid
+        except KeyError:
+            fail(f"unknown routing group {group!r} (give its name or its 32-hex GUID)")
+    host, port = _target(node, topo, topology_file)
+    local = None
+    if from_server is not None:
+        try:
+            local = topo.server(from_server).address or "127.0.0.1"
+        except KeyError:
+            fail(f"unknown server {from_server!r}")
+    try:
+        digest = trio.run(lambda: command(host, port, topo.secret, rg691.Inject(guid), local_address=local))
+    except ClientError as exc:
+        fail(exc.reason, EXIT_FAILED)
+    except OSError as exc:
+        fail(f"cannot use {local} as the source address: {exc.strerror or exc}", EXIT_FAILED)
+    click.echo(f"tombstone for {group} injected into {host}:{port}; its digest is now {digest}")
+
+
+# --------------------------------------------------------------------------------------------- route --node
+
+
+def live_route(
+    node: str,
+    topology_file: str,
+    from_server: str,
+    dest: dict[str, str | None],
+    msg: MessageClass,
+    as_json: bool,
+) -> None:
+    """The route query of `linkstate route`, answered from a running node's table (DUMP)."""
+    topo = load_or_fail(topology_file)
+    host, port = _target(node, topo, topology_file)
+    try:
+        _, decoded = trio.run(lambda: dump(host, port, topo.secret, timeout=10))
+    except ClientError as exc:
+        fail(exc.reason, EXIT_FAILED)
+    try:
+        result = Router(topo).route(decoded.orginfo, from_server, msg=msg, **dest)  # type: ignore[arg-type]
+    except RoutingError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json({**result.to_json(), "node": f"{host}:{port}", "digest": decoded.digest})
+    else:
+        click.echo(describe(result))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(remonitor_group)
