@@ -1,6 +1,7 @@
 """The fast OrgInfo decoders: bytes -> `Decoded` (strict and tolerant), hand-written for the hot path.
 
-Owns: `decode_strict`, `decode_tolerant` and the result/limit types they share (`Limits`, `DEFAULT_LIMITS`,
+Owns: `decode_strict`, `decode_tolerant` (strict first, then the tolerant parser), `tolerant_parse` (the
+tolerant parser alone, for tests and benchmarks) and the result/limit types they share (`Limits`, `DEFAULT_LIMITS`,
 `Warning_`, `Decoded`; `proto.codec` re-exports them). The grammar is docs/PROTOCOL.md §1 (its readable
 reference is the construct grammar in `proto.orginfo`; a property test proves the two equivalent).
 
