@@ -4,7 +4,10 @@ Owns: materialising an embedded example (`linkstate/examples/<name>.toml`, packa
 directory with a freshly generated organization secret, the convergence checks, and the step list
 `STEPS[example]`. Each step is `Step(title, coroutine(DemoRun))`; to extend the demo (the four-group
 organization with SMTP between groups) add a list to STEPS and, where needed, a predicate like `converged`.
-Flow of the single-group demo: start every server as its own process (the machinery of `cluster up`), wait
+Flow of the default demo (`seattle`, the seed's four groups): start all eight servers, wait for one digest,
+show a member's WinRoute view and Seattle's route to Brussels (via London, cost 20) from Seattle's live table,
+stop London's bridgehead, wait until the change commits and propagates (via Tokyo, 35), start London again,
+wait for the route to fail back, stop everything. Flow of the single-group demo: start every server as its own process (the machinery of `cluster up`), wait
 until every server holds one digest and every member is attached, show a member's WinRoute view and the
 per-server table, stop the master (the members keep their table and report "connected NO"), start it again,
 wait for convergence on a version of the group above the old one, stop everything.
@@ -31,9 +34,11 @@ import click
 import trio
 
 from linkstate.cli.cluster import Cluster, NodeStatus, format_status
+from linkstate.cli.route_cmd import describe
 from linkstate.cli.winroute import render
+from linkstate.core.routing import Route, Router
 from linkstate.core.topology import Topology, TopologyError, load_topology
-from linkstate.service.client import ClientError, dump_frame
+from linkstate.service.client import ClientError, dump, dump_frame
 from proto.model import Version
 
 POLL = 0.5
@@ -227,7 +232,76 @@ async def stop_everything(run: DemoRun) -> None:
     run.say(f"  stopped {len(stopped)} server(s): {', '.join(stopped)}")
 
 
+# --- the organization (four groups, SMTP between them): the seed's London/Tokyo scenario (R36, G24, F3) ------
+
+SOURCE, DEST, LOST = "SEA-S2", "BRU-S2", "LON-BH1"  # Seattle's mail for Brussels; London's bridgehead
+
+
+async def live_route(run: DemoRun) -> Route:
+    """Where SEA-S2 sends Brussels' mail now, from SEA-S2's own live table (as `route --node` answers)."""
+    rec = run.cluster.require_state().servers[SOURCE]
+    try:
+        _, decoded = await dump(rec.host, rec.port, run.topo.secret, timeout=5)
+    except ClientError as exc:
+        raise DemoFailed(f"DUMP of {SOURCE}: {exc.reason}") from None
+    return Router(run.topo).route(decoded.orginfo, SOURCE, to_server=DEST)
+
+
+async def wait_route(run: DemoRun, cost: int, why: str) -> None:
+    start = trio.current_time()
+    last = ""
+    while True:
+        route = await live_route(run)
+        elapsed = trio.current_time() - start
+        now = describe(route)
+        if route.cost == cost:
+            run.say(f"  $ linkstate route --node {SOURCE} --from {SOURCE} --to-server {DEST}")
+            run.say(f"  {now}")
+            run.say(f"  ({why}: {elapsed:.1f} s)")
+            return
+        if elapsed > run.timeout:
+            raise DemoFailed(f"route cost {cost} not reached within {run.timeout:g} s (still: {now})")
+        if now != last:
+            run.say(f"  waiting: {why} [{elapsed:4.1f} s]  now: {now}")
+            last = now
+        await trio.sleep(POLL)
+
+
+async def route_via_london(run: DemoRun) -> None:
+    await wait_route(run, 20, "Seattle → London → Brussels, the lowest cost")
+
+
+async def stop_london(run: DemoRun) -> None:
+    rec, _ = await trio.to_thread.run_sync(run.cluster.stop, LOST)
+    delay = run.topo.settings.state_delay / run.time_scale
+    run.say(f"  stopped {LOST} (pid {rec.pid}), London's master and the bridgehead of all its connectors")
+    run.say("  Seattle, Brussels and Tokyo probe it, report it unavailable, and commit the change after the")
+    run.say(f"  state delay ({delay:g} s at this time scale); the minor update then travels over X-LINK2STATE")
+    await wait_route(run, 35, "the change committed and propagated")
+    run.table(await run.cluster.statuses(timeout=2.0))
+
+
+async def restart_london(run: DemoRun) -> None:
+    rec = await trio.to_thread.run_sync(run.cluster.spawn, LOST)
+    run.say(f"  started {LOST} again (pid {rec.pid})")
+    await wait_route(run, 20, "London is back: the route fails back (different costs, R54)")
+    await run.wait_for("one digest everywhere again", converged(run.topo))
+    run.table(await run.cluster.statuses(timeout=2.0))
+
+
 STEPS: dict[str, list[Step]] = {
+    "seattle": [
+        Step(
+            "Start the seed's organization: four routing groups, two servers each, every server its own process",
+            start_all,
+        ),  # fmt: skip
+        Step("Wait until every server holds one digest", wait_converged),
+        Step("What WinRoute shows on a member", show_member),
+        Step("Route Seattle's mail for Brussels", route_via_london),
+        Step("Stop London's bridgehead", stop_london),
+        Step("Start London again", restart_london),
+        Step("Stop everything", stop_everything),
+    ],
     "single-group": [
         Step("Start every server as its own process", start_all),
         Step("Wait for the group to converge", wait_converged),
@@ -240,6 +314,13 @@ STEPS: dict[str, list[Step]] = {
 
 
 # --------------------------------------------------------------------------------------------- driver
+
+
+FINISHED = {
+    "seattle": "the organization converged, rerouted around London through Tokyo (35), and failed back (20)",
+    "single-group": "the group converged, survived its master's absence and converged again",
+}
+DEFAULT_TIME_SCALE = {"seattle": 60.0, "single-group": 10.0}
 
 
 def materialise(example: str, workdir: Path) -> Path:
@@ -280,7 +361,7 @@ def run_demo(example: str, time_scale: float, timeout: float) -> int:
         for i, step in enumerate(steps, 1):
             click.echo(f"\n[{i}/{len(steps)}] {step.title}")
             trio.run(step.run, run)
-        click.echo("\ndemo finished: the group converged, survived its master's absence and converged again")
+        click.echo(f"\ndemo finished: {FINISHED[example]}")
         ok = True
         return 0
     except DemoFailed as exc:
@@ -290,8 +371,11 @@ def run_demo(example: str, time_scale: float, timeout: float) -> int:
         click.echo("\ninterrupted", err=True)
         return 130
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         if cluster is not None:
             cluster.stop_all()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -240,8 +240,12 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool) -> None:
             click.echo(f"  {name:<12} pid {rec.pid:<7} listens on {rec.host}:{rec.port}  log {rec.log}")
         trio.run(_supervise, cluster, no_status)
     finally:
+        # a second Ctrl-C or SIGTERM must not cut the clean-up short and leave nodes running
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stopped = cluster.stop_all()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         click.echo(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
 
 
@@ -355,14 +359,17 @@ async def _await_answer(cluster: Cluster, server: str, wait_s: float) -> str | N
 
 
 @click.command("demo")
-@click.option("--time-scale", type=float, default=10, show_default=True, help="Divide every node's timers by X.")
-@click.option("--example", type=click.Choice(["single-group"]), default="single-group", show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=1), default=60, show_default=True,
+@click.option("--time-scale", type=float, help="Divide every node's timers by X (default: 60 for seattle, 10 for "
+              "single-group).")  # fmt: skip
+@click.option("--example", type=click.Choice(["seattle", "single-group"]), default="seattle", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=90, show_default=True,
               help="Seconds each convergence step may take.")  # fmt: skip
-def demo(time_scale: float, example: str, timeout: float) -> None:
-    """The main job: a local cluster on the embedded example; stop and restart the master; watch it converge."""
-    from linkstate.cli.demo import run_demo
+def demo(time_scale: float | None, example: str, timeout: float) -> None:
+    """The main job: the seed's organization as a local cluster; London's bridgehead fails; routes follow."""
+    from linkstate.cli.demo import DEFAULT_TIME_SCALE, run_demo
 
+    if time_scale is None:
+        time_scale = DEFAULT_TIME_SCALE[example]
     if not time_scale > 0:
         fail(f"--time-scale must be a positive number, got {time_scale}")
     code = run_demo(example, time_scale, timeout)
