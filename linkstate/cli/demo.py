@@ -7,8 +7,8 @@ organization with SMTP between groups) add a list to STEPS and, where needed, a 
 Flow of the default demo (`seattle`, the seed's four groups): start all eight servers, wait for one digest,
 show a member's WinRoute view and Seattle's route to Brussels (via London, cost 20) from Seattle's live table,
 stop London's bridgehead, wait until the change commits and propagates (via Tokyo, 35), start London again,
-wait for the route to fail back, stop everything. Flow of the single-group demo: start every server as its own process (the machinery of `cluster up`), wait
-until every server holds one digest and every member is attached, show a member's WinRoute view and the
+wait for the route to fail back, stop everything. Flow of the single-group demo: start every server as its
+own process (the machinery of `cluster up`), wait until every server holds one digest and every member is attached, show a member's WinRoute view and the
 per-server table, stop the master (the members keep their table and report "connected NO"), start it again,
 wait for convergence on a version of the group above the old one, stop everything.
 Invariants: every process started is stopped on every exit path (success, failure, Ctrl-C); each wait is
@@ -294,7 +294,7 @@ STEPS: dict[str, list[Step]] = {
         Step(
             "Start the seed's organization: four routing groups, two servers each, every server its own process",
             start_all,
-        ),  # fmt: skip
+        ),
         Step("Wait until every server holds one digest", wait_converged),
         Step("What WinRoute shows on a member", show_member),
         Step("Route Seattle's mail for Brussels", route_via_london),
