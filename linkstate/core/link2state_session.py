@@ -17,7 +17,7 @@ Server dialogue (client lines C:, server replies S:):
   S: 250 X-LINK2STATE DONE_RESPONSE  |  250 X-LINK2STATE FIRST CHUNK=... (C: X-LINK2STATE MORE ...) LAST CHUNK=
   C: X-LINK2STATE FIRST CHUNK=... S: 250 X-LINK2STATE MORE ... C: ... LAST CHUNK=...  S: 200 Done
   C: QUIT              S: 221 2.0.0 closing
-Decisions (docs/protocol-smtp.draft.md):
+Decisions (docs/PROTOCOL.md §3):
   - One auth attempt per connection: the server's nonce is single-use, so a failed or cancelled proof closes
     the connection (as on port 691). Anything but X-EXPS, EHLO/HELO, NOOP, RSET and QUIT before auth: 530.
   - The opening must be one LAST chunk holding a complete frame; only its digest is used.
