@@ -203,10 +203,15 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 @pytest.mark.tcp
-def test_demo_runs_to_the_end(tmp_path: Path) -> None:
-    """`linkstate demo` (what `make run` calls): converge, lose the master, converge above the old version."""
+def test_single_group_demo_runs_to_the_end(tmp_path: Path) -> None:
+    """`linkstate demo --example single-group`: converge, lose the master, converge above the old version."""
     out = tmp_path / "demo.out"
-    with open(out, "w") as fh, reaped(spawn_cli("demo", "--time-scale", "20", "--timeout", "60", stdout=fh)) as demo:
+    with (
+        open(out, "w") as fh,
+        reaped(
+            spawn_cli("demo", "--example", "single-group", "--time-scale", "20", "--timeout", "60", stdout=fh)
+        ) as demo,
+    ):
         try:
             rc = demo.wait(timeout=240)
         except subprocess.TimeoutExpired:
@@ -220,3 +225,25 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     old, new = re.search(r"version (\d+\.\d+\.\d+) -> (\d+\.\d+\.\d+)", text).groups()  # type: ignore[union-attr]
     assert tuple(map(int, new.split("."))) > tuple(map(int, old.split(".")))
     assert "stopped 3 server(s)" in text and "demo finished" in text
+
+
+@pytest.mark.tcp
+def test_the_main_job_reroutes_around_london_and_back(tmp_path: Path) -> None:
+    """`linkstate demo` (what `make run` calls): the seed's organization, London's bridgehead lost and back."""
+    out = tmp_path / "demo.out"
+    with open(out, "w") as fh, reaped(spawn_cli("demo", "--timeout", "90", stdout=fh)) as demo:
+        try:
+            rc = demo.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            demo.send_signal(signal.SIGINT)
+            demo.wait(timeout=30)
+            raise
+    text = out.read_text()
+    assert rc == 0, text
+    routes = re.findall(r"^  route  (.+?)  cost (\d+)", text, re.MULTILINE)
+    assert [(p, int(c)) for p, c in routes] == [
+        ("Seattle → London → Brussels", 20),
+        ("Seattle → Tokyo → Brussels", 35),
+        ("Seattle → London → Brussels", 20),
+    ], text
+    assert "stopped 8 server(s)" in text and "demo finished" in text
