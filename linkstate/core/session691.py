@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from linkstate.core import auth
 from proto import rg691
 from proto.codec import DEFAULT_LIMITS, Limits
 from proto.errors import DecodeError
+
+PRE_AUTH_MAX_FRAME = 4096
 
 
 class S(enum.Enum):
@@ -84,7 +86,9 @@ class Session691:
     _peer_nonce: str = ""
 
     def __post_init__(self) -> None:
-        self._framer = rg691.Framer(expect_banner=self.initiator, limits=self.limits)
+        # before authentication only AUTH frames are legitimate: a few hundred bytes, never a table
+        pre_auth = replace(self.limits, max_frame=min(self.limits.max_frame, PRE_AUTH_MAX_FRAME))
+        self._framer = rg691.Framer(expect_banner=self.initiator, limits=pre_auth)
         if self.initiator:
             self.state = S.AWAIT_BANNER
         else:
@@ -210,7 +214,7 @@ class Session691:
             ]
         self.pending.append(rg691.encode_message(rg691.AuthResult(True)))
         self.state = S.AUTHENTICATED
-        return [Authenticated(self.peer_guid, self.peer_kind)]
+        return self._authenticated_now()
 
     def _on_result(self, msg: rg691.Message) -> list[Result]:
         assert isinstance(msg, rg691.AuthResult)
@@ -218,6 +222,11 @@ class Session691:
             return [self._fault(f"refused by the server: {msg.reason}", self._auth_event())]
         self.state = S.AUTHENTICATED
         self.peer_kind = "SERVER"
+        return self._authenticated_now()
+
+
+    def _authenticated_now(self) -> list[Result]:
+        self._framer.limits = self.limits  # tables may flow from now on
         return [Authenticated(self.peer_guid, self.peer_kind)]
 
 

@@ -1,0 +1,113 @@
+"""TCP 691 frames: every message round-trips, the framer takes bytes in any split, bad input is a DecodeError."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proto import rg691
+from proto.encode import encode
+from proto.errors import DecodeError
+from proto.model import OrgInfo, RoutingGroup
+
+hex32 = st.text("0123456789abcdef", min_size=32, max_size=32)
+num = st.integers(0, 2**40)
+text = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=40)
+state = st.sampled_from(["CONN_AVAIL", "CONN_NOT_AVAILABLE", "CONN_NOT_STARTED"])
+
+messages = st.one_of(
+    st.builds(rg691.AuthHello, st.sampled_from(["MEMBER", "CLIENT", "BRIDGEHEAD"]), hex32, hex32),
+    st.builds(rg691.AuthChallenge, hex32, hex32, st.text("0123456789abcdef", min_size=64, max_size=64)),
+    st.builds(rg691.AuthProof, st.text("0123456789abcdef", min_size=1, max_size=64)),
+    st.builds(rg691.AuthResult, st.just(True)),
+    st.builds(rg691.AuthResult, st.just(False), text),
+    st.builds(rg691.Attach, hex32, hex32, hex32, hex32, num, num, num, hex32),
+    st.builds(rg691.AttachAck, st.just(True), hex32, num, num, st.booleans()),
+    st.builds(rg691.AttachAck, st.just(False), reason=text),
+    st.builds(rg691.SimplePoll, hex32),
+    st.builds(rg691.PollResponse, st.booleans(), hex32),
+    st.builds(rg691.Reply, hex32, st.booleans()),
+    st.builds(rg691.Ack, hex32),
+    st.builds(rg691.StateReport, st.just("BH"), hex32, hex32, state),
+    st.builds(rg691.StateReport, st.just("SERVICE"), hex32, st.just(""), text),
+    st.builds(rg691.StateReport, st.just("FAULT"), hex32, st.just(""), st.one_of(state, st.just("CLEAR"))),
+    st.builds(rg691.Detach, text),
+    st.builds(rg691.Inject, hex32),
+    st.just(rg691.Dump()),
+    st.builds(
+        rg691.Dump,
+        st.just(True),
+        hex32,
+        hex32,
+        st.sampled_from(["master", "member"]),
+        hex32,
+        st.booleans(),
+        st.booleans(),
+        num,
+        num,
+    ),  # fmt: skip
+)
+
+TABLE = OrgInfo((RoutingGroup(guid="ab" * 16, master="cd" * 16),))
+
+
+def _feed(framer: rg691.Framer, data: bytes, split: list[int]) -> list[rg691.Message]:
+    out: list[rg691.Message] = []
+    cuts = sorted({c % (len(data) + 1) for c in split} | {0, len(data)})
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        framer.feed(data[a:b])
+        out.extend(framer.messages())
+    return out
+
+
+@given(st.lists(messages, min_size=1, max_size=6), st.lists(st.integers(0, 10_000), max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_messages_round_trip_in_any_split(msgs: list[rg691.Message], split: list[int]) -> None:
+    raw = rg691.banner("node.example.com", "1") + b"".join(rg691.encode_message(m) for m in msgs)
+    table = encode(TABLE)
+    framer = rg691.Framer(expect_banner=True)
+    got = _feed(framer, raw + table, split)
+    assert got[:-1] == msgs
+    assert isinstance(got[-1], rg691.OrgInfoFrame) and got[-1].decoded.orginfo == TABLE
+    assert framer.banner == b"691 Available node.example.com linkstate Routing Engine 1"
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(0, 400), max_size=8))
+@settings(max_examples=400, deadline=None)
+def test_garbage_raises_only_decode_error(data: bytes, split: list[int]) -> None:
+    for expect_banner in (False, True):
+        try:
+            _feed(rg691.Framer(expect_banner=expect_banner), data, split)
+        except DecodeError:
+            pass
+
+
+@given(messages, st.integers(0, 200), st.binary(min_size=1, max_size=3))
+@settings(max_examples=300, deadline=None)
+def test_mutated_frames_raise_only_decode_error(msg: rg691.Message, at: int, junk: bytes) -> None:
+    raw = bytearray(rg691.encode_message(msg))
+    i = at % len(raw)
+    raw[i : i + len(junk)] = junk
+    try:
+        _feed(rg691.Framer(), bytes(raw), [])
+    except DecodeError:
+        pass
+
+
+def test_a_frame_over_the_limit_is_refused_before_its_body_arrives() -> None:
+    framer = rg691.Framer()
+    framer.feed(b"{ffffffff} ORGINFO ")
+    try:
+        framer.messages()
+    except DecodeError as exc:
+        assert exc.offset == 0 and "limit" in exc.reason
+    else:
+        raise AssertionError("a 4 GiB frame header was accepted")
+
+
+def test_wire_spelling_of_simple_poll_and_case_insensitive_verbs() -> None:
+    raw = rg691.encode_message(rg691.SimplePoll("ab" * 16))
+    assert b" Simple_Poll " in raw
+    framer = rg691.Framer()
+    framer.feed(raw.replace(b"Simple_Poll", b"SIMPLE_POLL"))
+    assert framer.messages() == [rg691.SimplePoll("ab" * 16)]
