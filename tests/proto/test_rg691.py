@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,7 +47,7 @@ messages = st.one_of(
         st.booleans(),
         num,
         num,
-    ),  # fmt: skip
+    ),
 )
 
 TABLE = OrgInfo((RoutingGroup(guid="ab" * 16, master="cd" * 16),))
@@ -54,7 +56,7 @@ TABLE = OrgInfo((RoutingGroup(guid="ab" * 16, master="cd" * 16),))
 def _feed(framer: rg691.Framer, data: bytes, split: list[int]) -> list[rg691.Message]:
     out: list[rg691.Message] = []
     cuts = sorted({c % (len(data) + 1) for c in split} | {0, len(data)})
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         framer.feed(data[a:b])
         out.extend(framer.messages())
     return out
