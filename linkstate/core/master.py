@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from linkstate.core.dampening import Commit, Dampener
 from linkstate.core.directory import build_section
-from linkstate.core.events import Diagnostic
 from linkstate.core.routing import pinned_connectors
 from proto import rg691
 from proto.model import BridgeheadState, ConnectorState, OrgInfo, RoutingGroup, Version
@@ -350,4 +349,4 @@ _HANDLERS = {
     rg691.Detach: MasterRole._on_detach,
 }
 
-__all__ = ["Diagnostic", "MasterRole"]
+__all__ = ["MasterRole"]
