@@ -1,8 +1,9 @@
 """The pure simulated network: NodeCores joined by an event heap in virtual time.
 
 Owns: delivery of the cores' outputs to each other with a fixed latency and per-connection FIFO order,
-connection set-up/tear-down, node stop/start, partitions, per-node timers, and traffic counters. No trio,
-no sockets: thousands of hypothesis examples and 1,000-server benchmarks run here in virtual time.
+connection set-up/tear-down, node stop/start, partitions, per-node timers, and traffic counters (split by
+protocol: 691 and SMTP). No trio, no sockets: thousands of hypothesis examples and 1,000-server benchmarks run
+here in virtual time.
 Invariants: every event is processed in (time, sequence) order, so a run is a pure function of its inputs and
 its seed; a stopped node loses its state (a restart builds a fresh core, as a restarted process would).
 May import: the standard library, proto, linkstate.core.
@@ -23,8 +24,20 @@ from linkstate.core.topology import Topology
 
 @dataclass
 class Traffic:
+    """Messages (one per `Send`) and bytes on the wire; `by_proto` splits them by "691" and "smtp"."""
+
     messages: int = 0
     bytes: int = 0
+    by_proto: dict[str, Traffic] = field(default_factory=dict)
+
+    def count(self, proto: str, size: int) -> None:
+        self.messages += 1
+        self.bytes += size
+        split = self.by_proto.get(proto)
+        if split is None:
+            split = self.by_proto[proto] = Traffic()
+        split.messages += 1
+        split.bytes += size
 
 
 @dataclass
@@ -45,6 +58,7 @@ class SimNetwork:
         self._conn_ids = itertools.count(1)
         self._links: dict[tuple[str, int], tuple[str, int]] = {}
         self._fifo: dict[tuple[str, int], float] = {}
+        self._proto: dict[tuple[str, int], str] = {}
         self._timer_gen: dict[str, int] = {}
         self._rng = random.Random(self.seed)
         self._nonce_counter = itertools.count()
@@ -159,16 +173,19 @@ class SimNetwork:
 
     def _drop_link(self, owner: str, conn: int) -> None:
         peer = self._links.pop((owner, conn), None)
+        self._proto.pop((owner, conn), None)
+        self._fifo.pop((owner, conn), None)
         if peer is not None:
             self._links.pop(peer, None)
+            self._proto.pop(peer, None)
+            self._fifo.pop(peer, None)
 
     def _out_send(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Send)
         target = self._links.get((name, out.conn))
         if target is None:
             return
-        self.traffic.messages += 1
-        self.traffic.bytes += len(out.data)
+        self.traffic.count(self._proto.get((name, out.conn), "691"), len(out.data))
         key = (name, out.conn)
         when = max(self.now + self.latency, self._fifo.get(key, 0.0))
         self._fifo[key] = when
@@ -210,6 +227,7 @@ class SimNetwork:
         mine, theirs = next(self._conn_ids), next(self._conn_ids)
         self._links[(name, mine)] = (peer, theirs)
         self._links[(peer, theirs)] = (name, mine)
+        self._proto[(name, mine)] = self._proto[(peer, theirs)] = proto
 
         def up() -> None:
             if (name, mine) not in self._links:  # the peer died or was cut off while we were connecting
