@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from proto.codec import DEFAULT_LIMITS, Decoded, Limits, decode_strict
+from proto.codec import DEFAULT_LIMITS, Decoded, Limits
 from proto.encode import lstr
 from proto.errors import DecodeError, EncodeError
+from proto.sectioncache import decode_strict_cached
 
 BANNER_PREFIX = b"691 Available "
 MAX_BANNER = 512
@@ -514,7 +515,7 @@ def decode_frame(raw: bytes, offset: int = 0, limits: Limits = DEFAULT_LIMITS) -
     verb = verb_b.decode("ascii", "replace").upper()
     if verb == "ORGINFO":
         try:
-            decoded = decode_strict(raw, limits)
+            decoded = decode_strict_cached(raw, limits)
         except DecodeError as exc:
             raise DecodeError(offset + exc.offset, exc.reason) from None
         return OrgInfoFrame(raw, decoded)

@@ -29,9 +29,9 @@ from linkstate.core.link2state_session import (
     SmtpServerSession,
 )
 from linkstate.core.topology import ConnectorSpec, ServerSpec
-from proto.codec import decode_strict
 from proto.errors import DecodeError
 from proto.model import BridgeheadState
+from proto.sectioncache import decode_strict_cached
 
 if TYPE_CHECKING:
     from linkstate.core.node import NodeCore
@@ -297,7 +297,7 @@ class Bridgehead:
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
-            decoded = decode_strict(frame)
+            decoded = decode_strict_cached(frame)
         except DecodeError as exc:
             self.node.diag("orginfo_rejected", level="warning", peer=self.node.server_name(peer), reason=str(exc))
             return
