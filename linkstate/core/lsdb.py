@@ -9,7 +9,8 @@ sections. Equal versions with different contents (split brain): the copy whose v
 wins (then, for full determinism, the one whose canonical bytes sort higher), reported in `conflicts`.
 Invariants: stored sections are canonical; a section's version never goes backwards through `merge`;
 merge is idempotent and order-independent; `digest`/`frame`/`snapshot` always describe the current
-sections and are recomputed only after a change, re-encoding only the sections that changed.
+sections and are recomputed only after a change, re-encoding only the sections that changed (and not even
+those when the decoder's section cache holds their bytes); storing or merging the very object stored is a no-op.
 May import: the standard library, proto, linkstate.core.
 """
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from proto.encode import digest_of_sections, encode_section, frame_from_sections
 from proto.model import Guid, OrgInfo, RoutingGroup, Version, canonical_group
+from proto.sectioncache import CACHE
 
 if TYPE_CHECKING:
     from linkstate.core.topology import Topology
@@ -106,8 +108,10 @@ class LinkStateDB:
 
     def put(self, rg: RoutingGroup) -> bool:
         """Authoritative local write (a master for its own group), stored as given. True if changed."""
+        if self._sections.get(rg.guid) is rg:  # the very object stored: nothing can change
+            return False
         rg = canonical_group(rg)
-        data = encode_section(rg)
+        data = _encoded(rg)
         if self._bytes.get(rg.guid) == data:
             return False
         self._store(rg, data)
@@ -134,10 +138,10 @@ class LinkStateDB:
 
     def _consider(self, rg: RoutingGroup) -> _Verdict:
         local = self._sections.get(rg.guid)
-        if local is not None and rg.version < local.version:
+        if local is rg or (local is not None and rg.version < local.version):  # the same object: the same bytes
             return _Verdict.KEEP
         rg = canonical_group(rg)
-        data = encode_section(rg)
+        data = _encoded(rg)
         if local is None or rg.version > local.version:
             self._store(rg, data)
             return _Verdict.TAKE
@@ -171,6 +175,12 @@ class _Verdict(enum.Enum):
     KEEP = "keep"
     CONFLICT_TAKE = "conflict-take"
     CONFLICT_KEEP = "conflict-keep"
+
+
+def _encoded(rg: RoutingGroup) -> bytes:
+    """`encode_section(rg)`, taken from the decode cache when `rg` is a section it decoded (proto.sectioncache)."""
+    raw = CACHE.raw_of(rg)
+    return raw if raw is not None else encode_section(rg)
 
 
 def _dedup(guids: list[Guid]) -> tuple[Guid, ...]:
