@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from linkstate.core.dampening import Commit, Dampener
 from linkstate.core.directory import build_section
-from linkstate.core.routing import pinned_connectors
+from linkstate.core.routing import connector_pinned
 from proto import rg691
 from proto.model import BridgeheadState, ConnectorState, OrgInfo, RoutingGroup, Version
 
@@ -49,7 +49,7 @@ class MasterRole:
             batch_interval=node.settings.scaled("poll_interval"),
             epoch=now,
         )
-        self._pinned_cache: tuple[str, frozenset[str]] | None = None
+        self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -219,9 +219,11 @@ class MasterRole:
             return False
         digest = self.node.lsdb.digest
         if self._pinned_cache is None or self._pinned_cache[0] != digest:
-            pinned = pinned_connectors(self.node.lsdb.snapshot(), settings.leaf_rule)
-            self._pinned_cache = (digest, pinned)
-        return connector in self._pinned_cache[1]
+            self._pinned_cache = (digest, {})
+        known = self._pinned_cache[1]
+        if connector not in known:  # one connector's search, not the whole table's (G42)
+            known[connector] = connector_pinned(self.node.lsdb.snapshot(), connector, settings.leaf_rule)
+        return known[connector]
 
     def _refresh_bridgeheads(self, connector: str, now: float) -> None:
         """A bridgehead changed but the connector's state did not: publish the bridgehead states (minor)."""

@@ -259,6 +259,12 @@ def pinned_connectors(org: OrgInfo, leaf_rule: str = "general") -> frozenset[Gui
     return frozenset(e.conn.guid for e in graph.edges if _pinned(graph, e, leaf_rule))
 
 
+def connector_pinned(org: OrgInfo, connector: Guid, leaf_rule: str = "general") -> bool:
+    """`connector in pinned_connectors(org, leaf_rule)`, searching only from that connector's own edges."""
+    graph = _build_graph(org)
+    return any(_pinned(graph, e, leaf_rule) for e in graph.edges if e.conn.guid == connector)
+
+
 def _pinned(graph: _Graph, edge: _Edge, leaf_rule: str) -> bool:
     if leaf_rule == "seed" and not (_is_leaf(graph, edge.src) or _is_leaf(graph, edge.dst)):
         return False
