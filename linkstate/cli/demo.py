@@ -4,13 +4,13 @@ Owns: materialising an embedded example (`linkstate/examples/<name>.toml`, packa
 directory with a freshly generated organization secret, the convergence checks, and the step list
 `STEPS[example]`. Each step is `Step(title, coroutine(DemoRun))`; to extend the demo (the four-group
 organization with SMTP between groups) add a list to STEPS and, where needed, a predicate like `converged`.
-Flow of the default demo (`seattle`, the seed's four groups): start all eight servers, wait for one digest,
-show a member's WinRoute view and Seattle's route to Brussels (via London, cost 20) from Seattle's live table,
-stop London's bridgehead, wait until the change commits and propagates (via Tokyo, 35), start London again,
-wait for the route to fail back, stop everything. Flow of the single-group demo: start every server as its
-own process (the machinery of `cluster up`), wait until every server holds one digest and every member is attached, show a member's WinRoute view and the
-per-server table, stop the master (the members keep their table and report "connected NO"), start it again,
-wait for convergence on a version of the group above the old one, stop everything.
+Flow of the default demo (`seattle`, the seed's four groups): start all eight servers, wait for one digest, show a
+member's WinRoute view and Seattle's route to Brussels (via London, cost 20) from Seattle's live table, stop
+London's bridgehead, wait until the change commits and propagates (via Tokyo, 35), start London again, wait for the
+route to fail back, stop everything. Flow of the single-group demo: start every server as its own process (the
+machinery of `cluster up`), wait until every server holds one digest and every member is attached, show a member's
+WinRoute view and the per-server table, stop the master (the members keep their table and report "connected NO"),
+start it again, wait for convergence on a version of the group above the old one, stop everything.
 Invariants: every process started is stopped on every exit path (success, failure, Ctrl-C); each wait is
 bounded (`timeout`), a miss exits 1 naming what was missing and where the node logs are; the work directory
 is removed after a successful run and kept after a failure.
