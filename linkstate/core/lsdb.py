@@ -58,10 +58,21 @@ class LinkStateDB:
 
     @classmethod
     def from_topology(cls, topo: Topology) -> LinkStateDB:
-        """Every group of the directory at version 0.0.0 (never participated)."""
+        """Every group of the directory at version 0.0.0 (never participated).
+
+        The table is a pure function of the directory: the last one built is kept (by the Topology object's
+        identity), so the servers of one simulated organization share one build instead of building it each.
+        """
         from linkstate.core.directory import build_orginfo
 
-        return cls(build_orginfo(topo).routing_groups)
+        cached = _INITIAL[0] if _INITIAL else None
+        if cached is None or cached[0] is not topo:
+            built = cls(build_orginfo(topo).routing_groups)
+            _INITIAL[:] = [(topo, dict(built._sections), dict(built._bytes))]
+            return built
+        db = cls()
+        db._sections, db._bytes = dict(cached[1]), dict(cached[2])
+        return db
 
     # ------------------------------------------------------------------------------------------- reading
 
@@ -166,6 +177,9 @@ class LinkStateDB:
         self._digest = None
         self._frame = None
         self._snapshot = None
+
+
+_INITIAL: list[tuple[Topology, dict[Guid, RoutingGroup], dict[Guid, bytes]]] = []  # from_topology's last build
 
 
 class _Verdict(enum.Enum):
