@@ -60,6 +60,7 @@ class SimNetwork:
         self._fifo: dict[tuple[str, int], float] = {}
         self._proto: dict[tuple[str, int], str] = {}
         self._timer_gen: dict[str, int] = {}
+        self._armed: dict[str, float] = {}  # the deadline of each node's live timer entry
         self._rng = random.Random(self.seed)
         self._nonce_counter = itertools.count()
 
@@ -88,6 +89,7 @@ class SimNetwork:
         if core is None:
             return
         self._timer_gen[name] = self._timer_gen.get(name, 0) + 1
+        self._armed.pop(name, None)
         for (owner, conn), (peer, peer_conn) in list(self._links.items()):
             if owner == name:
                 self._drop_link(owner, conn)
@@ -157,11 +159,15 @@ class SimNetwork:
         core = self.nodes.get(name)
         if core is None:
             return
+        deadline = core.next_deadline()
+        if deadline is not None and self._armed.get(name) == deadline:
+            return  # the live entry already fires then (most outputs leave the deadline alone)
         gen = self._timer_gen.get(name, 0) + 1
         self._timer_gen[name] = gen
-        deadline = core.next_deadline()
         if deadline is None:
+            self._armed.pop(name, None)
             return
+        self._armed[name] = deadline
         delay = max(0.0, deadline - self.now)
         self._schedule(delay, lambda: self._fire(name, gen))
 
@@ -169,6 +175,7 @@ class SimNetwork:
         core = self.nodes.get(name)
         if core is None or self._timer_gen.get(name) != gen:
             return
+        self._armed.pop(name, None)
         self._apply(name, core.on_timer(self.now))
 
     def _drop_link(self, owner: str, conn: int) -> None:
