@@ -1,0 +1,97 @@
+"""Smoke run of bench/convergence.py: a tiny organization on the pure sim and on in-memory services (MockClock).
+
+Asserts the result structure and that convergence happened — never a timing. The long runs (1,000 servers,
+loopback TCP) are the benchmark's own, from bench/README.md; the TCP one here is marked slow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "convergence.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_convergence_smoke", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(bench: ModuleType, tmp_path: Path, *args: str) -> dict:  # type: ignore[type-arg]
+    assert bench.main(["run", "--quiet", "--out", str(tmp_path), *args]) == 0
+    (result,) = tmp_path.glob("convergence-*.json")
+    (table,) = tmp_path.glob("convergence-*.csv")
+    assert table.read_text().startswith("# convergence = ")
+    return json.loads(result.read_text())  # type: ignore[no-any-return]
+
+
+def _check(doc: dict, event: str, transport: str, depth: int = 2) -> None:  # type: ignore[type-arg]
+    assert doc["definition"].startswith("convergence = ")
+    assert doc["machine"]["python"] and "trio" in doc["machine"]["versions"]
+    (scn,) = doc["scenarios"]
+    assert (scn["event"], scn["transport"]) == (event, transport)
+    assert scn["summary"]["runs"] == scn["summary"]["converged"] == 2
+    for run in scn["runs"]:
+        assert run["convergence"] is not None and run["convergence"] >= 0
+        assert set(run["arrivals"]) == {f"G{g:03d}-S{s}" for g in range(4) for s in (1, 2)}
+        assert run["bytes_smtp"] > 0 and run["packet_bytes"] > 0
+        assert run["depth"] == depth and run["t_hop"] is not None and run["ratio"] is not None
+
+
+@pytest.mark.parametrize("transport", ["sim", "memory"])
+def test_a_minor_update_converges_on_a_ring(bench: ModuleType, tmp_path: Path, transport: str) -> None:
+    doc = _run(bench, tmp_path, "--shape", "ring", "--groups", "4", "--servers", "2", "--event", "minor",
+               "--transport", transport, "--runs", "2")  # fmt: skip
+    _check(doc, "minor", transport)
+
+
+def test_a_major_update_converges_and_compare_reads_the_files(bench: ModuleType, tmp_path: Path) -> None:
+    doc = _run(bench, tmp_path, "--shape", "ring", "--groups", "4", "--servers", "2", "--event", "major", "--runs", "2")
+    _check(doc, "major", "sim", depth=1)  # the added connector reaches the far group directly
+    (result,) = tmp_path.glob("convergence-*.json")
+    text = bench.compare(result, result)
+    assert "ring-4x2-major-sim" in text and "1.00" in text
+
+
+def test_oscillation_counts_updates_and_its_compat_e2k_baseline(bench: ModuleType, tmp_path: Path) -> None:
+    assert bench.main(["run", "--quiet", "--out", str(tmp_path), "--shape", "ring", "--groups", "3",
+                       "--servers", "1", "--event", "oscillation"]) == 0  # fmt: skip
+    (result,) = tmp_path.glob("convergence-*.json")
+    damped, e2k = json.loads(result.read_text())["scenarios"]
+    assert not damped["settings"].get("compat_e2k") and e2k["settings"]["compat_e2k"]
+    for scn in (damped, e2k):
+        extra = scn["runs"][0]["extra"]
+        assert extra["flaps"] == 10 and extra["windows"] == 1 and extra["converged"]
+    assert damped["runs"][0]["extra"]["minor_per_window"] <= 1
+    assert e2k["runs"][0]["extra"]["state_commits"] == 20
+
+
+def test_a_shape_without_alternate_paths_reports_not_applicable(bench: ModuleType, tmp_path: Path) -> None:
+    doc = _run(bench, tmp_path, "--shape", "line", "--groups", "3", "--servers", "1", "--event", "minor", "--runs", "1")
+    (scn,) = doc["scenarios"]
+    assert scn["note"].startswith("not applicable") and scn["runs"] == []
+
+
+def test_plots_are_written_or_skipped_with_a_reason(bench: ModuleType, tmp_path: Path) -> None:
+    doc = _run(bench, tmp_path, "--shape", "ring", "--sizes", "3x1,4x2", "--event", "minor", "--runs", "2", "--plots")
+    assert len(doc["scenarios"]) == 2
+    pytest.importorskip("matplotlib")
+    assert len(list(tmp_path.glob("*-size.png"))) == 1 and len(list(tmp_path.glob("*-timeline.png"))) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.tcp
+def test_a_minor_update_converges_over_loopback_tcp(bench: ModuleType, tmp_path: Path) -> None:
+    doc = _run(bench, tmp_path, "--shape", "ring", "--groups", "4", "--servers", "2", "--event", "minor",
+               "--transport", "tcp", "--runs", "2")  # fmt: skip
+    _check(doc, "minor", "tcp")
