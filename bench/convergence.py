@@ -966,10 +966,11 @@ def run_tcp(scn: Scenario, progress: Progress, keep: bool = False, budget: float
         time.sleep(1.0)
         scn.note = f"start-up {time.monotonic() - t_start:.1f}s wall"
         guid, bh = minor_connector(plan) if scn.event == "minor" else ("", "")
+        down = f"fault {guid} {DOWN.value}"
         for k in range(scn.runs_wanted):  # type: ignore[attr-defined]
             if scn.event == "minor":
                 sub = origin_of(plan, bh)
-                run = tcp_measure(cluster, reader, sub, lambda: cluster.command(bh, f"fault {guid} {DOWN.value}"), budget)
+                run = tcp_measure(cluster, reader, sub, lambda: cluster.command(bh, down), budget)
                 tcp_measure(cluster, reader, sub, lambda: cluster.command(bh, f"fault {guid} CLEAR"), budget)
             elif scn.event == "major":
                 data, _ = plan.major_topology(k)
