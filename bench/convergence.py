@@ -650,12 +650,22 @@ def oscillation_sim(
 
 def run_memory(scn: Scenario, latency: float, progress: Progress) -> None:
     """The real NodeService over in-memory streams, under trio's MockClock (virtual time)."""
-    import trio
-    import trio.testing
+    import structlog
 
     from linkstate.logconfig import configure
 
+    saved = structlog.get_config()
     configure("json", "error", stream=open(os.devnull, "w"))  # noqa: SIM115 - the services log a lot
+    try:
+        _run_memory(scn, latency, progress)
+    finally:
+        structlog.configure(**saved)  # the caller's logging as it was (tests, the CLI)
+
+
+def _run_memory(scn: Scenario, latency: float, progress: Progress) -> None:
+    import trio
+    import trio.testing
+
     plan = make_plan(scn.shape, scn.groups, scn.servers_per_group, scn.seed, scn.settings)
     if scn.event == "oscillation":
         raise NotApplicable("the oscillation scenario runs on the sim transport (it counts updates, not time)")
