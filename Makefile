@@ -24,9 +24,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+## bench: codec, routing and convergence benchmarks (tables + JSON; plots need the bench extra)
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python bench/bench_codec.py
 	$(BIN)/python bench/bench_routing.py
+	$(BIN)/python bench/convergence.py run --shape ring --groups 20 --servers 2 --event minor --transport tcp --runs 5
+	$(BIN)/python bench/convergence.py run --shape ring --groups 20 --servers 2 --event oscillation
+	$(BIN)/python bench/convergence.py run --shape ring --groups 250 --servers 4 --event minor --runs 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info

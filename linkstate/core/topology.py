@@ -14,7 +14,7 @@ Every node derives the same GUIDs from the same file.
 
 Invariants: a `Topology` that exists is valid: names and GUIDs are unique per kind, every reference resolves,
 every group has exactly one master inside it, costs are 1..100, connectors obey R6/R48 (`_check_connector`).
-May import: the standard library only (tomllib, uuid, re, pathlib).
+May import: the standard library (tomllib, uuid, re, pathlib) and proto.link2state (the chunk-size bound).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from proto.link2state import MAX_CHUNK_RAW
 
 Guid = str
 
@@ -99,7 +101,7 @@ class Settings:
     master_settle: float = 300
     bh_probe_interval: float = 60
     bh_fail_threshold: int = 3
-    chunk_raw_bytes: int = 700
+    chunk_raw_bytes: int = MAX_CHUNK_RAW  # the most raw bytes a 1,024-byte X-LINK2STATE line can carry (993)
     check_connector_restrictions: bool = False
     compat_e2k: bool = False
     leaf_rule: str = "general"
@@ -460,7 +462,7 @@ def _read_settings(root: _Table) -> Settings:
         elif v is not None:
             values[name] = v
     values["bh_fail_threshold"] = t.int_range("bh_fail_threshold", 1, 1000, 3)
-    values["chunk_raw_bytes"] = t.int_range("chunk_raw_bytes", 64, 1024, 700)
+    values["chunk_raw_bytes"] = t.int_range("chunk_raw_bytes", 64, MAX_CHUNK_RAW, MAX_CHUNK_RAW)
     for flag in ("check_connector_restrictions", "compat_e2k"):
         values[flag] = t.get(flag, bool, False)
     values["leaf_rule"] = t.choice("leaf_rule", LEAF_RULES, "general")

@@ -85,8 +85,13 @@ def test_a_shape_without_alternate_paths_reports_not_applicable(bench: ModuleTyp
 def test_plots_are_written_or_skipped_with_a_reason(bench: ModuleType, tmp_path: Path) -> None:
     doc = _run(bench, tmp_path, "--shape", "ring", "--sizes", "3x1,4x2", "--event", "minor", "--runs", "2", "--plots")
     assert len(doc["scenarios"]) == 2
-    pytest.importorskip("matplotlib")
-    assert len(list(tmp_path.glob("*-size.png"))) == 1 and len(list(tmp_path.glob("*-timeline.png"))) == 1
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # CI installs only the dev extra: the run still succeeds and says why there are no plots
+        assert str(bench.plots([], tmp_path, "x")).startswith("plots skipped: matplotlib not installed")
+        assert not list(tmp_path.glob("*.png"))
+    else:
+        assert len(list(tmp_path.glob("*-size.png"))) == 1 and len(list(tmp_path.glob("*-timeline.png"))) == 1
 
 
 @pytest.mark.slow

@@ -73,7 +73,7 @@ def test_explicit_guid_forms_are_normalized() -> None:
 def test_settings_defaults_and_scaling() -> None:
     topo = parse_topology(dump({**base(), "settings": {"poll_interval": 10, "time_scale": 100}}))
     s = topo.settings
-    assert s.master_settle == 10 and s.state_delay == 600 and s.chunk_raw_bytes == 700
+    assert s.master_settle == 10 and s.state_delay == 600 and s.chunk_raw_bytes == 993
     assert s.scaled("poll_interval") == pytest.approx(0.1)
     assert Settings().scaled("state_delay") == 600
     with pytest.raises(KeyError):
