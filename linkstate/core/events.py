@@ -84,6 +84,14 @@ class TombstoneRequested:
     peer_host: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class MasterUnknown:
+    """The directory now names, as master of this server's group, a server it does not hold (a deleted object:
+    R81). The rest of that directory is not applied."""
+
+    master: str
+
+
 Input = (
     PeerConnected
     | DataReceived
@@ -94,6 +102,7 @@ Input = (
     | BridgeheadObserved
     | FaultInjected
     | TombstoneRequested
+    | MasterUnknown
 )
 
 # --- outputs -----------------------------------------------------------------------------------------------

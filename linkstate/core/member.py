@@ -33,6 +33,7 @@ class MemberRole:
         self.poll_at: float | None = None
         self.outbox: list[rg691.StateReport] = []  # state reports waiting for an attachment
         self.last_master_digest = ""
+        self.orphan = False  # the directory names no usable master: keep the table, connect to no one (R128)
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ class MemberRole:
                 self.node.send(self.upstream, rg691.SimplePoll(self.node.lsdb.digest))
 
     def _connect(self) -> None:
-        if self.connecting or self.upstream is not None:
+        if self.connecting or self.upstream is not None or self.orphan:
             return
         self.connecting = True
         self.node.connect(self.master.name)

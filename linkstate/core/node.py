@@ -426,7 +426,7 @@ class NodeCore:
             )
             return
         was_master = self.is_master
-        old_master = self.topo.master_of(self.rg.name).name
+        old_master = None if self._orphan() else self.topo.master_of(self.rg.name).name
         self.topo = new
         self.me = new.server(self.me.name)
         new_master = new.master_of(self.rg.name).name
@@ -438,6 +438,31 @@ class NodeCore:
             self._switch_role(now, "the routing group master moved")
         elif isinstance(self.role, MasterRole):
             self.role.topology_changed(now)
+        self.bridgehead.configure(now)
+
+    def _orphan(self) -> bool:
+        return isinstance(self.role, MemberRole) and self.role.orphan
+
+    def _on_master_unknown(self, e: ev.Input, now: float) -> None:
+        """R81: the master designation points to a deleted object: a master relinquishes (958); every server of
+        the group keeps its last table and attaches to no one until the directory names a master again."""
+        assert isinstance(e, ev.MasterUnknown)
+        if self._orphan():
+            return
+        if self.is_master:
+            self.diag(
+                "master_relinquished",
+                level="warning",
+                event_id=958,
+                new_master=e.master,
+                reason="the directory names a master that does not exist",
+            )
+        else:
+            self.diag("master_unknown", level="warning", master=e.master)
+        self.role.stop("the routing group master no longer exists")
+        member = MemberRole(self, now)
+        member.orphan = True
+        self.role = member
         self.bridgehead.configure(now)
 
     def _switch_role(self, now: float, reason: str) -> None:
@@ -481,4 +506,5 @@ _INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
     ev.BridgeheadObserved: NodeCore._on_bridgehead,
     ev.FaultInjected: NodeCore._on_fault,
     ev.TombstoneRequested: NodeCore._on_tombstone,
+    ev.MasterUnknown: NodeCore._on_master_unknown,
 }

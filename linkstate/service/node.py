@@ -14,7 +14,9 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 import secrets
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +149,9 @@ class NodeService:
                 problems=len(exc.problems),
                 first=exc.problems[0].format(str(self.topology_path)) if exc.problems else "",
             )
+            unknown = self._unknown_master(exc)
+            if unknown is not None:
+                self.post(ev.MasterUnknown(unknown))
             return
         except OSError as exc:
             self.log.error("topology_rejected", event_id=929, reason=str(exc))
@@ -154,6 +159,23 @@ class NodeService:
         topo = _with_time_scale(topo, self.topology.settings.time_scale)
         self.topology = topo
         self.post(ev.TopologyChanged(topo))
+
+    def _unknown_master(self, exc: TopologyError) -> str | None:
+        """The master this server's group is now designated, when the file names a server that does not exist."""
+        assert self.topology_path is not None
+        mine = self.topology.server(self.server).routing_group
+        for problem in exc.problems:
+            m = re.fullmatch(r"routing_groups\[(\d+)\]\.master", problem.path)
+            if m is None or not problem.message.startswith("unknown server"):
+                continue
+            try:
+                groups = tomllib.loads(self.topology_path.read_text()).get("routing_groups", [])
+                entry = groups[int(m.group(1))]
+            except (OSError, ValueError, IndexError, TypeError, tomllib.TOMLDecodeError):
+                return None
+            if isinstance(entry, dict) and entry.get("name") == mine:
+                return str(entry.get("master"))
+        return None
 
     async def _watch_topology(self) -> None:
         assert self.topology_path is not None

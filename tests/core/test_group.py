@@ -151,3 +151,23 @@ def open_text() -> str:
     from tests.core.group_fixtures import ONE_GROUP
 
     return ONE_GROUP.format(cost=1)
+
+
+def test_master_designation_to_a_deleted_server_relinquishes_with_958() -> None:
+    net = SimNetwork(one_group())
+    _up(net)
+    digest = net.digests()["RED-2"]
+    for name in net.nodes:  # what a node's shell posts when the directory's master points to a deleted object
+        net.inject(name, ev.MasterUnknown("RED-9"))
+    net.run_for(600)
+    master = net.nodes["RED-1"]
+    assert not master.is_master and not master.attached
+    assert any(d.event_id == 958 for _, n, d in net.diagnostics if n == "RED-1")
+    assert all(core.lsdb.digest == digest for core in net.nodes.values())  # everyone keeps its last table (R128)
+    assert not any(d.event == "attached" for t, n, d in net.diagnostics if t > 5)
+    net.topology = one_group()  # the directory names a master again: everything resumes
+    for name in net.nodes:
+        net.inject(name, ev.TopologyChanged(net.topology))
+    net.run_for(120)
+    assert net.nodes["RED-1"].is_master and net.converged()
+    assert all(net.nodes[m].attached for m in MEMBERS)

@@ -65,3 +65,29 @@ async def test_topology_change_is_pushed_and_a_bad_file_is_rejected(
             assert member.lsdb.section(member.rg.guid).version.major == major  # type: ignore[union-attr]
             nursery.cancel_scope.cancel()
     assert any(e["event"] == "topology_rejected" and e.get("event_id") == 929 for e in logs)
+
+
+async def test_a_master_designation_to_an_unknown_server_makes_the_master_relinquish(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "one-group.toml"
+    path.write_text(ONE_GROUP.format(cost=1))
+    transport = MemoryTransport()
+    with structlog.testing.capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            services = {}
+            for name in SERVERS:
+                svc = NodeService(load_topology(path), name, transport=transport, topology_path=path)
+                services[name] = await nursery.start(svc.run)
+            with trio.fail_after(60):
+                while not all(s.core.attached for s in services.values()):
+                    await trio.sleep(0.1)
+            held = services["RED-2"].core.lsdb.digest
+            path.write_text(ONE_GROUP.format(cost=1).replace('master = "RED-1"', 'master = "RED-9"'))
+            await trio.sleep(30)
+            master = services["RED-1"].core
+            assert not master.is_master
+            assert services["RED-2"].core.lsdb.digest == held and not services["RED-2"].core.attached
+            nursery.cancel_scope.cancel()
+    relinquished = [e for e in logs if e["event"] == "master_relinquished"]
+    assert relinquished and relinquished[0]["event_id"] == 958
