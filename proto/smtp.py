@@ -238,6 +238,7 @@ class Reply:
 
 
 _REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])([ -]?)(.*)", re.DOTALL)
+_SINGLE_LINE_CODES = {b"%d " % code: code for code in range(200, 600)}  # `_REPLY_LINE` with a space, any text
 
 
 class ReplyParser:
@@ -249,6 +250,10 @@ class ReplyParser:
         self._lines: list[bytes] = []
 
     def feed_line(self, line: bytes) -> Reply | None:
+        if self._code is None:
+            code = _SINGLE_LINE_CODES.get(line[:4])
+            if code is not None:  # `ddd text`, no reply in progress: what the general path returns
+                return Reply(code, (line[4:],))
         m = _REPLY_LINE.fullmatch(line)
         if m is None or (not m.group(2) and m.group(3)):
             raise ReplyError(f"malformed reply line: {line[:40]!r}")

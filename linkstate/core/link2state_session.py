@@ -155,6 +155,7 @@ class _Session:
 
 
 class ServerState(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons compared by identity: the table lookup hashes in C
     CONNECTED = "CONNECTED"  # greeting sent, no EHLO yet
     READY = "READY"  # EHLO done, not authenticated
     AUTH_PROOF = "AUTH_PROOF"  # 334 sent, the next line is the client's proof
@@ -168,6 +169,7 @@ class ServerState(enum.Enum):
 
 
 class ServerInput(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons compared by identity: the table lookup hashes in C
     EHLO = "EHLO"
     HELO = "HELO"
     X_EXPS = "X_EXPS"
@@ -187,7 +189,7 @@ class ServerInput(enum.Enum):
     EOF = "EOF"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per line, never changed (a frozen __init__ costs 3x)
 class _In:
     kind: ServerInput
     line: bytes = b""
@@ -209,6 +211,8 @@ _COMMAND_INPUTS = {
 }
 
 ServerAction = Callable[["SmtpServerSession", _In], "ServerState | None"]
+_L2S_COMMAND_PREFIX = l2s.VERB + b" "  # what `parse_command` reads as the X-LINK2STATE verb and its space
+_L2S_COMMAND_PREFIX_LEN = len(_L2S_COMMAND_PREFIX)
 
 
 class SmtpServerSession(_Session):
@@ -278,6 +282,15 @@ class SmtpServerSession(_Session):
             return _In(ServerInput.LINE, line)
         if self.state is ServerState.DATA:
             return _In(ServerInput.DATA_END if line == b"." else ServerInput.LINE, line)
+        if line.startswith(_L2S_COMMAND_PREFIX):  # one prefix check before the general parser, same outcome
+            args = line[_L2S_COMMAND_PREFIX_LEN:]
+            if args:
+                try:
+                    item = l2s.parse_command_args(args)
+                except l2s.Link2StateError as exc:
+                    return _In(ServerInput.BAD_COMMAND, line, Command(Verb.X_LINK2STATE, args), reply=exc.reply)
+                kind = ServerInput.L2S_MORE if type(item) is l2s.More else ServerInput.L2S_CHUNK
+                return _In(kind, line, Command(Verb.X_LINK2STATE, args), item)
         try:
             command = parse_command(line)
         except SmtpError as exc:
@@ -632,6 +645,7 @@ SERVER_TABLE = _server_table()
 
 
 class ClientState(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons compared by identity: the table lookup hashes in C
     GREETING = "GREETING"  # waiting for 220
     EHLO = "EHLO"  # EHLO sent
     AUTH_CHALLENGE = "AUTH_CHALLENGE"  # X-EXPS sent, waiting for 334
@@ -644,6 +658,7 @@ class ClientState(enum.Enum):
 
 
 class ClientInput(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons compared by identity: the table lookup hashes in C
     R220 = "R220"
     R250 = "R250"
     R334 = "R334"
@@ -659,7 +674,7 @@ class ClientInput(enum.Enum):
     EOF = "EOF"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per line, never changed (a frozen __init__ costs 3x)
 class _Reply:
     kind: ClientInput
     reply: Reply | None = None
@@ -678,6 +693,7 @@ _REPLY_INPUTS = {
 _L2S_INPUTS = {l2s.DoneResponse: ClientInput.L2S_DONE, l2s.Chunk: ClientInput.L2S_CHUNK, l2s.More: ClientInput.L2S_MORE}
 
 ClientAction = Callable[["SmtpClientSession", _Reply], "ClientState | None"]
+_L2S_REPLY_PREFIX = l2s.VERB + b" "
 
 
 class SmtpClientSession(_Session):
@@ -737,6 +753,12 @@ class SmtpClientSession(_Session):
 
     def _classify(self, reply: Reply) -> _Reply:
         first = reply.lines[0]
+        if reply.code == 250 and len(reply.lines) == 1 and first.startswith(_L2S_REPLY_PREFIX):
+            try:  # the canonical spelling: `parse_reply_text` would strip the same prefix
+                item = l2s.parse_reply_text(250, first)
+            except l2s.Link2StateError as exc:
+                return _Reply(ClientInput.MALFORMED, reply, why=exc.reason)
+            return _Reply(_L2S_INPUTS[type(item)], reply, item)
         if reply.code == 250 and len(reply.lines) == 1 and first[:13].upper() == l2s.VERB + b" ":
             try:
                 item = l2s.parse_reply_text(250, first)
