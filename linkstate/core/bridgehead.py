@@ -107,8 +107,11 @@ class Bridgehead:
         self.links = fresh
 
     def next_deadline(self) -> float | None:
-        due = [link.next_probe for link in self.links.values() if link.in_flight is None]
-        return min(due) if due else None
+        due: float | None = None
+        for link in self.links.values():
+            if link.in_flight is None and (due is None or link.next_probe < due):
+                due = link.next_probe
+        return due
 
     def on_timer(self, now: float) -> None:
         for link in self.links.values():

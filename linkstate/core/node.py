@@ -223,8 +223,10 @@ class NodeCore:
         return self._drain()
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.role.next_deadline(), self.bridgehead.next_deadline()) if d is not None]
-        return min(deadlines) if deadlines else None
+        role, links = self.role.next_deadline(), self.bridgehead.next_deadline()
+        if role is None:
+            return links
+        return role if links is None or role <= links else links
 
     def on_timer(self, now: float) -> list[ev.Output]:
         self.now = now
@@ -240,8 +242,9 @@ class NodeCore:
         return self._drain()
 
     def _drain(self) -> list[ev.Output]:
-        for conn, c in list(self.conns.items()):
-            self._flush_one(conn, c)
+        for conn, c in self.conns.items():  # flushing neither adds nor removes connections
+            if c.session.pending:  # take_pending() of nothing is b"": nothing to send
+                self._flush_one(conn, c)
         out, self.out = self.out, []
         return out
 
@@ -305,7 +308,7 @@ class NodeCore:
 
     def _on_data(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.DataReceived)
-        if self.bridgehead.owns(e.conn):
+        if e.conn in self.bridgehead.smtp:  # bridgehead.owns(), inlined: this runs once per SMTP line
             self.counters.bytes_in += len(e.data)
             self.bridgehead.on_data(e.conn, e.data, now)
             return

@@ -189,12 +189,15 @@ class SimNetwork:
 
     def _out_send(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Send)
-        target = self._links.get((name, out.conn))
+        key = (name, out.conn)
+        target = self._links.get(key)
         if target is None:
             return
-        self.traffic.count(self._proto.get((name, out.conn), "691"), len(out.data))
-        key = (name, out.conn)
-        when = max(self.now + self.latency, self._fifo.get(key, 0.0))
+        self.traffic.count(self._proto.get(key, "691"), len(out.data))
+        when = self.now + self.latency
+        last = self._fifo.get(key, 0.0)
+        if last > when:  # = max(when, last)
+            when = last
         self._fifo[key] = when
         peer, peer_conn = target
         heapq.heappush(
