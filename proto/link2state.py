@@ -126,6 +126,10 @@ def _parse_item(text: bytes) -> Item:
     bare = _FAST_BARE.get(text)
     if bare is not None:
         return bare
+    return _parse_item_general(text)
+
+
+def _parse_item_general(text: bytes) -> Item:
     eq = text.find(b"=")
     if eq >= 0:
         kind = _CHUNK_KEYWORDS.get(text[:eq].upper().replace(b"_", b" "))
@@ -155,6 +159,11 @@ def parse_reply_text(code: int, text: bytes) -> Item:
     return _parse_item(text)
 
 
+def parse_reply_item(text: bytes) -> Item:
+    """What `parse_reply_text(250, b"X-LINK2STATE " + text)` returns, for a caller that checked the prefix."""
+    return _parse_item(text)
+
+
 def _item_bytes(item: Item) -> bytes:
     if isinstance(item, Chunk):
         return _EMIT[item.kind] + item.data
@@ -167,13 +176,20 @@ def _checked(line: bytes) -> bytes:
     return line
 
 
+_COMMAND_PREFIX = VERB + b" "
+
+
 def format_command(item: Chunk | More) -> bytes:
     """`X-LINK2STATE <item>\\r\\n`."""
-    return _checked(VERB + b" " + _item_bytes(item) + CRLF)
+    if type(item) is Chunk:  # one copy of the chunk data instead of three
+        return _checked(b"".join((_COMMAND_PREFIX, _EMIT[item.kind], item.data, CRLF)))
+    return _checked(_COMMAND_PREFIX + _item_bytes(item) + CRLF)
 
 
 def format_reply(item: Item) -> bytes:
     """`250 X-LINK2STATE <item>\\r\\n`."""
+    if type(item) is Chunk:
+        return _checked(b"".join((_REPLY_PREFIX, _EMIT[item.kind], item.data, CRLF)))
     return _checked(_REPLY_PREFIX + _item_bytes(item) + CRLF)
 
 

@@ -254,6 +254,9 @@ class ReplyParser:
             code = _SINGLE_LINE_CODES.get(line[:4])
             if code is not None:  # `ddd text`, no reply in progress: what the general path returns
                 return Reply(code, (line[4:],))
+        return self._feed_line_general(line)
+
+    def _feed_line_general(self, line: bytes) -> Reply | None:
         m = _REPLY_LINE.fullmatch(line)
         if m is None or (not m.group(2) and m.group(3)):
             raise ReplyError(f"malformed reply line: {line[:40]!r}")

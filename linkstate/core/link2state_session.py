@@ -213,6 +213,8 @@ _COMMAND_INPUTS = {
 ServerAction = Callable[["SmtpServerSession", _In], "ServerState | None"]
 _L2S_COMMAND_PREFIX = l2s.VERB + b" "  # what `parse_command` reads as the X-LINK2STATE verb and its space
 _L2S_COMMAND_PREFIX_LEN = len(_L2S_COMMAND_PREFIX)
+_MORE_REPLY = l2s.format_reply(l2s.More())  # the same line every time: formatted once
+_MORE_COMMAND = l2s.format_command(l2s.More())
 
 
 class SmtpServerSession(_Session):
@@ -291,6 +293,9 @@ class SmtpServerSession(_Session):
                     return _In(ServerInput.BAD_COMMAND, line, Command(Verb.X_LINK2STATE, args), reply=exc.reply)
                 kind = ServerInput.L2S_MORE if type(item) is l2s.More else ServerInput.L2S_CHUNK
                 return _In(kind, line, Command(Verb.X_LINK2STATE, args), item)
+        return self._classify_command(line)
+
+    def _classify_command(self, line: bytes) -> _In:
         try:
             command = parse_command(line)
         except SmtpError as exc:
@@ -444,7 +449,7 @@ class SmtpServerSession(_Session):
             return self._l2s_fail(exc)
         self.chunks_in += 1
         if frame is None:
-            self._send(l2s.format_reply(l2s.More()))
+            self._send(_MORE_REPLY)
             return None
         self._send(l2s.DONE_LINE)
         self._emit(OrgInfoReceived(frame, self.peer_guid or ""))
@@ -694,6 +699,7 @@ _L2S_INPUTS = {l2s.DoneResponse: ClientInput.L2S_DONE, l2s.Chunk: ClientInput.L2
 
 ClientAction = Callable[["SmtpClientSession", _Reply], "ClientState | None"]
 _L2S_REPLY_PREFIX = l2s.VERB + b" "
+_L2S_PREFIX_LEN = len(_L2S_REPLY_PREFIX)
 
 
 class SmtpClientSession(_Session):
@@ -755,7 +761,7 @@ class SmtpClientSession(_Session):
         first = reply.lines[0]
         if reply.code == 250 and len(reply.lines) == 1 and first.startswith(_L2S_REPLY_PREFIX):
             try:  # the canonical spelling: `parse_reply_text` would strip the same prefix
-                item = l2s.parse_reply_text(250, first)
+                item = l2s.parse_reply_item(first[_L2S_PREFIX_LEN:])
             except l2s.Link2StateError as exc:
                 return _Reply(ClientInput.MALFORMED, reply, why=exc.reason)
             return _Reply(_L2S_INPUTS[type(item)], reply, item)
@@ -837,7 +843,7 @@ class SmtpClientSession(_Session):
             return self._fail(f"X-LINK2STATE from the server: {exc.reason}")
         self.chunks_in += 1
         if frame is None:
-            self._send(l2s.format_command(l2s.More()))
+            self._send(_MORE_COMMAND)
             return None
         self._emit(OrgInfoReceived(frame, self.peer_guid or ""))
         self._chunks, self._next_chunk = l2s.Chunker(self._frame, self.chunk_raw_bytes), 0

@@ -206,8 +206,10 @@ class SimNetwork:
         )
 
     def _deliver_data(self, peer: str, peer_conn: int, data: bytes) -> None:
-        if (peer, peer_conn) in self._links:
-            self._deliver(peer, ev.DataReceived(peer_conn, data))
+        if (peer, peer_conn) in self._links:  # _deliver(), inlined: this runs once per message
+            core = self.nodes.get(peer)
+            if core is not None:
+                self._apply(peer, core.handle(ev.DataReceived(peer_conn, data), self.now))
 
     def _out_close(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Close)
