@@ -104,6 +104,8 @@ class Dampener:
         return connector_guid in self._windows
 
     def next_deadline(self) -> float | None:
+        if not self._windows:  # the common case, asked on every message
+            return self._batch_due
         ends = [w.end for w in self._windows.values()]
         if self._batch_due is not None:
             ends.append(self._batch_due)

@@ -72,8 +72,7 @@ class MasterRole:
         return len(self.attached) + 1 >= n // 2 + 1
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.settle_deadline, self.dampener.next_deadline()) if d is not None]
-        return min(deadlines) if deadlines else None
+        return _earliest(self.settle_deadline, self.dampener.next_deadline())
 
     def on_timer(self, now: float) -> None:
         if self.settle_deadline is not None and now >= self.settle_deadline:
@@ -340,6 +339,13 @@ class MasterRole:
         for conn in self.attached.values():
             if conn != except_conn:
                 self.node.send_table(conn)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    """The earlier of two optional deadlines (called on every message: no temporary lists)."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
 
 
 _HANDLERS = {

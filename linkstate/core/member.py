@@ -48,8 +48,10 @@ class MemberRole:
         self.attached = False
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.reconnect_at, self.poll_at) if d is not None]
-        return min(deadlines) if deadlines else None
+        a, b = self.reconnect_at, self.poll_at
+        if a is None:
+            return b
+        return a if b is None or a <= b else b
 
     def on_timer(self, now: float) -> None:
         if self.reconnect_at is not None and now >= self.reconnect_at:
