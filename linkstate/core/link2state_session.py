@@ -124,7 +124,21 @@ Event = OrgInfoReceived | Done | SessionFailed | AuthSucceeded | AuthFailed | Ma
 class _Session:
     """What both sides share: the line reader, the output buffer, the event list and the byte counters."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, local_guid: str, secret: bytes, fqdn: str, get_frame: FrameSource, nonce: str, chunk_raw_bytes: int,
+        limits: Limits,
+    ) -> None:  # fmt: skip
+        if not auth.valid_nonce(nonce):
+            raise ValueError("nonce must be 32 lowercase hex digits")
+        self.local_guid = local_guid
+        self.secret = secret
+        self.fqdn = fqdn
+        self.get_frame = get_frame
+        self.nonce = nonce
+        self.chunk_raw_bytes = chunk_raw_bytes
+        self.peer_guid: str | None = None
+        self._reassembler = l2s.Reassembler(limits)
+        self._chunks: l2s.Chunker | None = None
         self._reader = LineReader()
         self._out: list[bytes] = []
         self._events: list[Event] = []
@@ -233,23 +247,12 @@ class SmtpServerSession(_Session):
         max_errors: int = MAX_ERRORS,
         max_message_size: int = MAX_MESSAGE_SIZE,
     ) -> None:
-        super().__init__()
-        if not auth.valid_nonce(nonce):
-            raise ValueError("nonce must be 32 lowercase hex digits")
-        self.local_guid = local_guid
-        self.secret = secret
-        self.fqdn = fqdn
-        self.get_frame = get_frame
-        self.nonce = nonce
-        self.chunk_raw_bytes = chunk_raw_bytes
+        super().__init__(local_guid, secret, fqdn, get_frame, nonce, chunk_raw_bytes, limits)
         self.max_errors = max_errors
         self.max_message_size = max_message_size
         self.state = ServerState.CONNECTED
         self.errors = 0
-        self.peer_guid: str | None = None
         self._peer_nonce = ""
-        self._reassembler = l2s.Reassembler(limits)
-        self._chunks: l2s.Chunker | None = None
         self._next_chunk = 0
         self._sender = ""
         self._recipients: list[str] = []
@@ -372,9 +375,7 @@ class SmtpServerSession(_Session):
             self._error(format_reply(501, f"5.5.4 Syntax: X-EXPS {auth.SCHEME} <guid> <nonce>"))
             return ServerState.READY
         self.peer_guid, self._peer_nonce = words[1], words[2]
-        mine = auth.proof(
-            self.secret, auth.RESPONDER, self._peer_nonce, self.nonce, self.peer_guid, self.local_guid
-        )
+        mine = auth.proof(self.secret, auth.RESPONDER, self._peer_nonce, self.nonce, self.peer_guid, self.local_guid)
         self._reply(334, f"{self.local_guid} {self.nonce} {mine}")
         return None
 
@@ -392,9 +393,7 @@ class SmtpServerSession(_Session):
         self._emit(AuthSucceeded(self.peer_guid, 995))
         return None
 
-    def _auth_fail(
-        self, reason: str, code: int = 535, text: str = "5.7.8 Authentication failed"
-    ) -> ServerState | None:
+    def _auth_fail(self, reason: str, code: int = 535, text: str = "5.7.8 Authentication failed") -> ServerState | None:
         self._reply(code, text)
         self._emit(AuthFailed(self.peer_guid or "", reason, 961))
         self._emit(SessionFailed(reason))
@@ -717,22 +716,11 @@ class SmtpClientSession(_Session):
         chunk_raw_bytes: int = l2s.DEFAULT_CHUNK_RAW,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__()
-        if not auth.valid_nonce(nonce):
-            raise ValueError("nonce must be 32 lowercase hex digits")
-        self.local_guid = local_guid
-        self.secret = secret
-        self.fqdn = fqdn
-        self.get_frame = get_frame
-        self.nonce = nonce
+        super().__init__(local_guid, secret, fqdn, get_frame, nonce, chunk_raw_bytes, limits)
         self.expected_peer = expected_peer
-        self.chunk_raw_bytes = chunk_raw_bytes
         self.state = ClientState.GREETING
-        self.peer_guid: str | None = None
         self._replies = ReplyParser()
-        self._reassembler = l2s.Reassembler(limits)
         self._frame = b""
-        self._chunks: l2s.Chunker | None = None
         self._next_chunk = 0
 
     def receive_data(self, data: bytes) -> list[Event]:
