@@ -3,6 +3,8 @@ an invalid file is rejected (event 929) and the old topology stays. Real service
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,18 @@ from tests.core.group_fixtures import ONE_GROUP
 SERVERS = ("RED-1", "RED-2", "RED-3")
 
 
+@asynccontextmanager
+async def watched_group(path: Path) -> AsyncIterator[tuple[trio.Nursery, dict[str, NodeService]]]:
+    """The three servers of the group, each watching `path`, over in-memory streams."""
+    transport = MemoryTransport()
+    async with trio.open_nursery() as nursery:
+        services: dict[str, NodeService] = {}
+        for name in SERVERS:
+            svc = NodeService(load_topology(path), name, transport=transport, topology_path=path)
+            services[name] = await nursery.start(svc.run)
+        yield nursery, services
+
+
 @pytest.fixture
 def mock_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
@@ -28,13 +42,8 @@ async def test_topology_change_is_pushed_and_a_bad_file_is_rejected(
 ) -> None:
     path = tmp_path / "one-group.toml"
     path.write_text(ONE_GROUP.format(cost=1))
-    transport = MemoryTransport()
     with structlog.testing.capture_logs() as logs:
-        async with trio.open_nursery() as nursery:
-            services = {}
-            for name in SERVERS:
-                svc = NodeService(load_topology(path), name, transport=transport, topology_path=path)
-                services[name] = await nursery.start(svc.run)
+        async with watched_group(path) as (nursery, services):
 
             def digests() -> set[str]:
                 return {s.core.lsdb.digest for s in services.values()}
@@ -72,13 +81,8 @@ async def test_a_master_designation_to_an_unknown_server_makes_the_master_relinq
 ) -> None:
     path = tmp_path / "one-group.toml"
     path.write_text(ONE_GROUP.format(cost=1))
-    transport = MemoryTransport()
     with structlog.testing.capture_logs() as logs:
-        async with trio.open_nursery() as nursery:
-            services = {}
-            for name in SERVERS:
-                svc = NodeService(load_topology(path), name, transport=transport, topology_path=path)
-                services[name] = await nursery.start(svc.run)
+        async with watched_group(path) as (nursery, services):
             with trio.fail_after(60):
                 while not all(s.core.attached for s in services.values()):
                     await trio.sleep(0.1)
