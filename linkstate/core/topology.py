@@ -819,3 +819,23 @@ def _key_line(lines: list[str], start: int, key: str) -> int | None:
         if pattern.match(lines[n]):
             return n + 1
     return None
+
+
+def unknown_master(exc: TopologyError, text: str, group: str) -> str | None:
+    """The server a rejected file designates as master of `group` when that server does not exist (R81), else None.
+
+    A node whose directory points its group's master at a deleted object must relinquish (event 958) even though
+    the rest of the file is rejected (929); this finds that case among the file's problems.
+    """
+    for problem in exc.problems:
+        m = re.fullmatch(r"routing_groups\[(\d+)\]\.master", problem.path)
+        if m is None or not problem.message.startswith("unknown server"):
+            continue
+        try:
+            groups = tomllib.loads(text).get("routing_groups", [])
+            entry = groups[int(m.group(1))]
+        except (ValueError, IndexError, TypeError, AttributeError, tomllib.TOMLDecodeError):
+            return None
+        if isinstance(entry, dict) and entry.get("name") == group:
+            return str(entry.get("master"))
+    return None

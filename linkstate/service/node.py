@@ -14,9 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import re
 import secrets
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ import trio
 from linkstate import __version__
 from linkstate.core import events as ev
 from linkstate.core.node import NodeCore
-from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.core.topology import Topology, TopologyError, load_topology, unknown_master
 from linkstate.service.transport import TcpTransport, Transport
 
 MAX_CONNECTIONS = 256
@@ -163,19 +161,11 @@ class NodeService:
     def _unknown_master(self, exc: TopologyError) -> str | None:
         """The master this server's group is now designated, when the file names a server that does not exist."""
         assert self.topology_path is not None
-        mine = self.topology.server(self.server).routing_group
-        for problem in exc.problems:
-            m = re.fullmatch(r"routing_groups\[(\d+)\]\.master", problem.path)
-            if m is None or not problem.message.startswith("unknown server"):
-                continue
-            try:
-                groups = tomllib.loads(self.topology_path.read_text()).get("routing_groups", [])
-                entry = groups[int(m.group(1))]
-            except (OSError, ValueError, IndexError, TypeError, tomllib.TOMLDecodeError):
-                return None
-            if isinstance(entry, dict) and entry.get("name") == mine:
-                return str(entry.get("master"))
-        return None
+        try:
+            text = self.topology_path.read_text()
+        except OSError:
+            return None
+        return unknown_master(exc, text, self.topology.server(self.server).routing_group)
 
     async def _watch_topology(self) -> None:
         assert self.topology_path is not None
