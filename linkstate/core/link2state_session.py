@@ -148,6 +148,26 @@ class _Session:
         self.chunks_in = 0
         self.chunks_out = 0
 
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer (b"" = the peer closed); returns the events they caused."""
+        self.bytes_in += len(data)
+        if self.closed:
+            return self._take_events()
+        if not data:
+            self._on_eof()
+            return self._take_events()
+        self._reader.feed(data)
+        while not self.closed and self._next_input():
+            pass
+        return self._take_events()
+
+    def _on_eof(self) -> None:
+        raise NotImplementedError
+
+    def _next_input(self) -> bool:
+        """Take one line off the reader and act on it; False when no whole line is buffered."""
+        raise NotImplementedError
+
     def data_to_send(self) -> bytes:
         data = b"".join(self._out)
         self._out.clear()
@@ -261,26 +281,19 @@ class SmtpServerSession(_Session):
 
     # -------------------------------------------------------------------------------------------- input
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the peer (b"" = the peer closed); returns the events they caused."""
-        self.bytes_in += len(data)
-        if self.closed:
-            return self._take_events()
-        if not data:
-            self._dispatch(_In(ServerInput.EOF))
-            return self._take_events()
-        self._reader.feed(data)
-        while not self.closed:
-            try:
-                line = self._reader.next_line()
-            except LineTooLong as exc:
-                kind = ServerInput.LINE_FATAL if exc.fatal else ServerInput.LINE_TOO_LONG
-                self._dispatch(_In(kind, reply=exc.reply))
-                continue
-            if line is None:
-                break
-            self._dispatch(self._classify(line))
-        return self._take_events()
+    def _on_eof(self) -> None:
+        self._dispatch(_In(ServerInput.EOF))
+
+    def _next_input(self) -> bool:
+        try:
+            line = self._reader.next_line()
+        except LineTooLong as exc:
+            self._dispatch(_In(ServerInput.LINE_FATAL if exc.fatal else ServerInput.LINE_TOO_LONG, reply=exc.reply))
+            return True
+        if line is None:
+            return False
+        self._dispatch(self._classify(line))
+        return True
 
     def _classify(self, line: bytes) -> _In:
         if self.state is ServerState.AUTH_PROOF:
@@ -723,27 +736,21 @@ class SmtpClientSession(_Session):
         self._frame = b""
         self._next_chunk = 0
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the server (b"" = it closed); returns the events they caused."""
-        self.bytes_in += len(data)
-        if self.closed:
-            return self._take_events()
-        if not data:
-            self._dispatch(_Reply(ClientInput.EOF))
-            return self._take_events()
-        self._reader.feed(data)
-        while not self.closed:
-            try:
-                line = self._reader.next_line()
-                reply = None if line is None else self._replies.feed_line(line)
-            except (LineTooLong, ReplyError) as exc:
-                self._dispatch(_Reply(ClientInput.MALFORMED, why=exc.reason))
-                continue
-            if line is None:
-                break
-            if reply is not None:
-                self._dispatch(self._classify(reply))
-        return self._take_events()
+    def _on_eof(self) -> None:
+        self._dispatch(_Reply(ClientInput.EOF))
+
+    def _next_input(self) -> bool:
+        try:
+            line = self._reader.next_line()
+            reply = None if line is None else self._replies.feed_line(line)
+        except (LineTooLong, ReplyError) as exc:
+            self._dispatch(_Reply(ClientInput.MALFORMED, why=exc.reason))
+            return True
+        if line is None:
+            return False
+        if reply is not None:  # a multi-line reply is complete only at its last line
+            self._dispatch(self._classify(reply))
+        return True
 
     def _classify(self, reply: Reply) -> _Reply:
         first = reply.lines[0]
