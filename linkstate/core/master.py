@@ -225,18 +225,22 @@ class MasterRole:
         return known[connector]
 
     def _refresh_bridgeheads(self, connector: str, now: float) -> None:
-        """A bridgehead changed but the connector's state did not: publish the bridgehead states (minor)."""
+        """A bridgehead changed but the connector's state did not: publish the bridgehead states (minor).
+
+        Inside an open window, or while the connector is committed DOWN, nothing is published: the states wait for
+        the connector's own commit."""
+        quiet = self.dampener.committed(connector) is ConnectorState.UP and not self.dampener.window_open(connector)
+        if quiet and self._take_reports(connector):
+            self._commit(MINOR, now)
+
+    def _take_reports(self, connector: str) -> bool:
+        """Make the latest reported bridgehead states of `connector` the published ones; True if any changed."""
         changed = False
         for (c, vs), bh in self.reported.items():
             if c == connector and self.bh_states.get((c, vs), BridgeheadState.CONN_AVAIL) is not bh:
                 self.bh_states[(c, vs)] = bh
                 changed = True
-        if (
-            changed
-            and self.dampener.committed(connector) is ConnectorState.UP
-            and not self.dampener.window_open(connector)
-        ):
-            self._commit(MINOR, now)
+        return changed
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         self.node.close(conn, "member detached")
@@ -269,9 +273,7 @@ class MasterRole:
         for commit in commits:
             connector, state = commit.connector_guid, commit.state
             self.conn_states[connector] = state
-            for (c, vs), bh in self.reported.items():
-                if c == connector:
-                    self.bh_states[(c, vs)] = bh
+            self._take_reports(connector)
             self.node.diag(
                 "connector_state_committed",
                 connector=self.node.connector_name(connector),
