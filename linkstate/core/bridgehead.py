@@ -178,10 +178,7 @@ class Bridgehead:
             reason=reason,
             failures=link.failures,
         )
-        settings = self.node.settings
-        backoff = settings.scaled("reconnect_min") * 2 ** min(link.failures - 1, 16)
-        retry = min(settings.scaled("bh_probe_interval"), backoff)
-        link.next_probe = now + retry * (0.5 + 0.5 * self.node.rand())
+        link.next_probe = now + self.node.settings.backoff(link.failures - 1, "bh_probe_interval", self.node.rand())
         if link.failures >= threshold:
             self._observe(link, BridgeheadState.CONN_NOT_AVAILABLE, now, again=link.failures > threshold)
 

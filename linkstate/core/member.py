@@ -107,9 +107,7 @@ class MemberRole:
         was_attached = self.attached
         self.attached = False
         self.poll_at = None
-        settings = self.node.settings
-        base = min(settings.scaled("reconnect_max"), settings.scaled("reconnect_min") * (2**self.attempt))
-        delay = base * (0.5 + 0.5 * self.node.rand())
+        delay = self.node.settings.backoff(self.attempt, "reconnect_max", self.node.rand())
         self.attempt += 1
         self.reconnect_at = now + delay
         level = "warning" if was_attached or self.attempt == 1 else "info"

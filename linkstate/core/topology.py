@@ -113,6 +113,13 @@ class Settings:
             raise KeyError(f"not a timer setting: {name}")
         return float(getattr(self, name)) / self.time_scale
 
+    def backoff(self, attempt: int, cap: str, draw: float) -> float:
+        """The delay before retry number `attempt` (from 0): `reconnect_min` doubling up to the timer `cap`, times a
+        jitter factor in [0.5, 1) from `draw` in [0, 1). Shared by members reconnecting to their master and
+        bridgeheads retrying a remote bridgehead; the exponent is bounded, so no number of failures overflows."""
+        base: float = min(self.scaled(cap), self.scaled("reconnect_min") * float(2 ** min(max(attempt, 0), 30)))
+        return base * (0.5 + 0.5 * draw)
+
 
 _TIMERS = frozenset(
     {

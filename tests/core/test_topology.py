@@ -221,3 +221,10 @@ def test_mangled_topologies_never_crash(data: dict[str, Any]) -> None:
     except TopologyError as exc:
         assert exc.problems
         assert all(p.path or p.message.startswith("invalid TOML") for p in exc.problems)
+
+
+def test_backoff_doubles_to_its_cap_and_never_overflows() -> None:
+    s = Settings()
+    assert [s.backoff(a, "reconnect_max", 0.999999) for a in range(3)] == pytest.approx([1, 2, 4], rel=1e-5)
+    assert s.backoff(10, "reconnect_max", 0.0) == 30  # capped at 60 s, halved by the lowest jitter
+    assert s.backoff(100_000, "bh_probe_interval", 0.5) == pytest.approx(45)
