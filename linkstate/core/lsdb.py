@@ -50,6 +50,7 @@ class LinkStateDB:
         self._sections: dict[Guid, RoutingGroup] = {}
         self._bytes: dict[Guid, bytes] = {}
         self._order: tuple[Guid, ...] | None = None
+        self.bumps = 0  # stores that changed a section's major or minor version (or added a section): G33
         self._digest: str | None = None
         self._frame: bytes | None = None
         self._snapshot: OrgInfo | None = None
@@ -165,8 +166,11 @@ class LinkStateDB:
         return _Verdict.CONFLICT_KEEP
 
     def _store(self, rg: RoutingGroup, data: bytes) -> None:
-        if rg.guid not in self._sections:
+        old = self._sections.get(rg.guid)
+        if old is None:
             self._order = None
+        if old is None or (old.version.major, old.version.minor) != (rg.version.major, rg.version.minor):
+            self.bumps += 1
         self._sections[rg.guid] = rg
         self._bytes[rg.guid] = data
         self._invalidate(keep_order=True)

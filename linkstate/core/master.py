@@ -163,7 +163,7 @@ class MasterRole:
 
     def merge_foreign(self, org: OrgInfo, now: float) -> None:
         """Merge a packet from a member or a bridgehead (R107): own group ignored, others newer-wins."""
-        before = self.node.versions(org)
+        bumps = self.node.lsdb.bumps
         result = self.node.lsdb.merge(org, own_group=self.node.rg.guid)
         theirs = org.group(self.node.rg.guid)
         if theirs is not None:
@@ -172,7 +172,7 @@ class MasterRole:
             if self.published and theirs != mine and self._ahead(theirs.version, theirs.version_guid):
                 self._commit(MAJOR, now, above=theirs.version)
         if result.changed:
-            self.node.table_changed("merge", result.changed, before)
+            self.node.table_changed("merge", result.changed, bumped=self.node.lsdb.bumps != bumps)
             self._push_all(except_conn=None)
 
     def _ahead(self, version: Version, version_guid: str) -> bool:

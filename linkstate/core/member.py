@@ -158,10 +158,10 @@ class MemberRole:
         node = self.node
         master_digest = msg.decoded.digest
         self.last_master_digest = master_digest
-        before = node.versions(msg.decoded.orginfo)
+        bumps = node.lsdb.bumps
         changed = node.adopt(msg.decoded.orginfo)
         if changed:
-            node.table_changed("push", changed, before)
+            node.table_changed("push", changed, bumped=node.lsdb.bumps != bumps)
         differs = node.lsdb.digest != master_digest
         node.send(conn, rg691.Reply(node.lsdb.digest, differs))
         if differs:

@@ -26,7 +26,7 @@ from linkstate.core.session691 import Authenticated, Fault, Session691
 from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Settings, Topology
 from proto import rg691
 from proto.errors import EncodeError
-from proto.model import BridgeheadState, OrgInfo, Version
+from proto.model import BridgeheadState, OrgInfo
 
 Role = MasterRole | MemberRole
 
@@ -154,40 +154,25 @@ class NodeCore:
         port = (spec.port_smtp or DEFAULT_SMTP_PORT) if proto == "smtp" else (spec.port_691 or 691)
         self.out.append(ev.Connect(peer, spec.address or "127.0.0.1", port, proto, tag))
 
-    def versions(self, org: OrgInfo) -> dict[str, Version | None]:
-        """The versions this node holds of the sections in `org` (taken before applying it)."""
-        return {rg.guid: self.lsdb.version_of(rg.guid) for rg in org.routing_groups}
-
-    def table_changed(
-        self, kind: str, groups: tuple[str, ...] = (), before: dict[str, Version | None] | None = None
-    ) -> None:
-        """Record a change; a major or minor one goes to the other groups at once (G33, G34)."""
+    def table_changed(self, kind: str, groups: tuple[str, ...] = (), bumped: bool = False) -> None:
+        """Record a change; a major or minor one (own, or `bumped` in what was merged) goes to the other groups at
+        once (G33, G34); user-only changes travel with the next session."""
         self.counters.table_changes[kind] += 1
         self.out.append(ev.TableChanged(self.lsdb.digest, kind, tuple(groups)))
-        if kind in ("major", "minor"):
-            significant = True
-        elif kind == "user" or before is None:
-            significant = False
-        else:
-            significant = any(self._bumped(g, before.get(g)) for g in groups)
-        if significant:
+        if bumped or kind in ("major", "minor"):
             self.bridgehead.trigger(self.now, kind)
-
-    def _bumped(self, guid: str, old: Version | None) -> bool:
-        new = self.lsdb.version_of(guid)
-        return new is not None and (old is None or (new.major, new.minor) != (old.major, old.minor))
 
     def learn(self, org: OrgInfo, now: float, source: str) -> None:
         """A packet from outside the group (a bridgehead session, an injected tombstone) (R109, G62)."""
         if isinstance(self.role, MasterRole):
             self.role.merge_foreign(org, now)
             return
-        before = self.versions(org)
+        bumps = self.lsdb.bumps
         result = self.lsdb.merge(org, own_group=self.rg.guid)
         if not result.changed:
             return
         self.diag("orginfo_learned", source=source, groups=len(result.changed), digest=self.lsdb.digest)
-        self.table_changed("merge", result.changed, before)
+        self.table_changed("merge", result.changed, bumped=self.lsdb.bumps != bumps)
         upstream = self.role.upstream
         if self.role.attached and upstream is not None:  # the master merges it and fans it out
             self.send(upstream, rg691.Reply(self.lsdb.digest, True))
