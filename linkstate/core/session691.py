@@ -102,6 +102,12 @@ class Session691:
         return self.state is S.AUTHENTICATED
 
     @property
+    def banner(self) -> str:
+        """The peer's `691 Available …` line (the connecting side only; empty until it has arrived)."""
+        raw = self._framer.banner
+        return raw.decode("ascii", "replace") if raw is not None else ""
+
+    @property
     def closed(self) -> bool:
         return self.state is S.CLOSED
 

@@ -165,18 +165,14 @@ async def _exchange(stream: trio.SocketStream, where: str, secret: bytes) -> Dum
         if isinstance(result, rg691.Dump) and result.response and not seen:
             return None
         if isinstance(result, rg691.OrgInfoFrame) and seen and isinstance(seen[0], rg691.Dump):
-            return DumpResult(seen[0], result, "")  # the banner is filled in below
+            return seen[0], result
         raise ClientError("protocol", f"{where}: unexpected {type(result).__name__} in answer to DUMP")
 
     answer, session = await _converse(stream, where, secret, rg691.Dump(), done)
-    assert isinstance(answer, DumpResult)
-    return DumpResult(answer.view, answer.frame, _banner(session))
-
-
-def _banner(session: Session691) -> str:
-    framer = getattr(session, "_framer", None)
-    raw = getattr(framer, "banner", None)
-    return raw.decode("ascii", "replace") if isinstance(raw, bytes) else ""
+    assert isinstance(answer, tuple)
+    view, frame = answer
+    assert isinstance(view, rg691.Dump) and isinstance(frame, rg691.OrgInfoFrame)
+    return DumpResult(view, frame, session.banner)
 
 
 def _os_reason(exc: BaseException) -> str:
