@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 import trio
 
-from linkstate.cli.cluster import Cluster, format_status
+from linkstate.cli.cluster import Cluster, NodeRecord, format_status
 from linkstate.cli.common import EXIT_FAILED, fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.topology import Topology
@@ -329,6 +329,12 @@ def cluster_stop(file: str, server: str) -> None:
 def cluster_start(file: str, server: str, wait_s: float) -> None:
     """Start one server of a running cluster again (detached from the terminal)."""
     cluster, _ = _cluster(file)
+    rec = start_server(cluster, server, wait_s)
+    click.echo(f"started {server} (pid {rec.pid}) on {rec.host}:{rec.port}")
+
+
+def start_server(cluster: Cluster, server: str, wait_s: float) -> NodeRecord:
+    """Start one server of a running cluster and wait until it answers on 691 (one line and exit 1 if not)."""
     state = cluster.require_state()
     if not cluster.supervisor_alive(state):
         fail(f"no running cluster for {cluster.source.name} (start one with 'linkstate cluster up')", EXIT_FAILED)
@@ -336,7 +342,7 @@ def cluster_start(file: str, server: str, wait_s: float) -> None:
     error = trio.run(_await_answer, cluster, server, wait_s)
     if error:
         fail(f"{server} (pid {rec.pid}) did not come up: {error}", EXIT_FAILED)
-    click.echo(f"started {server} (pid {rec.pid}) on {rec.host}:{rec.port}")
+    return rec
 
 
 async def _await_answer(cluster: Cluster, server: str, wait_s: float) -> str | None:

@@ -16,7 +16,7 @@ import trio
 
 from linkstate.cli.cluster import Cluster
 from linkstate.cli.common import EXIT_FAILED, fail, print_json
-from linkstate.cli.node_cmd import _target, cluster_group
+from linkstate.cli.node_cmd import _target, cluster_group, start_server
 from linkstate.cli.route_cmd import describe
 from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.routing import MessageClass, Router, RoutingError
@@ -95,10 +95,7 @@ def _server_fault(cluster: Cluster, server: str, action: str, count: int, interv
             rec, was = cluster.stop(server)
             click.echo(f"{server}: stopped (pid {rec.pid})" if was else f"{server}: was not running")
         else:
-            state = cluster.require_state()
-            if not cluster.supervisor_alive(state):
-                fail(f"no running cluster for {cluster.source.name}", EXIT_FAILED)
-            rec = cluster.spawn(server)
+            rec = start_server(cluster, server, wait_s=10)
             click.echo(f"{server}: started (pid {rec.pid}) on {rec.host}:{rec.port}")
 
 
