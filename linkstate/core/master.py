@@ -33,7 +33,6 @@ class MasterRole:
     def __init__(self, node: NodeCore, now: float) -> None:
         self.node = node
         self.attached: dict[str, int] = {}  # member GUID -> conn
-        self.awaiting_packet: set[int] = set()  # conns whose REPLY said a revised ORGINFO follows
         self.services: dict[str, str] = {}
         self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # committed (connector, vs) -> state
         self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
@@ -90,7 +89,6 @@ class MasterRole:
         return True
 
     def on_lost(self, conn: int, now: float) -> None:
-        self.awaiting_packet.discard(conn)
         for guid, c in list(self.attached.items()):
             if c == conn:
                 del self.attached[guid]
@@ -150,14 +148,11 @@ class MasterRole:
 
     def _on_reply(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Reply)
-        if msg.follows:
-            self.awaiting_packet.add(conn)
-        else:
+        if not msg.follows:  # otherwise the revised ORGINFO follows, and its ACK with it
             self.node.send(conn, rg691.Ack(self.node.lsdb.digest))
 
     def _on_orginfo(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.OrgInfoFrame)
-        self.awaiting_packet.discard(conn)
         self.merge_foreign(msg.decoded.orginfo, now)
         self.node.send(conn, rg691.Ack(self.node.lsdb.digest))
 

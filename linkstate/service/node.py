@@ -191,7 +191,7 @@ class NodeService:
             conn.send.send_nowait(out.data)
         except trio.WouldBlock:
             self.log.warning("peer_too_slow", conn=out.conn, peer=conn.peer)
-            self._drop(out.conn, "send queue full")
+            self._drop(out.conn)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
@@ -326,7 +326,7 @@ class NodeService:
         finally:
             scope.cancel()
 
-    def _drop(self, conn: int, reason: str) -> None:
+    def _drop(self, conn: int) -> None:
         c = self.conns.get(conn)
         if c is not None:
             c.cancel.cancel()
