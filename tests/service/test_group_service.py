@@ -6,7 +6,6 @@ Every service a test needs is started here, on 127.0.0.0/8 only.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +19,7 @@ from linkstate.service.node import MAX_CONNECTIONS, NodeService
 from linkstate.service.transport import MemoryTransport, TcpTransport, Transport
 from proto import rg691
 from tests.core.group_fixtures import one_group
+from tests.service.node_cli_helpers import free_ports
 
 SERVERS = ("RED-1", "RED-2", "RED-3")
 
@@ -101,20 +101,17 @@ async def test_master_killed_then_restarted_in_memory(mock_clock: trio.testing.M
 # --- loopback TCP, real time, hostile peers ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def tcp_group(time_scale: int = 100) -> Topology:
-    """The one-group topology on 127.0.0.1 high ports, with short transport timeouts (time_scale 100)."""
-    port = _free_port()
-    topo = one_group(time_scale=time_scale)
+    """The one-group topology on 127.0.0.1 high ports, with short transport timeouts (time_scale 100).
+
+    Every port is one the kernel just handed out as free (`port + i` could be any process's ephemeral port)."""
     from dataclasses import replace
 
+    topo = one_group(time_scale=time_scale)
+    ports = free_ports(2 * len(topo.servers))
     servers = tuple(
-        replace(s, address="127.0.0.1", port_691=port + i, port_smtp=_free_port()) for i, s in enumerate(topo.servers)
+        replace(s, address="127.0.0.1", port_691=ports[2 * i], port_smtp=ports[2 * i + 1])
+        for i, s in enumerate(topo.servers)
     )
     return replace(topo, servers=servers)
 
