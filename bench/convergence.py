@@ -479,7 +479,9 @@ class SimDriver:
         if len(self.counts) != 1 or len(self.current) != len(self.plan.servers) or old in self.counts:
             return False
         nodes = self.net.nodes
-        return len(nodes) == len(self.plan.servers) and all(c.attached for c in nodes.values()) and self.net.converged()
+        if len(nodes) != len(self.plan.servers):
+            return False
+        return all(c.view().attached for c in nodes.values()) and self.net.converged()
 
     def warm_up(self, budget: float = 7200.0, organic: bool = False) -> None:
         """Start every server and run until the organization has converged.
@@ -494,14 +496,15 @@ class SimDriver:
         if not organic:
             from proto.model import OrgInfo
 
-            masters = [self.net.nodes[rg.master] for rg in self.plan.topology.routing_groups]
+            groups = self.plan.topology.routing_groups
+            masters = [self.net.nodes[rg.master] for rg in groups]
             end = self.net.now + budget
-            while self.net.now < end and not all(m.role.published for m in masters):  # type: ignore[union-attr]
+            while self.net.now < end and not all(m.view().published for m in masters):
                 self.net.run_for(0.005)
-            own = tuple(m.lsdb.section(m.rg.guid) for m in masters)
+            own = tuple(m.lsdb.section(rg.guid) for m, rg in zip(masters, groups, strict=True))
             sections = OrgInfo(tuple(s for s in own if s is not None))
-            for core in self.net.nodes.values():
-                core.lsdb.merge(sections, own_group=core.rg.guid if core.is_master else None)
+            for name in list(self.net.nodes):
+                self.net.inject(name, ev.TableSeeded(sections))
             self.resync()
         end = self.net.now + budget
         while self.net.now < end:
@@ -606,7 +609,7 @@ def oscillation_sim(
     drv.warm_up(organic=organic)
     net = drv.net
     master = plan.topology.master_of(plan.topology.server(bh).routing_group).name
-    before_minor = net.nodes[master].counters.table_changes["minor"]
+    before_minor = net.nodes[master].view().table_changes.get("minor", 0)
     before_diag = len(net.diagnostics)
     before = snapshot(net.traffic)
     t0 = time.perf_counter()
@@ -622,7 +625,7 @@ def oscillation_sim(
     batch = plan.topology.settings.poll_interval
     net.run_for(max(state_delay, batch) + 60)  # let the last window or batch close
     wall = time.perf_counter() - t0
-    minor = net.nodes[master].counters.table_changes["minor"] - before_minor
+    minor = net.nodes[master].view().table_changes.get("minor", 0) - before_minor
     commits = sum(1 for _, n, d in net.diagnostics[before_diag:] if d.event == "connector_state_committed")
     suppressed = sum(1 for _, n, d in net.diagnostics[before_diag:] if d.event == "oscillation_suppressed")
     windows = max(1, math.ceil(duration / state_delay)) if state_delay > 0 else flaps * 2
@@ -814,7 +817,7 @@ class MemoryDriver:
     def settled(self) -> bool:
         if len(self.services) < len(self.plan.servers):
             return False
-        if not all(s.core is not None and s.core.attached for s in self.services.values()):
+        if not all(s.core is not None and s.core.view().attached for s in self.services.values()):
             return False
         return len(set(self.digests().values())) == 1
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from linkstate.core.topology import Topology
-from proto.model import BridgeheadState
+from proto.model import BridgeheadState, OrgInfo
 
 # --- inputs ------------------------------------------------------------------------------------------------
 
@@ -92,6 +92,15 @@ class MasterUnknown:
     master: str
 
 
+@dataclass(frozen=True, slots=True)
+class TableSeeded:
+    """Sections handed to the node out of band (a benchmark skipping the start-up exchange of every group's first
+    section): merged by the table's rules, a master keeping its own group's section, and silently: no table
+    change is reported and no exchange starts."""
+
+    orginfo: OrgInfo
+
+
 Input = (
     PeerConnected
     | DataReceived
@@ -103,6 +112,7 @@ Input = (
     | FaultInjected
     | TombstoneRequested
     | MasterUnknown
+    | TableSeeded
 )
 
 # --- outputs -----------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class NodeService:
                 host=self.host,
                 port=self.bound_port,
                 smtp_port=self.bound_smtp_port,
-                role=self.core.role.name,
+                role=self.core.view().role.value,
             )
             if self.topology_path is not None:
                 self._mtime = _mtime(self.topology_path)
@@ -307,8 +307,7 @@ class NodeService:
             return f"transport error: {exc}"
 
     def _authenticated(self, conn: int) -> bool:
-        c = self.core.conns.get(conn) if self.core is not None else None
-        return bool(c and c.session.authenticated)
+        return self.core is not None and conn in self.core.view().authenticated
 
     async def _writer(
         self,

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.tcp
 
 async def _attached(svc: NodeService, timeout: float = 10) -> None:
     with trio.fail_after(timeout):
-        while svc.core is None or not svc.core.attached:
+        while svc.core is None or not svc.core.view().attached:
             await trio.sleep(0.02)
 
 
