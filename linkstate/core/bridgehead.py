@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linkstate.core.context import NodeContext, Outbox
+from linkstate.core.events import ChangeKind, Proto
 from linkstate.core.facts import Learned, LinkIdle, Observed
 from linkstate.core.link2state_session import (
     AuthFailed,
@@ -36,7 +37,7 @@ from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Link:
     """One connector this server is a source bridgehead of."""
 
@@ -109,7 +110,7 @@ class Bridgehead:
                 old.connector, old.remotes = c, remotes
                 fresh[c.guid] = old
             else:
-                fresh[c.guid] = Link(c, remotes, next_probe=now)
+                fresh[c.guid] = Link(connector=c, remotes=remotes, next_probe=now)
         self.links = fresh
 
     def next_deadline(self) -> float | None:
@@ -124,7 +125,7 @@ class Bridgehead:
             if link.in_flight is None and now >= link.next_probe:
                 self._start(link, now)
 
-    def trigger(self, now: float, reason: str) -> None:
+    def trigger(self, now: float, reason: ChangeKind) -> None:
         """The table took a major or minor change: tell every remote bridgehead now (G34)."""
         for link in self.links.values():
             if link.in_flight is not None:
@@ -153,7 +154,7 @@ class Bridgehead:
         link.in_flight = -1
         link.sessions += 1
         self.counters.sessions_out += 1
-        self.out.connect(target.name, proto="smtp", tag=link.connector.guid)
+        self.out.connect(target.name, proto=Proto.SMTP, tag=link.connector.guid)
 
     def on_connected(self, conn: int, tag: str, now: float) -> None:
         link = self.links.get(tag)

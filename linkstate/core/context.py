@@ -96,7 +96,7 @@ class Outbox:
 
     # --- requests --------------------------------------------------------------------------------------
 
-    def diag(self, event: str, level: str = "info", event_id: int | None = None, **fields: object) -> None:
+    def diag(self, event: str, level: ev.Level = "info", event_id: int | None = None, **fields: object) -> None:
         self._out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
 
     def send(self, conn: int, msg: rg691.Message) -> None:
@@ -127,17 +127,18 @@ class Outbox:
             self._flush(conn, c)
         self._out.append(ev.Close(conn, reason))
 
-    def connect(self, peer: str, proto: str = "691", tag: str = "") -> None:
+    def connect(self, peer: str, proto: ev.Proto = ev.Proto.RG691, tag: str = "") -> None:
         spec = self.ctx.topology.server(peer)
-        port = (spec.port_smtp or DEFAULT_SMTP_PORT) if proto == "smtp" else (spec.port_691 or DEFAULT_691_PORT)
+        smtp = proto is ev.Proto.SMTP
+        port = (spec.port_smtp or DEFAULT_SMTP_PORT) if smtp else (spec.port_691 or DEFAULT_691_PORT)
         self._out.append(ev.Connect(peer, spec.address or "127.0.0.1", port, proto, tag))
 
-    def table_changed(self, kind: str, groups: Iterable[str] = (), bumped: bool = False) -> None:
+    def table_changed(self, kind: ev.ChangeKind, groups: Iterable[str] = (), bumped: bool = False) -> None:
         """Record a change of the table; a major or minor one (own, or `bumped` in what was merged) goes to the
         other groups at once (G33, G34: a `TableBumped` fact); user-only changes travel with the next session."""
         self.counters.table_changes[kind] += 1
         self._out.append(ev.TableChanged(self.ctx.lsdb.digest, kind, tuple(groups)))
-        if bumped or kind in ("major", "minor"):
+        if bumped or kind is ev.ChangeKind.MAJOR or kind is ev.ChangeKind.MINOR:
             self.post(TableBumped(kind))
 
     def post(self, fact: Fact) -> None:

@@ -8,22 +8,23 @@ change arrived meanwhile, once the link's own observation has been handled).
 Invariants: a fact names what happened, never which part must act; `NodeCore` alone decides who handles it. A fact
 raised while another is handled is handled before the facts that were already waiting (depth first), so effects
 follow in the order the parts would have called each other.
-May import: the standard library, proto.model.
+May import: the standard library, proto.model, linkstate.core.events.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from linkstate.core.events import ChangeKind
 from proto.model import BridgeheadState, OrgInfo
 
 
 @dataclass(frozen=True, slots=True)
 class TableBumped:
     """The table took a major or minor change (own, or carried by what was merged): tell every remote bridgehead
-    now (G33, G34). `kind` is the change's kind (linkstate.core.events.ChangeKind)."""
+    now (G33, G34)."""
 
-    kind: str
+    kind: ChangeKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,11 @@ from dataclasses import replace
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.dampening import Commit, Dampener
 from linkstate.core.directory import build_section
+from linkstate.core.events import ChangeKind, UpdateKind
 from linkstate.core.role import RoleName, RoleStatus
 from linkstate.core.routing import connector_pinned
 from proto import rg691
 from proto.model import BridgeheadState, ConnectorState, OrgInfo, RoutingGroup, Version
-
-MAJOR, MINOR, USER = "major", "minor", "user"
 
 
 class MasterRole:
@@ -36,7 +35,7 @@ class MasterRole:
     def __init__(self, ctx: NodeContext, out: Outbox, now: float) -> None:
         self.ctx = ctx
         self.out = out
-        self.attached: dict[str, int] = {}  # member GUID -> conn
+        self.attached_members: dict[str, int] = {}  # member GUID -> its conn
         self.services: dict[str, str] = {}
         self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # committed (connector, vs) -> state
         self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
@@ -64,17 +63,17 @@ class MasterRole:
         self._maybe_publish(now)
 
     def stop(self, reason: str) -> None:
-        for conn in list(self.attached.values()):
+        for conn in list(self.attached_members.values()):
             self.out.send(conn, rg691.Detach(reason))
             self.out.close(conn, reason)
-        self.attached.clear()
+        self.attached_members.clear()
 
     def status(self) -> RoleStatus:
         return RoleStatus(
             name=self.name,
             attached=True,
-            attached_members=tuple(self.attached),
-            attached_count=len(self.attached),
+            attached_members=tuple(self.attached_members),
+            attached_count=len(self.attached_members),
             quorum=self.quorum,
             published=self.published,
         )
@@ -82,7 +81,7 @@ class MasterRole:
     @property
     def quorum(self) -> bool:
         n = len(self.ctx.topology.servers_in(self.ctx.rg.name))
-        return len(self.attached) + 1 >= n // 2 + 1
+        return len(self.attached_members) + 1 >= n // 2 + 1
 
     def next_deadline(self) -> float | None:
         return _earliest(self.settle_deadline, self.dampener.next_deadline())
@@ -112,11 +111,11 @@ class MasterRole:
         """Members speak first (ATTACH): nothing to do until they do."""
 
     def on_lost(self, conn: int, now: float) -> None:
-        for guid, c in list(self.attached.items()):
+        for guid, c in list(self.attached_members.items()):
             if c == conn:
-                del self.attached[guid]
-                self.out.diag("member_detached", member=self.ctx.server_name(guid), attached=len(self.attached))
-                self._commit(USER, now)
+                del self.attached_members[guid]
+                self.out.diag("member_detached", member=self.ctx.server_name(guid), attached=len(self.attached_members))
+                self._commit(ChangeKind.USER, now)
 
     def _on_attach(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Attach)
@@ -135,10 +134,10 @@ class MasterRole:
             out.close(conn, refusal)
             return
         assert member is not None
-        old = self.attached.get(msg.member)
+        old = self.attached_members.get(msg.member)
         if old is not None and old != conn:
             out.close(old, "replaced by a new attachment")
-        self.attached[msg.member] = conn
+        self.attached_members[msg.member] = conn
         reported = Version(msg.major, msg.minor, msg.user)
         self.highest_seen = max(self.highest_seen, reported)
         out.send(
@@ -146,17 +145,17 @@ class MasterRole:
             rg691.AttachAck(
                 True,
                 ctx.lsdb.digest,
-                len(self.attached),
+                len(self.attached_members),
                 len(ctx.topology.servers_in(ctx.rg.name)),
                 self.quorum,
             ),
         )
-        out.diag("member_attached", member=member.name, attached=len(self.attached), quorum=self.quorum)
+        out.diag("member_attached", member=member.name, attached=len(self.attached_members), quorum=self.quorum)
         if self.published:
             if self._ahead(reported, msg.version_guid):  # the member saw a later epoch: publish above it
-                self._commit(MAJOR, now, above=reported)
+                self._commit(ChangeKind.MAJOR, now, above=reported)
             else:
-                self._commit(USER, now)
+                self._commit(ChangeKind.USER, now)
             if msg.digest != ctx.lsdb.digest:
                 out.send_table(conn)
         else:
@@ -192,9 +191,9 @@ class MasterRole:
             self.highest_seen = max(self.highest_seen, theirs.version)
             mine = self.ctx.lsdb.section(self.ctx.rg.guid)
             if self.published and theirs != mine and self._ahead(theirs.version, theirs.version_guid):
-                self._commit(MAJOR, now, above=theirs.version)
+                self._commit(ChangeKind.MAJOR, now, above=theirs.version)
         if result.changed:
-            self.out.table_changed("merge", result.changed, bumped=self.ctx.lsdb.bumps != bumps)
+            self.out.table_changed(ChangeKind.MERGE, result.changed, bumped=self.ctx.lsdb.bumps != bumps)
             self._push_all(except_conn=None)
 
     def _ahead(self, version: Version, version_guid: str) -> bool:
@@ -209,7 +208,7 @@ class MasterRole:
         if msg.kind == "SERVICE":
             if self.services.get(msg.subject) != msg.value:
                 self.services[msg.subject] = msg.value
-                self._commit(USER, now)
+                self._commit(ChangeKind.USER, now)
             return
         self._report_bridgehead(msg.subject, msg.item, msg.value, now)
 
@@ -252,7 +251,7 @@ class MasterRole:
         the connector's own commit."""
         quiet = self.dampener.committed(connector) is ConnectorState.UP and not self.dampener.window_open(connector)
         if quiet and self._take_reports(connector):
-            self._commit(MINOR, now)
+            self._commit(ChangeKind.MINOR, now)
 
     def _take_reports(self, connector: str) -> bool:
         """Make the latest reported bridgehead states of `connector` the published ones; True if any changed."""
@@ -301,11 +300,11 @@ class MasterRole:
                 state=state.value,
                 event_id=4005,
             )
-        self._commit(MINOR, now)
+        self._commit(ChangeKind.MINOR, now)
 
     def _maybe_publish(self, now: float) -> None:
         expected = {s.guid for s in self.ctx.topology.servers_in(self.ctx.rg.name)} - {self.ctx.me.guid}
-        if not self.published and expected <= set(self.attached):
+        if not self.published and expected <= set(self.attached_members):
             self._publish(now, reason="every member attached")
 
     def _publish(self, now: float, reason: str) -> None:
@@ -314,16 +313,16 @@ class MasterRole:
         self.published = True
         self.settle_deadline = None
         self.version = Version(max(self.highest_seen.major + 1, 1), 0, 0)
-        self.out.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached))
-        self._write_section(MAJOR)
+        self.out.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached_members))
+        self._write_section(ChangeKind.MAJOR)
 
-    def _commit(self, kind: str, now: float, above: Version | None = None) -> None:
+    def _commit(self, kind: UpdateKind, now: float, above: Version | None = None) -> None:
         if not self.published:
             return
-        if kind == MAJOR:
+        if kind == ChangeKind.MAJOR:
             base = max(self.version, above) if above is not None else self.version
             self.version = base.bump_major()
-        elif kind == MINOR:
+        elif kind == ChangeKind.MINOR:
             self.version = self.version.bump_minor()
         else:
             self.version = self.version.bump_user()
@@ -332,7 +331,7 @@ class MasterRole:
     def build_own_section(self) -> RoutingGroup:
         ctx = self.ctx
         base = build_section(ctx.topology, ctx.rg.name, version=self.version, version_guid=self.epoch)
-        present = set(self.attached) | {ctx.me.guid}
+        present = set(self.attached_members) | {ctx.me.guid}
         members = tuple(
             replace(m, connected=m.guid in present, service_status=self.services.get(m.guid, m.service_status))
             for m in base.members
@@ -343,7 +342,7 @@ class MasterRole:
             connectors.append(replace(c, bridgeheads=bhs, state=self.conn_states.get(c.guid, c.state)))
         return replace(base, members=members, connectors=tuple(connectors))
 
-    def _write_section(self, kind: str) -> None:
+    def _write_section(self, kind: UpdateKind) -> None:
         section = self.build_own_section()
         if self.ctx.lsdb.put(section):
             self.out.table_changed(kind, (section.guid,))
@@ -356,10 +355,10 @@ class MasterRole:
         current = self.ctx.lsdb.section(self.ctx.rg.guid)
         candidate = self.build_own_section()
         if current is None or replace(candidate, version=current.version) != current:
-            self._commit(MAJOR, now)
+            self._commit(ChangeKind.MAJOR, now)
 
     def _push_all(self, except_conn: int | None) -> None:
-        for conn in self.attached.values():
+        for conn in self.attached_members.values():
             if conn != except_conn:
                 self.out.send_table(conn)
 

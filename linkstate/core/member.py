@@ -12,6 +12,7 @@ May import: the standard library, proto, linkstate.core (never node.py).
 from __future__ import annotations
 
 from linkstate.core.context import NodeContext, Outbox
+from linkstate.core.events import ChangeKind, Level
 from linkstate.core.role import RoleName, RoleStatus
 from proto import rg691
 from proto.model import OrgInfo
@@ -123,7 +124,7 @@ class MemberRole:
         delay = self.ctx.settings.backoff(self.attempt, "reconnect_max", self.ctx.rand())
         self.attempt += 1
         self.reconnect_at = now + delay
-        level = "warning" if was_attached or self.attempt == 1 else "info"
+        level: Level = "warning" if was_attached or self.attempt == 1 else "info"
         self.out.diag(
             "master_unreachable",
             level=level,
@@ -174,7 +175,7 @@ class MemberRole:
         bumps = lsdb.bumps
         changed = self._adopt(msg.decoded.orginfo)
         if changed:
-            out.table_changed("push", changed, bumped=lsdb.bumps != bumps)
+            out.table_changed(ChangeKind.PUSH, changed, bumped=lsdb.bumps != bumps)
         differs = lsdb.digest != master_digest
         out.send(conn, rg691.Reply(lsdb.digest, differs))
         if differs:
@@ -210,7 +211,7 @@ class MemberRole:
         if not result.changed:
             return
         self.out.diag("orginfo_learned", source=source, groups=len(result.changed), digest=lsdb.digest)
-        self.out.table_changed("merge", result.changed, bumped=lsdb.bumps != bumps)
+        self.out.table_changed(ChangeKind.MERGE, result.changed, bumped=lsdb.bumps != bumps)
         upstream = self.upstream
         if self.attached and upstream is not None:  # the master merges it and fans it out
             self.out.send(upstream, rg691.Reply(lsdb.digest, True))

@@ -27,7 +27,7 @@ from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
 from linkstate.core.operator import Operator
 from linkstate.core.role import Role, RoleName, RoleStatus
-from linkstate.core.session691 import Authenticated, Fault, Session691
+from linkstate.core.session691 import Authenticated, Fault, PeerKind, Session691
 from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Topology
 from linkstate.core.view import NodeView
 from proto import rg691
@@ -195,14 +195,14 @@ class NodeCore:
             local_guid=ctx.me.guid,
             secret=ctx.topology.secret,
             nonce=ctx.nonce,
-            kind="MEMBER",
+            kind=PeerKind.MEMBER,
             fqdn=ctx.me.fqdn,
             version=ctx.version,
         )
 
     def _on_connected(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.PeerConnected)
-        if e.proto == "smtp":
+        if e.proto == ev.Proto.SMTP:
             if e.inbound:
                 self.bridgehead.on_inbound(e.conn, now)
             else:
@@ -216,7 +216,7 @@ class NodeCore:
 
     def _on_connect_failed(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.ConnectFailed)
-        if e.proto == "smtp":
+        if e.proto == ev.Proto.SMTP:
             self.bridgehead.on_connect_failed(e.tag, e.reason, now)
         else:
             self.role.on_connect_failed(e.reason, now)
@@ -232,7 +232,7 @@ class NodeCore:
         if c is None:
             return
         if not c.session.authenticated and not c.session.closed:
-            event_id = 962 if c.session.peer_kind == "CLIENT" else 961
+            event_id = 962 if c.session.peer_kind is PeerKind.CLIENT else 961
             self.out.diag(
                 "session_failed",
                 level="warning",
@@ -270,7 +270,7 @@ class NodeCore:
                     "authenticated",
                     event_id=result.event_id,
                     peer=self.ctx.server_name(result.peer_guid),
-                    kind=result.peer_kind,
+                    kind=result.peer_kind.value,
                 )
                 self.role.on_authenticated(e.conn, now)
                 continue
@@ -292,7 +292,7 @@ class NodeCore:
         if isinstance(msg, rg691.Dump) and not msg.response:
             self.operator.dump(conn)
             return
-        if c.session.peer_kind == "CLIENT":
+        if c.session.peer_kind is PeerKind.CLIENT:
             self.operator.command(conn, msg, c.peer_host, now)
             return
         if self.role.on_message(conn, msg, now):

@@ -30,6 +30,16 @@ from proto.errors import DecodeError
 PRE_AUTH_MAX_FRAME = 4096
 
 
+class PeerKind(enum.StrEnum):
+    """What the connecting side says it is in AUTH HELLO (MEMBER, CLIENT, BRIDGEHEAD), and SERVER for the side
+    that accepted, as its initiator sees it."""
+
+    MEMBER = "MEMBER"
+    CLIENT = "CLIENT"
+    BRIDGEHEAD = "BRIDGEHEAD"
+    SERVER = "SERVER"
+
+
 class S(enum.Enum):
     AWAIT_BANNER = "await-banner"
     AWAIT_HELLO = "await-hello"
@@ -53,11 +63,11 @@ class Authenticated:
     """Authentication succeeded both ways: log 995 (members, bridgeheads) or 996 (client nodes)."""
 
     peer_guid: str
-    peer_kind: str
+    peer_kind: PeerKind
 
     @property
     def event_id(self) -> int:
-        return 996 if self.peer_kind == "CLIENT" else 995
+        return 996 if self.peer_kind is PeerKind.CLIENT else 995
 
 
 Result = rg691.Message | Fault | Authenticated
@@ -65,7 +75,7 @@ Result = rg691.Message | Fault | Authenticated
 _HANDSHAKE = (rg691.AuthHello, rg691.AuthChallenge, rg691.AuthProof, rg691.AuthResult)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Session691:
     """Bytes in -> results out; `pending` holds bytes to write."""
 
@@ -73,13 +83,13 @@ class Session691:
     local_guid: str
     secret: bytes
     nonce: Callable[[], str]
-    kind: str = "MEMBER"  # what the initiator says it is: MEMBER | CLIENT | BRIDGEHEAD
+    kind: PeerKind = PeerKind.MEMBER  # what the initiator says it is: MEMBER | CLIENT | BRIDGEHEAD
     fqdn: str = "localhost"
     version: str = "0.1.0"
     limits: Limits = DEFAULT_LIMITS
     state: S = S.AWAIT_HELLO
     peer_guid: str = ""
-    peer_kind: str = ""
+    peer_kind: PeerKind | None = None  # known once the peer's AUTH step says it
     pending: list[bytes] = field(default_factory=list)
     _framer: rg691.Framer = field(init=False)
     _my_nonce: str = ""
@@ -155,7 +165,7 @@ class Session691:
 
     def _auth_event(self) -> int:
         kind = self.kind if self.initiator else self.peer_kind
-        return 962 if kind == "CLIENT" else 961
+        return 962 if kind is PeerKind.CLIENT else 961
 
     def _fault(self, reason: str, event_id: int | None = None) -> Fault:
         self.state = S.CLOSED
@@ -176,7 +186,7 @@ class Session691:
         assert isinstance(msg, rg691.AuthHello)
         if not auth.valid_nonce(msg.nonce):
             return [self._fault("malformed nonce in AUTH HELLO", 961)]
-        self.peer_guid, self.peer_kind, self._peer_nonce = msg.guid, msg.kind, msg.nonce
+        self.peer_guid, self.peer_kind, self._peer_nonce = msg.guid, PeerKind(msg.kind), msg.nonce
         self._my_nonce = self.nonce()
         proof = auth.proof(self.secret, auth.RESPONDER, msg.nonce, self._my_nonce, msg.guid, self.local_guid)
         self.pending.append(rg691.encode_message(rg691.AuthChallenge(self.local_guid, self._my_nonce, proof)))
@@ -227,12 +237,13 @@ class Session691:
         if not msg.ok:
             return [self._fault(f"refused by the server: {msg.reason}", self._auth_event())]
         self.state = S.AUTHENTICATED
-        self.peer_kind = "SERVER"
+        self.peer_kind = PeerKind.SERVER
         return self._authenticated_now()
 
 
     def _authenticated_now(self) -> list[Result]:
         self._framer.limits = self.limits  # tables may flow from now on
+        assert self.peer_kind is not None  # set by the HELLO (responder) or the RESULT (initiator) before this
         return [Authenticated(self.peer_guid, self.peer_kind)]
 
 

@@ -88,7 +88,7 @@ def hyphenated(guid: Guid) -> str:
     return str(uuid.UUID(hex=guid)).upper()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Timers and switches (seconds unscaled; `scaled()` divides by `time_scale`)."""
 
@@ -142,7 +142,7 @@ class AddressSpaceSpec:
     cost: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Restrictions:
     """Delivery (R14) and content (R16) restrictions of a connector."""
 
@@ -160,7 +160,7 @@ class RoutingGroupSpec:
     master: str  # server name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSpec:
     name: str
     guid: Guid
@@ -174,7 +174,7 @@ class ServerSpec:
     legacy: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectorSpec:
     name: str
     guid: Guid
@@ -206,7 +206,7 @@ class GroupSpec:
     members: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Topology:
     """A validated organization. Lookups raise `KeyError` on unknown names."""
 

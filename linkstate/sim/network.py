@@ -24,7 +24,7 @@ from linkstate.core.topology import Topology
 
 @dataclass
 class Traffic:
-    """Messages (one per `Send`) and bytes on the wire; `by_proto` splits them by "691" and "smtp"."""
+    """Messages (one per `Send`) and bytes on the wire; `by_proto` splits them by protocol (events.Proto)."""
 
     messages: int = 0
     bytes: int = 0
@@ -58,7 +58,7 @@ class SimNetwork:
         self._conn_ids = itertools.count(1)
         self._links: dict[tuple[str, int], tuple[str, int]] = {}
         self._fifo: dict[tuple[str, int], float] = {}
-        self._proto: dict[tuple[str, int], str] = {}
+        self._proto: dict[tuple[str, int], ev.Proto] = {}
         self._timer_gen: dict[str, int] = {}
         self._armed: dict[str, float] = {}  # the deadline of each node's live timer entry
         self._rng = random.Random(self.seed)
@@ -193,7 +193,7 @@ class SimNetwork:
         target = self._links.get(key)
         if target is None:
             return
-        self.traffic.count(self._proto.get(key, "691"), len(out.data))
+        self.traffic.count(self._proto.get(key, ev.Proto.RG691), len(out.data))
         when = self.now + self.latency
         last = self._fifo.get(key, 0.0)
         if last > when:  # = max(when, last)
