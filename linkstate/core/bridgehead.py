@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.events import ChangeKind, Proto
 from linkstate.core.facts import Learned, LinkIdle, Observed
+from linkstate.core.link2state_client import SmtpClientSession
+from linkstate.core.link2state_server import SmtpServerSession
 from linkstate.core.link2state_session import (
     AuthFailed,
     AuthSucceeded,
@@ -28,8 +30,6 @@ from linkstate.core.link2state_session import (
     MailReceived,
     OrgInfoReceived,
     SessionFailed,
-    SmtpClientSession,
-    SmtpServerSession,
 )
 from linkstate.core.topology import ConnectorSpec, ServerSpec
 from proto.errors import DecodeError
