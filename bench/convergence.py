@@ -1086,9 +1086,9 @@ def serve_node(topology: str, server: str, events: str) -> None:
     """The child process of the tcp transport (see BenchCluster): commands on stdin, records to `events`."""
     import trio
 
-    from linkstate.core.topology import load_topology
     from linkstate.logconfig import configure
     from linkstate.service.node import NodeService
+    from linkstate.service.topofile import load_topology
     from linkstate.service.transport import TcpTransport
 
     configure("json", "warning")

@@ -47,8 +47,9 @@ import trio
 
 import linkstate
 from linkstate.cli.common import fail
-from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.core.topology import Topology, TopologyError
 from linkstate.service.client import ClientError, dump
+from linkstate.service.topofile import load_topology
 
 STATE_FILE = "cluster.json"
 LOCK_FILE = "cluster.lock"

@@ -37,8 +37,9 @@ from linkstate.cli.cluster import Cluster, NodeStatus, format_status
 from linkstate.cli.route_cmd import describe
 from linkstate.cli.winroute import render
 from linkstate.core.routing import Route, Router
-from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.core.topology import Topology, TopologyError
 from linkstate.service.client import ClientError, dump, dump_frame
+from linkstate.service.topofile import load_topology
 from proto.model import Version
 
 POLL = 0.5

@@ -32,6 +32,7 @@ from linkstate.core.link2state_session import (
     SessionFailed,
 )
 from linkstate.core.topology import ConnectorSpec, ServerSpec
+from proto.codec import DEFAULT_LIMITS
 from proto.errors import DecodeError
 from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
@@ -312,7 +313,7 @@ class Bridgehead:
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
-            decoded = decode_strict_cached(frame)
+            decoded = decode_strict_cached(frame, DEFAULT_LIMITS, self.ctx.sections)
         except DecodeError as exc:
             self.out.diag("orginfo_rejected", level="warning", peer=self.ctx.server_name(peer), reason=str(exc))
             return

@@ -52,11 +52,13 @@ class NodeCore:
         version: str = "0.1.0",
         sections: SectionCache | None = None,
     ) -> None:
+        """`sections`: the decode cache this node's sessions share (a simulated network shares one among its nodes;
+        by default the node has its own)."""
         sections = sections if sections is not None else SectionCache()
         self.ctx = NodeContext(
             topology=topology,
             me=topology.server(server),
-            lsdb=LinkStateDB.from_topology(topology),
+            lsdb=LinkStateDB.from_topology(topology, cache=sections),
             nonce=nonce,
             rand=rand,
             sections=sections,
@@ -198,6 +200,7 @@ class NodeCore:
             kind=PeerKind.MEMBER,
             fqdn=ctx.me.fqdn,
             version=ctx.version,
+            sections=ctx.sections,
         )
 
     def _on_connected(self, e: ev.Input, now: float) -> None:

@@ -36,6 +36,7 @@ import enum
 import fnmatch
 import hashlib
 import heapq
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -553,7 +554,8 @@ class Router:
         )
         self.leaf_rule = leaf_rule or (s.leaf_rule if s else "general")
         self.compat_e2k = compat_e2k if compat_e2k is not None else bool(s and s.compat_e2k)
-        self._graphs: dict[Any, tuple[Any, _Graph]] = {}
+        self._graphs: dict[Any, tuple[OrgInfo, _Graph]] = {}  # ("digest", d) or ("table", n) -> (table, graph)
+        self._serial = itertools.count()
         self._results: dict[tuple[Any, _Ask], Route] = {}
         self._sticky: dict[tuple[Guid, str, str], Guid] = {}
         self._memberships: dict[str, frozenset[str]] = {}
@@ -601,14 +603,20 @@ class Router:
     # --------------------------------------------------------------------------------------- caches
 
     def _graph(self, table: OrgInfo | LinkStateDB) -> tuple[Any, _Graph]:
+        """The table's graph, built once: a LinkStateDB's by its digest, an OrgInfo's by the object itself (the
+        cache holds the object, so a kept entry is always that object's)."""
+        key: Any
         if isinstance(table, LinkStateDB):
-            key: Any = ("digest", table.digest)
-            org = table.snapshot()
+            key, org = ("digest", table.digest), table.snapshot()
+            hit = self._graphs.get(key)
+            if hit is not None:
+                return key, hit[1]
         else:
-            key, org = ("id", id(table)), table
-        hit = self._graphs.get(key)
-        if hit is not None and (key[0] == "digest" or hit[0] is org):
-            return key, hit[1]
+            org = table
+            for key, (held, graph) in self._graphs.items():
+                if held is org:
+                    return key, graph
+            key = ("table", next(self._serial))
         graph = _build_graph(org)
         _finish_graph(graph, self.leaf_rule, self.compat_e2k)
         if len(self._graphs) >= 8:

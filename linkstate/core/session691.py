@@ -30,6 +30,7 @@ from linkstate.core.machine import Outcome, Table
 from proto import rg691
 from proto.codec import DEFAULT_LIMITS, Limits
 from proto.errors import DecodeError
+from proto.sectioncache import SectionCache
 
 PRE_AUTH_MAX_FRAME = 4096
 
@@ -119,6 +120,7 @@ class Session691:
     fqdn: str = "localhost"
     version: str = "0.1.0"
     limits: Limits = DEFAULT_LIMITS
+    sections: SectionCache | None = None  # the owner's decode cache for ORGINFO frames (proto.sectioncache)
     state: S = S.AWAIT_HELLO
     peer_guid: str = ""
     peer_kind: PeerKind | None = None  # known once the peer's AUTH step says it
@@ -130,7 +132,7 @@ class Session691:
     def __post_init__(self) -> None:
         # before authentication only AUTH frames are legitimate: a few hundred bytes, never a table
         pre_auth = replace(self.limits, max_frame=min(self.limits.max_frame, PRE_AUTH_MAX_FRAME))
-        self._framer = rg691.Framer(expect_banner=self.initiator, limits=pre_auth)
+        self._framer = rg691.Framer(expect_banner=self.initiator, limits=pre_auth, sections=self.sections)
         if self.initiator:
             self.state = S.AWAIT_BANNER
         else:

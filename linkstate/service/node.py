@@ -25,7 +25,8 @@ import trio
 from linkstate import __version__
 from linkstate.core import events as ev
 from linkstate.core.node import NodeCore
-from linkstate.core.topology import Topology, TopologyError, load_topology, unknown_master
+from linkstate.core.topology import Topology, TopologyError, unknown_master
+from linkstate.service.topofile import load_topology
 from linkstate.service.transport import TcpTransport, Transport
 
 MAX_CONNECTIONS = 256

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from linkstate.core import events as ev
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Topology
+from proto.sectioncache import SectionCache
 
 
 @dataclass
@@ -63,6 +64,7 @@ class SimNetwork:
         self._armed: dict[str, float] = {}  # the deadline of each node's live timer entry
         self._rng = random.Random(self.seed)
         self._nonce_counter = itertools.count()
+        self._sections = SectionCache()  # the decode cache the nodes of this network share
 
     # --- building ------------------------------------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class SimNetwork:
             nonce=lambda: f"{rng.getrandbits(128):032x}",
             rand=rng.random,
             now=self.now,
+            sections=self._sections,
         )
         self.nodes[name] = core
         self._apply(name, core.start(self.now))

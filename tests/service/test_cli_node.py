@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from linkstate.core.topology import load_topology
 from linkstate.service.client import ClientError, dump
 from linkstate.service.node import NodeService
+from linkstate.service.topofile import load_topology
 from tests.service.node_cli_helpers import ENTRY, SECRET, free_ports, invoke, run_cli, write_topology
 
 pytestmark = pytest.mark.tcp

@@ -12,8 +12,8 @@ import structlog
 import trio
 import trio.testing
 
-from linkstate.core.topology import load_topology
 from linkstate.service.node import NodeService
+from linkstate.service.topofile import load_topology
 from linkstate.service.transport import MemoryTransport
 from tests.core.group_fixtures import ONE_GROUP
 
