@@ -1,4 +1,5 @@
-"""Smoke run of bench/convergence.py: a tiny organization on the pure sim and on in-memory services (MockClock).
+"""Smoke run of the convergence benchmark (linkstate.bench.convergence): a tiny organization on the pure sim and on
+in-memory services (MockClock).
 
 Asserts the result structure and that convergence happened — never a timing. The long runs (1,000 servers,
 loopback TCP) are the benchmark's own, from bench/README.md; the TCP one here is marked slow.
@@ -6,25 +7,18 @@ loopback TCP) are the benchmark's own, from bench/README.md; the TCP one here is
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "convergence.py"
+from linkstate.bench.convergence import cli
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_convergence_smoke", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return cli
 
 
 def _run(bench: ModuleType, tmp_path: Path, *args: str) -> dict:  # type: ignore[type-arg]
