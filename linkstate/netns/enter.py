@@ -1,6 +1,7 @@
 """Entering a network namespace: a whole process, one thread for a moment, a child before it runs.
 
-Owns: `enter_process(name)` (a process that has not started threads moves into the namespace for good: what
+Owns: `unshare_thread()` (the calling thread gets a new namespace: how fabric makes one without a fork),
+`enter_process(name)` (a process that has not started threads moves into the namespace for good: what
 `linkstate serve --netns NAME` does first), `socket_in(name, ...)` (a socket created inside the namespace while
 the calling thread stays where it is: a socket belongs to the namespace it was created in), `call_in(name, fn,
 ...)` (an async call whose TCP connections are made inside the namespace, through a trio socket factory and a
@@ -138,9 +139,20 @@ def child_setup(name: str) -> Iterator[Callable[[], None]]:
         os.close(fd)
 
 
-def _libc_setns() -> Callable[[int, int], int]:
+def unshare_thread() -> None:
+    """Give the calling thread a fresh, empty network namespace (it should end soon after: fabric binds the
+    namespace to a name from such a thread, with no fork, so no copy of this process ever runs our code)."""
+    if _get_libc().unshare(CLONE_NEWNET) != 0:
+        raise NetnsError(f"cannot create a network namespace: {os.strerror(ctypes.get_errno())}")
+
+
+def _get_libc() -> ctypes.CDLL:
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    fn: Callable[[int, int], int] = _libc.setns
+    return _libc
+
+
+def _libc_setns() -> Callable[[int, int], int]:
+    fn: Callable[[int, int], int] = _get_libc().setns
     return fn

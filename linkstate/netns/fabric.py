@@ -7,22 +7,28 @@ brings them up and puts the host routes back, which the kernel dropped), `link_s
 `leftovers(prefix)`, `processes_in(names)`, `remove(names)`, `unsupported()` (why this machine cannot run netns
 mode, or None).
 Invariants: every interface is created inside a namespace of the plan (a veth is created in one end's namespace
-with its peer placed straight into the other's), never in the initial namespace; nothing outside the plan's
-prefix is ever removed; pyroute2 is imported lazily, so the rest of linkstate runs without it.
+with its peer placed straight into the other's), never in the initial namespace; nothing forks (namespaces are made
+by a short-lived thread, netlink sockets are opened inside a namespace from the calling thread: pyroute2's own way
+forks a copy of this process, which would run the CLI's clean-up code if a signal reached it); nothing outside the
+plan's prefix is ever removed; pyroute2 is imported lazily, so the rest of linkstate runs without it.
 May import: the standard library, pyroute2, linkstate.netns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from linkstate.netns.enter import NETNS_DIR, NetnsError
+from linkstate.netns.enter import NETNS_DIR, NetnsError, netns_path, socket_in, unshare_thread
 from linkstate.netns.plan import BRIDGE, LAN_IF, LINK_PREFIXLEN, Host, Link, NetPlan, Route, Switch
 
 INSTALL_HINT = "pip install pyroute2 (a dependency of linkstate on Linux)"
+NETLINK_ROUTE = 0
 
 
 def _pyroute2() -> Any:
@@ -51,7 +57,7 @@ class Fabric:
     def _ns(self, name: str) -> Any:
         ipr = self._ipr.get(name)
         if ipr is None:
-            ipr = _pyroute2().IPRoute(netns=name, flags=0)
+            ipr = _pyroute2().IPRoute(use_socket=socket_in(name, socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE))
             self._ipr[name] = ipr
         return ipr
 
@@ -76,12 +82,11 @@ class Fabric:
 
     def build(self) -> None:
         """Create every namespace, bridge, veth, address and route of the plan; on failure remove them all."""
-        netns = _pyroute2().netns
         try:
             for name in self.plan.namespaces():
                 if (NETNS_DIR / name).exists():
                     raise NetnsError(f"namespace {name} already exists (a leftover? 'linkstate cluster clean')")
-                netns.create(name)
+                create(name)
             for sw in self.plan.switches:
                 self._switch(sw)
             for host in self.plan.hosts:
@@ -109,7 +114,8 @@ class Fabric:
         ipr = self._ns(host.netns)
         switch = self.plan.switch(host.group).netns
         self._up(host.netns, "lo")
-        ipr.link("add", ifname=LAN_IF, kind="veth", peer={"ifname": host.switch_port, "net_ns_fd": switch})
+        with _fd(switch) as fd:
+            ipr.link("add", ifname=LAN_IF, kind="veth", peer={"ifname": host.switch_port, "net_ns_fd": fd})
         ipr.addr("add", index=self._index(host.netns, LAN_IF), address=host.address, prefixlen=host.prefixlen)
         self._up(host.netns, LAN_IF)
         sw = self._ns(switch)
@@ -120,7 +126,8 @@ class Fabric:
 
     def _link(self, link: Link) -> None:
         a, b = link.a, link.b
-        self._ns(a.netns).link("add", ifname=a.ifname, kind="veth", peer={"ifname": b.ifname, "net_ns_fd": b.netns})
+        with _fd(b.netns) as fd:
+            self._ns(a.netns).link("add", ifname=a.ifname, kind="veth", peer={"ifname": b.ifname, "net_ns_fd": fd})
         for end in (a, b):
             ipr = self._ns(end.netns)
             ipr.addr("add", index=self._index(end.netns, end.ifname), address=end.address, prefixlen=LINK_PREFIXLEN)
@@ -178,6 +185,38 @@ class Fabric:
         self.close()
         names = sorted(set(self.plan.namespaces()) | set(leftovers(self.plan.prefix)))
         return remove(n for n in names if (NETNS_DIR / n).exists())
+
+
+def create(name: str) -> None:
+    """A new network namespace bound to /run/netns/`name`, made by a short-lived thread of this process (no
+    fork: a forked copy of a CLI would run its clean-up code on a stray signal)."""
+    attach = _pyroute2().netns.attach
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            unshare_thread()
+            attach(name, threading.get_native_id())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name=f"netns-create-{name}")
+    worker.start()
+    worker.join()
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, NetnsError):
+            raise exc
+        raise NetnsError(f"cannot create namespace {name}: {_reason(exc)}")
+
+
+@contextlib.contextmanager
+def _fd(name: str) -> Iterator[int]:
+    fd = os.open(netns_path(name), os.O_RDONLY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def leftovers(prefix: str) -> list[str]:

@@ -28,9 +28,7 @@ def netns_unavailable() -> str | None:
     if reason is None:
         probe = new_prefix() + "probe"
         try:
-            import pyroute2
-
-            pyroute2.netns.create(probe)
+            fabric.create(probe)
             fabric.remove([probe])
         except (OSError, NetnsError) as exc:
             reason = f"cannot create a network namespace here: {exc}"

@@ -104,10 +104,8 @@ def test_a_partition_isolates_a_group_and_heal_restores_it(net: tuple[NetPlan, F
 
 
 def test_a_failed_build_removes_everything_it_made(netns_prefix: str) -> None:
-    import pyroute2
-
     plan = two_groups(netns_prefix)
-    pyroute2.netns.create(plan.switches[-1].netns)  # the last namespace to be made already exists
+    fabric.create(plan.switches[-1].netns)  # the last namespace to be made already exists
     with pytest.raises(NetnsError, match="already exists"):
         Fabric(plan).build()
     assert fabric.leftovers(netns_prefix) == []
