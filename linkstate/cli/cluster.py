@@ -8,14 +8,20 @@ Run directory (one per topology file):
     the SHA-1 of the file's absolute path, so two `topology.toml` in different folders never share state);
   * otherwise `.linkstate/<stem>/` beside the topology file.
   It holds `cluster.json` (the run state), `cluster.lock` (flock for read-modify-write), `<server>.log` (each
-  node's JSON log, stdout and stderr) and, when ports are derived, `topology.toml`.
+  node's JSON log, stdout and stderr), when ports or addresses are derived `topology.toml`, and in netns mode
+  `network.json` (the network plan).
 Port policy (DECISIONS §5): servers keep the ports the file gives them. Servers without `port_691` use the
 real ports (691, and 25 for SMTP) on their own loopback address when a test bind of each succeeds; otherwise a
 derived topology is written to the run directory with `port_691 = 6910 + n` and `port_smtp = 2525 + n` (n =
 the server's index in the file, from 0) for every server without explicit ports, and all nodes run on it.
 `secret_file` is made absolute there. While `cluster up` runs it re-derives that file when the source changes
 (so the nodes' own topology watcher picks the change up).
-Invariants: every server address is loopback (a local cluster never binds anything else); a node that was
+Real network mode (`--netns`, linkstate.netns): every server runs in its own network namespace (`serve --netns`),
+on the address the run's network plan gives it (`network.json` in the run directory, the prefix of its namespace
+names in the state as `netns_prefix`); the derived topology then carries those addresses and the file's ports, and
+every DUMP this module makes enters the node's namespace first.
+Invariants: every server address is loopback, except in netns mode where every address lives inside a namespace
+of the run (a local cluster never binds anything outside this machine); a node that was
 stopped on purpose is never restarted by `cluster up`; state writes are atomic (tmp file + rename) and made
 under the lock; a recorded pid is believed alive only if /proc shows a non-zombie `serve` of that server.
 May import: anything (CLI layer).
@@ -48,11 +54,14 @@ import trio
 import linkstate
 from linkstate.cli.common import fail
 from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.netns.enter import call_in
+from linkstate.netns.plan import NetPlan, NetPlanError
 from linkstate.service.client import ClientError, dump
 
 STATE_FILE = "cluster.json"
 LOCK_FILE = "cluster.lock"
 DERIVED_FILE = "topology.toml"
+NETWORK_FILE = "network.json"
 DEV_PORT_691 = 6910
 DEV_PORT_SMTP = 2525
 REAL_PORT_691 = 691
@@ -75,6 +84,7 @@ class NodeRecord:
     pid: int | None = None
     state: str = "stopped"  # running | stopped (on purpose or by the supervisor)
     started_at: float = 0.0
+    netns: str | None = None  # the network namespace it runs in (netns mode)
 
 
 @dataclass
@@ -87,6 +97,7 @@ class RunState:
     supervisor: int | None = None
     supervisor_kind: str = "cluster"
     port_note: str = ""  # why dev ports were derived
+    netns_prefix: str = ""  # netns mode: the run's namespace prefix (network.json holds the plan)
     servers: dict[str, NodeRecord] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -179,12 +190,14 @@ def _is_serve(pid: int) -> bool:
         return True
 
 
-def serve_command(topology: str, server: str, time_scale: float | None) -> list[str]:
+def serve_command(topology: str, server: str, time_scale: float | None, netns: str | None = None) -> list[str]:
     """The argv of one node process (the CLI entry point run by this interpreter)."""
     cmd = [sys.executable, "-c", "from linkstate.cli.main import main; main()", "serve"]
     cmd += ["--topology", topology, "--server", server, "--log-format", "json"]
     if time_scale is not None:
         cmd += ["--time-scale", repr(float(time_scale))]
+    if netns is not None:
+        cmd += ["--netns", netns]
     return cmd
 
 
@@ -261,20 +274,26 @@ def real_ports_problem(topo: Topology) -> str | None:
     return None
 
 
-def derive_topology(source: Path, dest: Path) -> Topology:
-    """Write `dest`: the source with dev ports for servers without explicit ones; validate and return it."""
+def derive_topology(source: Path, dest: Path, addresses: dict[str, str] | None = None) -> Topology:
+    """Write `dest`: the source with dev ports for servers without explicit ones (or, in netns mode, with the
+    network plan's `addresses` and the ports left alone); validate and return it."""
     text = source.read_text()
     raw = tomllib.loads(text)
     org = raw.get("organization")
     if isinstance(org, dict) and isinstance(org.get("secret_file"), str):
         org["secret_file"] = str((source.parent / org["secret_file"]).resolve())
     for n, server in enumerate(raw.get("servers", [])):
-        if isinstance(server, dict):
-            if "port_691" not in server:
-                server["port_691"] = DEV_PORT_691 + n
-            if "port_smtp" not in server:
-                server["port_smtp"] = DEV_PORT_SMTP + n
-    header = f"# Generated by `linkstate cluster` from {source.resolve()}: per-node dev ports (DECISIONS §5).\n"
+        if not isinstance(server, dict):
+            continue
+        if addresses is not None:
+            server["address"] = addresses.get(str(server.get("name")), server.get("address"))
+            continue
+        if "port_691" not in server:
+            server["port_691"] = DEV_PORT_691 + n
+        if "port_smtp" not in server:
+            server["port_smtp"] = DEV_PORT_SMTP + n
+    why = "each server's address in its network namespace" if addresses is not None else "per-node dev ports"
+    header = f"# Generated by `linkstate cluster` from {source.resolve()}: {why} (DECISIONS §5).\n"
     tmp = dest.with_suffix(".tmp")
     tmp.write_text(header + dumps_toml(raw))
     topo = load_topology(tmp)  # must validate before the nodes see it
@@ -385,7 +404,7 @@ async def query(rec: NodeRecord, topo: Topology, secret: bytes, timeout: float) 
             st.error = last_log_line(rec.log) or "the process is gone"
         return st
     try:
-        view, decoded = await dump(rec.host, rec.port, secret, timeout=timeout)
+        view, decoded = await call_in(rec.netns, dump, rec.host, rec.port, secret, timeout=timeout)
     except ClientError as exc:
         young = time.time() - rec.started_at < START_GRACE
         st.state = "starting" if young and exc.kind in ("refused", "timeout") else "no-answer"
@@ -453,6 +472,17 @@ class Cluster:
         except TopologyError:
             return load_topology(self.source)
 
+    def network(self, state: RunState | None = None) -> NetPlan | None:
+        """The network plan of a netns run (None for a loopback cluster)."""
+        state = state if state is not None else self.state()
+        if state is None or not state.netns_prefix:
+            return None
+        path = self.run_dir / NETWORK_FILE
+        try:
+            return NetPlan.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, NetPlanError) as exc:
+            fail(f"unreadable network plan {path}: {exc}", EXIT_FAILED)
+
     def supervisor_alive(self, state: RunState) -> bool:
         return alive(state.supervisor)
 
@@ -461,9 +491,13 @@ class Cluster:
 
     # --- planning ------------------------------------------------------------------------------------------
 
-    def prepare(self, topo: Topology, time_scale: float | None, supervisor_kind: str = "cluster") -> RunState:
-        """Decide ports, write the derived topology if needed, record every server (none started yet)."""
-        check_loopback(topo)
+    def prepare(
+        self, topo: Topology, time_scale: float | None, supervisor_kind: str = "cluster", network: NetPlan | None = None
+    ) -> RunState:
+        """Decide ports, write the derived topology if needed, record every server (none started yet). With a
+        network plan (netns mode) every server gets the plan's address and namespace, and the plan is saved."""
+        if network is None:
+            check_loopback(topo)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with locked(self.run_dir):
             old = self.state()
@@ -475,13 +509,13 @@ class Cluster:
                         "use 'linkstate cluster status' or stop it first",
                         EXIT_FAILED,
                     )
-            problem = real_ports_problem(topo)
-            derived = problem is not None
+            problem = real_ports_problem(topo) if network is None else None
+            derived = problem is not None or network is not None
             used = self.source
             if derived:
                 used = self.run_dir / DERIVED_FILE
                 try:
-                    topo = derive_topology(self.source, used)
+                    topo = derive_topology(self.source, used, network.addresses() if network else None)
                 except (TopologyError, OSError, ValueError, TypeError) as exc:
                     fail(f"cannot derive a dev-port topology: {exc}", EXIT_FAILED)
             self._source_mtime = _mtime(self.source)
@@ -494,7 +528,10 @@ class Cluster:
                 supervisor=os.getpid(),
                 supervisor_kind=supervisor_kind,
                 port_note=problem or "",
+                netns_prefix=network.prefix if network is not None else "",
             )
+            if network is not None:
+                (self.run_dir / NETWORK_FILE).write_text(json.dumps(network.to_json(), indent=1) + "\n")
             for s in topo.servers:
                 state.servers[s.name] = NodeRecord(
                     name=s.name,
@@ -503,6 +540,7 @@ class Cluster:
                     port_smtp=s.port_smtp or REAL_PORT_SMTP,
                     topology=str(used),
                     log=str(self.run_dir / f"{s.name}.log"),
+                    netns=network.host(s.name).netns if network is not None else None,
                 )
             save_state(state)
         return state
@@ -518,7 +556,8 @@ class Cluster:
             return None
         try:
             load_topology(self.source)
-            derive_topology(self.source, Path(state.topology))
+            addresses = {name: rec.host for name, rec in state.servers.items()} if state.netns_prefix else None
+            derive_topology(self.source, Path(state.topology), addresses)
         except TopologyError as exc:
             first = exc.problems[0].format(str(self.source)) if exc.problems else str(exc)
             return f"topology change rejected, nodes keep the old one: {first}"
@@ -541,7 +580,7 @@ class Cluster:
                 log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {name}\n".encode())
                 log.flush()
                 proc = subprocess.Popen(
-                    serve_command(rec.topology, name, state.time_scale),
+                    serve_command(rec.topology, name, state.time_scale, rec.netns),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

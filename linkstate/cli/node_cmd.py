@@ -25,11 +25,13 @@ from pathlib import Path
 import click
 import trio
 
+from linkstate.cli import netns_cmd
 from linkstate.cli.cluster import Cluster, NodeRecord, format_status
 from linkstate.cli.common import EXIT_FAILED, fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.topology import Topology
 from linkstate.logconfig import configure
+from linkstate.netns.enter import call_in
 from linkstate.service.client import ClientError, dump_frame
 from linkstate.service.node import NodeService
 
@@ -78,10 +80,19 @@ def parse_hostport(text: str, default_port: int | None) -> tuple[str, int | None
 @click.option("--time-scale", type=float, help="Divide every timer by X (overrides settings.time_scale).")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="auto", show_default=True)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option("--netns", metavar="NAME", help="Run inside this network namespace (real network mode; needs root).")
 def serve(
-    topology_file: str, server: str, listen: str | None, time_scale: float | None, log_format: str, log_level: str
+    topology_file: str,
+    server: str,
+    listen: str | None,
+    time_scale: float | None,
+    log_format: str,
+    log_level: str,
+    netns: str | None,
 ) -> None:
     """Run one server's routing engine until SIGINT/SIGTERM; SIGHUP (or editing the file) reloads the topology."""
+    if netns is not None:
+        _enter(netns)
     topo = with_time_scale(load_or_fail(topology_file), time_scale)
     try:
         spec = topo.server(server)
@@ -95,6 +106,16 @@ def serve(
     error = trio.run(_serve, topo, server, host, port, Path(topology_file))
     if error:
         fail(error, EXIT_FAILED)
+
+
+def _enter(netns: str) -> None:
+    """Move this process into `netns` before it binds anything (and before trio starts a thread)."""
+    from linkstate.netns.enter import NetnsError, enter_process
+
+    try:
+        enter_process(netns)
+    except NetnsError as exc:
+        fail(str(exc), EXIT_FAILED)
 
 
 async def _serve(topo: Topology, server: str, host: str, port: int, path: Path) -> str | None:
@@ -190,8 +211,9 @@ def winroute(
         fail("the organization secret is needed: give --topology FILE or --secret-file F")
     host, port = _target(target, topo, topology_file)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    ns = netns_cmd.namespace_of(topology_file, host)
     try:
-        result = trio.run(lambda: dump_frame(host, port, secret, timeout=timeout))
+        result = trio.run(lambda: call_in(ns, dump_frame, host, port, secret, timeout=timeout))
     except ClientError as exc:
         fail(exc.reason, EXIT_FAILED)
     if raw:
@@ -225,16 +247,23 @@ def _cluster(file: str) -> tuple[Cluster, Topology]:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--time-scale", type=float, help="Divide every node's timers by X.")
 @click.option("--no-status", is_flag=True, help="Do not print the live status; just run until Ctrl-C.")
-def cluster_up(file: str, time_scale: float | None, no_status: bool) -> None:
+@click.option("--netns", is_flag=True, help="Real network mode (Linux, root): every server in its own network "
+              "namespace, a bridge per group, a link between the bridgeheads of connected groups.")  # fmt: skip
+def cluster_up(file: str, time_scale: float | None, no_status: bool, netns: bool) -> None:
     """Start every server of FILE, show a live status, stop them all on Ctrl-C/SIGTERM."""
     cluster, topo = _cluster(file)
     with_time_scale(topo, time_scale)  # validates the value
-    state = cluster.prepare(topo, time_scale)
+    network = netns_cmd.plan_for(cluster, topo) if netns else None
+    state = cluster.prepare(topo, time_scale, network=network)
     click.echo(f"run directory {cluster.run_dir}")
-    if state.derived:
+    if network is not None:
+        click.echo(f"every server in its own network namespace: nodes run on {state.topology}")
+    elif state.derived:
         click.echo(f"real ports not usable ({state.port_note}): nodes run on the dev-port copy {state.topology}")
     previous = signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
+        if network is not None:
+            netns_cmd.build(network)
         for name in state.servers:
             rec = cluster.spawn(name)
             click.echo(f"  {name:<12} pid {rec.pid:<7} listens on {rec.host}:{rec.port}  log {rec.log}")
@@ -244,9 +273,12 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool) -> None:
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stopped = cluster.stop_all()
+        click.echo(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
+        if network is not None:
+            removed = netns_cmd.remove_network(cluster, network.prefix)
+            click.echo(f"removed {len(removed)} network namespace(s) ({network.prefix}*)")
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
-        click.echo(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
 
 
 def interrupt_on_signal(signum: int, frame: object) -> None:
@@ -293,7 +325,8 @@ async def _supervise(cluster: Cluster, no_status: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def cluster_status(file: str, as_json: bool) -> None:
-    """One line per server of FILE's local cluster (servers not running show `stopped`)."""
+    """One line per server of FILE's local cluster (servers not running show `stopped`); a netns cluster adds
+    one line for its links."""
     cluster, _ = _cluster(file)
     statuses = trio.run(cluster.statuses)
     if as_json:
@@ -309,6 +342,9 @@ def cluster_status(file: str, as_json: bool) -> None:
         return
     for line in format_status(statuses):
         click.echo(line)
+    links = netns_cmd.link_summary(cluster)
+    if links is not None:
+        click.echo(links)
 
 
 @cluster_group.command("stop")
