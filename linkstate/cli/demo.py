@@ -11,7 +11,12 @@ route to fail back, stop everything. Flow of the single-group demo: start every 
 machinery of `cluster up`), wait until every server holds one digest and every member is attached, show a member's
 WinRoute view and the per-server table, stop the master (the members keep their table and report "connected NO"),
 start it again, wait for convergence on a version of the group above the old one, stop everything.
-Invariants: every process started is stopped on every exit path (success, failure, Ctrl-C); each wait is
+With `--netns` (real network mode, linkstate.netns) every server runs in its own network namespace: the first
+step builds the network, the last removes it, and in the seed's scenario London's bridgehead becomes unreachable
+because every link of it goes down (`NETNS_STEPS`), not because its process stops; the other groups find out
+through their own failing probes.
+Invariants: every process started is stopped on every exit path (success, failure, Ctrl-C), and in netns mode
+every namespace made is removed on every exit path; each wait is
 bounded (`timeout`), a miss exits 1 naming what was missing and where the node logs are; the work directory
 is removed after a successful run and kept after a failure.
 May import: anything (CLI layer).
@@ -34,10 +39,16 @@ import click
 import trio
 
 from linkstate.cli.cluster import Cluster, NodeStatus, format_status
+from linkstate.cli.common import CliError
+from linkstate.cli.netns_cmd import remove_network
 from linkstate.cli.route_cmd import describe
 from linkstate.cli.winroute import render
 from linkstate.core.routing import Route, Router
 from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.netns import fabric
+from linkstate.netns.enter import call_in
+from linkstate.netns.fabric import Fabric
+from linkstate.netns.plan import NetPlan, NetPlanError, new_prefix, plan_network
 from linkstate.service.client import ClientError, dump, dump_frame
 from proto.model import Version
 
@@ -61,6 +72,7 @@ class DemoRun:
     time_scale: float
     timeout: float
     notes: dict[str, object] = field(default_factory=dict)
+    network: NetPlan | None = None  # real network mode (--netns)
 
     # --- output --------------------------------------------------------------------------------------------
 
@@ -153,8 +165,15 @@ def _version(text: str) -> Version:
 
 
 async def start_all(run: DemoRun) -> None:
-    state = run.cluster.prepare(run.topo, run.time_scale, supervisor_kind="demo")
-    if state.derived:
+    state = run.cluster.prepare(run.topo, run.time_scale, supervisor_kind="demo", network=run.network)
+    if run.network is not None:
+        plan = run.network
+        await trio.to_thread.run_sync(Fabric(plan).build)
+        run.say(
+            f"  network: {len(plan.hosts)} server namespaces, {len(plan.switches)} group bridges, {len(plan.links)} "
+            f"bridgehead links (namespaces {plan.prefix}*, addresses from 198.18.0.0/15)"
+        )
+    elif state.derived:
         run.say(f"  real ports not usable ({state.port_note}): dev ports from {state.topology}")
     for name in state.servers:
         rec = run.cluster.spawn(name)
@@ -173,7 +192,7 @@ async def show_member(run: DemoRun) -> None:
     state = run.cluster.require_state()
     rec = state.servers[member]
     try:
-        result = await dump_frame(rec.host, rec.port, run.topo.secret, timeout=5)
+        result = await call_in(rec.netns, dump_frame, rec.host, rec.port, run.topo.secret, timeout=5)
     except ClientError as exc:
         raise DemoFailed(f"WinRoute on {member}: {exc.reason}") from None
     run.say(f"  $ linkstate winroute {rec.host}:{rec.port} --topology …")
@@ -206,7 +225,7 @@ async def stop_master(run: DemoRun) -> None:
     member = run.members()[0]
     rec = run.cluster.require_state().servers[member]
     try:
-        result = await dump_frame(rec.host, rec.port, run.topo.secret, timeout=5)
+        result = await call_in(rec.netns, dump_frame, rec.host, rec.port, run.topo.secret, timeout=5)
     except ClientError as exc:
         raise DemoFailed(f"WinRoute on {member}: {exc.reason}") from None
     run.say(f"  $ linkstate winroute {rec.host}:{rec.port} --topology …   (first lines)")
@@ -230,6 +249,10 @@ async def restart_master(run: DemoRun) -> None:
 async def stop_everything(run: DemoRun) -> None:
     stopped = await trio.to_thread.run_sync(run.cluster.stop_all)
     run.say(f"  stopped {len(stopped)} server(s): {', '.join(stopped)}")
+    if run.network is not None:
+        removed = await trio.to_thread.run_sync(remove_network, run.cluster, run.network.prefix)
+        left = fabric.leftovers(run.network.prefix)
+        run.say(f"  removed {len(removed)} network namespaces ({run.network.prefix}*); left behind: {len(left)}")
 
 
 # --- the organization (four groups, SMTP between them): the seed's London/Tokyo scenario (R36, G24, F3) ------
@@ -241,7 +264,7 @@ async def live_route(run: DemoRun) -> Route:
     """Where SEA-S2 sends Brussels' mail now, from SEA-S2's own live table (as `route --node` answers)."""
     rec = run.cluster.require_state().servers[SOURCE]
     try:
-        _, decoded = await dump(rec.host, rec.port, run.topo.secret, timeout=5)
+        _, decoded = await call_in(rec.netns, dump, rec.host, rec.port, run.topo.secret, timeout=5)
     except ClientError as exc:
         raise DemoFailed(f"DUMP of {SOURCE}: {exc.reason}") from None
     return Router(run.topo).route(decoded.orginfo, SOURCE, to_server=DEST)
@@ -287,6 +310,49 @@ async def restart_london(run: DemoRun) -> None:
     await wait_route(run, 20, "London is back: the route fails back (different costs, R54)")
     await run.wait_for("one digest everywhere again", converged(run.topo))
     run.table(await run.cluster.statuses(timeout=2.0))
+
+
+# --- the same over real links (--netns): London's bridgehead becomes unreachable because its links go down ------
+
+
+async def cut_london(run: DemoRun) -> None:
+    plan = run.network
+    assert plan is not None
+    cut = await trio.to_thread.run_sync(Fabric(plan).set_links, plan.links_of_group("London"), False)
+    delay = run.topo.settings.state_delay / run.time_scale
+    run.say(f"  took down {len(cut)} links, both ends: {', '.join(cut)}")
+    run.say(f"  {LOST} keeps running, but nothing reaches it from outside London: Seattle's, Brussels' and Tokyo's")
+    run.say("  probes fail (network unreachable), each reports its connector to London unavailable and commits")
+    run.say(f"  after the state delay ({delay:g} s at this time scale); the minor update travels over X-LINK2STATE")
+    await wait_route(run, 35, "the change committed and propagated")
+    run.table(await run.cluster.statuses(timeout=2.0))
+
+
+async def reconnect_london(run: DemoRun) -> None:
+    plan = run.network
+    assert plan is not None
+    back = await trio.to_thread.run_sync(Fabric(plan).set_links, plan.links_of_group("London"), True)
+    run.say(f"  brought {len(back)} links up again; the probes succeed, London's and its neighbours' tables merge")
+    await wait_route(run, 20, "London is reachable again: the route fails back (different costs, R54)")
+    await run.wait_for("one digest everywhere again", converged(run.topo))
+    run.table(await run.cluster.statuses(timeout=2.0))
+
+
+NETNS_STEPS: dict[str, list[Step]] = {
+    "seattle": [
+        Step(
+            "Build the network (a namespace per server, a bridge per group, a link per connected pair of "
+            "bridgeheads) and start the seed's organization",
+            start_all,
+        ),
+        Step("Wait until every server holds one digest", wait_converged),
+        Step("What WinRoute shows on a member", show_member),
+        Step("Route Seattle's mail for Brussels", route_via_london),
+        Step("Cut London off: every link of its bridgehead goes down", cut_london),
+        Step("Bring London's links up again", reconnect_london),
+        Step("Stop everything and remove the network", stop_everything),
+    ],
+}
 
 
 STEPS: dict[str, list[Step]] = {
@@ -342,10 +408,18 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(example: str, time_scale: float, timeout: float) -> int:
+def plan_demo_network(topo: Topology) -> NetPlan:
+    try:
+        return plan_network(topo, new_prefix())
+    except NetPlanError as exc:
+        raise DemoFailed(str(exc)) from None
+
+
+def run_demo(example: str, time_scale: float, timeout: float, netns: bool = False) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="linkstate-demo-"))
     ok = False
     cluster: Cluster | None = None
+    network: NetPlan | None = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         path = materialise(example, workdir)
@@ -355,9 +429,11 @@ def run_demo(example: str, time_scale: float, timeout: float) -> int:
             click.echo(f"error: embedded example {example} is invalid: {exc.problems[0].format()}", err=True)
             return 1
         cluster = Cluster(path, workdir / "run")
-        run = DemoRun(cluster, topo, time_scale, timeout)
-        click.echo(f"linkstate demo: {example} ({len(topo.servers)} servers), time scale {time_scale:g}")
-        steps = STEPS[example]
+        network = plan_demo_network(topo) if netns else None
+        run = DemoRun(cluster, topo, time_scale, timeout, network=network)
+        mode = ", real network: every server in its own network namespace" if netns else ""
+        click.echo(f"linkstate demo: {example} ({len(topo.servers)} servers), time scale {time_scale:g}{mode}")
+        steps = NETNS_STEPS.get(example, STEPS[example]) if netns else STEPS[example]
         for i, step in enumerate(steps, 1):
             click.echo(f"\n[{i}/{len(steps)}] {step.title}")
             trio.run(step.run, run)
@@ -375,7 +451,17 @@ def run_demo(example: str, time_scale: float, timeout: float) -> int:
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         if cluster is not None:
             cluster.stop_all()
+            if network is not None:
+                _remove_quietly(cluster, network)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _remove_quietly(cluster: Cluster, network: NetPlan) -> None:
+    """The demo's last word on its network: remove it; a failure is one line, never a traceback."""
+    try:
+        remove_network(cluster, network.prefix)
+    except CliError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)

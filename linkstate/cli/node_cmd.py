@@ -406,7 +406,9 @@ async def _await_answer(cluster: Cluster, server: str, wait_s: float) -> str | N
 @click.option("--example", type=click.Choice(["seattle", "single-group"]), default="seattle", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=1), default=90, show_default=True,
               help="Seconds each convergence step may take.")  # fmt: skip
-def demo(time_scale: float | None, example: str, timeout: float) -> None:
+@click.option("--netns", is_flag=True, help="Real network mode (Linux, root): every server in its own network "
+              "namespace; London's bridgehead becomes unreachable because its links go down.")  # fmt: skip
+def demo(time_scale: float | None, example: str, timeout: float, netns: bool) -> None:
     """The main job: the seed's organization as a local cluster; London's bridgehead fails; routes follow."""
     from linkstate.cli.demo import DEFAULT_TIME_SCALE, run_demo
 
@@ -414,7 +416,9 @@ def demo(time_scale: float | None, example: str, timeout: float) -> None:
         time_scale = DEFAULT_TIME_SCALE[example]
     if not time_scale > 0:
         fail(f"--time-scale must be a positive number, got {time_scale}")
-    code = run_demo(example, time_scale, timeout)
+    if netns:
+        netns_cmd.require_support()
+    code = run_demo(example, time_scale, timeout, netns)
     if code:
         raise SystemExit(code)
 
