@@ -37,11 +37,16 @@ def netns_unavailable() -> str | None:
 
 
 @pytest.fixture
-def netns_prefix() -> Iterator[str]:
-    """A fresh run prefix; skips the test where namespaces cannot be made; fails it if it left one behind."""
+def netns_ok() -> None:
+    """Skips the test, with the reason, where network namespaces cannot be made."""
     reason = netns_unavailable()
     if reason is not None:
         pytest.skip(f"netns tests need root and network namespaces: {reason}")
+
+
+@pytest.fixture
+def netns_prefix(netns_ok: None) -> Iterator[str]:
+    """A fresh run prefix; fails the test if it left a namespace with it behind (and removes them)."""
     from linkstate.netns import fabric
 
     prefix = new_prefix()
