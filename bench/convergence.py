@@ -887,13 +887,18 @@ class BenchCluster(Cluster):
         events = self.run_dir / f"{name}.events.jsonl"
         cmd = [sys.executable, str(Path(__file__).resolve()), "serve", "--topology", rec.topology, "--server", name,
                "--events", str(events)]  # fmt: skip
-        with open(rec.log, "ab") as log:
+        with open(rec.log, "ab") as log, self.child_setup(rec) as setup:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=self.run_dir, env=_child_env(), start_new_session=True)  # fmt: skip
+                                    cwd=self.run_dir, env=_child_env(), start_new_session=True,
+                                    preexec_fn=setup)  # fmt: skip
         self.children[proc.pid] = proc
         rec.pid, rec.state, rec.started_at = proc.pid, "running", time.time()
         save_state(state)
         return rec
+
+    def child_setup(self, rec: NodeRecord) -> contextlib.AbstractContextManager[Callable[[], None] | None]:
+        """What a node's child process runs before exec (nothing here; bench/peer_ospf.py enters a namespace)."""
+        return contextlib.nullcontext()
 
     def check_children(self) -> None:
         for pid, proc in self.children.items():
