@@ -19,6 +19,7 @@ May import: anything (CLI layer).
 
 from __future__ import annotations
 
+import math
 import secrets
 import shutil
 import signal
@@ -33,7 +34,7 @@ from pathlib import Path
 import click
 import trio
 
-from linkstate.cli.cluster import Cluster, NodeStatus, format_status
+from linkstate.cli.cluster import START_WAIT, Cluster, NodeStatus, format_status
 from linkstate.cli.route_cmd import describe
 from linkstate.cli.winroute import render
 from linkstate.core.routing import Route, Router
@@ -42,6 +43,7 @@ from linkstate.service.client import ClientError, dump, dump_frame
 from proto.model import Version
 
 POLL = 0.5
+PROGRESS_EVERY = 3.0  # seconds between progress lines when the output is not a terminal
 
 
 class DemoFailed(Exception):
@@ -76,31 +78,21 @@ class DemoRun:
 
     async def wait_for(self, what: str, check: Callable[[list[NodeStatus]], str | None]) -> list[NodeStatus]:
         """Poll every node until `check` returns None (done); otherwise it returns the progress line."""
-        tty = sys.stdout.isatty()
+        progress = Progress(sys.stdout.isatty())
         start = trio.current_time()
-        shown = ""
         while True:
             statuses = await self.cluster.statuses(timeout=2.0)
-            progress = check(statuses)
+            state = check(statuses)
             elapsed = trio.current_time() - start
-            if progress is None:
-                if tty and shown:
-                    sys.stdout.write("\r\x1b[2K")
+            if state is None:
+                progress.finish()
                 self.say(f"  {what}: done in {elapsed:.1f} s")
                 return statuses
             if elapsed > self.timeout:
-                if tty and shown:
-                    sys.stdout.write("\n")
+                progress.finish(keep=True)
                 self.table(statuses)
-                raise DemoFailed(f"{what}: not reached within {self.timeout:g} s ({progress})")
-            line = f"  waiting: {what} — {progress} [{elapsed:4.1f} s]"
-            if tty:
-                sys.stdout.write("\r\x1b[2K" + line)
-                sys.stdout.flush()
-                shown = line
-            elif progress != shown:
-                self.say(line)
-                shown = progress
+                raise DemoFailed(f"{what}: not reached within {self.timeout:g} s ({state})")
+            progress.update(state, f"  waiting: {what} — {state} [{elapsed:4.1f} s]", elapsed)
             await trio.sleep(POLL)
 
     # --- helpers over the topology -------------------------------------------------------------------------
@@ -111,6 +103,33 @@ class DemoRun:
     def members(self) -> list[str]:
         masters = set(self.masters())
         return [s.name for s in self.topo.servers if s.name not in masters]
+
+
+@dataclass
+class Progress:
+    """The line of a wait in progress. On a terminal it is rewritten in place; otherwise (a pipe, a log) it is
+    printed when its state changes and at least every PROGRESS_EVERY seconds, so a reader sees it is alive."""
+
+    tty: bool
+    shown: str = ""
+    line: str = ""
+    printed_at: float = -math.inf
+
+    def update(self, state: str, line: str, elapsed: float) -> None:
+        if self.tty:
+            sys.stdout.write("\r\x1b[2K" + line)
+            sys.stdout.flush()
+        elif state != self.shown or elapsed - self.printed_at >= PROGRESS_EVERY:
+            click.echo(line)
+            self.printed_at = elapsed
+        self.shown, self.line = state, line
+
+    def finish(self, keep: bool = False) -> None:
+        """Before the next output: a terminal's progress line is erased (or ended, to keep it)."""
+        if self.tty and self.line:
+            sys.stdout.write("\n" if keep else "\r\x1b[2K")
+            sys.stdout.flush()
+        self.line = ""
 
 
 def converged(
@@ -156,10 +175,14 @@ async def start_all(run: DemoRun) -> None:
     state = run.cluster.prepare(run.topo, run.time_scale, supervisor_kind="demo")
     if state.derived:
         run.say(f"  real ports not usable ({state.port_note}): dev ports from {state.topology}")
-    for name in state.servers:
-        rec = run.cluster.spawn(name)
-        role = "master" if name in run.masters() else "member"
-        run.say(f"  {name:<8} {role:<6} pid {rec.pid:<7} on {rec.host}:{rec.port}")
+    recs = [run.cluster.spawn(name) for name in state.servers]
+    problems = await run.cluster.await_answers([r.name for r in recs], START_WAIT)
+    for rec in recs:
+        role = "master" if rec.name in run.masters() else "member"
+        where = f"did not come up: {problems[rec.name]}" if rec.name in problems else f"on {rec.host}:{rec.port}"
+        run.say(f"  {rec.name:<8} {role:<6} pid {rec.pid:<7} {where}")
+    if problems:
+        raise DemoFailed(f"{', '.join(problems)} did not come up")
 
 
 async def wait_converged(run: DemoRun) -> None:
@@ -249,21 +272,21 @@ async def live_route(run: DemoRun) -> Route:
 
 async def wait_route(run: DemoRun, cost: int, why: str) -> None:
     start = trio.current_time()
-    last = ""
+    progress = Progress(sys.stdout.isatty())
     while True:
         route = await live_route(run)
         elapsed = trio.current_time() - start
         now = describe(route)
         if route.cost == cost:
+            progress.finish()
             run.say(f"  $ linkstate route --node {SOURCE} --from {SOURCE} --to-server {DEST}")
             run.say(f"  {now}")
             run.say(f"  ({why}: {elapsed:.1f} s)")
             return
         if elapsed > run.timeout:
+            progress.finish(keep=True)
             raise DemoFailed(f"route cost {cost} not reached within {run.timeout:g} s (still: {now})")
-        if now != last:
-            run.say(f"  waiting: {why} [{elapsed:4.1f} s]  now: {now}")
-            last = now
+        progress.update(now, f"  waiting: {why} [{elapsed:4.1f} s]  now: {now}", elapsed)
         await trio.sleep(POLL)
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import tomllib
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_cluster_status_of_a_cluster_that_never_ran(tmp_path: Path, monkeypatch:
     res = invoke("cluster", "stop", str(path), "B")
     assert res.exit_code == 1 and res.stderr.startswith("error: no cluster has run")
     res = invoke("cluster", "up", str(tmp_path / "missing.toml"))
-    assert res.exit_code == 2 and res.stderr.startswith("error: invalid topology")
+    assert res.exit_code == 2 and res.stderr == f"error: cannot read {tmp_path / 'missing.toml'}: no such file\n"
 
 
 def test_cluster_refuses_non_loopback_addresses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,6 +125,26 @@ def test_cluster_refuses_non_loopback_addresses(tmp_path: Path, monkeypatch: pyt
     path = write_topology(tmp_path / "topology.toml", ["A"], [17999], host="192.0.2.10")
     res = invoke("cluster", "up", str(path))
     assert res.exit_code == 2 and "loopback" in res.stderr
+
+
+@pytest.mark.tcp
+def test_cluster_up_fails_when_a_node_dies_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cluster up` waits until every node answers on 691; one that exits is reported with its own error line,
+    and the others are stopped again (issue 11, item 9)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    ports = free_ports(4)
+    path = write_topology(tmp_path / "topology.toml", ["A", "B"], ports[:2], smtp=ports[2:])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports[1]))
+        squatter.listen()
+        res = run_cli("cluster", "up", str(path), "--no-status")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert re.search(rf"  A +pid \d+ +listens on 127\.0\.0\.1:{ports[0]}", res.stdout), res.stdout
+    assert re.search(rf"  B +pid \d+ +did not come up: it exited: cannot listen on 127\.0\.0\.1:{ports[1]} \(691\): "
+                     "address already in use", res.stdout), res.stdout  # fmt: skip
+    assert res.stdout.endswith("stopped 1 server: A\n")
+    assert res.stderr == "error: 1 server of 2 did not come up (B): stopping the cluster\n"
+    assert [s.state for s in _statuses(Cluster(path))] == ["stopped", "stopped"]
 
 
 def _statuses(cluster: Cluster) -> list[NodeStatus]:
@@ -166,13 +187,28 @@ def test_cluster_up_converges_and_stops_cleanly(tmp_path: Path, monkeypatch: pyt
             res = run_cli("cluster", "status", str(path), "--json")
             assert [s["state"] for s in json.loads(res.stdout)["servers"]] == ["running", "running", "stopped"]
 
+            res = run_cli("cluster", "status", str(path), "C")
+            assert res.returncode == 0 and res.stdout.split() == ["C", f"127.0.0.1:{ports[2]}", "stopped"]
+
+            # a start whose node dies at once (its port is taken) fails with the node's own error line
+            with socket.socket() as squatter:
+                squatter.bind(("127.0.0.1", ports[2]))
+                squatter.listen()
+                res = run_cli("cluster", "start", str(path), "C")
+            assert res.returncode == 1, res.stdout
+            assert re.fullmatch(r"error: C \(pid \d+\) did not come up: it exited: cannot listen on "
+                                rf"127\.0\.0\.1:{ports[2]} \(691\): address already in use\n", res.stderr)  # fmt: skip
+
             # and start it again
             res = run_cli("cluster", "start", str(path), "C")
             assert res.returncode == 0 and "started C" in res.stdout, res.stderr
             assert wait_until(converged, timeout=20), str(_statuses(cluster))
             pids = [r.pid for r in cluster.require_state().servers.values()]
 
-            up.send_signal(signal.SIGTERM)
+            # `cluster stop FILE` stops everything, `cluster up` included
+            res = run_cli("cluster", "stop", str(path))
+            assert res.returncode == 0, res.stderr
+            assert res.stdout == f"stopped 3 servers: A, B, C\nand its 'linkstate cluster up' (pid {up.pid})\n"
             assert up.wait(timeout=20) == 0, out.read_text()
         finally:
             state = cluster.state()
@@ -180,7 +216,7 @@ def test_cluster_up_converges_and_stops_cleanly(tmp_path: Path, monkeypatch: pyt
                 if node_alive(rec):
                     kill_quietly(rec.pid)
     text = out.read_text()
-    assert "listens on 127.0.0.1" in text and "stopped 3 server(s)" in text, text
+    assert "listens on 127.0.0.1" in text and "stopped 3 servers" in text, text
     assert all(not _pid_alive(p) for p in pids)
     sts = _statuses(cluster)
     assert [s.state for s in sts] == ["stopped"] * 3
