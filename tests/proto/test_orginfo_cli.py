@@ -83,7 +83,8 @@ def test_real_process_never_prints_a_traceback() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.decode() == (
-        "error: expected a separator (0x20), found b'.' at byte 10; this is the printed/sanitized form: try --tolerant\n"
+        "error: expected a separator (0x20), found b'.' at byte 10; "
+        "this is the printed/sanitized form: try --tolerant\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", "from linkstate.cli.main import main; main()", "orginfo", "encode", "--keep-digest"],
