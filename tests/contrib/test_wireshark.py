@@ -101,6 +101,10 @@ async def wait_for(predicate: Any, timeout: float) -> None:
             await trio.sleep(0.05)
 
 
+def seen(rec: Recorder, data: bytes) -> bool:
+    return any(data in chunk for flow in rec.flows for _, _, chunk in flow.chunks)
+
+
 async def hostile_smtp(topo: Topology, port: int) -> None:
     """Authenticate with X-EXPS (unauthenticated X-LINK2STATE is refused at once), then send the MS05-021
     shapes; the server refuses each, and the dissector flags each."""
@@ -178,7 +182,8 @@ async def test_tshark_dissects_a_captured_organization(tmp_path: Path) -> None:
     a_to_b = topo.connector("A-B")
     async with running(topo, real, rec) as services:
         await wait_for(lambda: converged(services), 20)
-        await trio.sleep(1.5)  # a Simple_Poll (1 s) and bridgehead probes that end in DONE_RESPONSE (1 s)
+        # then a Simple_Poll answered SAME (every 1 s) and a bridgehead probe that ends in DONE_RESPONSE (every 1 s)
+        await wait_for(lambda: seen(rec, b" POLL_RESPONSE SAME ") and seen(rec, b" X-LINK2STATE DONE_RESPONSE"), 20)
         view, decoded = await dump(HOST, wire["A2"][0], topo.secret)
         assert view.role == "member"
         await command(HOST, wire["A2"][0], topo.secret, rg691.StateReport("FAULT", a_to_b.guid, "", "CLEAR"))
