@@ -68,6 +68,7 @@ REAL_PORT_691 = 691
 REAL_PORT_SMTP = 25
 STOP_TIMEOUT = 10.0
 START_GRACE = 8.0  # seconds a fresh process may take before "no answer" counts as a problem
+START_WAIT = 20.0  # seconds `cluster up` / `cluster start` wait for a node to answer on 691
 EXIT_FAILED = 1
 
 # --------------------------------------------------------------------------------------------- run state
@@ -249,14 +250,21 @@ def can_bind(host: str, port: int) -> bool:
 
 
 def check_loopback(topo: Topology) -> None:
-    for s in topo.servers:
-        host = s.address or "127.0.0.1"
-        try:
-            ok = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            ok = False
-        if not ok:
-            fail(f"a local cluster binds loopback only: server {s.name} has address {host}")
+    """A local cluster runs every server on this machine: refuse, naming every offender, any other address."""
+    bad = [f"{s.name} ({s.address})" for s in topo.servers if not _is_loopback(s.address or "127.0.0.1")]
+    if bad:
+        fail(
+            "a local cluster runs every server on this machine, so every address must be loopback (127.0.0.0/8); "
+            f"not loopback: {', '.join(bad)} (on real hosts run 'linkstate serve' on each: README, "
+            "'Running on real hosts')"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def real_ports_problem(topo: Topology) -> str | None:
@@ -484,7 +492,12 @@ class Cluster:
             fail(f"unreadable network plan {path}: {exc}", EXIT_FAILED)
 
     def supervisor_alive(self, state: RunState) -> bool:
-        return alive(state.supervisor)
+        """Is the recorded `cluster up` (or `demo`) process still there (and not this process)?"""
+        return state.supervisor != os.getpid() and alive(state.supervisor, state.supervisor_kind)
+
+    def is_running(self, state: RunState | None) -> bool:
+        """A cluster runs when its supervisor or any of its nodes does."""
+        return state is not None and (self.supervisor_alive(state) or bool(self.running(state)))
 
     def running(self, state: RunState) -> list[str]:
         return [name for name, rec in state.servers.items() if node_alive(rec)]
@@ -622,6 +635,19 @@ class Cluster:
         self.reap()
         return [r.name for r in live]
 
+    def shutdown(self, timeout: float = STOP_TIMEOUT) -> tuple[list[str], int | None]:
+        """Stop the whole cluster: its supervisor first (SIGTERM; it stops its nodes), then any node left.
+        Returns (the nodes that were running, the supervisor's pid if one was running)."""
+        state = self.require_state()
+        was_running = self.running(state)
+        supervisor = state.supervisor if self.supervisor_alive(state) else None
+        if supervisor is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(supervisor, signal.SIGTERM)
+            wait_gone(supervisor, state.supervisor_kind, timeout + 5)
+        self.stop_all(timeout)
+        return was_running, supervisor
+
     def _terminate(self, pids: list[int], names: list[str], timeout: float) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -648,6 +674,29 @@ class Cluster:
         for pid, proc in list(self.children.items()):
             if proc.poll() is not None:
                 self.children.pop(pid, None)
+
+    async def await_answers(self, names: list[str], wait_s: float) -> dict[str, str]:
+        """Wait until every named node answers a DUMP on its 691 port. Returns, for each that did not, why:
+        the node's own last `error:` line when it exited, else what the last attempt saw."""
+        deadline = trio.current_time() + wait_s
+        pending, problems, last = set(names), {}, {}
+        while pending:
+            for st in await self.statuses(timeout=2.0):
+                if st.name not in pending:
+                    continue
+                if st.state == "running":
+                    pending.discard(st.name)
+                elif st.state in ("exited", "stopped"):
+                    problems[st.name] = f"it exited: {st.error.removeprefix('error: ')}" if st.error else "it exited"
+                    pending.discard(st.name)
+                else:
+                    last[st.name] = st.error or st.state
+            if not pending or trio.current_time() >= deadline:
+                break
+            await trio.sleep(0.2)
+        for name in pending:
+            problems[name] = f"no answer on 691 within {wait_s:g} s ({last.get(name, 'no answer')})"
+        return problems
 
     async def statuses(self, timeout: float = 3.0) -> list[NodeStatus]:
         self.reap()

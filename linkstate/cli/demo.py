@@ -24,6 +24,7 @@ May import: anything (CLI layer).
 
 from __future__ import annotations
 
+import math
 import secrets
 import shutil
 import signal
@@ -38,7 +39,7 @@ from pathlib import Path
 import click
 import trio
 
-from linkstate.cli.cluster import Cluster, NodeStatus, format_status
+from linkstate.cli.cluster import START_WAIT, Cluster, NodeStatus, format_status
 from linkstate.cli.common import CliError
 from linkstate.cli.netns_cmd import remove_network
 from linkstate.cli.route_cmd import describe
@@ -53,6 +54,7 @@ from linkstate.service.client import ClientError, dump, dump_frame
 from proto.model import Version
 
 POLL = 0.5
+PROGRESS_EVERY = 3.0  # seconds between progress lines when the output is not a terminal
 
 
 class DemoFailed(Exception):
@@ -88,31 +90,21 @@ class DemoRun:
 
     async def wait_for(self, what: str, check: Callable[[list[NodeStatus]], str | None]) -> list[NodeStatus]:
         """Poll every node until `check` returns None (done); otherwise it returns the progress line."""
-        tty = sys.stdout.isatty()
+        progress = Progress(sys.stdout.isatty())
         start = trio.current_time()
-        shown = ""
         while True:
             statuses = await self.cluster.statuses(timeout=2.0)
-            progress = check(statuses)
+            state = check(statuses)
             elapsed = trio.current_time() - start
-            if progress is None:
-                if tty and shown:
-                    sys.stdout.write("\r\x1b[2K")
+            if state is None:
+                progress.finish()
                 self.say(f"  {what}: done in {elapsed:.1f} s")
                 return statuses
             if elapsed > self.timeout:
-                if tty and shown:
-                    sys.stdout.write("\n")
+                progress.finish(keep=True)
                 self.table(statuses)
-                raise DemoFailed(f"{what}: not reached within {self.timeout:g} s ({progress})")
-            line = f"  waiting: {what} — {progress} [{elapsed:4.1f} s]"
-            if tty:
-                sys.stdout.write("\r\x1b[2K" + line)
-                sys.stdout.flush()
-                shown = line
-            elif progress != shown:
-                self.say(line)
-                shown = progress
+                raise DemoFailed(f"{what}: not reached within {self.timeout:g} s ({state})")
+            progress.update(state, f"  waiting: {what} — {state} [{elapsed:4.1f} s]", elapsed)
             await trio.sleep(POLL)
 
     # --- helpers over the topology -------------------------------------------------------------------------
@@ -123,6 +115,33 @@ class DemoRun:
     def members(self) -> list[str]:
         masters = set(self.masters())
         return [s.name for s in self.topo.servers if s.name not in masters]
+
+
+@dataclass
+class Progress:
+    """The line of a wait in progress. On a terminal it is rewritten in place; otherwise (a pipe, a log) it is
+    printed when its state changes and at least every PROGRESS_EVERY seconds, so a reader sees it is alive."""
+
+    tty: bool
+    shown: str = ""
+    line: str = ""
+    printed_at: float = -math.inf
+
+    def update(self, state: str, line: str, elapsed: float) -> None:
+        if self.tty:
+            sys.stdout.write("\r\x1b[2K" + line)
+            sys.stdout.flush()
+        elif state != self.shown or elapsed - self.printed_at >= PROGRESS_EVERY:
+            click.echo(line)
+            self.printed_at = elapsed
+        self.shown, self.line = state, line
+
+    def finish(self, keep: bool = False) -> None:
+        """Before the next output: a terminal's progress line is erased (or ended, to keep it)."""
+        if self.tty and self.line:
+            sys.stdout.write("\n" if keep else "\r\x1b[2K")
+            sys.stdout.flush()
+        self.line = ""
 
 
 def converged(
@@ -175,10 +194,14 @@ async def start_all(run: DemoRun) -> None:
         )
     elif state.derived:
         run.say(f"  real ports not usable ({state.port_note}): dev ports from {state.topology}")
-    for name in state.servers:
-        rec = run.cluster.spawn(name)
-        role = "master" if name in run.masters() else "member"
-        run.say(f"  {name:<8} {role:<6} pid {rec.pid:<7} on {rec.host}:{rec.port}")
+    recs = [run.cluster.spawn(name) for name in state.servers]
+    problems = await run.cluster.await_answers([r.name for r in recs], START_WAIT)
+    for rec in recs:
+        role = "master" if rec.name in run.masters() else "member"
+        where = f"did not come up: {problems[rec.name]}" if rec.name in problems else f"on {rec.host}:{rec.port}"
+        run.say(f"  {rec.name:<8} {role:<6} pid {rec.pid:<7} {where}")
+    if problems:
+        raise DemoFailed(f"{', '.join(problems)} did not come up")
 
 
 async def wait_converged(run: DemoRun) -> None:
@@ -272,21 +295,21 @@ async def live_route(run: DemoRun) -> Route:
 
 async def wait_route(run: DemoRun, cost: int, why: str) -> None:
     start = trio.current_time()
-    last = ""
+    progress = Progress(sys.stdout.isatty())
     while True:
         route = await live_route(run)
         elapsed = trio.current_time() - start
         now = describe(route)
         if route.cost == cost:
+            progress.finish()
             run.say(f"  $ linkstate route --node {SOURCE} --from {SOURCE} --to-server {DEST}")
             run.say(f"  {now}")
             run.say(f"  ({why}: {elapsed:.1f} s)")
             return
         if elapsed > run.timeout:
+            progress.finish(keep=True)
             raise DemoFailed(f"route cost {cost} not reached within {run.timeout:g} s (still: {now})")
-        if now != last:
-            run.say(f"  waiting: {why} [{elapsed:4.1f} s]  now: {now}")
-            last = now
+        progress.update(now, f"  waiting: {why} [{elapsed:4.1f} s]  now: {now}", elapsed)
         await trio.sleep(POLL)
 
 
@@ -294,48 +317,65 @@ async def route_via_london(run: DemoRun) -> None:
     await wait_route(run, 20, "Seattle → London → Brussels, the lowest cost")
 
 
-async def stop_london(run: DemoRun) -> None:
-    rec, _ = await trio.to_thread.run_sync(run.cluster.stop, LOST)
-    delay = run.topo.settings.state_delay / run.time_scale
-    run.say(f"  stopped {LOST} (pid {rec.pid}), London's master and the bridgehead of all its connectors")
-    run.say("  Seattle, Brussels and Tokyo probe it, report it unavailable, and commit the change after the")
-    run.say(f"  state delay ({delay:g} s at this time scale); the minor update then travels over X-LINK2STATE")
+async def via_tokyo(run: DemoRun, *lines: str) -> None:
+    """London is lost: say how, then wait for Seattle's route to take Tokyo (35)."""
+    for line in lines:
+        run.say(f"  {line}")
     await wait_route(run, 35, "the change committed and propagated")
     run.table(await run.cluster.statuses(timeout=2.0))
 
 
-async def restart_london(run: DemoRun) -> None:
-    rec = await trio.to_thread.run_sync(run.cluster.spawn, LOST)
-    run.say(f"  started {LOST} again (pid {rec.pid})")
+async def back_via_london(run: DemoRun, line: str) -> None:
+    """London is back: say how, then wait for the route to fail back (20) and for one digest everywhere."""
+    run.say(f"  {line}")
     await wait_route(run, 20, "London is back: the route fails back (different costs, R54)")
     await run.wait_for("one digest everywhere again", converged(run.topo))
     run.table(await run.cluster.statuses(timeout=2.0))
 
 
+def _delay(run: DemoRun) -> str:
+    return f"{run.topo.settings.state_delay / run.time_scale:g} s at this time scale"
+
+
+async def stop_london(run: DemoRun) -> None:
+    rec, _ = await trio.to_thread.run_sync(run.cluster.stop, LOST)
+    await via_tokyo(
+        run,
+        f"stopped {LOST} (pid {rec.pid}), London's master and the bridgehead of all its connectors",
+        "Seattle, Brussels and Tokyo probe it, report it unavailable, and commit the change after the",
+        f"state delay ({_delay(run)}); the minor update then travels over X-LINK2STATE",
+    )
+
+
+async def restart_london(run: DemoRun) -> None:
+    rec = await trio.to_thread.run_sync(run.cluster.spawn, LOST)
+    await back_via_london(run, f"started {LOST} again (pid {rec.pid})")
+
+
 # --- the same over real links (--netns): London's bridgehead becomes unreachable because its links go down ------
 
 
-async def cut_london(run: DemoRun) -> None:
+async def london_links(run: DemoRun, up: bool) -> list[str]:
+    """Take every link of London's bridgehead down or up (both ends); returns their names."""
     plan = run.network
     assert plan is not None
-    cut = await trio.to_thread.run_sync(Fabric(plan).set_links, plan.links_of_group("London"), False)
-    delay = run.topo.settings.state_delay / run.time_scale
-    run.say(f"  took down {len(cut)} links, both ends: {', '.join(cut)}")
-    run.say(f"  {LOST} keeps running, but nothing reaches it from outside London: Seattle's, Brussels' and Tokyo's")
-    run.say("  probes fail (network unreachable), each reports its connector to London unavailable and commits")
-    run.say(f"  after the state delay ({delay:g} s at this time scale); the minor update travels over X-LINK2STATE")
-    await wait_route(run, 35, "the change committed and propagated")
-    run.table(await run.cluster.statuses(timeout=2.0))
+    return await trio.to_thread.run_sync(Fabric(plan).set_links, plan.links_of_group("London"), up)
+
+
+async def cut_london(run: DemoRun) -> None:
+    cut = await london_links(run, False)
+    await via_tokyo(
+        run,
+        f"took down {len(cut)} links, both ends: {', '.join(cut)}",
+        f"{LOST} keeps running, but nothing reaches it from outside London: Seattle's, Brussels' and Tokyo's",
+        "probes fail (network unreachable), each reports its connector to London unavailable and commits",
+        f"after the state delay ({_delay(run)}); the minor update travels over X-LINK2STATE",
+    )
 
 
 async def reconnect_london(run: DemoRun) -> None:
-    plan = run.network
-    assert plan is not None
-    back = await trio.to_thread.run_sync(Fabric(plan).set_links, plan.links_of_group("London"), True)
-    run.say(f"  brought {len(back)} links up again; the probes succeed, London's and its neighbours' tables merge")
-    await wait_route(run, 20, "London is reachable again: the route fails back (different costs, R54)")
-    await run.wait_for("one digest everywhere again", converged(run.topo))
-    run.table(await run.cluster.statuses(timeout=2.0))
+    back = await london_links(run, True)
+    await back_via_london(run, f"brought {len(back)} links up again; the probes succeed and the tables merge")
 
 
 NETNS_STEPS: dict[str, list[Step]] = {

@@ -80,6 +80,15 @@ def remove_network(cluster: Cluster, prefix: str) -> list[str]:
         fail(str(exc), EXIT_FAILED)
 
 
+def leftover_network(cluster: Cluster) -> list[str]:
+    """Remove the run's namespaces if they outlived their supervisor (call after the nodes stopped)."""
+    state = cluster.state()
+    if state is None or not state.netns_prefix or not fabric.leftovers(state.netns_prefix):
+        return []
+    require_support()
+    return remove_network(cluster, state.netns_prefix)
+
+
 def _stop_own(pids: list[int], ns: str) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -185,10 +194,7 @@ def clean(cluster: Cluster) -> None:
         fail(f"the cluster of {cluster.source.name} is running (supervisor pid {state.supervisor}): stop it "
              "(Ctrl-C, or 'linkstate cluster stop') before cleaning", EXIT_FAILED)  # fmt: skip
     stopped = cluster.stop_all()
-    removed: list[str] = []
-    if state.netns_prefix:
-        require_support()
-        removed = remove_network(cluster, state.netns_prefix)
+    removed = leftover_network(cluster)
     click.echo(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
     click.echo(f"removed {len(removed)} namespace(s)" + (f" ({state.netns_prefix}*)" if removed else ""))
 

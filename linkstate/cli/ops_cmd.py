@@ -17,7 +17,7 @@ import trio
 
 from linkstate.cli import netns_cmd
 from linkstate.cli.cluster import Cluster
-from linkstate.cli.common import EXIT_FAILED, fail, print_json
+from linkstate.cli.common import EXIT_FAILED, HelpGroup, fail, print_json
 from linkstate.cli.node_cmd import _target, cluster_group, start_server
 from linkstate.cli.route_cmd import describe
 from linkstate.cli.topology_cmd import load_or_fail
@@ -83,11 +83,14 @@ def cluster_fault(
         return
     if target is None or action is None:
         fail("give TARGET and ACTION (up, down or flap), or --partition GROUP, or --heal")
-    topo = cluster.topology() if cluster.state() else load_or_fail(file)
+    state = cluster.state()
+    topo = cluster.topology(state) if state else load_or_fail(file)
     names = {s.name for s in topo.servers}
     connectors = {c.name for c in topo.connectors}
     if target not in names | connectors:
         fail(f"{target!r} is neither a server nor a connector of {file}")
+    if not cluster.is_running(state):
+        fail(f"no cluster is running for {file} (start one with 'linkstate cluster up')", EXIT_FAILED)
     if target in names:
         _server_fault(cluster, target, action, count, interval)
         return
@@ -134,14 +137,14 @@ def _server_fault(cluster: Cluster, server: str, action: str, count: int, interv
             rec, was = cluster.stop(server)
             click.echo(f"{server}: stopped (pid {rec.pid})" if was else f"{server}: was not running")
         else:
-            rec = start_server(cluster, server, wait_s=10)
+            rec = start_server(cluster, server)
             click.echo(f"{server}: started (pid {rec.pid}) on {rec.host}:{rec.port}")
 
 
 # --------------------------------------------------------------------------------------------- remonitor
 
 
-@click.group("remonitor")
+@click.group("remonitor", cls=HelpGroup)
 def remonitor_group() -> None:
     """Remonitor: write a tombstone for a deleted routing group (requirements R135, G53–G54)."""
 
@@ -152,7 +155,8 @@ def remonitor_group() -> None:
 @click.option("--topology", "topology_file", required=True, type=click.Path(dir_okay=False),
               help="Names, the secret, a running cluster's ports.")  # fmt: skip
 @click.option("--from-server", help="Run as if on this server of a local cluster (its address is the source).")
-def remonitor_inject(node: str, group: str, topology_file: str, from_server: str | None) -> None:
+@click.option("--force", is_flag=True, help="Inject even though the group is in the directory and its master answers.")
+def remonitor_inject(node: str, group: str, topology_file: str, from_server: str | None, force: bool) -> None:
     """Inject a tombstone for a routing group into one node; the normal exchange spreads it org-wide."""
     topo = load_or_fail(topology_file)
     guid = group.lower()
@@ -161,6 +165,8 @@ def remonitor_inject(node: str, group: str, topology_file: str, from_server: str
             guid = topo.routing_group(group).guid
         except KeyError:
             fail(f"unknown routing group {group!r} (give its name or its 32-hex GUID)")
+    if not force:
+        _refuse_live_group(topo, topology_file, guid)
     host, port = _target(node, topo, topology_file)
     local = None
     ns = netns_cmd.namespace_of(topology_file, host)
@@ -179,6 +185,26 @@ def remonitor_inject(node: str, group: str, topology_file: str, from_server: str
     except OSError as exc:
         fail(f"cannot use {local} as the source address: {exc.strerror or exc}", EXIT_FAILED)
     click.echo(f"tombstone for {group} injected into {host}:{port}; its digest is now {digest}")
+
+
+def _refuse_live_group(topo: Topology, topology_file: str, guid: str) -> None:
+    """A group still in the directory whose master answers would outvote the tombstone: refuse (exit 1)."""
+    spec = topo.routing_group_by_guid(guid)
+    if spec is None:
+        return
+    host, port = _target(spec.master, topo, topology_file)
+    try:
+        view, _ = trio.run(lambda: dump(host, port, topo.secret, timeout=3))
+    except ClientError:
+        return  # its master does not answer: the group may really be gone
+    if view.role != "master" or view.routing_group != guid:
+        return
+    fail(
+        f"routing group {spec.name} is still in the directory and its master {spec.master} answers at "
+        f"{host}:{port}: it publishes its section above any tombstone, so the tombstone would be outvoted; "
+        "delete the group from the topology and stop its servers first (or give --force)",
+        EXIT_FAILED,
+    )
 
 
 # --------------------------------------------------------------------------------------------- route --node

@@ -4,9 +4,7 @@ stand-in daemon. The full side-by-side run needs root and FRR and takes minutes:
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -15,18 +13,12 @@ import pytest
 
 from linkstate.core.directory import build_orginfo
 from linkstate.core.routing import Router
-
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "peer_ospf.py"
+from tests.bench import scripts
 
 
 @pytest.fixture(scope="module")
 def peer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_peer_ospf_smoke", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return scripts.load("peer_ospf")
 
 
 def test_a_missing_frr_is_named_with_how_to_install_it(

@@ -14,28 +14,24 @@ from pathlib import Path
 import pytest
 
 from linkstate.netns import fabric
-from tests.service.node_cli_helpers import SECRET, reaped, run_cli, spawn_cli, wait_until
+from tests.service.node_cli_helpers import (
+    SECRET,
+    SEED_ROUTES,
+    demo_routes,
+    reaped,
+    run_cli,
+    run_demo,
+    spawn_cli,
+    wait_until,
+)
 
 pytestmark = pytest.mark.usefixtures("netns_ok")
 
 
 def test_demo_netns_reroutes_over_real_links_and_leaves_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "demo.out"
-    with open(out, "w") as fh, reaped(spawn_cli("demo", "--netns", "--timeout", "60", stdout=fh)) as demo:
-        try:
-            rc = demo.wait(timeout=240)
-        except subprocess.TimeoutExpired:
-            demo.send_signal(signal.SIGINT)  # the demo removes its network on Ctrl-C
-            demo.wait(timeout=30)
-            raise
-    text = out.read_text()
+    rc, text = run_demo(tmp_path / "demo.out", "--netns", "--timeout", "60", timeout=240)
     assert rc == 0, text
-    routes = re.findall(r"^  route  (.+?)  cost (\d+)", text, re.MULTILINE)
-    assert [(p, int(c)) for p, c in routes] == [
-        ("Seattle → London → Brussels", 20),
-        ("Seattle → Tokyo → Brussels", 35),
-        ("Seattle → London → Brussels", 20),
-    ], text
+    assert demo_routes(text) == SEED_ROUTES, text
     assert "took down 3 links, both ends: SEA-BH1~LON-BH1, LON-BH1~BRU-BH1, LON-BH1~TOK-BH1" in text
     assert "on 198.18.0.1:691" in text  # loopback addresses replaced from the benchmarking range
     prefix = re.search(r"namespaces (ls-[0-9a-f]{6}-)\*", text).group(1)  # type: ignore[union-attr]
