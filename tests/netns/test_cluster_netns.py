@@ -78,15 +78,20 @@ def test_cluster_up_netns_link_faults_queries_and_clean_after_a_crash(tmp_path: 
         assert "links: 1 up, 0 down" in cli("cluster", "status", topo).stdout
         view = cli("winroute", "B1", "--topology", topo)  # enters B1's namespace
         assert view.returncode == 0 and "Local node:   B1" in view.stdout, view.stderr
+        route = ("route", "--node", "A1", "--topology", topo, "--from", "A1", "--to-group", "B")
+        assert wait_until(lambda: "route  A → B  cost 10" in cli(*route).stdout, 20), cli(*route)
+        assert "stopped B1" in cli("cluster", "stop", topo, "B1").stdout  # a process fault, as on loopback
+        started = cli("cluster", "start", topo, "B1")  # back in its namespace, answering there
+        assert started.returncode == 0 and "on 198.18.1.1:691" in started.stdout, started.stderr
         wrong = cli("cluster", "fault", topo, "--partition", "Z")
         assert wrong.returncode == 2 and wrong.stderr.startswith("error: unknown routing group 'Z'")
 
         refused = cli("cluster", "clean", topo)
         assert refused.returncode == 1 and "is running" in refused.stderr
+        nodes = [rec["pid"] for rec in json.loads((run_dir / "cluster.json").read_text())["servers"].values()]
         os.kill(supervisor, signal.SIGKILL)  # a crashed supervisor leaves its nodes and namespaces
         up.wait(timeout=10)
     assert len(fabric.leftovers(prefix)) == 4
-    nodes = [rec["pid"] for rec in state["servers"].values()]
     cleaned = cli("cluster", "clean", topo)
     assert cleaned.returncode == 0 and "removed 4 namespace(s)" in cleaned.stdout, cleaned.stderr
     assert fabric.leftovers(prefix) == []
