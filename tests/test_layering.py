@@ -1,5 +1,6 @@
-"""Imports run one way: proto <- linkstate.core <- linkstate.service <- linkstate.sim <- linkstate.cli; the core is
-pure.
+"""Imports run one way: proto <- linkstate.core <- linkstate.service <- linkstate.sim <- linkstate.cli; linkstate.netns
+(real network mode) sits beside the CLI: it may use every layer below and the CLI may use it, never the reverse. The
+core is pure.
 
 Every module's imports are parsed (not executed) and each arrow is checked against the layer's allow-list; inside
 linkstate.core no import cycle exists, counting imports under TYPE_CHECKING and inside functions. The core reads no
@@ -35,6 +36,10 @@ ALLOWED: dict[str, set[str]] = {
     "linkstate.core": {"proto", "linkstate.core"},
     "linkstate.service": {"proto", "linkstate.core", "linkstate.service", "trio", "structlog"},
     "linkstate.sim": {"proto", "linkstate.core", "linkstate.service", "linkstate.sim", "trio", "structlog"},
+    "linkstate.netns": {
+        "proto", "linkstate.core", "linkstate.service", "linkstate.sim", "linkstate.netns", "trio", "structlog",
+        "pyroute2",
+    },
 }
 
 

@@ -11,8 +11,10 @@ import sys
 
 import click
 
+from linkstate.cli.common import HelpGroup
 
-@click.group("bench")
+
+@click.group("bench", cls=HelpGroup)
 def bench() -> None:
     """Benchmarks."""
 

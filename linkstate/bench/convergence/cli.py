@@ -95,7 +95,7 @@ def run_scenarios(args: argparse.Namespace) -> list[Scenario]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="convergence", description=DESCRIPTION)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{run,compare}")
     r = sub.add_parser("run", help="run scenarios, print tables, write JSON/CSV (and PNG with --plots)")
     r.add_argument("--shape", choices=SHAPES, default="ring")
     r.add_argument("--groups", type=int, default=20)
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("compare", help="compare two result JSON files")
     c.add_argument("a")
     c.add_argument("b")
-    s = sub.add_parser("serve", help=argparse.SUPPRESS)  # the tcp transport's child process
+    s = sub.add_parser("serve")  # the tcp transport's child process: no help, so not listed
     s.add_argument("--topology", required=True)
     s.add_argument("--server", required=True)
     s.add_argument("--events", required=True)

@@ -51,8 +51,8 @@ from proto.model import BridgeheadState
 
 class BenchCluster(Cluster):
     """linkstate.cli.cluster's machinery (run directory, state file, loopback check, SIGTERM/SIGKILL stop), with
-    each node run by `convergence.py serve`: the real NodeService on TCP, plus a control pipe (stdin) and an
-    events file (every table change with its wall-clock time, and the 691/SMTP write counters)."""
+    each node run by `python -m linkstate.bench.convergence serve`: the real NodeService on TCP, plus a control pipe
+    (stdin) and an events file (every table change with its wall-clock time, and the 691/SMTP write counters)."""
 
     def spawn(self, name: str) -> NodeRecord:
         state = self.require_state()
@@ -60,14 +60,18 @@ class BenchCluster(Cluster):
         events = self.run_dir / f"{name}.events.jsonl"
         cmd = [sys.executable, "-m", "linkstate.bench.convergence", "serve", "--topology", rec.topology,
                "--server", name, "--events", str(events)]  # fmt: skip
-        with open(rec.log, "ab") as log:
+        with open(rec.log, "ab") as log, self.child_setup(rec) as setup:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                                     cwd=self.run_dir, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                    start_new_session=True)  # fmt: skip
+                                    start_new_session=True, preexec_fn=setup)  # fmt: skip
         self.children[proc.pid] = proc
         rec.pid, rec.state, rec.started_at = proc.pid, "running", time.time()
         save_state(state)
         return rec
+
+    def child_setup(self, rec: NodeRecord) -> contextlib.AbstractContextManager[Callable[[], None] | None]:
+        """What a node's child process runs before exec (nothing here; bench/peer_ospf.py enters a namespace)."""
+        return contextlib.nullcontext()
 
     def check_children(self) -> None:
         for pid, proc in self.children.items():
