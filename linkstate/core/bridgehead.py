@@ -15,6 +15,7 @@ May import: the standard library, proto, linkstate.core (never node.py or a role
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from linkstate.core.context import NodeContext, Outbox
@@ -115,6 +116,7 @@ class Bridgehead:
         self.links = fresh
 
     def next_deadline(self) -> float | None:
+        """The earliest probe due of a link with no session running (None without links)."""
         due: float | None = None
         for link in self.links.values():
             if link.in_flight is None and (due is None or link.next_probe < due):
@@ -122,6 +124,7 @@ class Bridgehead:
         return due
 
     def on_timer(self, now: float) -> None:
+        """Start the session of every idle link whose probe is due."""
         for link in self.links.values():
             if link.in_flight is None and now >= link.next_probe:
                 self._start(link, now)
@@ -283,33 +286,45 @@ class Bridgehead:
         self._failed(link, "SMTP session ended before the exchange completed", now)
 
     def on_session_event(self, conn: int, event: Event, now: float) -> None:
+        """One event of connection `conn`'s session (the node settles the facts it raises before the next)."""
         entry = self.smtp.get(conn)
-        if entry is None:
-            return
-        ctx, out = self.ctx, self.out
-        if isinstance(event, OrgInfoReceived):
-            self._learn(event.frame, event.peer_guid, now)
-        elif isinstance(event, Done):
-            entry.done = True
-            if entry.link is not None:
-                self._succeeded(entry.link, event.exchanged, now)
-        elif isinstance(event, AuthSucceeded):
-            out.diag("smtp_authenticated", event_id=event.event_id, peer=ctx.server_name(event.peer_guid))
-        elif isinstance(event, AuthFailed):
-            out.diag(
-                "smtp_auth_failed",
-                level="warning",
-                event_id=event.event_id,
-                reason=event.reason,
-                peer=ctx.server_name(event.peer_guid) if event.peer_guid else "",
-            )
-        elif isinstance(event, SessionFailed):
-            self.counters.rejected += 1
-            self.counters.by_reason[event.reason] = self.counters.by_reason.get(event.reason, 0) + 1
-            out.diag("link2state_rejected", level="warning", conn=conn, reason=event.reason, fatal=event.fatal)
-        elif isinstance(event, MailReceived):
-            self.counters.mail_received += 1
-            out.diag("mail_queued", sender=event.sender, recipients=len(event.recipients), size=len(event.data))
+        if entry is not None:
+            _SESSION_EVENTS[type(event)](self, conn, entry, event, now)
+
+    def _on_orginfo(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, OrgInfoReceived)
+        self._learn(event.frame, event.peer_guid, now)
+
+    def _on_done(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, Done)
+        entry.done = True
+        if entry.link is not None:
+            self._succeeded(entry.link, event.exchanged, now)
+
+    def _on_auth_succeeded(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, AuthSucceeded)
+        self.out.diag("smtp_authenticated", event_id=event.event_id, peer=self.ctx.server_name(event.peer_guid))
+
+    def _on_auth_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, AuthFailed)
+        self.out.diag(
+            "smtp_auth_failed",
+            level="warning",
+            event_id=event.event_id,
+            reason=event.reason,
+            peer=self.ctx.server_name(event.peer_guid) if event.peer_guid else "",
+        )
+
+    def _on_session_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, SessionFailed)
+        self.counters.rejected += 1
+        self.counters.by_reason[event.reason] = self.counters.by_reason.get(event.reason, 0) + 1
+        self.out.diag("link2state_rejected", level="warning", conn=conn, reason=event.reason, fatal=event.fatal)
+
+    def _on_mail(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, MailReceived)
+        self.counters.mail_received += 1
+        self.out.diag("mail_queued", sender=event.sender, recipients=len(event.recipients), size=len(event.data))
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
@@ -318,3 +333,13 @@ class Bridgehead:
             self.out.diag("orginfo_rejected", level="warning", peer=self.ctx.server_name(peer), reason=str(exc))
             return
         self.out.post(Learned(decoded.orginfo, f"smtp:{self.ctx.server_name(peer)}"))
+
+
+_SESSION_EVENTS: dict[type, Callable[[Bridgehead, int, _Smtp, Event, float], None]] = {
+    OrgInfoReceived: Bridgehead._on_orginfo,
+    Done: Bridgehead._on_done,
+    AuthSucceeded: Bridgehead._on_auth_succeeded,
+    AuthFailed: Bridgehead._on_auth_failed,
+    SessionFailed: Bridgehead._on_session_failed,
+    MailReceived: Bridgehead._on_mail,
+}

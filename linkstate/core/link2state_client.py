@@ -93,7 +93,9 @@ _L2S_PREFIX_LEN = len(_L2S_REPLY_PREFIX)
 
 
 class SmtpClientSession(SmtpSession):
-    """The initiating bridgehead's side: greeting, EHLO, X-EXPS, the digest, both packets, QUIT."""
+    """The initiating bridgehead's side of one SMTP connection: greeting, EHLO, X-EXPS, the digest, both packets,
+    QUIT. Every complete reply is classified into a `ClientInput` and handled by `CLIENT_TABLE`; `expected_peer`,
+    when given, is the only server GUID it accepts."""
 
     def __init__(
         self,

@@ -119,6 +119,7 @@ class NodeCore:
     # --- the core interface --------------------------------------------------------------------------------
 
     def start(self, now: float) -> list[ev.Output]:
+        """The node starts: its role connects (member) or begins its settle period (master)."""
         ctx = self.ctx
         self.out.diag(
             "node_started", server=ctx.me.name, rg=ctx.rg.name, role=self.role.name.value, digest=ctx.lsdb.digest
@@ -128,18 +129,22 @@ class NodeCore:
         return self.out.take()
 
     def handle(self, event: ev.Input, now: float) -> list[ev.Output]:
+        """One input at time `now`: the part that owns it acts, the facts it raised are drained, and everything the
+        node wants done comes back, in order (docs/ARCHITECTURE.md: one received frame)."""
         handler = _INPUTS[type(event)]
         handler(self, event, now)
         self._settle(now)  # every handler settles after each part it calls; nothing may wait for the next input
         return self.out.take()
 
     def next_deadline(self) -> float | None:
+        """The earliest time `on_timer` has work (the role's timers, the bridgehead's probes), or None."""
         role, links = self.role.next_deadline(), self.bridgehead.next_deadline()
         if role is None:
             return links
         return role if links is None or role <= links else links
 
     def on_timer(self, now: float) -> list[ev.Output]:
+        """Time `now` has come (at or after `next_deadline()`): the role, then the bridgehead, do what is due."""
         self.role.on_timer(now)
         self._settle(now)
         self.bridgehead.on_timer(now)
@@ -147,6 +152,7 @@ class NodeCore:
         return self.out.take()
 
     def shutdown(self, reason: str = "shutting down") -> list[ev.Output]:
+        """The node stops: its role detaches, every connection closes."""
         self.role.stop(reason)
         self.bridgehead.stop()
         for conn in list(self.out.conns):
