@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from linkstate.bench.convergence.plan import (
 )
 from linkstate.bench.convergence.report import Progress, fmt_s
 from linkstate.bench.convergence.results import Run, Scenario, diff, finish_run, ratio_of
-from linkstate.cli.cluster import Cluster, NodeRecord, check_loopback, dumps_toml, save_state
+from linkstate.cli.cluster import Cluster, NodeRecord, can_bind, check_loopback, dumps_toml, save_state
 from linkstate.core import events as ev
 from linkstate.logconfig import configure
 from linkstate.service.node import NodeService
@@ -127,7 +126,7 @@ def run_tcp(scn: Scenario, runs: int, progress: Progress, keep: bool = False, bu
     if scn.event == "oscillation":
         raise NotApplicable("the oscillation scenario runs on the sim transport (it counts updates, not time)")
     check_loopback(plan.topology)
-    busy = [s.address for s in plan.topology.servers if not _can_bind(s.address or "127.0.0.1", PORT_691)]
+    busy = [s.address for s in plan.topology.servers if not can_bind(s.address or "127.0.0.1", PORT_691)]
     if busy:
         raise RuntimeError(f"{busy[0]}:{PORT_691} is in use (another benchmark running?)")
     run_dir = Path(tempfile.mkdtemp(prefix="linkstate-bench-"))
@@ -193,16 +192,6 @@ def run_tcp(scn: Scenario, runs: int, progress: Progress, keep: bool = False, bu
                 proc.wait(timeout=2)
         if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _can_bind(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def tcp_counters(cluster: BenchCluster, reader: EventsReader, servers: list[str]) -> Traffic:
