@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from linkstate.core.connstate import GroupStates
 from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.dampening import Commit, Dampener
+from linkstate.core.dampening import Commit
 from linkstate.core.directory import build_section
 from linkstate.core.events import ChangeKind, UpdateKind
 from linkstate.core.role import RoleName, RoleStatus
-from linkstate.core.routing import connector_pinned
 from proto import rg691
-from proto.model import BridgeheadState, ConnectorState, OrgInfo, RoutingGroup, Version
+from proto.model import BridgeheadState, OrgInfo, RoutingGroup, Version
 
 
 class MasterRole:
@@ -37,21 +37,12 @@ class MasterRole:
         self.out = out
         self.attached_members: dict[str, int] = {}  # member GUID -> its conn
         self.services: dict[str, str] = {}
-        self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # committed (connector, vs) -> state
-        self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
-        self.reported: dict[tuple[str, str], BridgeheadState] = {}  # latest reported (connector, vs) -> state
+        self.states = GroupStates(ctx, now)  # live bridgeheads, their reports, committed connector states
         self.epoch = ctx.nonce()  # a fresh version GUID at every master start (G31)
         self.version = Version()
         self.highest_seen = Version()
         self.published = False
         self.settle_deadline: float | None = now + ctx.settings.scaled("master_settle")
-        self.dampener = Dampener(
-            ctx.settings.scaled("state_delay"),
-            compat_e2k=ctx.settings.compat_e2k,
-            batch_interval=ctx.settings.scaled("poll_interval"),
-            epoch=now,
-        )
-        self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -84,13 +75,13 @@ class MasterRole:
         return len(self.attached_members) + 1 >= n // 2 + 1
 
     def next_deadline(self) -> float | None:
-        return _earliest(self.settle_deadline, self.dampener.next_deadline())
+        return _earliest(self.settle_deadline, self.states.next_deadline())
 
     def on_timer(self, now: float) -> None:
         if self.settle_deadline is not None and now >= self.settle_deadline:
             self.settle_deadline = None
             self._publish(now, reason="settle period over")
-        self._apply_commits(self.dampener.on_timer(now), now)
+        self._apply_commits(self.states.on_timer(now), now)
 
     # --- messages --------------------------------------------------------------------------------------
 
@@ -116,6 +107,16 @@ class MasterRole:
                 del self.attached_members[guid]
                 self.out.diag("member_detached", member=self.ctx.server_name(guid), attached=len(self.attached_members))
                 self._commit(ChangeKind.USER, now)
+                self._liveness(guid, now, live=False)
+
+    def _liveness(self, member: str, now: float, *, live: bool) -> None:
+        """A member's server came or went: the connectors it is a source bridgehead of follow (issue 10, item 1)."""
+        spec = self.ctx.topology.server_by_guid(member)
+        if spec is None:
+            return
+        states = self.states
+        commits = states.attach(spec.vs_guid, now) if live else states.detach(spec.vs_guid, now)
+        self._apply_commits(commits, now)
 
     def _on_attach(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Attach)
@@ -151,6 +152,7 @@ class MasterRole:
             ),
         )
         out.diag("member_attached", member=member.name, attached=len(self.attached_members), quorum=self.quorum)
+        self._liveness(member.guid, now, live=True)
         if self.published:
             if self._ahead(reported, msg.version_guid):  # the member saw a later epoch: publish above it
                 self._commit(ChangeKind.MAJOR, now, above=reported)
@@ -222,45 +224,11 @@ class MasterRole:
         except ValueError:
             self.out.diag("state_ignored", level="warning", connector=connector, reason=f"unknown state {value!r}")
             return
-        self.reported[(connector, vs)] = state
-        if self._pinned(connector):
+        if self.states.pinned(connector):
             # no alternate path: the connector stays UP and no link-state traffic is generated (R121, G42)
             self.out.diag("state_change_pinned", connector=spec.name, state=state.value)
             return
-        derived = self._derived_state(spec.guid, self.reported)
-        if derived is self.dampener.committed(connector):
-            self._refresh_bridgeheads(connector, now)
-        self._apply_commits(self.dampener.report(connector, derived, now), now)
-
-    def _pinned(self, connector: str) -> bool:
-        settings = self.ctx.settings
-        if settings.compat_e2k:
-            return False
-        digest = self.ctx.lsdb.digest
-        if self._pinned_cache is None or self._pinned_cache[0] != digest:
-            self._pinned_cache = (digest, {})
-        known = self._pinned_cache[1]
-        if connector not in known:  # one connector's search, not the whole table's (G42)
-            known[connector] = connector_pinned(self.ctx.lsdb.snapshot(), connector, settings.leaf_rule)
-        return known[connector]
-
-    def _refresh_bridgeheads(self, connector: str, now: float) -> None:
-        """A bridgehead changed but the connector's state did not: publish the bridgehead states (minor).
-
-        Inside an open window, or while the connector is committed DOWN, nothing is published: the states wait for
-        the connector's own commit."""
-        quiet = self.dampener.committed(connector) is ConnectorState.UP and not self.dampener.window_open(connector)
-        if quiet and self._take_reports(connector):
-            self._commit(ChangeKind.MINOR, now)
-
-    def _take_reports(self, connector: str) -> bool:
-        """Make the latest reported bridgehead states of `connector` the published ones; True if any changed."""
-        changed = False
-        for (c, vs), bh in self.reported.items():
-            if c == connector and self.bh_states.get((c, vs), BridgeheadState.CONN_AVAIL) is not bh:
-                self.bh_states[(c, vs)] = bh
-                changed = True
-        return changed
+        self._apply_commits(self.states.report(spec, vs, state, now), now)
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         self.out.close(conn, "member detached")
@@ -268,19 +236,8 @@ class MasterRole:
 
     # --- state and versions -----------------------------------------------------------------------------
 
-    def _derived_state(self, connector: str, states: dict[tuple[str, str], BridgeheadState]) -> ConnectorState:
-        """DOWN only when every explicit source bridgehead is not available (R46–R47)."""
-        spec = self.ctx.topology.connector_by_guid(connector)
-        if spec is None or not spec.source_bridgeheads:
-            return ConnectorState.UP
-        vs_guids = [self.ctx.topology.bridgehead_of(name) for name in spec.source_bridgeheads]
-        all_down = all(
-            states.get((connector, vs), BridgeheadState.CONN_AVAIL) is not BridgeheadState.CONN_AVAIL for vs in vs_guids
-        )
-        return ConnectorState.DOWN if all_down else ConnectorState.UP
-
     def _apply_commits(self, commits: list[Commit], now: float) -> None:
-        for diag in self.dampener.diagnostics():
+        for diag in self.states.diagnostics():
             self.out.diag(
                 diag.name,
                 level="warning",
@@ -288,19 +245,17 @@ class MasterRole:
                 changes=diag.changes,
                 window_start=round(diag.window_start, 3),
             )
-        if not commits:
-            return
+        changed = self.states.take_changed()
         for commit in commits:
-            connector, state = commit.connector_guid, commit.state
-            self.conn_states[connector] = state
-            self._take_reports(connector)
+            self.states.commit(commit)
             self.out.diag(
                 "connector_state_committed",
-                connector=self.ctx.connector_name(connector),
-                state=state.value,
+                connector=self.ctx.connector_name(commit.connector_guid),
+                state=commit.state.value,
                 event_id=4005,
             )
-        self._commit(ChangeKind.MINOR, now)
+        if commits or changed:
+            self._commit(ChangeKind.MINOR, now)
 
     def _maybe_publish(self, now: float) -> None:
         expected = {s.guid for s in self.ctx.topology.servers_in(self.ctx.rg.name)} - {self.ctx.me.guid}
@@ -338,8 +293,9 @@ class MasterRole:
         )
         connectors = []
         for c in base.connectors:
-            bhs = tuple(replace(b, state=self.bh_states.get((c.guid, b.guid), b.state)) for b in c.bridgeheads)
-            connectors.append(replace(c, bridgeheads=bhs, state=self.conn_states.get(c.guid, c.state)))
+            bh_states, conn_states = self.states.bh_states, self.states.conn_states
+            bhs = tuple(replace(b, state=bh_states.get((c.guid, b.guid), b.state)) for b in c.bridgeheads)
+            connectors.append(replace(c, bridgeheads=bhs, state=conn_states.get(c.guid, c.state)))
         return replace(base, members=members, connectors=tuple(connectors))
 
     def _write_section(self, kind: UpdateKind) -> None:

@@ -1,0 +1,167 @@
+"""What a routing group's master knows of its group's connectors (requirements R46–R51, R57, R117–R121; G40–G42).
+
+Owns: `GroupStates`: which source bridgeheads are live (the master itself, and each attached member), the latest
+state each live bridgehead reported for each connector it is a source of, the states derived from both, the
+oscillation window every derived change goes through (linkstate.core.dampening), and the committed states the
+master publishes.
+Rules (docs/PROTOCOL.md §4, "Connector state"):
+  - a source bridgehead is *available* for a connector when it is live and its latest report for that connector
+    is CONN_AVAIL (no report yet counts as available); a bridgehead whose server detaches is not available for
+    any connector it is a source of, and what it reported before is forgotten;
+  - a connector with explicit source bridgeheads is DOWN when none of them is available, UP otherwise (R46, R47,
+    seed L1828); one with none ("any local server", R48) is always UP;
+  - a derived change is a report to the dampener like any other (state delay, oscillation window); the committed
+    state is what the master publishes.
+Invariants: pure (no clock: `now` is an argument); only this object changes the committed states; every change
+of a committed state is returned to the caller as a `Commit` (a minor update to publish).
+May import: the standard library, proto, linkstate.core (never node.py or a role).
+"""
+
+from __future__ import annotations
+
+from linkstate.core.context import NodeContext
+from linkstate.core.dampening import Commit, Dampener, OscillationSuppressed
+from linkstate.core.routing import connector_pinned
+from linkstate.core.topology import ConnectorSpec
+from proto.model import BridgeheadState, ConnectorState
+
+AVAIL = BridgeheadState.CONN_AVAIL
+NOT_AVAILABLE = BridgeheadState.CONN_NOT_AVAILABLE
+
+
+class GroupStates:
+    """The master's view of its group's connectors and source bridgeheads (module docstring)."""
+
+    def __init__(self, ctx: NodeContext, now: float) -> None:
+        self.ctx = ctx
+        self.live: set[str] = {ctx.me.vs_guid}  # VS GUIDs of the source bridgeheads that are running
+        self.reports: dict[tuple[str, str], BridgeheadState] = {}  # latest (connector, vs) -> reported state
+        self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
+        self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # published (connector, vs) -> state
+        self.bridgeheads_changed = False
+        self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
+        settings = ctx.settings
+        self.dampener = Dampener(
+            settings.scaled("state_delay"),
+            compat_e2k=settings.compat_e2k,
+            batch_interval=settings.scaled("poll_interval"),
+            epoch=now,
+        )
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    def sources(self, spec: ConnectorSpec) -> list[str]:
+        """The VS GUIDs of a connector's explicit source bridgeheads (empty: any local server)."""
+        topo = self.ctx.topology
+        return [topo.bridgehead_of(name) for name in spec.source_bridgeheads]
+
+    def effective(self, connector: str, vs: str) -> BridgeheadState:
+        """A source bridgehead's state as the master sees it: not available when its server is not live."""
+        if vs not in self.live:
+            return NOT_AVAILABLE
+        return self.reports.get((connector, vs), AVAIL)
+
+    def derived(self, spec: ConnectorSpec) -> ConnectorState:
+        """DOWN when no explicit source bridgehead is available; UP otherwise (R46–R48)."""
+        vs_guids = self.sources(spec)
+        if not vs_guids or any(self.effective(spec.guid, vs) is AVAIL for vs in vs_guids):
+            return ConnectorState.UP
+        return ConnectorState.DOWN
+
+    def sourced_by(self, vs: str) -> list[ConnectorSpec]:
+        """The connectors of this group that list `vs`'s server as a source bridgehead."""
+        ctx = self.ctx
+        server = ctx.topology.server_by_guid(vs)
+        if server is None:
+            return []
+        return [c for c in ctx.topology.connectors_from(ctx.rg.name) if server.name in c.source_bridgeheads]
+
+    def pinned(self, connector: str) -> bool:
+        """No alternate path between the connector's groups in the current table (G42, R121): it stays UP and
+        nothing about it is published. Never with `compat_e2k` (G65)."""
+        settings = self.ctx.settings
+        if settings.compat_e2k:
+            return False
+        lsdb = self.ctx.lsdb
+        if self._pinned_cache is None or self._pinned_cache[0] != lsdb.digest:
+            self._pinned_cache = (lsdb.digest, {})
+        known = self._pinned_cache[1]
+        if connector not in known:  # one connector's search, not the whole table's (G42)
+            known[connector] = connector_pinned(lsdb.snapshot(), connector, settings.leaf_rule)
+        return known[connector]
+
+    def next_deadline(self) -> float | None:
+        return self.dampener.next_deadline()
+
+    def diagnostics(self) -> list[OscillationSuppressed]:
+        return self.dampener.diagnostics()
+
+    # --- inputs ------------------------------------------------------------------------------------------
+
+    def report(self, spec: ConnectorSpec, vs: str, state: BridgeheadState, now: float) -> list[Commit]:
+        """A source bridgehead's report (its own, or a member's STATE)."""
+        self.reports[(spec.guid, vs)] = state
+        return self._rederive(spec, now)
+
+    def attach(self, vs: str, now: float) -> list[Commit]:
+        """A member whose server is `vs`'s came (back): its connectors may be available again."""
+        if vs in self.live:
+            return []
+        self.live.add(vs)
+        return self._rederive_all(vs, now)
+
+    def detach(self, vs: str, now: float) -> list[Commit]:
+        """A member left: not available for any connector it is a source of (item 1 of issue 10)."""
+        if vs not in self.live:
+            return []
+        self.live.discard(vs)
+        for key in [k for k in self.reports if k[1] == vs]:
+            del self.reports[key]
+        return self._rederive_all(vs, now)
+
+    def on_timer(self, now: float) -> list[Commit]:
+        return self.dampener.on_timer(now)
+
+    def commit(self, commit: Commit) -> None:
+        """A committed connector state: publish it, with its bridgeheads' states as they are now."""
+        self.conn_states[commit.connector_guid] = commit.state
+        self.take_bridgeheads(commit.connector_guid)
+
+    def take_bridgeheads(self, connector: str) -> bool:
+        """Make the bridgehead states of `connector` as the master sees them now the published ones; True if any
+        changed."""
+        spec = self.ctx.topology.connector_by_guid(connector)
+        if spec is None:
+            return False
+        changed = False
+        for vs in self.sources(spec):
+            state = self.effective(connector, vs)
+            if self.bh_states.get((connector, vs), AVAIL) is not state:
+                self.bh_states[(connector, vs)] = state
+                changed = True
+        return changed
+
+    def quiet(self, connector: str) -> bool:
+        """Committed UP with no window open: a bridgehead change that does not move the connector may be published."""
+        d = self.dampener
+        return d.committed(connector) is ConnectorState.UP and not d.window_open(connector)
+
+    # --- derivation --------------------------------------------------------------------------------------
+
+    def _rederive_all(self, vs: str, now: float) -> list[Commit]:
+        commits: list[Commit] = []
+        for spec in self.sourced_by(vs):
+            if not self.pinned(spec.guid):
+                commits.extend(self._rederive(spec, now))
+        return commits
+
+    def _rederive(self, spec: ConnectorSpec, now: float) -> list[Commit]:
+        derived = self.derived(spec)
+        if derived is self.dampener.committed(spec.guid) and self.quiet(spec.guid) and self.take_bridgeheads(spec.guid):
+            self.bridgeheads_changed = True  # published with the next minor update (inside a window: with the commit)
+        return self.dampener.report(spec.guid, derived, now)
+
+    def take_changed(self) -> bool:
+        """Whether bridgehead states changed (without their connector) since the last call."""
+        changed, self.bridgeheads_changed = self.bridgeheads_changed, False
+        return changed

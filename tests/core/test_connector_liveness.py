@@ -1,0 +1,124 @@
+"""A source bridgehead that goes away takes its connector down (issue 10 item 1; seed L1828, R46–R49).
+
+The failover example (examples/failover.toml) on the simulated network: Hub's preferred connector to Branch
+(cost 1) has HUB-A as its only source bridgehead, the backup (cost 5) has HUB-B. Nothing but HUB-A's process
+dying tells the master: no probe of anyone else fails.
+"""
+
+from __future__ import annotations
+
+from linkstate.core.topology import parse_topology
+from linkstate.sim.network import SimNetwork
+from proto.model import BridgeheadState, ConnectorState, Version
+from tests.core.failure_helpers import (
+    FAILOVER,
+    bridgehead_states,
+    committed,
+    connector_state,
+    failover,
+    started,
+    version,
+    via,
+)
+
+DELAY = 600  # the example's state delay
+AVAIL, NOT_AVAILABLE = BridgeheadState.CONN_AVAIL, BridgeheadState.CONN_NOT_AVAILABLE
+
+
+def test_the_preferred_source_bridgehead_dying_moves_routes_to_the_backup_after_the_state_delay() -> None:
+    net = started(failover())
+    assert via(net) == ("Hub-Branch", 1, "HUB-A")
+    before = version(net, "HUB-M")
+    net.stop("HUB-A")
+    net.run_for(5)
+    detached = version(net, "HUB-M")
+    # "connected NO" (user), and Hub-Internet's bridgehead HUB-A published unavailable at once (minor)
+    assert detached == Version(before.major, before.minor + 1, 0)
+    assert bridgehead_states(net, "BR-1", "Hub-Internet") == {"HUB-A": NOT_AVAILABLE, "HUB-B": AVAIL}
+    assert via(net) == ("Hub-Branch", 1, "HUB-A")  # the state delay holds the change back
+    net.run_for(DELAY - 10)
+    assert committed(net) == [] and via(net) == ("Hub-Branch", 1, "HUB-A")
+    net.run_for(10)
+    assert committed(net) == [("Hub-Branch", "DOWN")]
+    assert version(net, "HUB-M") == Version(before.major, before.minor + 2, 0)  # one more minor update
+    for server in ("HUB-M", "HUB-B", "BR-1"):  # the whole organization routes around it
+        assert connector_state(net, server, "Hub-Branch") is ConnectorState.DOWN
+        assert bridgehead_states(net, server, "Hub-Branch") == {"HUB-A": NOT_AVAILABLE}
+    assert via(net) == ("Hub-Branch-Backup", 5, "HUB-B")
+    assert via(net, "HUB-B") == ("Hub-Branch-Backup", 5, "BR-1")  # HUB-B sends itself, to the remote
+    assert net.converged()
+
+
+def test_the_bridgehead_coming_back_is_up_at_once_and_wins_again() -> None:
+    net = started(failover())
+    net.stop("HUB-A")
+    net.run_for(DELAY + 10)
+    assert via(net) == ("Hub-Branch-Backup", 5, "HUB-B")
+    down = version(net, "HUB-M")
+    net.start("HUB-A")
+    net.run_for(5)  # it attaches and reports its connector available: an UP commits at once (G41)
+    assert committed(net) == [("Hub-Branch", "DOWN"), ("Hub-Branch", "UP")]
+    assert bridgehead_states(net, "BR-1", "Hub-Branch") == {"HUB-A": AVAIL}
+    assert via(net) == ("Hub-Branch", 1, "HUB-A")  # the lower cost wins back (R54)
+    assert version(net, "HUB-M").minor == down.minor + 1
+    assert net.converged()
+
+
+def test_a_bridgehead_back_inside_the_window_changes_no_state() -> None:
+    net = started(failover())
+    before = version(net, "HUB-M")
+    net.stop("HUB-A")
+    net.run_for(120)
+    net.start("HUB-A")
+    net.run_for(DELAY)
+    assert committed(net) == []
+    assert via(net) == ("Hub-Branch", 1, "HUB-A")
+    after = version(net, "HUB-M")
+    # user updates (NO, then YES) and Hub-Internet's bridgehead HUB-A published at once, both ways (minor)
+    assert (after.major, after.minor) == (before.major, before.minor + 2)
+    assert any(d.event == "oscillation_suppressed" for _, _, d in net.diagnostics)
+
+
+def shared(**settings: object) -> SimNetwork:
+    """Hub-Branch with two source bridgeheads, HUB-A and HUB-B (and the backup, as in the example)."""
+    text = FAILOVER.read_text().replace(
+        'cost = 1\nsource_bridgeheads = ["HUB-A"]', 'cost = 1\nsource_bridgeheads = ["HUB-A", "HUB-B"]'
+    )
+    return started(parse_topology(text, "shared.toml"))
+
+
+def test_one_of_two_source_bridgeheads_down_leaves_the_connector_up_through_the_other() -> None:
+    """R46: "a connector is always considered available if one bridgehead server is available" (all down, not any)."""
+    net = shared()
+    assert via(net)[:2] == ("Hub-Branch", 1)
+    net.stop("HUB-A")
+    net.run_for(DELAY + 10)
+    assert committed(net) == []  # the connector never changed state
+    assert connector_state(net, "BR-1", "Hub-Branch") is ConnectorState.UP
+    assert bridgehead_states(net, "BR-1", "Hub-Branch") == {"HUB-A": NOT_AVAILABLE, "HUB-B": AVAIL}
+    assert via(net) == ("Hub-Branch", 1, "HUB-B")  # the survivor is chosen (R52)
+    net.stop("HUB-B")
+    net.run_for(DELAY + 10)
+    assert sorted(committed(net)) == [("Hub-Branch", "DOWN"), ("Hub-Branch-Backup", "DOWN"), ("Hub-Internet", "DOWN")]
+    assert bridgehead_states(net, "HUB-M", "Hub-Branch") == {"HUB-A": NOT_AVAILABLE, "HUB-B": NOT_AVAILABLE}
+    net.run_for(60)  # no Hub server bridges to Branch any more: BR-1's own probe of HUB-M brings the change
+    assert net.converged()
+    assert via(net)[0] is None  # the backup's only bridgehead is HUB-B too: nothing leaves the hub for Branch
+
+
+def test_a_detached_bridgehead_forgets_what_it_reported() -> None:
+    """A report from before the detach does not count once the server is back: it is live, and until it reports
+    again it is taken as available."""
+    net = started(failover())
+    connector = net.topology.connector("Hub-Branch").guid
+    from linkstate.core import events as ev
+
+    net.inject("HUB-A", ev.FaultInjected(connector, NOT_AVAILABLE))
+    net.run_for(DELAY + 10)
+    assert committed(net) == [("Hub-Branch", "DOWN")]
+    net.stop("HUB-A")
+    net.run_for(5)
+    net.start("HUB-A")  # a fresh process: nothing forced any more
+    net.run_for(30)
+    assert committed(net) == [("Hub-Branch", "DOWN"), ("Hub-Branch", "UP")]
+    assert via(net) == ("Hub-Branch", 1, "HUB-A")
