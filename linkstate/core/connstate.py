@@ -19,6 +19,8 @@ May import: the standard library, proto, linkstate.core (never node.py or a role
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from linkstate.core.context import NodeContext
 from linkstate.core.dampening import Commit, Dampener, OscillationSuppressed
 from linkstate.core.routing import connector_pinned
@@ -38,7 +40,6 @@ class GroupStates:
         self.reports: dict[tuple[str, str], BridgeheadState] = {}  # latest (connector, vs) -> reported state
         self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
         self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # published (connector, vs) -> state
-        self.bridgeheads_changed = False
         self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
         settings = ctx.settings
         self.dampener = Dampener(
@@ -122,31 +123,32 @@ class GroupStates:
     def on_timer(self, now: float) -> list[Commit]:
         return self.dampener.on_timer(now)
 
-    def commit(self, commit: Commit) -> None:
-        """A committed connector state: publish it, with its bridgeheads' states as they are now."""
-        self.conn_states[commit.connector_guid] = commit.state
-        self.take_bridgeheads(commit.connector_guid)
+    def commit(self, commit: Commit) -> Committed:
+        """Make a committed state the published one; what to log about it."""
+        connector, _, vs = commit.connector_guid.partition("/")
+        name = self.ctx.connector_name(connector)
+        if not vs:
+            self.conn_states[connector] = commit.state
+            return Committed("connector_state_committed", name, "", commit.state.value, 4005)
+        state = AVAIL if commit.state is ConnectorState.UP else self._unavailable(connector, vs)
+        self.bh_states[(connector, vs)] = state
+        return Committed("bridgehead_state_committed", name, self.ctx.server_name(vs), state.value)
 
-    def take_bridgeheads(self, connector: str) -> bool:
-        """Make the bridgehead states of `connector` as the master sees them now the published ones; True if any
-        changed."""
-        spec = self.ctx.topology.connector_by_guid(connector)
-        if spec is None:
-            return False
-        changed = False
-        for vs in self.sources(spec):
-            state = self.effective(connector, vs)
-            if self.bh_states.get((connector, vs), AVAIL) is not state:
-                self.bh_states[(connector, vs)] = state
-                changed = True
-        return changed
-
-    def quiet(self, connector: str) -> bool:
-        """Committed UP with no window open: a bridgehead change that does not move the connector may be published."""
-        d = self.dampener
-        return d.committed(connector) is ConnectorState.UP and not d.window_open(connector)
+    def describe(self, key: str) -> dict[str, object]:
+        """The names in a dampener key: the connector's, and the bridgehead's for a bridgehead's key."""
+        connector, _, vs = key.partition("/")
+        named: dict[str, object] = {"connector": self.ctx.connector_name(connector)}
+        if vs:
+            named["bridgehead"] = self.ctx.server_name(vs)
+        return named
 
     # --- derivation --------------------------------------------------------------------------------------
+
+    def _unavailable(self, connector: str, vs: str) -> BridgeheadState:
+        """How an unavailable bridgehead is published: as it reported (NOT_STARTED, NOT_AVAILABLE), or NOT_AVAILABLE
+        when its server is gone."""
+        state = self.effective(connector, vs)
+        return NOT_AVAILABLE if state is AVAIL else state
 
     def _rederive_all(self, vs: str, now: float) -> list[Commit]:
         commits: list[Commit] = []
@@ -156,12 +158,34 @@ class GroupStates:
         return commits
 
     def _rederive(self, spec: ConnectorSpec, now: float) -> list[Commit]:
-        derived = self.derived(spec)
-        if derived is self.dampener.committed(spec.guid) and self.quiet(spec.guid) and self.take_bridgeheads(spec.guid):
-            self.bridgeheads_changed = True  # published with the next minor update (inside a window: with the commit)
-        return self.dampener.report(spec.guid, derived, now)
+        """Every source bridgehead's state and the connector's, each through its own oscillation window (item 6 of
+        issue 10: one bridgehead flapping is damped like a connector flapping)."""
+        commits: list[Commit] = []
+        dampener = self.dampener
+        for vs in self.sources(spec):
+            up = self.effective(spec.guid, vs) is AVAIL
+            commits.extend(dampener.report(_key(spec.guid, vs), ConnectorState.UP if up else ConnectorState.DOWN, now))
+        commits.extend(dampener.report(spec.guid, self.derived(spec), now))
+        return commits
 
-    def take_changed(self) -> bool:
-        """Whether bridgehead states changed (without their connector) since the last call."""
-        changed, self.bridgeheads_changed = self.bridgeheads_changed, False
-        return changed
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A committed change, as the master logs it (`bridgehead` is "" for a connector's own state)."""
+
+    event: str
+    connector: str
+    bridgehead: str
+    state: str
+    event_id: int | None = None
+
+    def fields(self) -> dict[str, object]:
+        named: dict[str, object] = {"connector": self.connector}
+        if self.bridgehead:
+            named["bridgehead"] = self.bridgehead
+        return named | {"state": self.state}
+
+
+def _key(connector: str, vs: str) -> str:
+    """The dampener key of one source bridgehead of a connector (a connector's own key is its GUID)."""
+    return f"{connector}/{vs}"

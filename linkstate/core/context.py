@@ -15,7 +15,7 @@ May import: the standard library, proto, linkstate.core (never node.py, the role
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
@@ -97,6 +97,12 @@ class Outbox:
     # --- requests --------------------------------------------------------------------------------------
 
     def diag(self, event: str, level: ev.Level = "info", event_id: int | None = None, **fields: object) -> None:
+        self._out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
+
+    def diag_fields(
+        self, event: str, fields: Mapping[str, object], level: ev.Level = "info", event_id: int | None = None
+    ) -> None:
+        """`diag` with fields built by the caller (some present only in some cases)."""
         self._out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
 
     def send(self, conn: int, msg: rg691.Message) -> None:

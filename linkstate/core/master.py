@@ -237,25 +237,17 @@ class MasterRole:
     # --- state and versions -----------------------------------------------------------------------------
 
     def _apply_commits(self, commits: list[Commit], now: float) -> None:
-        for diag in self.states.diagnostics():
-            self.out.diag(
-                diag.name,
-                level="warning",
-                connector=self.ctx.connector_name(diag.connector_guid),
-                changes=diag.changes,
-                window_start=round(diag.window_start, 3),
-            )
-        changed = self.states.take_changed()
+        states, out = self.states, self.out
+        for diag in states.diagnostics():
+            fields = states.describe(diag.connector_guid) | {"changes": diag.changes,
+                                                              "window_start": round(diag.window_start, 3)}  # fmt: skip
+            out.diag_fields(diag.name, fields, level="warning")
+        if not commits:
+            return
         for commit in commits:
-            self.states.commit(commit)
-            self.out.diag(
-                "connector_state_committed",
-                connector=self.ctx.connector_name(commit.connector_guid),
-                state=commit.state.value,
-                event_id=4005,
-            )
-        if commits or changed:
-            self._commit(ChangeKind.MINOR, now)
+            done = states.commit(commit)
+            out.diag_fields(done.event, done.fields(), event_id=done.event_id)
+        self._commit(ChangeKind.MINOR, now)
 
     def _maybe_publish(self, now: float) -> None:
         expected = {s.guid for s in self.ctx.topology.servers_in(self.ctx.rg.name)} - {self.ctx.me.guid}

@@ -31,16 +31,15 @@ def test_the_preferred_source_bridgehead_dying_moves_routes_to_the_backup_after_
     before = version(net, "HUB-M")
     net.stop("HUB-A")
     net.run_for(5)
-    detached = version(net, "HUB-M")
-    # "connected NO" (user), and Hub-Internet's bridgehead HUB-A published unavailable at once (minor)
-    assert detached == Version(before.major, before.minor + 1, 0)
-    assert bridgehead_states(net, "BR-1", "Hub-Internet") == {"HUB-A": NOT_AVAILABLE, "HUB-B": AVAIL}
+    assert version(net, "HUB-M") == Version(before.major, before.minor, before.user + 1)  # "connected NO": user
+    assert bridgehead_states(net, "BR-1", "Hub-Internet") == {"HUB-A": AVAIL, "HUB-B": AVAIL}  # damped too
     assert via(net) == ("Hub-Branch", 1, "HUB-A")  # the state delay holds the change back
     net.run_for(DELAY - 10)
     assert committed(net) == [] and via(net) == ("Hub-Branch", 1, "HUB-A")
     net.run_for(10)
     assert committed(net) == [("Hub-Branch", "DOWN")]
-    assert version(net, "HUB-M") == Version(before.major, before.minor + 2, 0)  # one more minor update
+    assert version(net, "HUB-M") == Version(before.major, before.minor + 1, 0)  # one minor update for all of it
+    assert bridgehead_states(net, "BR-1", "Hub-Internet") == {"HUB-A": NOT_AVAILABLE, "HUB-B": AVAIL}
     for server in ("HUB-M", "HUB-B", "BR-1"):  # the whole organization routes around it
         assert connector_state(net, server, "Hub-Branch") is ConnectorState.DOWN
         assert bridgehead_states(net, server, "Hub-Branch") == {"HUB-A": NOT_AVAILABLE}
@@ -74,8 +73,7 @@ def test_a_bridgehead_back_inside_the_window_changes_no_state() -> None:
     assert committed(net) == []
     assert via(net) == ("Hub-Branch", 1, "HUB-A")
     after = version(net, "HUB-M")
-    # user updates (NO, then YES) and Hub-Internet's bridgehead HUB-A published at once, both ways (minor)
-    assert (after.major, after.minor) == (before.major, before.minor + 2)
+    assert (after.major, after.minor) == (before.major, before.minor)  # only user updates (NO, then YES)
     assert any(d.event == "oscillation_suppressed" for _, _, d in net.diagnostics)
 
 
@@ -122,3 +120,51 @@ def test_a_detached_bridgehead_forgets_what_it_reported() -> None:
     net.run_for(30)
     assert committed(net) == [("Hub-Branch", "DOWN"), ("Hub-Branch", "UP")]
     assert via(net) == ("Hub-Branch", 1, "HUB-A")
+
+
+# --- item 6: bridgehead-level churn is damped (seed L6467, L9010) -------------------------------------------
+
+
+def test_one_bridgehead_of_two_flapping_inside_a_window_publishes_nothing() -> None:
+    """Four flaps of HUB-A's state for a connector HUB-B also sources: no minor update, no table change."""
+    from linkstate.core import events as ev
+
+    net = shared()
+    connector = net.topology.connector("Hub-Branch").guid
+    before, digests = version(net, "HUB-M"), net.digests()
+    for _ in range(4):  # down/up every 60 s, all inside one 600 s window
+        net.inject("HUB-A", ev.FaultInjected(connector, NOT_AVAILABLE))
+        net.run_for(60)
+        net.inject("HUB-A", ev.FaultInjected(connector, None))
+        net.run_for(60)
+    net.run_for(DELAY)
+    assert version(net, "HUB-M") == before and net.digests() == digests
+    assert net.nodes["HUB-M"].view().table_changes.get("minor", 0) == 0
+    suppressed = [f for f in _fields(net, "oscillation_suppressed") if f.get("bridgehead") == "HUB-A"]
+    assert [(f["connector"], f["changes"]) for f in suppressed] == [("Hub-Branch", 8)]
+
+
+def test_one_bridgehead_down_for_good_is_one_minor_update_after_the_delay() -> None:
+    from linkstate.core import events as ev
+
+    net = shared()
+    connector = net.topology.connector("Hub-Branch").guid
+    before = version(net, "HUB-M")
+    net.inject("HUB-A", ev.FaultInjected(connector, BridgeheadState.CONN_NOT_STARTED))
+    net.run_for(DELAY - 5)
+    assert version(net, "HUB-M") == before
+    net.run_for(10)
+    assert version(net, "HUB-M") == Version(before.major, before.minor + 1, 0)
+    assert [(f["connector"], f["bridgehead"], f["state"]) for f in _fields(net, "bridgehead_state_committed")] == [
+        ("Hub-Branch", "HUB-A", "CONN_NOT_STARTED")
+    ]
+    assert committed(net) == []  # the connector itself stays UP
+    assert bridgehead_states(net, "BR-1", "Hub-Branch") == {"HUB-A": BridgeheadState.CONN_NOT_STARTED, "HUB-B": AVAIL}
+    net.inject("HUB-A", ev.FaultInjected(connector, None))
+    net.run_for(1)  # back: at once (availability first, G41)
+    assert bridgehead_states(net, "HUB-M", "Hub-Branch") == {"HUB-A": AVAIL, "HUB-B": AVAIL}
+    assert version(net, "HUB-M") == Version(before.major, before.minor + 2, 0)
+
+
+def _fields(net: SimNetwork, event: str) -> list[dict[str, object]]:
+    return [dict(d.fields) for _, _, d in net.diagnostics if d.event == event]
