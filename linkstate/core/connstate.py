@@ -9,7 +9,9 @@ Rules (docs/PROTOCOL.md §4, "Connector state"):
     is CONN_AVAIL (no report yet counts as available); a bridgehead whose server detaches is not available for
     any connector it is a source of, and what it reported before is forgotten;
   - a connector with explicit source bridgeheads is DOWN when none of them is available, UP otherwise (R46, R47,
-    seed L1828); one with none ("any local server", R48) is always UP;
+    seed L1828); the kinds never marked down are always UP, their bridgeheads' states still published (R48, R50,
+    G40: "any local server" connectors, DNS-routed SMTP, legacy/EDK); a connector with no alternate path is
+    pinned: nothing about it is published (G42, R121);
   - a derived change is a report to the dampener like any other (state delay, oscillation window); the committed
     state is what the master publishes.
 Invariants: pure (no clock: `now` is an argument); only this object changes the committed states; every change
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 from linkstate.core.context import NodeContext
 from linkstate.core.dampening import Commit, Dampener, OscillationSuppressed
+from linkstate.core.directory import never_down
 from linkstate.core.routing import connector_pinned
 from linkstate.core.topology import ConnectorSpec
 from proto.model import BridgeheadState, ConnectorState
@@ -63,8 +66,11 @@ class GroupStates:
         return self.reports.get((connector, vs), AVAIL)
 
     def derived(self, spec: ConnectorSpec) -> ConnectorState:
-        """DOWN when no explicit source bridgehead is available; UP otherwise (R46–R48)."""
+        """DOWN when no explicit source bridgehead is available; UP otherwise, and always for a kind of connector
+        that is never marked down (R46–R50)."""
         vs_guids = self.sources(spec)
+        if never_down(self.ctx.topology, spec):
+            return ConnectorState.UP
         if not vs_guids or any(self.effective(spec.guid, vs) is AVAIL for vs in vs_guids):
             return ConnectorState.UP
         return ConnectorState.DOWN
