@@ -220,6 +220,13 @@ class Bridgehead:
             link.reported_at = now
             self.out.post(Observed(link.connector.guid, state))
 
+    def announce(self, now: float) -> None:
+        """The server (re)joined its group's exchange: post again what each link has observed (or is forced to),
+        so a (re)started master hears it (R130). A link not probed yet has nothing to tell."""
+        for link in self.links.values():
+            if link.forced is not None or link.reported_at != float("-inf"):
+                self.out.post(Observed(link.connector.guid, link.forced or link.observed))
+
     def force(self, connector: str, state: BridgeheadState | None, now: float) -> bool:
         link = self.links.get(connector)
         if link is None:

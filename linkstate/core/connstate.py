@@ -1,19 +1,27 @@
-"""What a routing group's master knows of its group's connectors (requirements R46–R51, R57, R117–R121; G40–G42).
+"""What a routing group's master knows of its group's connectors (requirements R46–R51, R57, R117–R121, R130;
+G40–G42).
 
 Owns: `GroupStates`: which source bridgeheads are live (the master itself, and each attached member), the latest
 state each live bridgehead reported for each connector it is a source of, the states derived from both, the
-oscillation window every derived change goes through (linkstate.core.dampening), and the committed states the
+oscillation windows every derived change goes through (linkstate.core.dampening), and the committed states the
 master publishes.
 Rules (docs/PROTOCOL.md §4, "Connector state"):
   - a source bridgehead is *available* for a connector when it is live and its latest report for that connector
-    is CONN_AVAIL (no report yet counts as available); a bridgehead whose server detaches is not available for
-    any connector it is a source of, and what it reported before is forgotten;
-  - a connector with explicit source bridgeheads is DOWN when none of them is available, UP otherwise (R46, R47,
-    seed L1828); the kinds never marked down are always UP, their bridgeheads' states still published (R48, R50,
-    G40: "any local server" connectors, DNS-routed SMTP, legacy/EDK); a connector with no alternate path is
-    pinned: nothing about it is published (G42, R121);
-  - a derived change is a report to the dampener like any other (state delay, oscillation window); the committed
-    state is what the master publishes.
+    is CONN_AVAIL; a bridgehead whose server detaches is not available for any connector it is a source of, and
+    what it reported before is forgotten. A live bridgehead that has not reported is *unknown* — unless no report
+    can come (the connector has nothing to probe, or the server has `suppress_state_changes`): then available;
+  - a connector with explicit source bridgeheads is DOWN when none of them is available, UP when one is, unchanged
+    while the rest are unknown (R46, R47, seed L1828); the kinds never marked down are always UP, their
+    bridgeheads' states still published (R48, R50, G40: "any local server" connectors, DNS-routed SMTP,
+    legacy/EDK); a connector with no alternate path is pinned: nothing about it is published (G42, R121);
+  - nothing is committed before the master's first publication after a start: it then *rebuilds* (R130,
+    DECISIONS §2) from evidence alone — a bridgehead that is not live is unavailable, a reported state is taken
+    as reported, and a live bridgehead not heard from yet keeps the state of the previous publication (the
+    section the organization holds from before the restart) or, with none, is unavailable; nothing is UP
+    without evidence;
+  - after that, every derived change (each bridgehead's state, and the connector's) is a report to its own
+    oscillation window, like any other (state delay; a window that ends as oscillation leaves the state as it
+    was and the current state is reported again at once, so a lasting change opens the next window).
 Invariants: pure (no clock: `now` is an argument); only this object changes the committed states; every change
 of a committed state is returned to the caller as a `Commit` (a minor update to publish).
 May import: the standard library, proto, linkstate.core (never node.py or a role).
@@ -21,6 +29,7 @@ May import: the standard library, proto, linkstate.core (never node.py or a role
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from linkstate.core.context import NodeContext
@@ -28,10 +37,11 @@ from linkstate.core.dampening import Commit, Dampener, OscillationSuppressed
 from linkstate.core.directory import never_down
 from linkstate.core.routing import connector_pinned
 from linkstate.core.topology import ConnectorSpec
-from proto.model import BridgeheadState, ConnectorState
+from proto.model import BridgeheadState, ConnectorState, RoutingGroup
 
 AVAIL = BridgeheadState.CONN_AVAIL
 NOT_AVAILABLE = BridgeheadState.CONN_NOT_AVAILABLE
+UP, DOWN = ConnectorState.UP, ConnectorState.DOWN
 
 
 class GroupStates:
@@ -43,6 +53,8 @@ class GroupStates:
         self.reports: dict[tuple[str, str], BridgeheadState] = {}  # latest (connector, vs) -> reported state
         self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
         self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # published (connector, vs) -> state
+        self.rebuilt = False  # the first publication's states are set: changes go through the windows
+        self._suppressed: list[OscillationSuppressed] = []
         self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
         settings = ctx.settings
         self.dampener = Dampener(
@@ -59,21 +71,31 @@ class GroupStates:
         topo = self.ctx.topology
         return [topo.bridgehead_of(name) for name in spec.source_bridgeheads]
 
-    def effective(self, connector: str, vs: str) -> BridgeheadState:
-        """A source bridgehead's state as the master sees it: not available when its server is not live."""
+    def reports_expected(self, spec: ConnectorSpec, vs: str) -> bool:
+        """Whether bridgehead `vs` will report on `spec`: it probes something (the connected group's
+        bridgeheads), and it does not suppress its state changes (G43)."""
+        server = self.ctx.topology.server_by_guid(vs)
+        return spec.connected_routing_group is not None and server is not None and not server.suppress_state_changes
+
+    def effective(self, connector: str, vs: str) -> BridgeheadState | None:
+        """A source bridgehead's state as the master sees it (module docstring); None: live, not heard from."""
         if vs not in self.live:
             return NOT_AVAILABLE
-        return self.reports.get((connector, vs), AVAIL)
+        reported = self.reports.get((connector, vs))
+        if reported is not None:
+            return reported
+        spec = self.ctx.topology.connector_by_guid(connector)
+        return None if spec is not None and self.reports_expected(spec, vs) else AVAIL
 
-    def derived(self, spec: ConnectorSpec) -> ConnectorState:
-        """DOWN when no explicit source bridgehead is available; UP otherwise, and always for a kind of connector
-        that is never marked down (R46–R50)."""
+    def derived(self, spec: ConnectorSpec) -> ConnectorState | None:
+        """The connector's state from its bridgeheads' (module docstring); None while it cannot be told."""
         vs_guids = self.sources(spec)
-        if never_down(self.ctx.topology, spec):
-            return ConnectorState.UP
-        if not vs_guids or any(self.effective(spec.guid, vs) is AVAIL for vs in vs_guids):
-            return ConnectorState.UP
-        return ConnectorState.DOWN
+        if not vs_guids or never_down(self.ctx.topology, spec):
+            return UP
+        states = [self.effective(spec.guid, vs) for vs in vs_guids]
+        if AVAIL in states:
+            return UP
+        return None if None in states else DOWN
 
     def sourced_by(self, vs: str) -> list[ConnectorSpec]:
         """The connectors of this group that list `vs`'s server as a source bridgehead."""
@@ -97,11 +119,30 @@ class GroupStates:
             known[connector] = connector_pinned(lsdb.snapshot(), connector, settings.leaf_rule)
         return known[connector]
 
+    def ready(self) -> bool:
+        """Every live source bridgehead that will report has reported: a rebuild now guesses nothing."""
+        return all(
+            (spec.guid, vs) in self.reports
+            for spec in self._stateful()
+            for vs in self.sources(spec)
+            if vs in self.live and self.reports_expected(spec, vs)
+        )
+
     def next_deadline(self) -> float | None:
         return self.dampener.next_deadline()
 
     def diagnostics(self) -> list[OscillationSuppressed]:
-        return self.dampener.diagnostics()
+        """The oscillation windows that ended since the last call."""
+        out, self._suppressed = self._suppressed, []
+        return out
+
+    def describe(self, key: str) -> dict[str, object]:
+        """The names in a dampener key: the connector's, and the bridgehead's for a bridgehead's key."""
+        connector, _, vs = key.partition("/")
+        named: dict[str, object] = {"connector": self.ctx.connector_name(connector)}
+        if vs:
+            named["bridgehead"] = self.ctx.server_name(vs)
+        return named
 
     # --- inputs ------------------------------------------------------------------------------------------
 
@@ -111,7 +152,7 @@ class GroupStates:
         return self._rederive(spec, now)
 
     def attach(self, vs: str, now: float) -> list[Commit]:
-        """A member whose server is `vs`'s came (back): its connectors may be available again."""
+        """A member whose server is `vs`'s came (back): unknown until it reports, unless it cannot report."""
         if vs in self.live:
             return []
         self.live.add(vs)
@@ -127,7 +168,24 @@ class GroupStates:
         return self._rederive_all(vs, now)
 
     def on_timer(self, now: float) -> list[Commit]:
-        return self.dampener.on_timer(now)
+        return self._settled(self.dampener.on_timer(now), now)
+
+    def rebuild(self, previous: RoutingGroup | None) -> None:
+        """The first publication after a start (module docstring): every state from evidence; the windows start
+        from them. `previous`: the section of this group the organization holds from before (None if none)."""
+        before = {c.guid: c for c in previous.connectors} if previous is not None else {}
+        for spec in self._stateful():
+            old = before.get(spec.guid)
+            old_bhs = {b.guid: b.state for b in old.bridgeheads} if old is not None else {}
+            for vs in self.sources(spec):
+                state = self.effective(spec.guid, vs) or old_bhs.get(vs, NOT_AVAILABLE)
+                self.bh_states[(spec.guid, vs)] = state
+                self.dampener.seed(_key(spec.guid, vs), UP if state is AVAIL else DOWN)
+            published = [self.bh_states[(spec.guid, vs)] for vs in self.sources(spec)]
+            conn = self.derived(spec) or (UP if AVAIL in published else DOWN)
+            self.conn_states[spec.guid] = conn
+            self.dampener.seed(spec.guid, conn)
+        self.rebuilt = True
 
     def commit(self, commit: Commit) -> Committed:
         """Make a committed state the published one; what to log about it."""
@@ -136,25 +194,22 @@ class GroupStates:
         if not vs:
             self.conn_states[connector] = commit.state
             return Committed("connector_state_committed", name, "", commit.state.value, 4005)
-        state = AVAIL if commit.state is ConnectorState.UP else self._unavailable(connector, vs)
+        state = AVAIL if commit.state is UP else self._unavailable(connector, vs)
         self.bh_states[(connector, vs)] = state
         return Committed("bridgehead_state_committed", name, self.ctx.server_name(vs), state.value)
 
-    def describe(self, key: str) -> dict[str, object]:
-        """The names in a dampener key: the connector's, and the bridgehead's for a bridgehead's key."""
-        connector, _, vs = key.partition("/")
-        named: dict[str, object] = {"connector": self.ctx.connector_name(connector)}
-        if vs:
-            named["bridgehead"] = self.ctx.server_name(vs)
-        return named
-
     # --- derivation --------------------------------------------------------------------------------------
+
+    def _stateful(self) -> Iterator[ConnectorSpec]:
+        """The group's connectors whose states the master publishes (all but the pinned)."""
+        ctx = self.ctx
+        return (c for c in ctx.topology.connectors_from(ctx.rg.name) if not self.pinned(c.guid))
 
     def _unavailable(self, connector: str, vs: str) -> BridgeheadState:
         """How an unavailable bridgehead is published: as it reported (NOT_STARTED, NOT_AVAILABLE), or NOT_AVAILABLE
         when its server is gone."""
         state = self.effective(connector, vs)
-        return NOT_AVAILABLE if state is AVAIL else state
+        return NOT_AVAILABLE if state is AVAIL or state is None else state
 
     def _rederive_all(self, vs: str, now: float) -> list[Commit]:
         commits: list[Commit] = []
@@ -165,13 +220,35 @@ class GroupStates:
 
     def _rederive(self, spec: ConnectorSpec, now: float) -> list[Commit]:
         """Every source bridgehead's state and the connector's, each through its own oscillation window (item 6 of
-        issue 10: one bridgehead flapping is damped like a connector flapping)."""
+        issue 10: one bridgehead flapping is damped like a connector flapping). Nothing before the rebuild."""
+        if not self.rebuilt:
+            return []
         commits: list[Commit] = []
-        dampener = self.dampener
         for vs in self.sources(spec):
-            up = self.effective(spec.guid, vs) is AVAIL
-            commits.extend(dampener.report(_key(spec.guid, vs), ConnectorState.UP if up else ConnectorState.DOWN, now))
-        commits.extend(dampener.report(spec.guid, self.derived(spec), now))
+            commits.extend(self._offer(_key(spec.guid, vs), now))
+        commits.extend(self._offer(spec.guid, now))
+        return self._settled(commits, now)
+
+    def _offer(self, key: str, now: float) -> list[Commit]:
+        """Report the current state of a dampener key (a connector, or one of its bridgeheads), when it is known."""
+        connector, _, vs = key.partition("/")
+        if vs:
+            bh = self.effective(connector, vs)
+            state = None if bh is None else UP if bh is AVAIL else DOWN
+        else:
+            spec = self.ctx.topology.connector_by_guid(connector)
+            state = self.derived(spec) if spec is not None else None
+        return [] if state is None else self.dampener.report(key, state, now)
+
+    def _settled(self, commits: list[Commit], now: float) -> list[Commit]:
+        """After the windows moved: a window that ended as oscillation left the state as it was; what holds now is
+        reported again at once (R117, R118: a change lasting into the next window is published after it)."""
+        suppressed = self.dampener.diagnostics()
+        while suppressed:
+            self._suppressed.extend(suppressed)
+            for diag in suppressed:
+                commits.extend(self._offer(diag.connector_guid, now))
+            suppressed = self.dampener.diagnostics()
         return commits
 
 

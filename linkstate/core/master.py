@@ -1,12 +1,14 @@
 """The master service node of a routing group (requirements R79–R88, R128–R130, G26–G33, G48).
 
 Owns: the group's authoritative section: who is attached (members' `connected` YES/NO), members' service
-status, committed bridgehead and connector states, the version and its bumps (major on a directory change of
-its own group, minor on a committed connector change, user on attach/detach/service changes), the settle
-period after a (re)start, quorum, and the push of the full OrgInfo to every attached member on each change.
+status, the committed bridgehead and connector states (kept by linkstate.core.connstate), the version and its
+bumps (major on a directory change of its own group, minor on a committed connector change, user on
+attach/detach/service changes), the settle period after a (re)start and the rebuild that ends it (R130), quorum,
+and the push of the full OrgInfo to every attached member on each change.
 Invariants: only this role writes its own group's section; versions never go backwards and the first version
-published after a start is above every version of its group a member reported (G31); foreign data about its
-own group is ignored (R107) but lifts the next version above it.
+published after a start is above every version of its group it saw (G31); once published, foreign data about its
+own group is ignored (R107) but lifts the next version above it; before that, it holds the organization's copy
+(R129) and publishes no state without evidence (R130).
 May import: the standard library, proto, linkstate.core (never node.py).
 """
 
@@ -19,6 +21,7 @@ from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.dampening import Commit
 from linkstate.core.directory import build_section
 from linkstate.core.events import ChangeKind, UpdateKind
+from linkstate.core.facts import JoinedGroup
 from linkstate.core.role import RoleName, RoleStatus
 from proto import rg691
 from proto.model import BridgeheadState, OrgInfo, RoutingGroup, Version
@@ -51,6 +54,7 @@ class MasterRole:
         if own is not None:
             self.highest_seen = max(self.highest_seen, own.version)
         self.out.diag("master_started", rg=self.ctx.rg.name, settle_s=self.ctx.settings.scaled("master_settle"))
+        self.out.post(JoinedGroup())  # its own bridgehead tells what it has observed (after a role switch)
         self._maybe_publish(now)
 
     def stop(self, reason: str) -> None:
@@ -153,13 +157,15 @@ class MasterRole:
         )
         out.diag("member_attached", member=member.name, attached=len(self.attached_members), quorum=self.quorum)
         self._liveness(member.guid, now, live=True)
+        if msg.digest != ctx.lsdb.digest:
+            # published: the member takes what is newer; not yet: its answer (REPLY FOLLOWS and its table) brings
+            # this group's section as the organization holds it, the start of the rebuild (R129, R130)
+            out.send_table(conn)
         if self.published:
             if self._ahead(reported, msg.version_guid):  # the member saw a later epoch: publish above it
                 self._commit(ChangeKind.MAJOR, now, above=reported)
             else:
                 self._commit(ChangeKind.USER, now)
-            if msg.digest != ctx.lsdb.digest:
-                out.send_table(conn)
         else:
             self._maybe_publish(now)
 
@@ -185,9 +191,11 @@ class MasterRole:
         self.merge_foreign(org, now)
 
     def merge_foreign(self, org: OrgInfo, now: float) -> None:
-        """Merge a packet from a member or a bridgehead (R107): own group ignored, others newer-wins."""
+        """Merge a packet from a member or a bridgehead (R107): own group ignored, others newer-wins. Before its
+        first publication after a start the master takes its own group's section newer-wins too: it holds what
+        the organization holds until it has rebuilt its own (R129, R130)."""
         bumps = self.ctx.lsdb.bumps
-        result = self.ctx.lsdb.merge(org, own_group=self.ctx.rg.guid)
+        result = self.ctx.lsdb.merge(org, own_group=self.ctx.rg.guid if self.published else None)
         theirs = org.group(self.ctx.rg.guid)
         if theirs is not None:
             self.highest_seen = max(self.highest_seen, theirs.version)
@@ -213,6 +221,7 @@ class MasterRole:
                 self._commit(ChangeKind.USER, now)
             return
         self._report_bridgehead(msg.subject, msg.item, msg.value, now)
+        self._maybe_publish(now)
 
     def _report_bridgehead(self, connector: str, vs: str, value: str, now: float) -> None:
         spec = self.ctx.topology.connector_by_guid(connector)
@@ -250,15 +259,21 @@ class MasterRole:
         self._commit(ChangeKind.MINOR, now)
 
     def _maybe_publish(self, now: float) -> None:
+        """Publish before the settle period ends once every member has attached and every live bridgehead has
+        reported (nothing left to guess, R130)."""
+        if self.published:
+            return
         expected = {s.guid for s in self.ctx.topology.servers_in(self.ctx.rg.name)} - {self.ctx.me.guid}
-        if not self.published and expected <= set(self.attached_members):
-            self._publish(now, reason="every member attached")
+        if expected <= set(self.attached_members) and self.states.ready():
+            self._publish(now, reason="every member attached and reported")
 
     def _publish(self, now: float, reason: str) -> None:
         if self.published:
             return
         self.published = True
         self.settle_deadline = None
+        held = self.ctx.lsdb.section(self.ctx.rg.guid)  # what the organization holds, if anything (merge_foreign)
+        self.states.rebuild(held if held is not None and held.version > Version() else None)
         self.version = Version(max(self.highest_seen.major + 1, 1), 0, 0)
         self.out.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached_members))
         self._write_section(ChangeKind.MAJOR)

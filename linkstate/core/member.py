@@ -2,7 +2,9 @@
 
 Owns: the one upstream connection to the group's master: connect with backoff and jitter, ATTACH, the
 `Simple_Poll` timer, applying the master's pushes (REPLY, then the revised packet when it still differs), and
-forwarding local state reports (STATE). While the master is away the member keeps serving its last table.
+forwarding local state reports (STATE): those queued while detached, then, once attached, what its bridgehead
+observed (a `JoinedGroup` fact: a restarted master rebuilds from it, R130). While the master is away the member
+keeps serving its last table.
 Invariants: at most one upstream connection; a member never writes its group's section itself; applying a
 push adopts every section whose version is at least the local one (the master is the member's authority), so
 a table changed behind the member's back converges at the next poll.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.events import ChangeKind, Level
+from linkstate.core.facts import JoinedGroup
 from linkstate.core.role import RoleName, RoleStatus
 from proto import rg691
 from proto.model import OrgInfo
@@ -160,6 +163,7 @@ class MemberRole:
         for report in self.outbox:
             self.out.send(conn, report)
         self.outbox.clear()
+        self.out.post(JoinedGroup())  # the master (perhaps just restarted) hears what this bridgehead observed
 
     def _on_poll_response(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.PollResponse)

@@ -183,6 +183,10 @@ class NodeCore:
         assert isinstance(fact, facts.Observed)
         self._observe(fact.connector, fact.state.value, now)
 
+    def _on_joined(self, fact: facts.Fact, now: float) -> None:
+        assert isinstance(fact, facts.JoinedGroup)
+        self.bridgehead.announce(now)
+
     def _on_link_idle(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.LinkIdle)
         self.bridgehead.rerun(fact.connector, now)
@@ -412,5 +416,6 @@ _FACTS: dict[type, Callable[[NodeCore, facts.Fact, float], None]] = {
     facts.TableBumped: NodeCore._on_bumped,
     facts.Learned: NodeCore._on_learned,
     facts.Observed: NodeCore._on_observed,
+    facts.JoinedGroup: NodeCore._on_joined,
     facts.LinkIdle: NodeCore._on_link_idle,
 }

@@ -59,7 +59,9 @@ def test_the_bridgehead_coming_back_is_up_at_once_and_wins_again() -> None:
     assert committed(net) == [("Hub-Branch", "DOWN"), ("Hub-Branch", "UP")]
     assert bridgehead_states(net, "BR-1", "Hub-Branch") == {"HUB-A": AVAIL}
     assert via(net) == ("Hub-Branch", 1, "HUB-A")  # the lower cost wins back (R54)
-    assert version(net, "HUB-M").minor == down.minor + 1
+    # two minor updates: Hub-Internet's bridgehead HUB-A at the attach (nothing to probe: live is available),
+    # Hub-Branch and its bridgehead when HUB-A's first probe reports
+    assert version(net, "HUB-M") == Version(down.major, down.minor + 2, 0)
     assert net.converged()
 
 
@@ -168,3 +170,25 @@ def test_one_bridgehead_down_for_good_is_one_minor_update_after_the_delay() -> N
 
 def _fields(net: SimNetwork, event: str) -> list[dict[str, object]]:
     return [dict(d.fields) for _, _, d in net.diagnostics if d.event == event]
+
+
+def test_a_dead_bridgehead_after_an_oscillating_window_opens_the_next_window() -> None:
+    """Down, back, down again inside one window: oscillation, the connector stays UP; the bridgehead stays dead
+    and sends no report, so the master reports its state again at the window's end: the next window commits it
+    (R117, R118: changes in different windows still produce traffic)."""
+    net = started(failover())
+    start = net.now
+    net.stop("HUB-A")
+    net.run_for(100)
+    net.start("HUB-A")
+    net.run_for(100)
+    net.stop("HUB-A")
+    net.run_for(DELAY - 200 + 10)
+    assert committed(net) == []
+    assert {f["connector"] for f in _fields(net, "oscillation_suppressed")} == {"Hub-Branch", "Hub-Internet"}
+    net.run_for(DELAY - 20)
+    assert committed(net) == []
+    net.run_for(20)
+    commit_at = [t for t, _, d in net.diagnostics if d.event == "connector_state_committed"]
+    assert committed(net) == [("Hub-Branch", "DOWN")] and round(commit_at[0] - start) == 2 * DELAY
+    assert via(net) == ("Hub-Branch-Backup", 5, "HUB-B")
