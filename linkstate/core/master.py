@@ -312,13 +312,17 @@ class MasterRole:
             self._push_all(except_conn=None)
 
     def topology_changed(self, now: float) -> None:
-        """The directory changed: a major update if this group's section differs beyond versions (R105)."""
+        """The directory changed (seed L8980–L9014, R105): a server added to or removed from the group is a user
+        update; any other change of this group's section (a connector added, removed or changed, the group's
+        addresses) is a major one."""
         if not self.published:
             return
         current = self.ctx.lsdb.section(self.ctx.rg.guid)
         candidate = self.build_own_section()
-        if current is None or replace(candidate, version=current.version) != current:
+        if current is None or replace(candidate, version=current.version, members=current.members) != current:
             self._commit(ChangeKind.MAJOR, now)
+        elif candidate.members != current.members:
+            self._commit(ChangeKind.USER, now)
 
     def _push_all(self, except_conn: int | None) -> None:
         for conn in self.attached_members.values():

@@ -219,7 +219,7 @@ class NodeService:
     def _out_table(self, out: ev.Output) -> None:
         assert isinstance(out, ev.TableChanged)
         self.log.info("orginfo_applied", digest=out.digest, kind=out.kind.value, groups=len(out.groups))
-        if out.kind.resets_routes:
+        if out.resets_routes:
             self.log.info("reset_routes", event_id=4005, digest=out.digest)
         if self.on_table_changed is not None:
             self.on_table_changed(out)
