@@ -339,6 +339,9 @@ class Bridgehead:
         except DecodeError as exc:
             self.out.diag("orginfo_rejected", level="warning", peer=self.ctx.server_name(peer), reason=str(exc))
             return
+        if decoded.tampered:
+            self.out.diag("orginfo_rejected", level="warning", peer=self.ctx.server_name(peer), reason=decoded.tampered)
+            return
         self.out.post(Learned(decoded.orginfo, f"smtp:{self.ctx.server_name(peer)}"))
 
 

@@ -308,6 +308,9 @@ class NodeCore:
         if c.session.peer_kind is PeerKind.CLIENT:
             self.operator.command(conn, msg, c.peer_host, now)
             return
+        if isinstance(msg, rg691.OrgInfoFrame) and msg.decoded.tampered:  # checked before anyone accepts it (G39)
+            self.out.diag("orginfo_rejected", level="warning", conn=conn, reason=msg.decoded.tampered)
+            return
         if self.role.on_message(conn, msg, now):
             return
         if isinstance(msg, rg691.Attach):
