@@ -4,7 +4,8 @@ Owns: the frozen dataclasses a role, the bridgehead or the operator module posts
 did matters to another part: the table took a major or minor change (`TableBumped`: the bridgehead tells the other
 groups), a packet came from outside the group (`Learned`: the role merges it), a bridgehead state was observed
 (`Observed`: the role reports or commits it), the server (re)joined its group's exchange (`JoinedGroup`: the
-bridgehead tells what it has observed again), a bridgehead link went idle (`LinkIdle`: the bridgehead reruns it if a
+bridgehead tells what it has observed again), a master without quorum was outvoted (`Outvoted`: the node makes it
+a member of the master with quorum), a bridgehead link went idle (`LinkIdle`: the bridgehead reruns it if a
 change arrived meanwhile, once the link's own observation has been handled).
 Invariants: a fact names what happened, never which part must act; `NodeCore` alone decides who handles it. A fact
 raised while another is handled is handled before the facts that were already waiting (depth first), so effects
@@ -52,10 +53,18 @@ class JoinedGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class Outvoted:
+    """This server was master of its group without quorum, and `master` (a server GUID) is master of it with the
+    acknowledgement of ⌊N/2⌋+1 servers (R80, G28): this one relinquished (958) and follows it."""
+
+    master: str
+
+
+@dataclass(frozen=True, slots=True)
 class LinkIdle:
     """The outbound session of `connector` ended well; if a change arrived during it, the link runs again."""
 
     connector: str
 
 
-Fact = TableBumped | Learned | Observed | JoinedGroup | LinkIdle
+Fact = TableBumped | Learned | Observed | JoinedGroup | Outvoted | LinkIdle

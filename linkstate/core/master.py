@@ -21,7 +21,8 @@ from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.dampening import Commit
 from linkstate.core.directory import build_section
 from linkstate.core.events import ChangeKind, UpdateKind
-from linkstate.core.facts import JoinedGroup
+from linkstate.core.facts import JoinedGroup, Outvoted
+from linkstate.core.quorum import QuorumWatch
 from linkstate.core.role import RoleName, RoleStatus
 from proto import rg691
 from proto.model import BridgeheadState, OrgInfo, RoutingGroup, Version
@@ -43,16 +44,19 @@ class MasterRole:
         self.states = GroupStates(ctx, now)  # live bridgeheads, their reports, committed connector states
         self.epoch = ctx.nonce()  # a fresh version GUID at every master start (G31)
         self.version = Version()
-        self.highest_seen = Version()
+        self.acked_top = Version()  # the highest version of this group its own table or an attached member held
+        self.foreign_top = Version()  # the highest version of this group seen at or above its own, not its own
         self.published = False
         self.settle_deadline: float | None = now + ctx.settings.scaled("master_settle")
+        self.watch = QuorumWatch(ctx, out, now, quorum=self.quorum)
+        self._conflict = ""  # the version GUID of the other master last reported as a conflict
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
         own = self.ctx.lsdb.section(self.ctx.rg.guid)
         if own is not None:
-            self.highest_seen = max(self.highest_seen, own.version)
+            self.acked_top = max(self.acked_top, own.version)
         self.out.diag("master_started", rg=self.ctx.rg.name, settle_s=self.ctx.settings.scaled("master_settle"))
         self.out.post(JoinedGroup())  # its own bridgehead tells what it has observed (after a role switch)
         self._maybe_publish(now)
@@ -62,11 +66,13 @@ class MasterRole:
             self.out.send(conn, rg691.Detach(reason))
             self.out.close(conn, reason)
         self.attached_members.clear()
+        self.watch.update(True, 0.0)  # closes its probes
 
     def status(self) -> RoleStatus:
         return RoleStatus(
             name=self.name,
             attached=True,
+            master=self.ctx.me.guid,
             attached_members=tuple(self.attached_members),
             attached_count=len(self.attached_members),
             quorum=self.quorum,
@@ -79,13 +85,14 @@ class MasterRole:
         return len(self.attached_members) + 1 >= n // 2 + 1
 
     def next_deadline(self) -> float | None:
-        return _earliest(self.settle_deadline, self.states.next_deadline())
+        return _earliest(_earliest(self.settle_deadline, self.states.next_deadline()), self.watch.next_deadline())
 
     def on_timer(self, now: float) -> None:
         if self.settle_deadline is not None and now >= self.settle_deadline:
             self.settle_deadline = None
             self._publish(now, reason="settle period over")
         self._apply_commits(self.states.on_timer(now), now)
+        self.watch.on_timer(now, set(self.attached_members))
 
     # --- messages --------------------------------------------------------------------------------------
 
@@ -97,21 +104,42 @@ class MasterRole:
         return True
 
     def on_connected(self, conn: int, now: float) -> None:
-        """A master opens no 691 connection of its own."""
+        """The only 691 connections a master opens are its quorum probes."""
+        self.watch.opened(conn)
 
     def on_connect_failed(self, reason: str, now: float) -> None:
-        """A master opens no 691 connection of its own."""
+        """A probe found nobody there: nothing to learn."""
 
     def on_authenticated(self, conn: int, now: float) -> None:
-        """Members speak first (ATTACH): nothing to do until they do."""
+        """Members speak first (ATTACH); a probe asks DUMP."""
+        self.watch.authenticated(conn)
 
     def on_lost(self, conn: int, now: float) -> None:
+        self.watch.lost(conn)
         for guid, c in list(self.attached_members.items()):
             if c == conn:
                 del self.attached_members[guid]
                 self.out.diag("member_detached", member=self.ctx.server_name(guid), attached=len(self.attached_members))
                 self._commit(ChangeKind.USER, now)
                 self._liveness(guid, now, live=False)
+                self.watch.update(self.quorum, now)
+
+    def _on_dump(self, conn: int, msg: rg691.Message, now: float) -> None:
+        """A quorum probe's answer (linkstate.core.quorum): outvoted by a master with quorum, relinquish (958)."""
+        assert isinstance(msg, rg691.Dump)
+        rival = self.watch.answered(conn, msg, now)
+        if rival is None:
+            return
+        n = len(self.ctx.topology.servers_in(self.ctx.rg.name))
+        self.out.diag(
+            "master_relinquished",
+            level="warning",
+            event_id=958,
+            new_master=self.ctx.server_name(rival),
+            reason=f"it has the acknowledgement of {n // 2 + 1} of {n} servers and this server has not had it for "
+            f"{self.watch.grace:g} s",
+        )
+        self.out.post(Outvoted(rival))
 
     def _liveness(self, member: str, now: float, *, live: bool) -> None:
         """A member's server came or went: the connectors it is a source bridgehead of follow (issue 10, item 1)."""
@@ -144,7 +172,7 @@ class MasterRole:
             out.close(old, "replaced by a new attachment")
         self.attached_members[msg.member] = conn
         reported = Version(msg.major, msg.minor, msg.user)
-        self.highest_seen = max(self.highest_seen, reported)
+        self.acked_top = max(self.acked_top, reported)
         out.send(
             conn,
             rg691.AttachAck(
@@ -157,13 +185,15 @@ class MasterRole:
         )
         out.diag("member_attached", member=member.name, attached=len(self.attached_members), quorum=self.quorum)
         self._liveness(member.guid, now, live=True)
+        self.watch.update(self.quorum, now)
         if msg.digest != ctx.lsdb.digest:
             # published: the member takes what is newer; not yet: its answer (REPLY FOLLOWS and its table) brings
             # this group's section as the organization holds it, the start of the rebuild (R129, R130)
             out.send_table(conn)
         if self.published:
-            if self._ahead(reported, msg.version_guid):  # the member saw a later epoch: publish above it
-                self._commit(ChangeKind.MAJOR, now, above=reported)
+            above = self._above(reported, msg.version_guid)
+            if above is not None:
+                self._commit(ChangeKind.MAJOR, now, above=above)
             else:
                 self._commit(ChangeKind.USER, now)
         else:
@@ -197,10 +227,9 @@ class MasterRole:
         bumps = self.ctx.lsdb.bumps
         result = self.ctx.lsdb.merge(org, own_group=self.ctx.rg.guid if self.published else None)
         theirs = org.group(self.ctx.rg.guid)
-        if theirs is not None:
-            self.highest_seen = max(self.highest_seen, theirs.version)
-            mine = self.ctx.lsdb.section(self.ctx.rg.guid)
-            if self.published and theirs != mine and self._ahead(theirs.version, theirs.version_guid):
+        if theirs is not None and self._ahead(theirs.version, theirs.version_guid) and not self._rival(theirs):
+            self.foreign_top = max(self.foreign_top, theirs.version)
+            if self.published and self.quorum:
                 self._commit(ChangeKind.MAJOR, now, above=theirs.version)
         if result.changed:
             self.out.table_changed(ChangeKind.MERGE, result.changed, bumped=self.ctx.lsdb.bumps != bumps)
@@ -209,6 +238,30 @@ class MasterRole:
     def _ahead(self, version: Version, version_guid: str) -> bool:
         """Someone holds a version of this group at or above ours from another epoch: ours must move above."""
         return version > self.version or (version == self.version and version_guid != self.epoch)
+
+    def _rival(self, theirs: RoutingGroup) -> bool:
+        """A section of this group, not its own publication, in which another server is master with quorum.
+
+        Only a master with quorum publishes above what it did not publish (R80, G28: two masters never outbid each
+        other without end; the one without quorum waits, and is outvoted after its grace period). And not above
+        such a section: two servers with quorum each means two directories that disagree on the group; both keep
+        their own, the organization keeps the higher, and `master_conflict` says so."""
+        if theirs.master == self.ctx.me.guid or not _shows_quorum(theirs):
+            return False
+        if self._conflict != theirs.version_guid:
+            self._conflict = theirs.version_guid
+            why = "another server publishes this group with quorum: check each server's copy of the directory"
+            self.out.diag("master_conflict", level="error", other_master=self.ctx.server_name(theirs.master),
+                          reason=why)  # fmt: skip
+        return True
+
+    def _above(self, reported: Version, version_guid: str) -> Version | None:
+        """What a (re)attaching member makes this master publish above: the member's own version when it is ahead
+        (the member must take the next push), and, once the master has quorum, any other epoch's it saw."""
+        candidates = [reported] if self._ahead(reported, version_guid) else []
+        if self.quorum and self.foreign_top >= self.version:
+            candidates.append(self.foreign_top)
+        return max(candidates, default=None)
 
     def _on_state(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.StateReport)
@@ -274,7 +327,8 @@ class MasterRole:
         self.settle_deadline = None
         held = self.ctx.lsdb.section(self.ctx.rg.guid)  # what the organization holds, if anything (merge_foreign)
         self.states.rebuild(held if held is not None and held.version > Version() else None)
-        self.version = Version(max(self.highest_seen.major + 1, 1), 0, 0)
+        base = max(self.acked_top, self.foreign_top) if self.quorum else self.acked_top  # R80: see merge_foreign
+        self.version = Version(max(base.major + 1, 1), 0, 0)
         self.out.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached_members))
         self._write_section(ChangeKind.MAJOR)
 
@@ -330,6 +384,11 @@ class MasterRole:
                 self.out.send_table(conn)
 
 
+def _shows_quorum(section: RoutingGroup) -> bool:
+    """The section's own members list shows its master acknowledged by ⌊N/2⌋+1 of them (connected YES)."""
+    return sum(m.connected for m in section.members) >= len(section.members) // 2 + 1
+
+
 def _earliest(a: float | None, b: float | None) -> float | None:
     """The earlier of two optional deadlines (called on every message: no temporary lists)."""
     if a is None:
@@ -344,6 +403,7 @@ _HANDLERS = {
     rg691.OrgInfoFrame: MasterRole._on_orginfo,
     rg691.StateReport: MasterRole._on_state,
     rg691.Detach: MasterRole._on_detach,
+    rg691.Dump: MasterRole._on_dump,
 }
 
 __all__ = ["MasterRole"]

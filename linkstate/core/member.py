@@ -17,6 +17,7 @@ from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.events import ChangeKind, Level
 from linkstate.core.facts import JoinedGroup
 from linkstate.core.role import RoleName, RoleStatus
+from linkstate.core.topology import ServerSpec
 from proto import rg691
 from proto.model import OrgInfo
 
@@ -25,14 +26,17 @@ class MemberRole:
     """A member of its routing group (module docstring), seen by the node through `linkstate.core.role.Role`.
 
     Reads its node through `ctx` and acts through `out`. Built `orphan` when the directory names no usable master
-    (R81): it then keeps its table and connects to no one."""
+    (R81): it then keeps its table and connects to no one. Built with `master` (a server of its group) when it
+    follows a master other than the directory's: the one with quorum that outvoted it (R80, G28)."""
 
     name = RoleName.MEMBER
 
-    def __init__(self, ctx: NodeContext, out: Outbox, now: float, *, orphan: bool = False) -> None:
+    def __init__(
+        self, ctx: NodeContext, out: Outbox, now: float, *, orphan: bool = False, master: ServerSpec | None = None
+    ) -> None:
         self.ctx = ctx
         self.out = out
-        self.master = ctx.topology.master_of(ctx.rg.name)
+        self.master = master or ctx.topology.master_of(ctx.rg.name)
         self.upstream: int | None = None
         self.connecting = False
         self.attached = False
@@ -59,6 +63,7 @@ class MemberRole:
         return RoleStatus(
             name=self.name,
             attached=self.attached,
+            master="" if self.orphan else self.master.guid,
             attached_count=int(self.attached),
             quorum=self.attached,
             orphaned=self.orphan,

@@ -92,7 +92,7 @@ class NodeCore:
             server=ctx.me.name,
             routing_group=ctx.rg.name,
             role=st.name,
-            master=None if st.orphaned else ctx.topology.master_of(ctx.rg.name).name,
+            master=None if st.orphaned else ctx.server_name(st.master),
             attached=st.attached,
             attached_members=tuple(ctx.server_name(g) for g in st.attached_members),
             quorum=st.quorum,
@@ -186,6 +186,18 @@ class NodeCore:
     def _on_joined(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.JoinedGroup)
         self.bridgehead.announce(now)
+
+    def _on_outvoted(self, fact: facts.Fact, now: float) -> None:
+        """A master without quorum was outvoted (R80, G28): it follows the master with quorum, as a member, until
+        its directory names another master (linkstate.core.quorum)."""
+        assert isinstance(fact, facts.Outvoted)
+        master = self.ctx.topology.server_by_guid(fact.master)
+        if master is None or not self._is_master():
+            return
+        self.role.stop("this server is no longer master: another master has quorum")
+        self.role = MemberRole(self.ctx, self.out, now, master=master)
+        self.role.start(now)
+        self.bridgehead.configure(now, is_master=False)
 
     def _on_link_idle(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.LinkIdle)
@@ -314,8 +326,8 @@ class NodeCore:
         if self.role.on_message(conn, msg, now):
             return
         if isinstance(msg, rg691.Attach):
-            master = self.ctx.topology.master_of(self.ctx.rg.name)
-            self.out.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master.name}"))
+            master = self.ctx.server_name(self.role.status().master)
+            self.out.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master}"))
             self.out.close(conn, "ATTACH to a non-master")
             return
         self.out.diag("unexpected_message", level="warning", conn=conn, message=type(msg).__name__)
@@ -420,5 +432,6 @@ _FACTS: dict[type, Callable[[NodeCore, facts.Fact, float], None]] = {
     facts.Learned: NodeCore._on_learned,
     facts.Observed: NodeCore._on_observed,
     facts.JoinedGroup: NodeCore._on_joined,
+    facts.Outvoted: NodeCore._on_outvoted,
     facts.LinkIdle: NodeCore._on_link_idle,
 }

@@ -48,13 +48,12 @@ class Operator:
     def dump(self, conn: int) -> None:
         """Answer DUMP: this server's standing in its group, then its table."""
         ctx, st = self.ctx, self.status()
-        master = ctx.topology.master_of(ctx.rg.name)
         view = rg691.Dump(
             True,
             ctx.me.guid,
             ctx.rg.guid,
             st.name.value,
-            master.guid,
+            st.master or ctx.topology.master_of(ctx.rg.name).guid,
             st.attached,
             st.quorum,
             st.attached_count,
