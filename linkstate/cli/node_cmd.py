@@ -130,9 +130,8 @@ async def _serve(topo: Topology, server: str, host: str, port: int, path: Path) 
                 os_error = _find_os_error(exc)
                 if os_error is None:
                     raise
-                which = port if svc.bound_port is None else svc.smtp_port
-                what = "691" if svc.bound_port is None else "SMTP"
-                return f"cannot listen on {host}:{which} ({what}): {_os_reason(os_error)}"
+                # (an SMTP port that cannot be bound is not fatal: the node runs without it and says so)
+                return f"cannot listen on {host}:{port} (691): {_os_reason(os_error)}"
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     svc.log.info("sighup", action="reload topology")

@@ -13,7 +13,8 @@ Rules (docs/PROTOCOL.md §4, "Connector state"):
   - a connector with explicit source bridgeheads is DOWN when none of them is available, UP when one is, unchanged
     while the rest are unknown (R46, R47, seed L1828); the kinds never marked down are always UP, their
     bridgeheads' states still published (R48, R50, G40: "any local server" connectors, DNS-routed SMTP,
-    legacy/EDK); a connector with no alternate path is pinned: nothing about it is published (G42, R121);
+    legacy/EDK, and for one state delay a connector whose smart host the directory just changed, L6457); a
+    connector with no alternate path is pinned: nothing about it is published (G42, R121);
   - nothing is committed before the master's first publication after a start: it then *rebuilds* (R130,
     DECISIONS §2) from evidence alone — a bridgehead that is not live is unavailable, a reported state is taken
     as reported, and a live bridgehead not heard from yet keeps the state of the previous publication (the
@@ -55,6 +56,8 @@ class GroupStates:
         self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # published (connector, vs) -> state
         self.rebuilt = False  # the first publication's states are set: changes go through the windows
         self._suppressed: list[OscillationSuppressed] = []
+        self._hops = {c.guid: c.smart_host for c in ctx.topology.connectors_from(ctx.rg.name)}  # by the directory
+        self._new_hop: dict[str, float] = {}  # connector -> until when its changed smart host keeps it UP
         self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
         settings = ctx.settings
         self.dampener = Dampener(
@@ -73,9 +76,10 @@ class GroupStates:
 
     def reports_expected(self, spec: ConnectorSpec, vs: str) -> bool:
         """Whether bridgehead `vs` will report on `spec`: it probes something (the connected group's
-        bridgeheads), and it does not suppress its state changes (G43)."""
+        bridgeheads, a smart host, a next-hop MTA), and it does not suppress its state changes (G43)."""
         server = self.ctx.topology.server_by_guid(vs)
-        return spec.connected_routing_group is not None and server is not None and not server.suppress_state_changes
+        probes = spec.connected_routing_group is not None or spec.next_hop is not None
+        return probes and server is not None and not server.suppress_state_changes
 
     def effective(self, connector: str, vs: str) -> BridgeheadState | None:
         """A source bridgehead's state as the master sees it (module docstring); None: live, not heard from."""
@@ -87,10 +91,10 @@ class GroupStates:
         spec = self.ctx.topology.connector_by_guid(connector)
         return None if spec is not None and self.reports_expected(spec, vs) else AVAIL
 
-    def derived(self, spec: ConnectorSpec) -> ConnectorState | None:
+    def derived(self, spec: ConnectorSpec, now: float) -> ConnectorState | None:
         """The connector's state from its bridgeheads' (module docstring); None while it cannot be told."""
         vs_guids = self.sources(spec)
-        if not vs_guids or never_down(self.ctx.topology, spec):
+        if not vs_guids or never_down(self.ctx.topology, spec) or self._new_hop.get(spec.guid, -1.0) > now:
             return UP
         states = [self.effective(spec.guid, vs) for vs in vs_guids]
         if AVAIL in states:
@@ -170,7 +174,16 @@ class GroupStates:
     def on_timer(self, now: float) -> list[Commit]:
         return self._settled(self.dampener.on_timer(now), now)
 
-    def rebuild(self, previous: RoutingGroup | None) -> None:
+    def directory_changed(self, now: float) -> None:
+        """A connector whose smart host (next hop) the directory changed is never marked down for one state
+        delay ("connectors configured with a smart host that has changed very recently", seed L6457, R50)."""
+        for spec in self.ctx.topology.connectors_from(self.ctx.rg.name):
+            old = self._hops.get(spec.guid, spec.smart_host)
+            if old != spec.smart_host:
+                self._new_hop[spec.guid] = now + self.dampener.state_delay
+            self._hops[spec.guid] = spec.smart_host
+
+    def rebuild(self, previous: RoutingGroup | None, now: float) -> None:
         """The first publication after a start (module docstring): every state from evidence; the windows start
         from them. `previous`: the section of this group the organization holds from before (None if none)."""
         before = {c.guid: c for c in previous.connectors} if previous is not None else {}
@@ -182,7 +195,7 @@ class GroupStates:
                 self.bh_states[(spec.guid, vs)] = state
                 self.dampener.seed(_key(spec.guid, vs), UP if state is AVAIL else DOWN)
             published = [self.bh_states[(spec.guid, vs)] for vs in self.sources(spec)]
-            conn = self.derived(spec) or (UP if AVAIL in published else DOWN)
+            conn = self.derived(spec, now) or (UP if AVAIL in published else DOWN)
             self.conn_states[spec.guid] = conn
             self.dampener.seed(spec.guid, conn)
         self.rebuilt = True
@@ -234,10 +247,10 @@ class GroupStates:
         connector, _, vs = key.partition("/")
         if vs:
             bh = self.effective(connector, vs)
-            state = None if bh is None else UP if bh is AVAIL else DOWN
+            state = None if bh is None else UP if bh is AVAIL or self._new_hop.get(connector, -1.0) > now else DOWN
         else:
             spec = self.ctx.topology.connector_by_guid(connector)
-            state = self.derived(spec) if spec is not None else None
+            state = self.derived(spec, now) if spec is not None else None
         return [] if state is None else self.dampener.report(key, state, now)
 
     def _settled(self, commits: list[Commit], now: float) -> list[Commit]:

@@ -139,6 +139,11 @@ class Outbox:
         port = (spec.port_smtp or DEFAULT_SMTP_PORT) if smtp else (spec.port_691 or DEFAULT_691_PORT)
         self._out.append(ev.Connect(peer, spec.address or "127.0.0.1", port, proto, tag))
 
+    def connect_to(self, host: str, port: int, proto: ev.Proto, tag: str = "") -> None:
+        """A connection to a host that is not a server of the organization (a smart host, a next-hop MTA); its
+        `peer` is `host:port`."""
+        self._out.append(ev.Connect(f"{host}:{port}", host, port, proto, tag))
+
     def table_changed(self, kind: ev.ChangeKind, groups: Iterable[str] = (), bumped: bool = False) -> None:
         """Record a change of the table; a major or minor one (own, or `bumped` in what was merged) resets routes
         and goes to the other groups at once (G33, G34: a `TableBumped` fact); user-only changes do neither and

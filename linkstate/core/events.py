@@ -98,6 +98,15 @@ class BridgeheadObserved:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerChanged:
+    """This server's `proto` listener started or stopped (an SMTP port that cannot be bound: the node runs without
+    its virtual server, and its bridgehead states are CONN_NOT_STARTED, G40)."""
+
+    proto: Proto
+    running: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FaultInjected:
     """An operator forces this bridgehead's state for `connector` (None clears the force)."""
 
@@ -138,6 +147,7 @@ Input = (
     | TopologyChanged
     | ServiceStatusChanged
     | BridgeheadObserved
+    | ListenerChanged
     | FaultInjected
     | TombstoneRequested
     | MasterUnknown

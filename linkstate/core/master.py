@@ -326,7 +326,7 @@ class MasterRole:
         self.published = True
         self.settle_deadline = None
         held = self.ctx.lsdb.section(self.ctx.rg.guid)  # what the organization holds, if anything (merge_foreign)
-        self.states.rebuild(held if held is not None and held.version > Version() else None)
+        self.states.rebuild(held if held is not None and held.version > Version() else None, now)
         base = max(self.acked_top, self.foreign_top) if self.quorum else self.acked_top  # R80: see merge_foreign
         self.version = Version(max(base.major + 1, 1), 0, 0)
         self.out.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached_members))
@@ -369,6 +369,7 @@ class MasterRole:
         """The directory changed (seed L8980–L9014, R105): a server added to or removed from the group is a user
         update; any other change of this group's section (a connector added, removed or changed, the group's
         addresses) is a major one."""
+        self.states.directory_changed(now)
         if not self.published:
             return
         current = self.ctx.lsdb.section(self.ctx.rg.guid)

@@ -399,6 +399,14 @@ class NodeCore:
         self._observe(e.connector, e.state.value, now)
         self._settle(now)
 
+    def _on_listener(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.ListenerChanged)
+        state = "running" if e.running else "not running"
+        self.out.diag("listener_changed", level="info" if e.running else "error", proto=e.proto.value, state=state)
+        if e.proto is ev.Proto.SMTP:
+            self.bridgehead.listener(e.running, now)
+            self._settle(now)
+
     def _on_fault(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.FaultInjected)
         self.operator.fault_input(e.connector, e.state, now)
@@ -421,6 +429,7 @@ _INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
     ev.TopologyChanged: NodeCore._on_topology,
     ev.ServiceStatusChanged: NodeCore._on_service,
     ev.BridgeheadObserved: NodeCore._on_bridgehead,
+    ev.ListenerChanged: NodeCore._on_listener,
     ev.FaultInjected: NodeCore._on_fault,
     ev.TombstoneRequested: NodeCore._on_tombstone,
     ev.MasterUnknown: NodeCore._on_master_unknown,

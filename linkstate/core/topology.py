@@ -49,7 +49,8 @@ _HYPHENATED = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _SMTP_SPACE = re.compile(rf"\*|\*\.{_DOMAIN.pattern}|{_DOMAIN.pattern}")
-_SMART_HOST = re.compile(rf"\[\d{{1,3}}(?:\.\d{{1,3}}){{3}}\]|{_LABEL}(?:\.{_LABEL})+")
+_SMART_HOST = re.compile(rf"(\[\d{{1,3}}(?:\.\d{{1,3}}){{3}}\]|{_LABEL}(?:\.{_LABEL})+)(?::(\d{{1,5}}))?")
+DEFAULT_NEXT_HOP_PORTS = {"smtp": 25, "x400": 102}  # SMTP; X.400 over TCP (RFC 1006)
 _BAD_CHARS = re.compile(r"[\r\n\x00]")
 _TOML_LINE = re.compile(r"at line (\d+)")
 
@@ -205,12 +206,21 @@ class ConnectorSpec:
     restrictions: Restrictions = field(default_factory=Restrictions)
     no_pf_referrals: bool = False
     dns_routed: bool = False
-    smart_host: str | None = None
+    smart_host: str | None = None  # smtp: the smart host; x400: the next-hop MTA. FQDN or [IPv4], optional :port
     legacy: bool = False
 
     @property
     def any_local_server(self) -> bool:
         return not self.source_bridgeheads
+
+    @property
+    def next_hop(self) -> tuple[str, int] | None:
+        """(host, port) the source bridgeheads send through and probe: the smart host or next-hop MTA (G40)."""
+        m = _SMART_HOST.fullmatch(self.smart_host or "")
+        if m is None:
+            return None
+        port = int(m.group(2)) if m.group(2) else DEFAULT_NEXT_HOP_PORTS.get(self.type, 25)
+        return m.group(1).strip("[]"), port
 
 
 @dataclass(frozen=True, slots=True)
@@ -600,8 +610,9 @@ def _read_connectors(root: _Table, org: str) -> list[tuple[ConnectorSpec, str]]:
         name = t.text("name", required=True) or ""
         dns = t.get("dns_routed", bool, False)
         smart = t.text("smart_host")
-        if smart is not None and not _SMART_HOST.fullmatch(smart):
-            t.error("smart_host", f"must be an FQDN or [IP], got {smart!r}")
+        hop = _SMART_HOST.fullmatch(smart) if smart is not None else None
+        if smart is not None and (hop is None or (hop.group(2) is not None and not 0 < int(hop.group(2)) < 65536)):
+            t.error("smart_host", f"must be an FQDN or [IP], with an optional :port (1-65535), got {smart!r}")
         spec = ConnectorSpec(
             name=name,
             guid=_guid_value(t, "guid", derive_guid(org, "connector", name)),
@@ -709,8 +720,8 @@ def _check_connector(
         bad("remote_bridgeheads", "only a connector to a routing group has remote bridgeheads")
     if c.dns_routed and (c.smart_host or c.type != "smtp"):
         bad("dns_routed", "only an smtp connector without a smart_host can be DNS-routed")
-    if c.smart_host and c.type != "smtp":
-        bad("smart_host", "only an smtp connector has a smart host")
+    if c.smart_host and c.type == "routing_group":
+        bad("smart_host", "only an smtp connector (its smart host) or an x400 connector (its next-hop MTA) has one")
     _check_bridgeheads(c, path, servers, rg_names, p)
 
 

@@ -83,14 +83,15 @@ class NodeService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.bound_port = await nursery.start(self.transport.serve, self.host, self.port, self._inbound)
-            self.bound_smtp_port = await nursery.start(
-                self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
-            )
+            smtp_up = await self._listen_smtp()
             now = trio.current_time()
             self.core = NodeCore(
                 self.topology, self.server, nonce=self.nonce, rand=self.rand, now=now, version=__version__
             )
             self._apply(self.core.start(now))
+            if not smtp_up:  # the node runs without its SMTP virtual server: its bridgeheads are CONN_NOT_STARTED
+                self._apply(self.core.handle(ev.ListenerChanged(ev.Proto.SMTP, running=False), now))
+                nursery.start_soon(self._retry_smtp)
             self.log.info(
                 "listening",
                 host=self.host,
@@ -107,6 +108,29 @@ class NodeService:
             finally:
                 with trio.CancelScope(shield=True):
                     await self._shutdown()
+
+    async def _listen_smtp(self) -> bool:
+        """Start the SMTP listener; a port that cannot be bound is logged and the node starts without it (G40)."""
+        assert self._nursery is not None
+        try:
+            self.bound_smtp_port = await self._nursery.start(
+                self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
+            )
+        except OSError as exc:
+            retry = self.topology.settings.scaled("bh_probe_interval")
+            self.log.error("smtp_listener_failed", host=self.host, port=self.smtp_port,
+                           reason=exc.strerror or str(exc), retry_in_s=retry)  # fmt: skip
+            return False
+        return True
+
+    async def _retry_smtp(self) -> None:
+        """Try the SMTP port again every probe interval until it binds; then the bridgehead states recover."""
+        while True:
+            await trio.sleep(self.topology.settings.scaled("bh_probe_interval"))
+            if await self._listen_smtp():
+                self.log.info("smtp_listening", host=self.host, port=self.bound_smtp_port)
+                self.post(ev.ListenerChanged(ev.Proto.SMTP, running=True))
+                return
 
     async def _pump(self) -> None:
         assert self.core is not None
