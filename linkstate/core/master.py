@@ -57,6 +57,8 @@ class MasterRole:
         own = self.ctx.lsdb.section(self.ctx.rg.guid)
         if own is not None:
             self.acked_top = max(self.acked_top, own.version)
+        if own is None or own.version == Version():
+            self.ctx.lsdb.put(self._unavailable())
         self.out.diag("master_started", rg=self.ctx.rg.name, settle_s=self.ctx.settings.scaled("master_settle"))
         self.out.post(JoinedGroup())  # its own bridgehead tells what it has observed (after a role switch)
         self._maybe_publish(now)
@@ -343,6 +345,18 @@ class MasterRole:
         else:
             self.version = self.version.bump_user()
         self._write_section(kind)
+
+    def _unavailable(self) -> RoutingGroup:
+        """Where a (re)started master begins (R130, DECISIONS §2): its own section with every other server
+        `connected NO`, every source bridgehead unavailable and every connector that can be down DOWN, at version
+        0.0.0 with the lowest version GUID, so that no table holding the directory's copy (or anything newer) ever
+        takes it instead: only this master's own table and a member as new as it is hold it, until the master
+        adopts the organization's copy or publishes."""
+        ctx = self.ctx
+        servers = [s.name for s in ctx.topology.servers_in(ctx.rg.name)]
+        section = build_section(ctx.topology, ctx.rg.name, version_guid="0" * 32, down=servers)
+        members = tuple(replace(m, connected=m.guid == ctx.me.guid) for m in section.members)
+        return replace(section, members=members)
 
     def build_own_section(self) -> RoutingGroup:
         ctx = self.ctx

@@ -36,6 +36,9 @@ def test_a_master_restarted_while_the_bridgehead_is_dead_never_routes_over_it() 
     net.run_for(60)
     net.start("HUB-M")
     seen: set[tuple[str | None, int | None]] = set()
+    for _ in range(100):  # its first seconds, before anyone attached: it starts from "everything unavailable"
+        assert via(net)[0] != "Hub-Branch", net.now
+        net.run_for(0.05)
     for _ in range(2 * SETTLE // 10):  # through the settle period and after: every server, every 10 s
         net.run_for(10)
         for server in ("HUB-M", "HUB-B", "BR-1"):
