@@ -27,6 +27,8 @@ from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
 from linkstate.core.operator import Operator
 from linkstate.core.role import Role, RoleName, RoleStatus
+from linkstate.core.routes import NodeRoutes
+from linkstate.core.routing import Route
 from linkstate.core.session691 import Authenticated, Fault, PeerKind, Session691
 from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Topology
 from linkstate.core.view import NodeView
@@ -67,7 +69,10 @@ class NodeCore:
         self.out = Outbox(self.ctx)
         self.role: Role = self._make_role(now)
         self.bridgehead = Bridgehead(self.ctx, self.out, now, is_master=self._is_master())
-        self.operator = Operator(self.ctx, self.out, self.bridgehead, status=self._status, settle=self._settle)
+        self.routes = NodeRoutes(self.ctx)
+        self.operator = Operator(
+            self.ctx, self.out, self.bridgehead, self.routes, status=self._status, settle=self._settle
+        )
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -104,6 +109,10 @@ class NodeCore:
             table_changes=dict(self.out.counters.table_changes),
             exchanges=self.bridgehead.counters.exchanges,
         )
+
+    def route(self, query: rg691.RouteQuery) -> Route:
+        """Where this node routes `query`, from its own router (the answer to `ROUTE ASK`, linkstate.core.routes)."""
+        return self.routes.route(query)
 
     def _status(self) -> RoleStatus:
         return self.role.status()
@@ -173,6 +182,7 @@ class NodeCore:
 
     def _on_bumped(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.TableBumped)
+        self.routes.reset()
         self.bridgehead.trigger(now, fact.kind)
 
     def _on_learned(self, fact: facts.Fact, now: float) -> None:
@@ -350,6 +360,7 @@ class NodeCore:
         old_master = None if st.orphaned else ctx.topology.master_of(ctx.rg.name).name
         ctx.topology = new
         ctx.me = new.server(ctx.me.name)
+        self.routes.directory_changed()
         new_master = new.master_of(ctx.rg.name).name
         self.out.diag("topology_loaded", master=new_master)
         if was_master and new_master != ctx.me.name:

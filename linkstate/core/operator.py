@@ -1,5 +1,6 @@
-"""The node's answers to operator tools: DUMP (the WinRoute-style view), INJECT (a Remonitor tombstone) and FAULT
-(force a bridgehead state), from a 691 client connection or from the shell's control inputs.
+"""The node's answers to operator tools: DUMP (the WinRoute-style view), INJECT (a Remonitor tombstone), FAULT
+(force a bridgehead state) and ROUTE (a route question, answered by linkstate.core.routes), from a 691 client
+connection or from the shell's control inputs.
 
 Owns: checking each command (who may inject what, R135; which states exist; whether this server is a source
 bridgehead of the connector), carrying it out through the outbox and the bridgehead, and the reply: the DUMP view
@@ -20,6 +21,7 @@ from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.directory import tombstone
 from linkstate.core.facts import Learned
 from linkstate.core.role import RoleStatus
+from linkstate.core.routes import NodeRoutes
 from proto import rg691
 from proto.model import BridgeheadState, OrgInfo
 
@@ -33,6 +35,7 @@ class Operator:
         ctx: NodeContext,
         out: Outbox,
         bridgehead: Bridgehead,
+        routes: NodeRoutes,
         *,
         status: Callable[[], RoleStatus],
         settle: Callable[[float], None],
@@ -40,6 +43,7 @@ class Operator:
         self.ctx = ctx
         self.out = out
         self.bridgehead = bridgehead
+        self.routes = routes
         self.status = status
         self.settle = settle
 
@@ -63,7 +67,11 @@ class Operator:
         self.out.send_table(conn)
 
     def command(self, conn: int, msg: rg691.Message, peer_host: str, now: float) -> None:
-        """A client node's INJECT or FAULT: ACK with the digest after it took effect, or DETACH and close."""
+        """A client node's INJECT or FAULT: ACK with the digest after it took effect, or DETACH and close. A route
+        question is answered from the node's own router (`ROUTE ANSWER`)."""
+        if isinstance(msg, rg691.RouteQuery):
+            self.out.send(conn, self.routes.answer(msg))
+            return
         if isinstance(msg, rg691.Inject):
             refusal = self.inject(msg.routing_group, peer_host, now)
         elif isinstance(msg, rg691.StateReport) and msg.kind == "FAULT":
