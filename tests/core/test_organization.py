@@ -157,7 +157,8 @@ def test_a_deleted_group_stays_until_a_tombstone_spreads_org_wide(net: SimNetwor
         assert section.version.major == old.version.major + 1
         assert section.smtp_address.startswith("deleted") and not section.members and not section.connectors
     assert net.converged()
-    assert route(net, "SEA-S2", "TOK-S2")[0] != "route"
+    assert route(net, "SEA-S2", "TOK-S2") == ("unreachable", None, ())  # a tombstoned group: no path (G53)
+    assert route(net, "SEA-S2") == ("route", 20, ("Seattle", "London", "Brussels"))  # nothing else changed
 
 
 def test_inject_is_refused_from_the_server_itself(net: SimNetwork) -> None:
