@@ -248,6 +248,8 @@ class GroupStates:
         if vs:
             bh = self.effective(connector, vs)
             state = None if bh is None else UP if bh is AVAIL or self._new_hop.get(connector, -1.0) > now else DOWN
+            if state is DOWN and self.dampener.committed(key) is DOWN and self.bh_states.get((connector, vs)) != bh:
+                return [Commit(key, DOWN, DOWN, now)]  # still unavailable, another way: NOT_AVAILABLE <-> NOT_STARTED
         else:
             spec = self.ctx.topology.connector_by_guid(connector)
             state = self.derived(spec, now) if spec is not None else None

@@ -109,17 +109,19 @@ class NodeService:
                 with trio.CancelScope(shield=True):
                     await self._shutdown()
 
-    async def _listen_smtp(self) -> bool:
-        """Start the SMTP listener; a port that cannot be bound is logged and the node starts without it (G40)."""
+    async def _listen_smtp(self, *, retry: bool = False) -> bool:
+        """Start the SMTP listener; a port that cannot be bound is logged (once) and the node starts without it
+        (G40)."""
         assert self._nursery is not None
         try:
             self.bound_smtp_port = await self._nursery.start(
                 self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
             )
         except OSError as exc:
-            retry = self.topology.settings.scaled("bh_probe_interval")
-            self.log.error("smtp_listener_failed", host=self.host, port=self.smtp_port,
-                           reason=exc.strerror or str(exc), retry_in_s=retry)  # fmt: skip
+            if not retry:
+                every = self.topology.settings.scaled("bh_probe_interval")
+                self.log.error("smtp_listener_failed", host=self.host, port=self.smtp_port,
+                               reason=exc.strerror or str(exc), retry_every_s=every)  # fmt: skip
             return False
         return True
 
@@ -127,7 +129,7 @@ class NodeService:
         """Try the SMTP port again every probe interval until it binds; then the bridgehead states recover."""
         while True:
             await trio.sleep(self.topology.settings.scaled("bh_probe_interval"))
-            if await self._listen_smtp():
+            if await self._listen_smtp(retry=True):
                 self.log.info("smtp_listening", host=self.host, port=self.bound_smtp_port)
                 self.post(ev.ListenerChanged(ev.Proto.SMTP, running=True))
                 return

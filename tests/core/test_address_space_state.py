@@ -198,3 +198,19 @@ def test_a_smart_host_changed_very_recently_is_not_marked_down_for_a_state_delay
     assert committed(net) == [("Primary", "DOWN")]
     commit_at = next(t for t, _, d in net.diagnostics if d.event == "connector_state_committed")
     assert start + 2 * DELAY <= commit_at <= start + 2 * DELAY + 60 + 5  # after the re-report that followed it
+
+
+def test_a_bridgehead_still_down_another_way_is_published_as_it_is() -> None:
+    """NOT_AVAILABLE, then NOT_STARTED (its listener stops too): still unavailable, published at once as
+    NOT_STARTED (a minor update), the connector's state unchanged."""
+    net = running()
+    del net.external[PRIMARY]
+    net.run_for(DELAY + 300)
+    assert bridgehead_states(net, "CORP-M", "Primary") == {"CORP-A": NOT_AVAILABLE}
+    before = net.nodes["CORP-M"].view().version
+    net.inject("CORP-A", ev.ListenerChanged(ev.Proto.SMTP, running=False))
+    net.run_for(1)
+    assert bridgehead_states(net, "CORP-M", "Primary") == {"CORP-A": NOT_STARTED}
+    after = net.nodes["CORP-M"].view().version
+    assert before is not None and after is not None and (after.major, after.minor) == (before.major, before.minor + 1)
+    assert committed(net) == [("Primary", "DOWN")]
