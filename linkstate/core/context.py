@@ -75,6 +75,7 @@ class Counters:
     """Traffic and event counts, for status views and benchmarks."""
 
     frames_out: Counter[str] = field(default_factory=Counter)
+    frames_in: int = 0  # 691 frames received after authentication
     bytes_out: int = 0
     bytes_in: int = 0
     table_changes: Counter[str] = field(default_factory=Counter)

@@ -103,6 +103,8 @@ class NodeCore:
             authenticated=frozenset(conn for conn, c in self.out.conns.items() if c.session.authenticated),
             table_changes=dict(self.out.counters.table_changes),
             exchanges=self.bridgehead.counters.exchanges,
+            frames_in=self.out.counters.frames_in,
+            frames_out=self.out.counters.frames_out.total(),
         )
 
     def _status(self) -> RoleStatus:
@@ -283,6 +285,7 @@ class NodeCore:
                 )
                 self.role.on_authenticated(e.conn, now)
                 continue
+            self.out.counters.frames_in += 1
             self._dispatch(e.conn, c, result, now)
             self._settle(now)
             if e.conn not in self.out.conns:

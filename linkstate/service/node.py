@@ -3,10 +3,12 @@
 Owns: the 691 listener, one reader and one writer task per connection, outbound connects with a timeout,
 the pump task that is the only caller of the core (it waits for input until the core's next deadline, then
 calls `on_timer`), transport timeouts (unauthenticated and idle connections), a cap on connections, the
-directory watcher (file mtime + SIGHUP via `reload()`), and logging of the core's Diagnostics.
+directory watcher (file mtime + SIGHUP via `reload()`), logging of the core's Diagnostics, and, when given a
+`MetricsAddress`, the listener of /metrics and /health (linkstate.service.metrics, .http): the pump hands the
+metrics every input and every batch of outputs, and they read the core when scraped.
 Invariants: the core is touched only by the pump; each connection has a single writer; a slow or hostile peer
 can fill only its own bounded queue, after which it is disconnected; nothing a peer sends can stop the node.
-May import: the standard library, trio, structlog, proto, linkstate.core.
+May import: the standard library, trio, structlog, proto, linkstate.core, linkstate.service.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from linkstate import __version__
 from linkstate.core import events as ev
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Topology, TopologyError, unknown_master
+from linkstate.service.http import HttpEndpoint
+from linkstate.service.metrics import MetricsAddress, NodeMetrics
 from linkstate.service.topofile import load_topology
 from linkstate.service.transport import TcpTransport, Transport
 
@@ -53,6 +57,7 @@ class NodeService:
         port: int | None = None,
         smtp_port: int | None = None,
         topology_path: Path | None = None,
+        metrics: MetricsAddress | None = None,
         rand: Callable[[], float] = random.random,
         nonce: Callable[[], str] = lambda: secrets.token_hex(16),
     ) -> None:
@@ -75,6 +80,9 @@ class NodeService:
         self._mtime: float | None = None
         self.bound_port: int | None = None
         self.bound_smtp_port: int | None = None
+        self.metrics_address = metrics
+        self.metrics: NodeMetrics | None = None
+        self.bound_metrics_port: int | None = None
         self.on_table_changed: Callable[[ev.TableChanged], None] | None = None
 
     # --- running -----------------------------------------------------------------------------------------
@@ -86,6 +94,7 @@ class NodeService:
             self.bound_smtp_port = await nursery.start(
                 self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
             )
+            await self._serve_metrics(nursery)
             now = trio.current_time()
             self.core = NodeCore(
                 self.topology, self.server, nonce=self.nonce, rand=self.rand, now=now, version=__version__
@@ -96,6 +105,7 @@ class NodeService:
                 host=self.host,
                 port=self.bound_port,
                 smtp_port=self.bound_smtp_port,
+                metrics=self.metrics_url or "",
                 role=self.core.view().role.value,
             )
             if self.topology_path is not None:
@@ -115,6 +125,8 @@ class NodeService:
             deadline = core.next_deadline()
             with trio.move_on_at(deadline if deadline is not None else math.inf):
                 event = await self._inbox.receive()
+                if self.metrics is not None:
+                    self.metrics.on_input(event)
                 self._apply(core.handle(event, trio.current_time()))
                 continue
             self._apply(core.on_timer(trio.current_time()))
@@ -127,6 +139,32 @@ class NodeService:
             while self.conns:
                 await trio.sleep(0.01)
         self.log.info("stopped")
+
+    async def _serve_metrics(self, nursery: trio.Nursery) -> None:
+        """Listen for /metrics and /health; a default address that cannot be bound leaves the node without."""
+        where = self.metrics_address
+        if where is None:
+            return
+        metrics = NodeMetrics(self)
+        endpoint = HttpEndpoint(metrics.routes(), on_error=self._page_failed)
+        try:
+            self.bound_metrics_port = await nursery.start(self.transport.serve, where.host, where.port, endpoint.handle)
+        except (OSError, BaseExceptionGroup) as exc:
+            if where.required or not _is_os_error(exc):
+                raise
+            self.log.warning("metrics_unavailable", event_id=30701, host=where.host, port=where.port, reason=str(exc))
+            return
+        self.metrics = metrics
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where /metrics answers (None without metrics)."""
+        if self.metrics is None or self.metrics_address is None:
+            return None
+        return self.metrics_address.url(self.bound_metrics_port)
+
+    def _page_failed(self, path: str, exc: Exception) -> None:
+        self.log.error("connection_error", conn=0, peer="http", reason=f"GET {path}: {exc!r}")
 
     def post(self, event: ev.Input) -> None:
         """Hand an input to the core (from CLI/control code running in the same trio run)."""
@@ -180,6 +218,8 @@ class NodeService:
     # --- outputs -----------------------------------------------------------------------------------------
 
     def _apply(self, outputs: list[ev.Output]) -> None:
+        if self.metrics is not None:
+            self.metrics.on_outputs(outputs)
         for out in outputs:
             _OUTPUTS[type(out)](self, out)
 
@@ -356,6 +396,13 @@ def _with_time_scale(topo: Topology, scale: float) -> Topology:
     if topo.settings.time_scale == scale:
         return topo
     return replace(topo, settings=replace(topo.settings, time_scale=scale))
+
+
+def _is_os_error(exc: BaseException) -> bool:
+    """An OSError, or an exception group made only of them (as a listener's nursery raises it)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_os_error(e) for e in exc.exceptions)
+    return isinstance(exc, OSError)
 
 
 def _peer_host(stream: trio.abc.Stream) -> str:
