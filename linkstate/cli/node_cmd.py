@@ -31,6 +31,7 @@ from linkstate.cli import netns_cmd
 from linkstate.cli.cluster import START_WAIT, Cluster, NodeRecord, format_status, node_alive
 from linkstate.cli.common import EXIT_FAILED, HelpGroup, fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
+from linkstate.core.catalog import Ev
 from linkstate.core.topology import ServerSpec, Topology, file_error
 from linkstate.logconfig import configure
 from linkstate.netns.enter import call_in
@@ -153,10 +154,10 @@ async def _serve(
                 return _listen_error(svc, os_error)
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    svc.log.info("sighup", action="reload topology")
+                    svc.events.emit(Ev.SIGHUP, action="reload topology")
                     svc.reload()
                     continue
-                svc.log.info("signal", signal=signal.Signals(signum).name, action="shutting down")
+                svc.events.emit(Ev.SIGNAL, signal=signal.Signals(signum).name, action="shutting down")
                 break
             nursery.cancel_scope.cancel()
     return None

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
+from linkstate.core.catalog import CATALOG, Ev
 from linkstate.core.facts import Fact, TableBumped
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.session691 import Session691
@@ -97,8 +98,9 @@ class Outbox:
 
     # --- requests --------------------------------------------------------------------------------------
 
-    def diag(self, event: str, level: ev.Level = "info", event_id: int | None = None, **fields: object) -> None:
-        self._out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
+    def diag(self, event: Ev, *, quiet: bool = False, **fields: object) -> None:
+        """Log `event` (the catalog gives its ID and level; `quiet`: its quieter level, where the catalog has one)."""
+        self._out.append(ev.Diagnostic(event, CATALOG[event].level_for(quiet), dict(fields)))
 
     def send(self, conn: int, msg: rg691.Message) -> None:
         c = self.conns.get(conn)
@@ -107,7 +109,7 @@ class Outbox:
         try:
             c.session.send(msg)
         except EncodeError as exc:  # a bug on our side: never let it take the node down
-            self.diag("encode_failed", level="error", reason=str(exc))
+            self.diag(Ev.ENCODE_FAILED, reason=str(exc))
             return
         self.counters.frames_out[type(msg).__name__] += 1
 

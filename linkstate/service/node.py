@@ -3,7 +3,8 @@
 Owns: the 691 listener, one reader and one writer task per connection, outbound connects with a timeout,
 the pump task that is the only caller of the core (it waits for input until the core's next deadline, then
 calls `on_timer`), transport timeouts (unauthenticated and idle connections), a cap on connections, the
-directory watcher (file mtime + SIGHUP via `reload()`), logging of the core's Diagnostics, and, when given a
+directory watcher (file mtime + SIGHUP via `reload()`), its log (`events`, linkstate.service.eventlog: the
+core's Diagnostics and its own events, all from the catalog), and, when given a
 `MetricsAddress`, the listener of /metrics and /health (linkstate.service.metrics, .http): the pump hands the
 metrics every input and every batch of outputs, and they read the core when scraped.
 Invariants: the core is touched only by the pump; each connection has a single writer; a slow or hostile peer
@@ -26,8 +27,10 @@ import trio
 
 from linkstate import __version__
 from linkstate.core import events as ev
+from linkstate.core.catalog import Ev
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Topology, TopologyError, unknown_master
+from linkstate.service.eventlog import EventLog
 from linkstate.service.http import HttpEndpoint
 from linkstate.service.metrics import MetricsAddress, NodeMetrics
 from linkstate.service.topofile import load_topology
@@ -71,7 +74,7 @@ class NodeService:
         self.topology_path = topology_path
         self.rand = rand
         self.nonce = nonce
-        self.log = structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group)
+        self.events = EventLog(structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group))
         self.core: NodeCore | None = None
         self.conns: dict[int, _Conn] = {}
         self._ids = itertools.count(1)
@@ -100,8 +103,8 @@ class NodeService:
                 self.topology, self.server, nonce=self.nonce, rand=self.rand, now=now, version=__version__
             )
             self._apply(self.core.start(now))
-            self.log.info(
-                "listening",
+            self.events.emit(
+                Ev.LISTENING,
                 host=self.host,
                 port=self.bound_port,
                 smtp_port=self.bound_smtp_port,
@@ -138,7 +141,7 @@ class NodeService:
         with trio.move_on_after(1):
             while self.conns:
                 await trio.sleep(0.01)
-        self.log.info("stopped")
+        self.events.emit(Ev.STOPPED)
 
     async def _serve_metrics(self, nursery: trio.Nursery) -> None:
         """Listen for /metrics and /health; a default address that cannot be bound leaves the node without."""
@@ -152,7 +155,7 @@ class NodeService:
         except (OSError, BaseExceptionGroup) as exc:
             if where.required or not _is_os_error(exc):
                 raise
-            self.log.warning("metrics_unavailable", event_id=30701, host=where.host, port=where.port, reason=str(exc))
+            self.events.emit(Ev.METRICS_UNAVAILABLE, host=where.host, port=where.port, reason=str(exc))
             return
         self.metrics = metrics
 
@@ -164,14 +167,14 @@ class NodeService:
         return self.metrics_address.url(self.bound_metrics_port)
 
     def _page_failed(self, path: str, exc: Exception) -> None:
-        self.log.error("connection_error", conn=0, peer="http", reason=f"GET {path}: {exc!r}")
+        self.events.emit(Ev.CONNECTION_ERROR, conn=0, peer="http", reason=f"GET {path}: {exc!r}")
 
     def post(self, event: ev.Input) -> None:
         """Hand an input to the core (from CLI/control code running in the same trio run)."""
         try:
             self._inbox_send.send_nowait(event)
         except trio.WouldBlock:
-            self.log.warning("inbox_full", dropped=type(event).__name__)
+            self.events.emit(Ev.INBOX_FULL, dropped=type(event).__name__)
 
     def reload(self) -> None:
         """Re-read the topology file; an invalid file is rejected and the old topology stays (event 929)."""
@@ -180,9 +183,8 @@ class NodeService:
         try:
             topo = load_topology(self.topology_path)
         except TopologyError as exc:
-            self.log.error(
-                "topology_rejected",
-                event_id=929,
+            self.events.emit(
+                Ev.TOPOLOGY_REJECTED,
                 problems=len(exc.problems),
                 first=exc.problems[0].format(str(self.topology_path)) if exc.problems else "",
             )
@@ -191,7 +193,7 @@ class NodeService:
                 self.post(ev.MasterUnknown(unknown))
             return
         except OSError as exc:
-            self.log.error("topology_rejected", event_id=929, reason=str(exc))
+            self.events.emit(Ev.TOPOLOGY_REJECTED, reason=str(exc))
             return
         topo = _with_time_scale(topo, self.topology.settings.time_scale)
         self.topology = topo
@@ -231,7 +233,7 @@ class NodeService:
         try:
             conn.send.send_nowait(out.data)
         except trio.WouldBlock:
-            self.log.warning("peer_too_slow", conn=out.conn, peer=conn.peer)
+            self.events.emit(Ev.PEER_TOO_SLOW, conn=out.conn, peer=conn.peer)
             self._drop(out.conn)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
@@ -251,16 +253,13 @@ class NodeService:
 
     def _out_diag(self, out: ev.Output) -> None:
         assert isinstance(out, ev.Diagnostic)
-        fields = dict(out.fields)
-        if out.event_id is not None:
-            fields["event_id"] = out.event_id
-        getattr(self.log, out.level, self.log.info)(out.event, **fields)
+        self.events.diagnostic(out)
 
     def _out_table(self, out: ev.Output) -> None:
         assert isinstance(out, ev.TableChanged)
-        self.log.info("orginfo_applied", digest=out.digest, kind=out.kind.value, groups=len(out.groups))
+        self.events.emit(Ev.ORGINFO_APPLIED, digest=out.digest, kind=out.kind.value, groups=len(out.groups))
         if out.kind.resets_routes:
-            self.log.info("reset_routes", event_id=4005, digest=out.digest)
+            self.events.emit(Ev.RESET_ROUTES, digest=out.digest, kind=out.kind.value)
         if self.on_table_changed is not None:
             self.on_table_changed(out)
 
@@ -274,8 +273,8 @@ class NodeService:
 
     async def _accept(self, stream: trio.abc.Stream, proto: ev.Proto) -> None:
         if len(self.conns) >= MAX_CONNECTIONS:
-            self.log.warning(
-                "connection_refused", reason="too many connections", limit=MAX_CONNECTIONS, proto=proto.value
+            self.events.emit(
+                Ev.CONNECTION_REFUSED, reason="too many connections", limit=MAX_CONNECTIONS, protocol=proto.value
             )
             with trio.move_on_after(1):
                 try:
@@ -316,7 +315,7 @@ class NodeService:
                     nursery.cancel_scope.cancel()
         except Exception as exc:  # a connection task must never take the node down
             reason = f"connection error: {exc!r}"
-            self.log.error("connection_error", conn=conn, peer=peer, reason=reason)
+            self.events.emit(Ev.CONNECTION_ERROR, conn=conn, peer=peer, reason=reason)
         finally:
             self.conns.pop(conn, None)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
@@ -341,7 +340,7 @@ class NodeService:
                     data = await stream.receive_some(READ_SIZE)
                 if scope.cancelled_caught:
                     what = "idle" if authenticated else "did not authenticate in time"
-                    self.log.warning("connection_timeout", conn=conn, reason=what)
+                    self.events.emit(Ev.CONNECTION_TIMEOUT, conn=conn, reason=what)
                     return f"timeout: {what}"
                 if not data:
                     return "closed by peer"

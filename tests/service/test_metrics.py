@@ -249,13 +249,13 @@ def test_events_become_counts() -> None:
     m.on_input(ev.DataReceived(1, b"EHLO x\r\nX-LINK2STATE MORE\r\n"))
     m.on_input(ev.DataReceived(99, b"unknown connection\r\n"))
     diag = [
-        ev.Diagnostic(Ev.AUTH_FAILED, "warning", None, {"protocol": "691", "cause": "decode"}),
-        ev.Diagnostic(Ev.CLIENT_AUTH_FAILED, "warning", None, {"protocol": "smtp", "cause": "auth"}),
-        ev.Diagnostic(Ev.LINK2STATE_REJECTED, "warning", None, {"conn": 1, "reason": "x", "fatal": False}),
-        ev.Diagnostic(Ev.BRIDGEHEAD_SESSION_DONE, "debug", None, {"exchanged": True, "duration_s": 0.03}),
-        ev.Diagnostic(Ev.BRIDGEHEAD_SESSION_DONE, "debug", None, {"exchanged": False, "duration_s": 0.002}),
-        ev.Diagnostic(Ev.OSCILLATION_WINDOW_OPENED, "info", None, {}),
-        ev.Diagnostic(Ev.OSCILLATION_SUPPRESSED, "warning", None, {}),
+        ev.Diagnostic(Ev.AUTH_FAILED, "warning", {"protocol": "691", "cause": "decode"}),
+        ev.Diagnostic(Ev.CLIENT_AUTH_FAILED, "warning", {"protocol": "smtp", "cause": "auth"}),
+        ev.Diagnostic(Ev.LINK2STATE_REJECTED, "warning", {"conn": 1, "reason": "x", "fatal": False}),
+        ev.Diagnostic(Ev.BRIDGEHEAD_SESSION_DONE, "debug", {"exchanged": True, "duration_s": 0.03}),
+        ev.Diagnostic(Ev.BRIDGEHEAD_SESSION_DONE, "debug", {"exchanged": False, "duration_s": 0.002}),
+        ev.Diagnostic(Ev.OSCILLATION_WINDOW_OPENED, "info", {}),
+        ev.Diagnostic(Ev.OSCILLATION_SUPPRESSED, "warning", {}),
     ]
     m.on_outputs([ev.Send(1, b"250 OK\r\n"), *diag])
     m.on_input(ev.PeerLost(1))
