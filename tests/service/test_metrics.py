@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import trio
@@ -20,9 +21,11 @@ from linkstate.service.http import MAX_HEAD, HttpEndpoint, Response
 from linkstate.service.metrics import MetricsAddress, NodeMetrics, health
 from linkstate.service.node import NodeService
 from linkstate.service.transport import MemoryTransport
+from proto.model import BridgeheadState
 from tests.core.group_fixtures import ONE_GROUP, one_group
 
 SERVERS = ("RED-1", "RED-2", "RED-3")
+SEATTLE = Path(__file__).resolve().parents[2] / "examples" / "seattle.toml"
 FAMILIES = {
     "linkstate_node_info", "linkstate_table_digest_info", "linkstate_table_version", "linkstate_attached",
     "linkstate_attached_members", "linkstate_group_servers", "linkstate_quorum", "linkstate_connector_state",
@@ -131,6 +134,45 @@ async def test_a_group_s_master_reports_two_attached_members(mock_clock: trio.te
                 await trio.sleep(0.1)
         _, _, body = await get(transport, "metrics", 9101, b"GET /health HTTP/1.1\r\n\r\n")
         assert body == b"unavailable: member of Redmond: not attached to its master RED-1\n"
+
+
+async def test_bridgeheads_count_their_exchanges_and_a_master_its_windows(mock_clock: trio.testing.MockClock) -> None:
+    """The seed's four groups in memory: SEA-BH1's X-LINK2STATE sessions, bytes, lines and exchange durations;
+    every connector's state; a connector flapping inside one window: one window opened, one suppressed."""
+    topo = parse_topology(SEATTLE.read_text(), str(SEATTLE))
+    transport = MemoryTransport()
+    async with trio.open_nursery() as nursery:
+        services = []
+        for n, spec in enumerate(topo.servers):
+            svc = NodeService(topo, spec.name, transport=transport, metrics=MetricsAddress("metrics", 9200 + n))
+            services.append(await nursery.start(svc.run))
+        with trio.fail_after(600):
+            while len({s.core.lsdb.digest for s in services}) > 1 or not all(s.core.view().attached for s in services):
+                await trio.sleep(1)
+        sea = topo.servers.index(topo.server("SEA-BH1"))
+        m = samples((await get(transport, "metrics", 9200 + sea, b"GET /metrics HTTP/1.1\r\n\r\n"))[2].decode())
+        assert value(m, "linkstate_sessions", "linkstate_sessions_total", protocol="smtp", result="exchanged") >= 1
+        duration = "linkstate_exchange_duration_seconds"
+        assert value(m, duration, f"{duration}_count", result="exchanged") >= 1
+        for direction in ("in", "out"):
+            assert value(m, "linkstate_bytes", "linkstate_bytes_total", protocol="smtp", direction=direction) > 0
+            assert value(m, "linkstate_messages", "linkstate_messages_total", protocol="smtp", direction=direction) > 0
+        ups = {s.labels["connector"] for s in m["linkstate_connector_state"] if s.labels["state"] == "UP" and s.value}
+        assert ups == {c.name for c in topo.connectors}
+
+        connector = topo.connector("Seattle-London").guid
+        for _ in range(2):  # down and up twice inside one 600 s window
+            services[sea].post(ev.FaultInjected(connector, BridgeheadState.CONN_NOT_AVAILABLE))
+            await trio.sleep(60)
+            services[sea].post(ev.FaultInjected(connector, None))
+            await trio.sleep(60)
+        await trio.sleep(600)
+        m = samples((await get(transport, "metrics", 9200 + sea, b"GET /metrics HTTP/1.1\r\n\r\n"))[2].decode())
+        windows = "linkstate_oscillation_windows"
+        assert value(m, windows, f"{windows}_total", outcome="opened") == 1
+        assert value(m, windows, f"{windows}_total", outcome="suppressed") == 1
+        assert value(m, "linkstate_connector_state", connector="Seattle-London", state="UP") == 1
+        nursery.cancel_scope.cancel()
 
 
 def test_health_says_why() -> None:
