@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from linkstate.core.context import NodeContext
-from linkstate.core.dampening import Commit, Dampener, OscillationSuppressed
+from linkstate.core.dampening import Commit, Dampener, DampenerDiagnostic, OscillationSuppressed
 from linkstate.core.directory import never_down
 from linkstate.core.routing import connector_pinned
 from linkstate.core.topology import ConnectorSpec
@@ -55,7 +55,7 @@ class GroupStates:
         self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
         self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # published (connector, vs) -> state
         self.rebuilt = False  # the first publication's states are set: changes go through the windows
-        self._suppressed: list[OscillationSuppressed] = []
+        self._noted: list[DampenerDiagnostic] = []
         self._hops = {c.guid: c.smart_host for c in ctx.topology.connectors_from(ctx.rg.name)}  # by the directory
         self._new_hop: dict[str, float] = {}  # connector -> until when its changed smart host keeps it UP
         self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
@@ -135,18 +135,15 @@ class GroupStates:
     def next_deadline(self) -> float | None:
         return self.dampener.next_deadline()
 
-    def diagnostics(self) -> list[OscillationSuppressed]:
-        """The oscillation windows that ended since the last call."""
-        out, self._suppressed = self._suppressed, []
+    def diagnostics(self) -> list[DampenerDiagnostic]:
+        """What the oscillation windows did since the last call (opened, ended as oscillation)."""
+        out, self._noted = self._noted, []
         return out
 
-    def describe(self, key: str) -> dict[str, object]:
-        """The names in a dampener key: the connector's, and the bridgehead's for a bridgehead's key."""
+    def describe(self, key: str) -> tuple[str, str]:
+        """The names in a dampener key: the connector's, and the bridgehead's ("" for the connector's own key)."""
         connector, _, vs = key.partition("/")
-        named: dict[str, object] = {"connector": self.ctx.connector_name(connector)}
-        if vs:
-            named["bridgehead"] = self.ctx.server_name(vs)
-        return named
+        return self.ctx.connector_name(connector), self.ctx.server_name(vs) if vs else ""
 
     # --- inputs ------------------------------------------------------------------------------------------
 
@@ -206,10 +203,10 @@ class GroupStates:
         name = self.ctx.connector_name(connector)
         if not vs:
             self.conn_states[connector] = commit.state
-            return Committed("connector_state_committed", name, "", commit.state.value, 4005)
+            return Committed(name, "", commit.state.value)
         state = AVAIL if commit.state is UP else self._unavailable(connector, vs)
         self.bh_states[(connector, vs)] = state
-        return Committed("bridgehead_state_committed", name, self.ctx.server_name(vs), state.value)
+        return Committed(name, self.ctx.server_name(vs), state.value)
 
     # --- derivation --------------------------------------------------------------------------------------
 
@@ -258,12 +255,13 @@ class GroupStates:
     def _settled(self, commits: list[Commit], now: float) -> list[Commit]:
         """After the windows moved: a window that ended as oscillation left the state as it was; what holds now is
         reported again at once (R117, R118: a change lasting into the next window is published after it)."""
-        suppressed = self.dampener.diagnostics()
-        while suppressed:
-            self._suppressed.extend(suppressed)
-            for diag in suppressed:
-                commits.extend(self._offer(diag.connector_guid, now))
-            suppressed = self.dampener.diagnostics()
+        noted = self.dampener.diagnostics()
+        while noted:
+            self._noted.extend(noted)
+            for diag in noted:
+                if isinstance(diag, OscillationSuppressed):
+                    commits.extend(self._offer(diag.connector_guid, now))
+            noted = self.dampener.diagnostics()
         return commits
 
 
@@ -271,17 +269,9 @@ class GroupStates:
 class Committed:
     """A committed change, as the master logs it (`bridgehead` is "" for a connector's own state)."""
 
-    event: str
     connector: str
     bridgehead: str
     state: str
-    event_id: int | None = None
-
-    def fields(self) -> dict[str, object]:
-        named: dict[str, object] = {"connector": self.connector}
-        if self.bridgehead:
-            named["bridgehead"] = self.bridgehead
-        return named | {"state": self.state}
 
 
 def _key(connector: str, vs: str) -> str:

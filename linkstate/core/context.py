@@ -15,10 +15,11 @@ May import: the standard library, proto, linkstate.core (never node.py, the role
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
+from linkstate.core.catalog import CATALOG, Ev
 from linkstate.core.facts import Fact, TableBumped
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.session691 import Session691
@@ -75,6 +76,7 @@ class Counters:
     """Traffic and event counts, for status views and benchmarks."""
 
     frames_out: Counter[str] = field(default_factory=Counter)
+    frames_in: int = 0  # 691 frames received after authentication
     bytes_out: int = 0
     bytes_in: int = 0
     table_changes: Counter[str] = field(default_factory=Counter)
@@ -96,14 +98,9 @@ class Outbox:
 
     # --- requests --------------------------------------------------------------------------------------
 
-    def diag(self, event: str, level: ev.Level = "info", event_id: int | None = None, **fields: object) -> None:
-        self._out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
-
-    def diag_fields(
-        self, event: str, fields: Mapping[str, object], level: ev.Level = "info", event_id: int | None = None
-    ) -> None:
-        """`diag` with fields built by the caller (some present only in some cases)."""
-        self._out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
+    def diag(self, event: Ev, *, quiet: bool = False, **fields: object) -> None:
+        """Log `event` (the catalog gives its ID and level; `quiet`: its quieter level, where the catalog has one)."""
+        self._out.append(ev.Diagnostic(event, CATALOG[event].level_for(quiet), dict(fields)))
 
     def send(self, conn: int, msg: rg691.Message) -> None:
         c = self.conns.get(conn)
@@ -112,7 +109,7 @@ class Outbox:
         try:
             c.session.send(msg)
         except EncodeError as exc:  # a bug on our side: never let it take the node down
-            self.diag("encode_failed", level="error", reason=str(exc))
+            self.diag(Ev.ENCODE_FAILED, reason=str(exc))
             return
         self.counters.frames_out[type(msg).__name__] += 1
 

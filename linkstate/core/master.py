@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from linkstate.core.catalog import Ev
 from linkstate.core.connstate import GroupStates
 from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.dampening import Commit
+from linkstate.core.dampening import Commit, DampenerDiagnostic, WindowOpened
 from linkstate.core.directory import build_section
-from linkstate.core.events import ChangeKind, UpdateKind
+from linkstate.core.events import ChangeKind, Instant, UpdateKind
 from linkstate.core.facts import JoinedGroup, Outvoted
 from linkstate.core.quorum import QuorumWatch
 from linkstate.core.role import RoleName, RoleStatus
 from proto import rg691
-from proto.model import BridgeheadState, OrgInfo, RoutingGroup, Version
+from proto.model import BridgeheadState, ConnectorState, OrgInfo, RoutingGroup, Version
 
 
 class MasterRole:
@@ -59,7 +60,7 @@ class MasterRole:
             self.acked_top = max(self.acked_top, own.version)
         if own is None or own.version == Version():
             self.ctx.lsdb.put(self._unavailable())
-        self.out.diag("master_started", rg=self.ctx.rg.name, settle_s=self.ctx.settings.scaled("master_settle"))
+        self.out.diag(Ev.MASTER_STARTED, rg=self.ctx.rg.name, settle_s=self.ctx.settings.scaled("master_settle"))
         self.out.post(JoinedGroup())  # its own bridgehead tells what it has observed (after a role switch)
         self._maybe_publish(now)
 
@@ -121,7 +122,8 @@ class MasterRole:
         for guid, c in list(self.attached_members.items()):
             if c == conn:
                 del self.attached_members[guid]
-                self.out.diag("member_detached", member=self.ctx.server_name(guid), attached=len(self.attached_members))
+                member, attached = self.ctx.server_name(guid), len(self.attached_members)
+                self.out.diag(Ev.MEMBER_DETACHED, member=member, attached=attached)
                 self._commit(ChangeKind.USER, now)
                 self._liveness(guid, now, live=False)
                 self.watch.update(self.quorum, now)
@@ -132,15 +134,9 @@ class MasterRole:
         rival = self.watch.answered(conn, msg, now)
         if rival is None:
             return
-        n = len(self.ctx.topology.servers_in(self.ctx.rg.name))
-        self.out.diag(
-            "master_relinquished",
-            level="warning",
-            event_id=958,
-            new_master=self.ctx.server_name(rival),
-            reason=f"it has the acknowledgement of {n // 2 + 1} of {n} servers and this server has not had it for "
-            f"{self.watch.grace:g} s",
-        )
+        n, grace = len(self.ctx.topology.servers_in(self.ctx.rg.name)), self.watch.grace
+        why = f"it has the acknowledgement of {n // 2 + 1} of {n} servers; this server lacked quorum {grace:g} s"
+        self.out.diag(Ev.MASTER_RELINQUISHED, new_master=self.ctx.server_name(rival), reason=why)
         self.out.post(Outvoted(rival))
 
     def _liveness(self, member: str, now: float, *, live: bool) -> None:
@@ -165,7 +161,7 @@ class MasterRole:
             refusal = "a server cannot attach to itself"
         if refusal:
             out.send(conn, rg691.AttachAck(False, reason=refusal))
-            out.diag("attach_refused", level="warning", member=msg.member, reason=refusal)
+            out.diag(Ev.ATTACH_REFUSED, member=msg.member, reason=refusal)
             out.close(conn, refusal)
             return
         assert member is not None
@@ -185,7 +181,7 @@ class MasterRole:
                 self.quorum,
             ),
         )
-        out.diag("member_attached", member=member.name, attached=len(self.attached_members), quorum=self.quorum)
+        out.diag(Ev.MEMBER_ATTACHED, member=member.name, attached=len(self.attached_members), quorum=self.quorum)
         self._liveness(member.guid, now, live=True)
         self.watch.update(self.quorum, now)
         if msg.digest != ctx.lsdb.digest:
@@ -253,8 +249,7 @@ class MasterRole:
         if self._conflict != theirs.version_guid:
             self._conflict = theirs.version_guid
             why = "another server publishes this group with quorum: check each server's copy of the directory"
-            self.out.diag("master_conflict", level="error", other_master=self.ctx.server_name(theirs.master),
-                          reason=why)  # fmt: skip
+            self.out.diag(Ev.MASTER_CONFLICT, other_master=self.ctx.server_name(theirs.master), reason=why)
         return True
 
     def _above(self, reported: Version, version_guid: str) -> Version | None:
@@ -281,16 +276,16 @@ class MasterRole:
     def _report_bridgehead(self, connector: str, vs: str, value: str, now: float) -> None:
         spec = self.ctx.topology.connector_by_guid(connector)
         if spec is None or spec.routing_group != self.ctx.rg.name:
-            self.out.diag("state_ignored", level="warning", connector=connector, reason="not a connector of this group")
+            self.out.diag(Ev.STATE_IGNORED, connector=connector, reason="not a connector of this group")
             return
         try:
             state = BridgeheadState(value.removeprefix("VS_"))
         except ValueError:
-            self.out.diag("state_ignored", level="warning", connector=connector, reason=f"unknown state {value!r}")
+            self.out.diag(Ev.STATE_IGNORED, connector=connector, reason=f"unknown state {value!r}")
             return
         if self.states.pinned(connector):
             # no alternate path: the connector stays UP and no link-state traffic is generated (R121, G42)
-            self.out.diag("state_change_pinned", connector=spec.name, state=state.value)
+            self.out.diag(Ev.STATE_CHANGE_PINNED, connector=spec.name, state=state.value)
             return
         self._apply_commits(self.states.report(spec, vs, state, now), now)
 
@@ -301,17 +296,34 @@ class MasterRole:
     # --- state and versions -----------------------------------------------------------------------------
 
     def _apply_commits(self, commits: list[Commit], now: float) -> None:
-        states, out = self.states, self.out
+        states = self.states
         for diag in states.diagnostics():
-            fields = states.describe(diag.connector_guid) | {"changes": diag.changes,
-                                                              "window_start": round(diag.window_start, 3)}  # fmt: skip
-            out.diag_fields(diag.name, fields, level="warning")
+            self._log_window(diag)
         if not commits:
             return
         for commit in commits:
             done = states.commit(commit)
-            out.diag_fields(done.event, done.fields(), event_id=done.event_id)
+            if done.bridgehead:
+                self.out.diag(Ev.BRIDGEHEAD_STATE_COMMITTED, connector=done.connector, bridgehead=done.bridgehead,
+                              state=done.state)  # fmt: skip
+            else:
+                self.out.diag(Ev.CONNECTOR_STATE_COMMITTED, connector=done.connector, state=done.state)
         self._commit(ChangeKind.MINOR, now)
+
+    def _log_window(self, diag: DampenerDiagnostic) -> None:
+        """What the dampener noted: a window opened, or one that ended as oscillation (times as Instants), for a
+        connector or one of its bridgeheads (`bridgehead` "" for the connector itself)."""
+        connector, bridgehead = self.states.describe(diag.connector_guid)
+        if isinstance(diag, WindowOpened):
+            self.out.diag(
+                Ev.OSCILLATION_WINDOW_OPENED, connector=connector, bridgehead=bridgehead,
+                state=ConnectorState.DOWN.value, window_end=Instant(diag.end),
+            )  # fmt: skip
+            return
+        self.out.diag(
+            Ev.OSCILLATION_SUPPRESSED, connector=connector, bridgehead=bridgehead, changes=diag.changes,
+            window_start=Instant(diag.window_start), window_end=Instant(diag.at),
+        )  # fmt: skip
 
     def _maybe_publish(self, now: float) -> None:
         """Publish before the settle period ends once every member has attached and every live bridgehead has
@@ -331,7 +343,8 @@ class MasterRole:
         self.states.rebuild(held if held is not None and held.version > Version() else None, now)
         base = max(self.acked_top, self.foreign_top) if self.quorum else self.acked_top  # R80: see merge_foreign
         self.version = Version(max(base.major + 1, 1), 0, 0)
-        self.out.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached_members))
+        attached = len(self.attached_members)
+        self.out.diag(Ev.MASTER_PUBLISHED, version=str(self.version), reason=reason, attached=attached)
         self._write_section(ChangeKind.MAJOR)
 
     def _commit(self, kind: UpdateKind, now: float, above: Version | None = None) -> None:

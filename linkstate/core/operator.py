@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from linkstate.core.bridgehead import Bridgehead
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.directory import tombstone
 from linkstate.core.facts import Learned
@@ -79,7 +80,7 @@ class Operator:
         else:
             refusal = f"{type(msg).__name__} is not a client command"
         if refusal:
-            self.out.diag("client_command_refused", level="warning", command=type(msg).__name__, reason=refusal)
+            self.out.diag(Ev.CLIENT_COMMAND_REFUSED, command=type(msg).__name__, reason=refusal)
             self.out.send(conn, rg691.Detach(refusal))
             self.out.close(conn, refusal)
         else:
@@ -98,7 +99,7 @@ class Operator:
         if section is None:
             return f"routing group {rg_guid} is not in this server's table"
         dead = tombstone(section)
-        self.out.diag("tombstone_injected", routing_group=rg_guid, version=str(dead.version))
+        self.out.diag(Ev.TOMBSTONE_INJECTED, routing_group=rg_guid, version=str(dead.version))
         self.out.post(Learned(OrgInfo((dead,)), "remonitor"))
         self.settle(now)
         return ""
@@ -114,7 +115,7 @@ class Operator:
         if not self.bridgehead.force(connector, state, now):
             return "this server is not a source bridgehead of that connector"
         self.settle(now)
-        self.out.diag("fault_injected", connector=self.ctx.connector_name(connector), state=value)
+        self.out.diag(Ev.FAULT_INJECTED, connector=self.ctx.connector_name(connector), state=value)
         return ""
 
     # --- from the shell's control inputs ----------------------------------------------------------------------
@@ -122,9 +123,9 @@ class Operator:
     def fault_input(self, connector: str, state: BridgeheadState | None, now: float) -> None:
         refusal = self.fault(connector, state.value if state else "CLEAR", now)
         if refusal:
-            self.out.diag("fault_refused", level="warning", reason=refusal)
+            self.out.diag(Ev.FAULT_REFUSED, reason=refusal)
 
     def tombstone_input(self, rg_guid: str, peer_host: str, now: float) -> None:
         refusal = self.inject(rg_guid, peer_host, now)
         if refusal:
-            self.out.diag("inject_refused", level="warning", reason=refusal)
+            self.out.diag(Ev.INJECT_REFUSED, reason=refusal)

@@ -15,6 +15,7 @@ May import: the standard library, proto, linkstate.core (never node.py or a role
 
 from __future__ import annotations
 
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.role import RoleName
 from proto import rg691
@@ -85,7 +86,7 @@ class QuorumWatch:
             and view.node == view.master != ctx.me.guid
             and view.quorum
         )
-        self.out.diag("quorum_probe_answered", server=ctx.server_name(view.node), role=view.role,
+        self.out.diag(Ev.QUORUM_PROBE_ANSWERED, server=ctx.server_name(view.node), role=view.role,
                       master=ctx.server_name(view.master), quorum=view.quorum)  # fmt: skip
         lacking = self.lacking_since is not None and now >= self.lacking_since + self.grace
         return view.node if rival and lacking else None
