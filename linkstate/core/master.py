@@ -69,7 +69,7 @@ class MasterRole:
             self.out.send(conn, rg691.Detach(reason))
             self.out.close(conn, reason)
         self.attached_members.clear()
-        self.watch.update(True, 0.0)  # closes its probes
+        self.watch.close()
 
     def status(self) -> RoleStatus:
         return RoleStatus(

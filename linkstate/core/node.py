@@ -2,12 +2,14 @@
 
 Owns: the server's context (identity, topology, link-state table: linkstate.core.context), its outbox and 691
 connections (one Session691 each), its role (`MasterRole` when the topology names it master of its group,
-`MemberRole` otherwise), its bridgehead (the SMTP side) and its operator commands (linkstate.core.operator); the
-routing of every input to the part that owns it, and of every fact a part raises to the part that acts on it.
-Data flows one way: an input goes to one part; the part reads the context, writes requests to the outbox and
-posts facts; NodeCore then drains the facts in one loop (depth first: a fact's consequences before the next fact)
-and hands the outputs back. It applies directory reloads (major updates, master moves: relinquish with event 958,
-R81/R88) and turns local observations into state reports. Its public read is `view()`.
+`MemberRole` otherwise — or a member following the master with quorum that outvoted it, R80), its bridgehead (the
+SMTP side), its route answers (one router for its life, linkstate.core.routes) and its operator commands
+(linkstate.core.operator); the routing of every input to the part that owns it, and of every fact a part raises to
+the part that acts on it. Data flows one way: an input goes to one part; the part reads the context, writes
+requests to the outbox and posts facts; NodeCore then drains the facts in one loop (depth first: a fact's
+consequences before the next fact) and hands the outputs back. It applies directory reloads (major updates, master
+moves: relinquish with event 958, R81/R88), refuses an ORGINFO whose digest is not its bytes' (G39) and turns
+local observations into state reports. Its public reads are `view()` and `route()`.
 Invariants: the core never reads a clock or draws randomness (`now` is an argument, `nonce`/`rand` are passed
 in); it never raises on peer input: every fault closes that one connection and is reported as a Diagnostic;
 the parts never call NodeCore and NodeCore never writes a part's attributes.

@@ -48,6 +48,10 @@ class QuorumWatch:
             self.lacking_since = now
             self.probe_at = now + self.grace
 
+    def close(self) -> None:
+        """The role ends: no more probes."""
+        self.update(True, 0.0)
+
     def next_deadline(self) -> float | None:
         return self.probe_at
 
