@@ -1,0 +1,160 @@
+"""Mutation testing of the core's state machines (`make mutation`; not in CI): mutmut campaigns, one module at a time,
+and the score of each against docs/TESTING.md.
+
+Owns: the list of mutated modules (`MODULES`, in the order they run), running one bounded mutmut campaign per
+module (`mutmut run "linkstate.core.<module>.*"`, its own process group, killed whole when the bound expires), and
+the report: per module the mutants, those killed (a failing test or a timeout: a mutant that makes the core loop
+forever in virtual time is caught that way), the survivors listed as equivalent in docs/TESTING.md, the survivors
+not listed, and the score (killed / mutants). Exit status 1 when a module is under `TARGET` or has a survivor that
+docs/TESTING.md does not account for (or lists a mutant that no longer survives).
+mutmut's own settings (what it copies, which tests it may run, timeouts) are in pyproject.toml, `[tool.mutmut]`;
+its working copy is `mutants/` (git-ignored), refreshed when pyproject.toml changes.
+Usage: python -m tests.mutation [--jobs N] [--bound SECONDS] [--report] [MODULE ...]
+May import: the standard library (it drives mutmut as a program, never as a library).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTMUT = Path(sys.executable).parent / "mutmut"
+DOC = ROOT / "docs" / "TESTING.md"
+LOG = ROOT / "mutants" / "campaigns.log"  # mutmut's own output, appended
+MODULES = ("dampening", "quorum", "routes", "connstate", "lsdb", "member", "bridgehead", "master", "routing")
+TARGET = 0.85
+KILLED = {"killed", "timeout"}
+_EQUIVALENT_ROW = re.compile(r"^\|\s*(\w+)\s*\|\s*`([^`]+__mutmut_\d+)`\s*\|")
+
+
+@dataclass
+class Score:
+    module: str
+    statuses: dict[str, str] = field(default_factory=dict)  # short mutant name -> mutmut's status
+    equivalent: set[str] = field(default_factory=set)  # listed in docs/TESTING.md
+
+    @property
+    def killed(self) -> int:
+        return sum(s in KILLED for s in self.statuses.values())
+
+    @property
+    def survivors(self) -> set[str]:
+        return {m for m, s in self.statuses.items() if s not in KILLED}
+
+    @property
+    def unexplained(self) -> set[str]:
+        return self.survivors - self.equivalent
+
+    @property
+    def stale(self) -> set[str]:
+        """Listed as equivalent, but killed now (or gone): the list must drop them."""
+        return self.equivalent - self.survivors
+
+    @property
+    def score(self) -> float:
+        return self.killed / len(self.statuses) if self.statuses else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.score >= TARGET and not self.unexplained and not self.stale
+
+
+def equivalents(doc: Path = DOC) -> dict[str, set[str]]:
+    """The equivalent mutants docs/TESTING.md lists, by module (rows `| module | `mutant` | ... |`)."""
+    listed: dict[str, set[str]] = {}
+    for line in doc.read_text().splitlines():
+        m = _EQUIVALENT_ROW.match(line)
+        if m:
+            listed.setdefault(m.group(1), set()).add(m.group(2))
+    return listed
+
+
+def results() -> dict[str, dict[str, str]]:
+    """mutmut's status of every mutant it knows, by module and short name."""
+    out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    by_module: dict[str, dict[str, str]] = {}
+    for line in out.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if name.startswith("linkstate.core."):
+            module, _, short = name.removeprefix("linkstate.core.").partition(".")
+            by_module.setdefault(module, {})[short] = status
+    return by_module
+
+
+def fresh_workdir() -> None:
+    """mutmut keeps its copy in mutants/; a change of its settings (pyproject.toml) needs a new one."""
+    stamp = ROOT / "mutants" / "mutmut-stats.json"
+    if stamp.exists() and stamp.stat().st_mtime < (ROOT / "pyproject.toml").stat().st_mtime:
+        shutil.rmtree(ROOT / "mutants")
+
+
+def campaign(module: str, jobs: int, bound: float) -> bool:
+    """One module's mutants, within `bound` seconds of wall time; False if the bound cut it short."""
+    cmd = [str(MUTMUT), "run", "--max-children", str(jobs), f"linkstate.core.{module}.*"]
+    started = time.monotonic()
+    print(f"== {module}: {' '.join(cmd[1:])} (bound {bound:.0f} s)", flush=True)
+    LOG.parent.mkdir(exist_ok=True)
+    with LOG.open("a") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            print(f"   {module}: stopped at the bound", flush=True)
+            return False
+    outcome = "done" if proc.returncode == 0 else f"mutmut exited {proc.returncode}: see {LOG.relative_to(ROOT)}"
+    print(f"   {module}: {outcome} in {time.monotonic() - started:.0f} s", flush=True)
+    return proc.returncode == 0
+
+
+def report(modules: list[str]) -> list[Score]:
+    statuses, listed = results(), equivalents()
+    scores = [Score(m, statuses.get(m, {}), listed.get(m, set())) for m in modules]
+    print("\n| module | mutants | killed | survived, equivalent | survived, unexplained | score |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for s in scores:
+        explained = len(s.survivors & s.equivalent)
+        print(f"| {s.module} | {len(s.statuses)} | {s.killed} | {explained} | {len(s.unexplained)} | {s.score:.1%} |")
+    for s in scores:
+        for name in sorted(s.unexplained):
+            shown = f"mutmut show linkstate.core.{s.module}.{name}"
+            print(f"{s.module}: survived, not in docs/TESTING.md: {name} ({shown})")
+        for name in sorted(s.stale):
+            print(f"{s.module}: listed as equivalent in docs/TESTING.md but no longer survives: {name}")
+        if s.score < TARGET:
+            print(f"{s.module}: score {s.score:.1%} is under the target {TARGET:.0%}")
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"of linkstate.core (default: all of {MODULES})")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--bound", type=float, default=2400, help="wall-clock seconds per module (default 2400)")
+    parser.add_argument("--report", action="store_true", help="report the last results, run nothing")
+    args = parser.parse_args(argv)
+    modules = list(args.modules) or list(MODULES)
+    unknown = sorted(set(modules) - set(MODULES))
+    if unknown:
+        parser.error(f"not a mutated module: {', '.join(unknown)} (choose from {', '.join(MODULES)})")
+    if not args.report:
+        fresh_workdir()
+        for module in modules:
+            campaign(module, args.jobs, args.bound)
+    scores = report(modules)
+    return 0 if all(s.ok for s in scores) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
