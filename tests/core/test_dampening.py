@@ -93,10 +93,34 @@ def test_state_delay_zero_commits_every_change() -> None:
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
 def test_bad_delay(bad: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"^state_delay must be a finite number >= 0, got {bad}$"):
         Dampener(state_delay=bad)
-    with pytest.raises(ValueError):
-        Dampener(batch_interval=bad if bad != -1.0 else 0.0)
+    interval = bad if bad != -1.0 else 0.0
+    with pytest.raises(ValueError, match=f"^batch_interval must be a finite number > 0, got {interval}$"):
+        Dampener(batch_interval=interval)
+
+
+def test_any_positive_batch_interval_is_accepted() -> None:
+    d = Dampener(compat_e2k=True, batch_interval=0.5)
+    d.report(C1, DOWN, 0.2)
+    assert d.next_deadline() == 0.5 and d.on_timer(0.5) == [Commit(C1, DOWN, UP, 0.5)]
+
+
+def test_counters_count_every_report_and_every_suppressed_window() -> None:
+    d = Dampener(state_delay=10)
+    for t in (0, 20, 40):  # three windows, each DOWN then UP: each suppressed
+        d.report(C1, DOWN, t)
+        d.report(C1, UP, t + 1)
+    d.on_timer(100)
+    assert (d.reports, d.suppressed, d.minor_updates) == (6, 3, 0)
+
+
+def test_seed_drops_an_open_window() -> None:
+    d = Dampener()
+    d.report(C1, DOWN, 0)
+    d.seed(C1, DOWN)
+    assert not d.window_open(C1) and d.next_deadline() is None
+    assert d.on_timer(600) == [] and d.committed(C1) is DOWN
 
 
 # ------------------------------------------------------------------------------------------------ compat_e2k
@@ -116,6 +140,17 @@ def test_compat_e2k_epoch() -> None:
     d = Dampener(compat_e2k=True, batch_interval=100, epoch=5)
     d.report(C1, DOWN, 5)
     assert d.next_deadline() == 105
+    late = Dampener(compat_e2k=True, batch_interval=300, epoch=100)
+    late.report(C1, DOWN, 350)  # boundaries at 100 + 300 k: the next one after 350 is 400
+    assert late.next_deadline() == 400
+
+
+def test_compat_e2k_seed_drops_a_queued_report() -> None:
+    d = Dampener(compat_e2k=True)
+    d.report(C1, DOWN, 10)
+    d.report(C2, DOWN, 20)
+    d.seed(C1, UP)
+    assert d.on_timer(300) == [Commit(C2, DOWN, UP, 300)] and d.committed(C1) is UP
 
 
 # ------------------------------------------------------------------------------------------------ properties
@@ -185,6 +220,7 @@ def test_state_delay_zero_commits_each_change(reports: list[tuple[float, Connect
 def test_suppress_state_changes_filter() -> None:
     f = LocalStateFilter(suppress_state_changes=True, source_connectors=[C1])
     assert not f.admit(C1) and f.admit(C2) and f.dropped == 1
+    assert not f.admit(C1) and f.dropped == 2
     f.set_source_connectors([C2])
     assert f.admit(C1) and not f.admit(C2)
     off = LocalStateFilter(source_connectors=[C1])
