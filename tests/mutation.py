@@ -9,7 +9,7 @@ not listed, and the score (killed / mutants). Exit status 1 when a module is und
 docs/TESTING.md does not account for (or lists a mutant that no longer survives).
 mutmut's own settings (what it copies, which tests it may run, timeouts) are in pyproject.toml, `[tool.mutmut]`;
 its working copy is `mutants/` (git-ignored), refreshed when pyproject.toml changes.
-Usage: python -m tests.mutation [--jobs N] [--bound SECONDS] [--report] [MODULE ...]
+Usage: python -m tests.mutation [--jobs N] [--bound SECONDS] [--report] [--show] [MODULE ...]
 May import: the standard library (it drives mutmut as a program, never as a library).
 """
 
@@ -118,7 +118,19 @@ def campaign(module: str, jobs: int, bound: float) -> bool:
     return proc.returncode == 0
 
 
-def report(modules: list[str]) -> list[Score]:
+def diff(mutant: str) -> str:
+    """The changed lines of one mutant (`mutmut show`)."""
+    shown = subprocess.run([str(MUTMUT), "show", mutant], cwd=ROOT, capture_output=True, text=True).stdout
+    changed = [line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    return "\n".join("    " + line for line in changed)
+
+
+def _natural(name: str) -> tuple[str, int]:
+    stem, _, number = name.rpartition("_")
+    return stem, int(number) if number.isdigit() else 0
+
+
+def report(modules: list[str], show: bool = False) -> list[Score]:
     statuses, listed = results(), equivalents()
     scores = [Score(m, statuses.get(m, {}), listed.get(m, set())) for m in modules]
     print("\n| module | mutants | killed | survived, equivalent | survived, unexplained | score |")
@@ -127,9 +139,10 @@ def report(modules: list[str]) -> list[Score]:
         explained = len(s.survivors & s.equivalent)
         print(f"| {s.module} | {len(s.statuses)} | {s.killed} | {explained} | {len(s.unexplained)} | {s.score:.1%} |")
     for s in scores:
-        for name in sorted(s.unexplained):
-            shown = f"mutmut show linkstate.core.{s.module}.{name}"
-            print(f"{s.module}: survived, not in docs/TESTING.md: {name} ({shown})")
+        for name in sorted(s.unexplained, key=_natural):
+            print(f"{s.module}: {s.statuses[name]}, not in docs/TESTING.md: {name}")
+            if show:
+                print(diff(f"linkstate.core.{s.module}.{name}"))
         for name in sorted(s.stale):
             print(f"{s.module}: listed as equivalent in docs/TESTING.md but no longer survives: {name}")
         if s.score < TARGET:
@@ -143,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--bound", type=float, default=2400, help="wall-clock seconds per module (default 2400)")
     parser.add_argument("--report", action="store_true", help="report the last results, run nothing")
+    parser.add_argument("--show", action="store_true", help="print the diff of each survivor not accounted for")
     args = parser.parse_args(argv)
     modules = list(args.modules) or list(MODULES)
     unknown = sorted(set(modules) - set(MODULES))
@@ -152,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         fresh_workdir()
         for module in modules:
             campaign(module, args.jobs, args.bound)
-    scores = report(modules)
+    scores = report(modules, args.show)
     return 0 if all(s.ok for s in scores) else 1
 
 
