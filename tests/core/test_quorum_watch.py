@@ -110,6 +110,19 @@ def test_a_rival_with_quorum_outvotes_after_the_grace_period() -> None:
     assert closes(out) == []  # nothing left open
 
 
+def test_a_rival_outvotes_only_once_the_grace_period_is_over() -> None:
+    early, _ = watch(quorum=False, now=10)
+    early.opened(5)
+    assert early.answered(5, answer(RED1), 10 + GRACE - 1) is None  # lacking quorum for less than the grace period
+    exact, _ = watch(quorum=False, now=10)
+    exact.opened(5)
+    assert exact.answered(5, answer(RED1), 10 + GRACE) == RED1  # the grace period is over at its last instant
+    regained, _ = watch(quorum=False, now=10)
+    regained.update(True, 20)
+    regained.opened(5)
+    assert regained.answered(5, answer(RED1), 10 + GRACE + 1) is None  # with quorum, never outvoted
+
+
 def test_an_answer_on_a_connection_that_is_not_a_probe_is_ignored() -> None:
     w, out = watch(quorum=False)
     assert w.answered(7, answer(RED1), 10 + GRACE + 1) is None
