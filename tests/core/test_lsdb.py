@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from linkstate.core.directory import build_orginfo, tombstone
 from linkstate.core.lsdb import LinkStateDB
+from proto.codec import DEFAULT_LIMITS
 from proto.encode import digest, encode
 from proto.model import Member, OrgInfo, RoutingGroup, Version
+from proto.sectioncache import SectionCache, decode_strict_cached
 from tests.core.topology_helpers import example
 
 G = [f"{i:02x}" * 16 for i in range(1, 5)]
@@ -133,3 +135,43 @@ def test_frame_is_the_encoding_of_the_snapshot(org: OrgInfo) -> None:
     db.merge(org)
     assert db.frame() == encode(db.snapshot())
     assert replace(db.snapshot()) == db.snapshot()
+
+
+def test_a_new_section_joins_the_order_of_a_table_already_read() -> None:
+    db = LinkStateDB([section(G[1], Version(1))])
+    assert db.guids() == (G[1],) and len(db.frame()) > 0  # order, digest and frame computed
+    assert db.merge(OrgInfo((section(G[0], Version(1)),))).changed == (G[0],)
+    assert db.guids() == (G[0], G[1]) and G[0] in db
+    assert db.snapshot().routing_groups == (section(G[0], Version(1)), section(G[1], Version(1)))
+    assert db.digest == digest(db.snapshot()) and db.frame() == encode(db.snapshot())
+
+
+def test_bumps_count_stores_that_add_a_section_or_move_its_major_or_minor_version() -> None:
+    db = LinkStateDB([section(G[0], Version(1))])
+    assert db.bumps == 1  # added
+    db.put(section(G[0], Version(1, 0, 1)))  # a user update: no bump
+    assert db.bumps == 1
+    db.put(section(G[0], Version(1, 1)))
+    db.merge(OrgInfo((section(G[0], Version(2)), section(G[1], Version(0)))))
+    assert db.bumps == 4
+    db.merge(OrgInfo((section(G[0], Version(2), vguid="9" * 32),)))  # same version, another epoch: no bump
+    assert db.bumps == 4
+
+
+def test_sections_decoded_through_the_tables_cache_are_stored_without_encoding_again() -> None:
+    """A section the node's decode cache holds keeps the very bytes it arrived as (the cache's), for `put` and
+    `merge`, from a table built from the directory too."""
+    topo = example("seattle.toml")
+    newer = OrgInfo(tuple(replace(rg, version=Version(5)) for rg in build_orginfo(topo).routing_groups))
+    cache = SectionCache()
+    decoded = decode_strict_cached(encode(newer), DEFAULT_LIMITS, cache).orginfo
+    db = LinkStateDB.from_topology(topo, cache=cache)
+    first, *rest = decoded.routing_groups
+    assert db.put(first) and db.merge(OrgInfo(tuple(rest))).changed == tuple(rg.guid for rg in rest)
+    for rg in decoded.routing_groups:
+        held = db.section_bytes(rg.guid)
+        assert held is cache.raw_of(rg) and held is not None
+    assert db.frame() == encode(newer)
+    plain = LinkStateDB()  # no cache: encoded here, the same bytes
+    plain.merge(decoded)
+    assert all(plain.section_bytes(rg.guid) == db.section_bytes(rg.guid) for rg in decoded.routing_groups)
