@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkstate.core.directory import build_orginfo, tombstone
-from linkstate.core.lsdb import LinkStateDB
+from linkstate.core.lsdb import LinkStateDB, MergeResult
 from proto.codec import DEFAULT_LIMITS
 from proto.encode import digest, encode
 from proto.model import Member, OrgInfo, RoutingGroup, Version
@@ -49,7 +49,7 @@ def test_merge_takes_greater_versions_only() -> None:
     db = LinkStateDB([section(G[0], Version(2)), section(G[1], Version(1))])
     r = db.merge(OrgInfo((section(G[0], Version(1, 9), note="old"), section(G[1], Version(1, 0, 1), note="new"),
                           section(G[2], Version(0), note="fresh"))))  # fmt: skip
-    assert r.changed == (G[1], G[2]) and not r.conflicts and not r.ignored_own and r.highest_own is None
+    assert r == MergeResult(changed=(G[1], G[2]), ignored_own=False, conflicts=(), highest_own=None)
     assert db.version_of(G[0]) == Version(2) and db.version_of(G[1]) == Version(1, 0, 1)
 
 
@@ -175,3 +175,10 @@ def test_sections_decoded_through_the_tables_cache_are_stored_without_encoding_a
     plain = LinkStateDB()  # no cache: encoded here, the same bytes
     plain.merge(decoded)
     assert all(plain.section_bytes(rg.guid) == db.section_bytes(rg.guid) for rg in decoded.routing_groups)
+
+
+def test_storing_the_very_section_stored_changes_nothing() -> None:
+    db = LinkStateDB([section(G[0], Version(1))])
+    held = db.section(G[0])
+    assert held is not None and not db.put(held) and db.merge(OrgInfo((held,))).changed == ()
+    assert db.version_of(G[1]) is None and G[1] not in db and db.section_bytes(G[1]) is None
