@@ -158,6 +158,7 @@ class Bridgehead:
             node.nonce(),
             expected_peer=remote.guid,
             chunk_raw_bytes=node.settings.chunk_raw_bytes,
+            limits=node.lsdb.limits.decode,
         )
         link.in_flight = conn
         self.smtp[conn] = _Smtp(session, link)
@@ -223,6 +224,7 @@ class Bridgehead:
             self._frame_source,
             node.nonce(),
             chunk_raw_bytes=node.settings.chunk_raw_bytes,
+            limits=node.lsdb.limits.decode,
         )
         self.counters.sessions_in += 1
         self.smtp[conn] = _Smtp(session)
@@ -297,7 +299,7 @@ class Bridgehead:
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
-            decoded = decode_strict_cached(frame)
+            decoded = decode_strict_cached(frame, self.node.lsdb.limits.decode)
         except DecodeError as exc:
             self.node.diag("orginfo_rejected", level="warning", peer=self.node.server_name(peer), reason=str(exc))
             return

@@ -117,6 +117,9 @@ class MasterRole:
             node.close(old, "replaced by a new attachment")
         self.attached[msg.member] = conn
         reported = Version(msg.major, msg.minor, msg.user)
+        if not node.lsdb.plausible(node.rg.guid, reported):  # a forged version: not a reason to move (issue 11)
+            node.diag("version_refused", level="warning", member=member.name, version=str(reported))
+            reported = Version()
         self.highest_seen = max(self.highest_seen, reported)
         node.send(
             conn,
@@ -160,7 +163,7 @@ class MasterRole:
         """Merge a packet from a member or a bridgehead (R107): own group ignored, others newer-wins."""
         bumps = self.node.lsdb.bumps
         result = self.node.lsdb.merge(org, own_group=self.node.rg.guid)
-        theirs = org.group(self.node.rg.guid)
+        theirs = result.own  # None when absent or its version was refused as implausible
         if theirs is not None:
             self.highest_seen = max(self.highest_seen, theirs.version)
             mine = self.node.lsdb.section(self.node.rg.guid)
@@ -287,7 +290,8 @@ class MasterRole:
             return
         self.published = True
         self.settle_deadline = None
-        self.version = Version(max(self.highest_seen.major + 1, 1), 0, 0)
+        self.version = self.highest_seen.bump_major()
+        self._check_saturated()
         self.node.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached))
         self._write_section(MAJOR)
 
@@ -301,7 +305,13 @@ class MasterRole:
             self.version = self.version.bump_minor()
         else:
             self.version = self.version.bump_user()
+        self._check_saturated()
         self._write_section(kind)
+
+    def _check_saturated(self) -> None:
+        """A major of 2**64-1 cannot be published above: the version stays (proto.model.Version), said loudly."""
+        if self.version.saturated:
+            self.node.diag("version_saturated", level="error", version=str(self.version))
 
     def build_own_section(self) -> RoutingGroup:
         node = self.node

@@ -22,6 +22,7 @@ from linkstate.core.directory import tombstone
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
+from linkstate.core.ratelimit import TokenBucket
 from linkstate.core.session691 import Authenticated, Fault, Session691
 from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Settings, Topology
 from proto import rg691
@@ -37,6 +38,7 @@ class _Conn:
     inbound: bool
     peer: str | None = None
     peer_host: str = ""
+    dumps: TokenBucket | None = None  # DUMP answers left (made on the first DUMP)
 
 
 @dataclass
@@ -133,9 +135,14 @@ class NodeCore:
         self.counters.frames_out[type(msg).__name__] += 1
 
     def send_table(self, conn: int) -> None:
+        """The table as its own Send of the table's cached frame, after what is queued: every connection the same
+        table goes to shares one bytes object, so a peer that asks for it again and again costs no memory."""
         c = self.conns.get(conn)
         if c is not None and c.session.authenticated:
-            c.session.send_raw(self.lsdb.frame())
+            self._flush_one(conn, c)
+            frame = self.lsdb.frame()
+            self.counters.bytes_out += len(frame)
+            self.out.append(ev.Send(conn, frame))
             self.counters.frames_out["OrgInfoFrame"] += 1
 
     def send_bytes(self, conn: int, data: bytes) -> None:
@@ -186,12 +193,7 @@ class NodeCore:
 
     def adopt(self, org: OrgInfo) -> tuple[str, ...]:
         """Take every received section whose version is at least ours (a member trusting its master)."""
-        changed = []
-        for section in org.routing_groups:
-            local = self.lsdb.section(section.guid)
-            if (local is None or section.version >= local.version) and self.lsdb.put(section):
-                changed.append(section.guid)
-        return tuple(changed)
+        return self.lsdb.adopt(org)
 
     # --- the core interface --------------------------------------------------------------------------------
 
@@ -227,11 +229,19 @@ class NodeCore:
         return self._drain()
 
     def _drain(self) -> list[ev.Output]:
+        if self.lsdb.refused:
+            self._report_refusals()
         for conn, c in self.conns.items():  # flushing neither adds nor removes connections
             if c.session.pending:  # take_pending() of nothing is b"": nothing to send
                 self._flush_one(conn, c)
         out, self.out = self.out, []
         return out
+
+    def _report_refusals(self) -> None:
+        """One event for what the table's limits refused since the last input (lsdb module docstring)."""
+        refused = self.lsdb.take_refusals()
+        for reason, count in refused.counts.items():
+            self.diag("sections_refused", level="warning", reason=reason, count=count, first=refused.examples[reason])
 
     def _flush_one(self, conn: int, c: _Conn) -> None:
         data = c.session.take_pending()
@@ -250,6 +260,7 @@ class NodeCore:
             kind="MEMBER",
             fqdn=self.me.fqdn,
             version=self.version,
+            limits=self.lsdb.limits.decode,
         )
 
     def _on_connected(self, e: ev.Input, now: float) -> None:
@@ -384,6 +395,16 @@ class NodeCore:
         return ""
 
     def _answer_dump(self, conn: int) -> None:
+        c = self.conns[conn]
+        if c.dumps is None:
+            c.dumps = TokenBucket(self.settings.dump_rate, self.settings.dump_burst, self.now)
+        if not c.dumps.take(self.now):
+            reason = f"DUMP rate exceeded ({self.settings.dump_burst} at once, then {self.settings.dump_rate:g}/s)"
+            self.diag("dump_rate_exceeded", level="warning", conn=conn, peer_host=c.peer_host)
+            self.send(conn, rg691.Detach(reason))
+            self.close(conn, reason)
+            self.role.on_lost(conn, self.now)
+            return
         master = self.topo.master_of(self.rg.name)
         attached_count = len(self.role.attached) if isinstance(self.role, MasterRole) else int(self.attached)
         view = rg691.Dump(
@@ -417,6 +438,7 @@ class NodeCore:
         old_master = None if self._orphan() else self.topo.master_of(self.rg.name).name
         self.topo = new
         self.me = new.server(self.me.name)
+        self.lsdb.configure(new)
         new_master = new.master_of(self.rg.name).name
         self.diag("topology_loaded", master=new_master)
         if was_master and new_master != self.me.name:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proto.codec import DEFAULT_LIMITS
 from proto.link2state import MAX_CHUNK_RAW
 
 Guid = str
@@ -106,6 +107,17 @@ class Settings:
     compat_e2k: bool = False
     leaf_rule: str = "general"
     time_scale: float = 1.0
+    # Resource bounds against hostile peers (docs/SECURITY.md); sizes in bytes, none of them scaled.
+    max_table_bytes: int = 4 * 1024 * 1024  # the table a node merges into (and the largest frame it decodes)
+    max_unknown_sections: int = 256  # sections of groups the directory does not know (tombstones included) ...
+    max_unknown_bytes: int = 1024 * 1024  # ... and their encoded bytes
+    max_version_jump: int = 1 << 32  # a received major may exceed the one held by at most this much
+    max_output_bytes: int = 8 * 1024 * 1024  # unwritten output per connection before the peer is dropped
+    max_connections: int = 256  # per protocol (691, SMTP)
+    max_unauthenticated: int = 64  # per protocol; the rest of max_connections is kept for authenticated peers
+    max_per_address: int = 16  # unauthenticated connections per source address and protocol
+    dump_rate: float = 2.0  # DUMP answers per second per connection, after a burst of dump_burst
+    dump_burst: int = 8
 
     def scaled(self, name: str) -> float:
         """A timer in real seconds: its configured value divided by `time_scale`."""
@@ -474,11 +486,53 @@ def _read_settings(root: _Table) -> Settings:
         values[flag] = t.get(flag, bool, False)
     values["leaf_rule"] = t.choice("leaf_rule", LEAF_RULES, "general")
     values.setdefault("master_settle", values.get("poll_interval", 300.0))
+    _read_bounds(t, values)
     t.finish()
     s = Settings(**values)
     if s.reconnect_min > s.reconnect_max:
         t.error("reconnect_min", f"must not exceed reconnect_max ({s.reconnect_max:g})")
+    for name, problem in _bound_problems(s):
+        t.error(name, problem)
     return s
+
+
+_MIB = 1024 * 1024
+MAX_DECODE_FRAME = DEFAULT_LIMITS.max_frame  # what every node's decoder accepts at most (docs/PROTOCOL.md §1.4)
+_BOUND_RANGES: dict[str, tuple[int, int]] = {
+    "max_table_bytes": (64 * 1024, MAX_DECODE_FRAME),
+    "max_unknown_sections": (0, 100_000),
+    "max_unknown_bytes": (0, MAX_DECODE_FRAME),
+    "max_version_jump": (1, 1 << 63),
+    "max_output_bytes": (128 * 1024, 1024 * _MIB),
+    "max_connections": (2, 65_536),
+    "max_unauthenticated": (1, 65_535),
+    "max_per_address": (1, 65_535),
+    "dump_burst": (1, 10_000),
+}
+
+
+def _read_bounds(t: _Table, values: dict[str, Any]) -> None:
+    defaults = Settings()
+    for name, (lo, hi) in _BOUND_RANGES.items():
+        values[name] = t.int_range(name, lo, hi, getattr(defaults, name))
+    rate = t.get("dump_rate", float)
+    if rate is not None and not 0.001 <= rate <= 10_000:
+        t.error("dump_rate", f"must be between 0.001 and 10000 answers per second, got {rate:g}")
+    elif rate is not None:
+        values["dump_rate"] = float(rate)
+
+
+def _bound_problems(s: Settings) -> Iterator[tuple[str, str]]:
+    """Bounds that only make sense together (docs/SECURITY.md)."""
+    if s.max_output_bytes < 2 * s.max_table_bytes:
+        yield "max_output_bytes", f"must be at least twice max_table_bytes ({2 * s.max_table_bytes})"
+    if s.max_unknown_bytes > s.max_table_bytes:
+        yield "max_unknown_bytes", f"must not exceed max_table_bytes ({s.max_table_bytes})"
+    if s.max_unauthenticated >= s.max_connections:
+        reserve = "the rest is the reserve for authenticated peers"
+        yield "max_unauthenticated", f"must be below max_connections ({s.max_connections}): {reserve}"
+    if s.max_per_address > s.max_unauthenticated:
+        yield "max_per_address", f"must not exceed max_unauthenticated ({s.max_unauthenticated})"
 
 
 def _read_routing_groups(root: _Table, org: str) -> list[tuple[RoutingGroupSpec, str]]:
