@@ -244,6 +244,9 @@ _COMMAND_INPUTS = {
     Verb.QUIT: ServerInput.QUIT,
 }
 
+_AUTHENTICATED = frozenset(
+    {ServerState.IDLE, ServerState.L2S_SEND, ServerState.L2S_RECV, ServerState.MAIL, ServerState.RCPT, ServerState.DATA}
+)
 ServerAction = Callable[["SmtpServerSession", _In], "ServerState | None"]
 _L2S_COMMAND_PREFIX = l2s.VERB + b" "  # what `parse_command` reads as the X-LINK2STATE verb and its space
 _L2S_COMMAND_PREFIX_LEN = len(_L2S_COMMAND_PREFIX)
@@ -278,6 +281,11 @@ class SmtpServerSession(_Session):
         self._recipients: list[str] = []
         self._data: DataReader | None = None
         self._send(format_reply(220, f"{fqdn} linkstate ESMTP ready"))
+
+    @property
+    def authenticated(self) -> bool:
+        """X-EXPS succeeded on this connection (the shell stops its authentication clock)."""
+        return self.state in _AUTHENTICATED
 
     # -------------------------------------------------------------------------------------------- input
 

@@ -10,11 +10,12 @@ wins (then, for full determinism, the one whose canonical bytes sort higher), re
 Limits (issue 11, docs/SECURITY.md), checked at merge with the numbers the decoder uses, so what a node holds it
 can always encode and every peer can decode:
   - a received major above the held one (0 when none) by more than `max_version_jump` is refused;
-  - a section is taken only while the whole table, as a frame, stays within `max_table_bytes` minus
-    `TABLE_HEADROOM` (room for the node's own section, which the directory bounds and merges never refuse);
   - sections of groups the directory does not know are bounded (`max_unknown_sections`, `max_unknown_bytes`): the
     table keeps those whose GUIDs sort lowest, the longest such run within both bounds, and drops the rest. The
-    rule depends only on the set seen, never on arrival order, so every node converges on the same subset.
+    rule depends only on the set seen, never on arrival order, so every node converges on the same subset;
+  - a section of a known group is taken only while the known groups' sections stay within `max_table_bytes` less
+    `max_unknown_bytes` and `TABLE_HEADROOM` (room for the node's own section, which the directory bounds and which
+    merges never refuse). So the whole frame stays within `max_table_bytes`, every node's decode limit.
   Every refusal is counted in `refused` (reason -> count, first GUIDs) for the node to report as one event.
 Invariants: stored sections are canonical; a section's version never goes backwards through `merge`;
 merge is idempotent and order-independent within the limits; `digest`/`frame`/`snapshot` always describe the
@@ -60,6 +61,12 @@ class TableLimits:
     def decode(self) -> Limits:
         """What this node's decoders accept: frames no larger than the table it may hold."""
         return replace(DEFAULT_LIMITS, max_frame=min(DEFAULT_LIMITS.max_frame, self.max_table_bytes))
+
+    @property
+    def known_budget(self) -> int:
+        """Bytes the known groups' sections (and their separators) may take: the table limit less the unknown
+        groups' budget and the headroom for the node's own section."""
+        return self.max_table_bytes - self.max_unknown_bytes - TABLE_HEADROOM - FRAME_OVERHEAD
 
     def plausible(self, version: Version, held: Version | None) -> bool:
         """A received version may move the major at most `max_version_jump` above the one held (issue 11)."""
@@ -278,15 +285,18 @@ class LinkStateDB:
         return _Verdict.CONFLICT_KEEP
 
     def _take(self, rg: RoutingGroup, data: bytes, verdict: _Verdict) -> _Verdict:
-        """Store a received section unless the table would outgrow its limit (module docstring)."""
-        old = self._bytes.get(rg.guid)
-        grown = self._size + len(data) - (len(old) if old is not None else -1)
-        if grown > self.limits.max_table_bytes - TABLE_HEADROOM:
-            self.refused.add(_FULL, rg.guid)
-            return _Verdict.KEEP
-        if not self.is_known(rg.guid) and len(data) + 1 > self.limits.max_unknown_bytes:
-            self.refused.add(_UNKNOWN, rg.guid)
-            return _Verdict.KEEP
+        """Store a received section unless its part of the table would outgrow its limit (module docstring)."""
+        lim = self.limits
+        if not self.is_known(rg.guid):
+            if len(data) + 1 > lim.max_unknown_bytes:  # could never be kept
+                self.refused.add(_UNKNOWN, rg.guid)
+                return _Verdict.KEEP
+        else:
+            old = self._bytes.get(rg.guid)
+            known = self._size - FRAME_OVERHEAD - self._unknown_bytes
+            if known + len(data) - (len(old) if old is not None else -1) > lim.known_budget:
+                self.refused.add(_FULL, rg.guid)
+                return _Verdict.KEEP
         self._store(rg, data)
         return verdict
 

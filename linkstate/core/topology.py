@@ -526,8 +526,8 @@ def _bound_problems(s: Settings) -> Iterator[tuple[str, str]]:
     """Bounds that only make sense together (docs/SECURITY.md)."""
     if s.max_output_bytes < 2 * s.max_table_bytes:
         yield "max_output_bytes", f"must be at least twice max_table_bytes ({2 * s.max_table_bytes})"
-    if s.max_unknown_bytes > s.max_table_bytes:
-        yield "max_unknown_bytes", f"must not exceed max_table_bytes ({s.max_table_bytes})"
+    if s.max_unknown_bytes > s.max_table_bytes // 2:
+        yield "max_unknown_bytes", f"must not exceed half of max_table_bytes ({s.max_table_bytes // 2})"
     if s.max_unauthenticated >= s.max_connections:
         reserve = "the rest is the reserve for authenticated peers"
         yield "max_unauthenticated", f"must be below max_connections ({s.max_connections}): {reserve}"

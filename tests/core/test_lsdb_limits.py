@@ -15,12 +15,14 @@ from proto.encode import encode
 from proto.model import VERSION_MAX, Member, OrgInfo, RoutingGroup, Version
 from tests.core.topology_helpers import example
 
+ONE = Version(1)
 
-def section(guid: str, version: Version = Version(1), note: str = "", pad: int = 0) -> RoutingGroup:
+
+def section(guid: str, version: Version = ONE, note: str = "", pad: int = 0) -> RoutingGroup:
     return RoutingGroup(guid, guid, version, smtp_address=f"*.{note}" + "x" * pad, members=(Member(guid),))
 
 
-def fake(i: int, version: Version = Version(1), pad: int = 0) -> RoutingGroup:
+def fake(i: int, version: Version = ONE, pad: int = 0) -> RoutingGroup:
     """A section of a group no directory knows (GUIDs sort by i)."""
     return section(f"{i:032x}", version, pad=pad)
 
@@ -74,14 +76,16 @@ def test_unknown_groups_are_bounded_in_bytes() -> None:
 
 
 def test_the_table_never_outgrows_what_every_peer_decodes() -> None:
-    limit = 64 * 1024 + TABLE_HEADROOM
-    db = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_table_bytes=limit, max_unknown_bytes=limit))
-    london = example("seattle.toml").routing_group("London").guid
+    limit, unknown = 160 * 1024, 32 * 1024  # the known groups get 160 - 32 - 64 (headroom) KiB
+    topo = bounded(example("seattle.toml"), max_table_bytes=limit, max_unknown_bytes=unknown)
+    db = LinkStateDB.from_topology(topo)
+    london = topo.routing_group("London").guid
     big = replace(db.section(london), version=Version(2), x500_address="y" * 50_000)  # type: ignore[arg-type]
     assert db.merge(OrgInfo((big,))).changed == (london,)
     bigger = replace(big, version=Version(3), x400_address="z" * 10_000)
-    assert db.merge(OrgInfo((bigger,))).changed == ()  # would pass max_table_bytes - TABLE_HEADROOM
+    assert db.merge(OrgInfo((bigger,))).changed == ()  # the known groups' budget would be passed
     assert db.take_refusals().counts == {"table would exceed max_table_bytes": 1}
+    db.merge(OrgInfo(tuple(fake(i, pad=400) for i in range(200))))  # and the unknown groups fill theirs
     frame = db.frame()
     assert len(frame) == db.frame_size <= limit - TABLE_HEADROOM
     decode_strict(frame, db.limits.decode)  # what it holds, a peer with the same settings decodes

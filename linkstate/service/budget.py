@@ -1,0 +1,116 @@
+"""Connection slots of one node: separate budgets per protocol, a reserve for authenticated peers, and a bound per
+source address on connections that have not authenticated yet (issue 11, item 4; docs/SECURITY.md).
+
+Owns: `ConnBudget`, the bookkeeping the service consults on every accept: `admit` says whether a new inbound
+connection gets a slot and which unauthenticated connection, if any, makes room for it; `authenticated` and
+`release` follow a connection's life. Outbound connections (the node's own) are counted but never refused.
+Rules, per protocol (691, SMTP), for an inbound connection from address A:
+  1. A already holds `max_per_address` unauthenticated connections: A's oldest one is evicted;
+  2. otherwise, when `max_unauthenticated` are held, or all `max_connections` slots are, the oldest
+     unauthenticated connection is evicted;
+  3. when all `max_connections` slots are still held (every one authenticated), the new connection is refused.
+So unauthenticated connections never hold more than `max_unauthenticated` slots (the remaining
+`max_connections - max_unauthenticated` are kept for authenticated peers), one address never more than
+`max_per_address` of them, and a newcomer is never locked out by connections that sit without authenticating: it
+takes the place of the one that has waited longest (which the absolute authentication deadline ends anyway).
+Invariants: pure bookkeeping (no I/O, no clock); `release` is idempotent; an evicted connection no longer counts.
+May import: the standard library.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimits:
+    max_connections: int = 256
+    max_unauthenticated: int = 64
+    max_per_address: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """`admitted`, and the connection to evict first to make room (None: no eviction); `reason` for the log."""
+
+    admitted: bool
+    evict: int | None = None
+    reason: str = ""
+
+
+@dataclass
+class _Proto:
+    conns: set[int] = field(default_factory=set)
+    unauthenticated: OrderedDict[int, str] = field(default_factory=OrderedDict)  # conn -> address, oldest first
+    per_address: dict[str, int] = field(default_factory=dict)  # address -> unauthenticated connections
+
+
+class ConnBudget:
+    def __init__(self, limits: BudgetLimits | None = None) -> None:
+        self.limits = limits or BudgetLimits()
+        self._protos: dict[str, _Proto] = {}
+        self._proto_of: dict[int, str] = {}
+
+    def held(self, proto: str) -> int:
+        p = self._protos.get(proto)
+        return len(p.conns) if p else 0
+
+    def unauthenticated(self, proto: str) -> int:
+        p = self._protos.get(proto)
+        return len(p.unauthenticated) if p else 0
+
+    def admit(self, conn: int, proto: str, address: str) -> Admission:
+        """Decide for a new inbound connection (module docstring); an admitted one is counted, unauthenticated."""
+        p = self._protos.setdefault(proto, _Proto())
+        lim = self.limits
+        evict: int | None = None
+        reason = ""
+        if p.per_address.get(address, 0) >= lim.max_per_address:
+            evict = next(c for c, a in p.unauthenticated.items() if a == address)
+            reason = f"more than {lim.max_per_address} unauthenticated connections from {address or 'one address'}"
+        elif len(p.unauthenticated) >= lim.max_unauthenticated:
+            evict = next(iter(p.unauthenticated))
+            reason = f"more than {lim.max_unauthenticated} unauthenticated {proto} connections"
+        elif len(p.conns) >= lim.max_connections and p.unauthenticated:
+            evict = next(iter(p.unauthenticated))
+            reason = f"all {lim.max_connections} {proto} connection slots are held"
+        if evict is not None:
+            self.release(evict)
+        if len(p.conns) >= lim.max_connections:
+            return Admission(False, evict, f"all {lim.max_connections} {proto} connection slots are held")
+        p.conns.add(conn)
+        p.unauthenticated[conn] = address
+        p.per_address[address] = p.per_address.get(address, 0) + 1
+        self._proto_of[conn] = proto
+        return Admission(True, evict, reason)
+
+    def outbound(self, conn: int, proto: str) -> None:
+        """Count one of the node's own connections (never refused: the core bounds how many it opens)."""
+        self._protos.setdefault(proto, _Proto()).conns.add(conn)
+        self._proto_of[conn] = proto
+
+    def authenticated(self, conn: int) -> None:
+        """The connection authenticated: it leaves the unauthenticated budget (its slot is from the reserve now)."""
+        proto = self._proto_of.get(conn)
+        if proto is not None:
+            self._forget_unauthenticated(self._protos[proto], conn)
+
+    def release(self, conn: int) -> None:
+        proto = self._proto_of.pop(conn, None)
+        if proto is None:
+            return
+        p = self._protos[proto]
+        p.conns.discard(conn)
+        self._forget_unauthenticated(p, conn)
+
+    @staticmethod
+    def _forget_unauthenticated(p: _Proto, conn: int) -> None:
+        address = p.unauthenticated.pop(conn, None)
+        if address is None:
+            return
+        left = p.per_address[address] - 1
+        if left:
+            p.per_address[address] = left
+        else:
+            del p.per_address[address]

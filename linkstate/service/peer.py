@@ -1,0 +1,135 @@
+"""Scripted peers on TCP for the hostile-peer tests and bench/attack.py: they authenticate like a real server (with
+the organization secret) and then send exactly what they are told, read or not, as an attacker would.
+
+Owns: `open_691` (a mutually authenticated 691 session of any kind, then raw frames), `bridgehead_exchange` (one
+honest X-LINK2STATE session as a source bridgehead runs it: EHLO, X-EXPS, the digest opening, QUIT — driven by the
+real `SmtpClientSession`), and `PeerError`, the one failure both raise (a one-line reason).
+Invariants: every call is bounded by its `timeout`; streams are closed on every failure; nothing here is used by a
+running node (it is the other end of the wire).
+May import: the standard library, trio, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import trio
+
+from linkstate.core.link2state_session import Done, SessionFailed, SmtpClientSession
+from linkstate.core.session691 import Authenticated, Fault, Result, Session691
+from proto import rg691
+
+READ_SIZE = 65536
+
+
+class PeerError(Exception):
+    """A scripted session that did not go as a real peer's would: `reason` is one line."""
+
+
+@dataclass
+class Peer691:
+    """An authenticated 691 connection: the stream, and the session that authenticated it (to decode answers)."""
+
+    stream: trio.SocketStream
+    session: Session691
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def receive(self, timeout: float) -> list[Result]:
+        """What the node sent within `timeout` (one read); [] when nothing came; PeerError when it closed."""
+        with trio.move_on_after(timeout):
+            data = await self.stream.receive_some(READ_SIZE)
+            if not data:
+                raise PeerError("the node closed the connection")
+            return self.session.receive(bytes(data))
+        return []
+
+    async def aclose(self) -> None:
+        with trio.move_on_after(1):
+            await self.stream.aclose()
+
+
+async def open_691(
+    host: str,
+    port: int,
+    secret: bytes,
+    *,
+    kind: str = "MEMBER",
+    guid: str | None = None,
+    local_address: str | None = None,
+    timeout: float = 5.0,
+) -> Peer691:
+    """Connect and authenticate (banner, HELLO, CHALLENGE, PROOF, OK) as `kind` with `guid` (random by default)."""
+    session = Session691(
+        initiator=True, local_guid=guid or secrets.token_hex(16), secret=secret, nonce=lambda: secrets.token_hex(16),
+        kind=kind,
+    )  # fmt: skip
+    with trio.move_on_after(timeout):
+        try:
+            stream = await trio.open_tcp_stream(host, port, local_address=local_address)
+        except OSError as exc:
+            raise PeerError(f"cannot connect to {host}:{port}: {exc}") from None
+        try:
+            while not session.authenticated:
+                data = await stream.receive_some(READ_SIZE)
+                if not data:
+                    raise PeerError(f"{host}:{port} closed the connection during authentication")
+                for result in session.receive(bytes(data)):
+                    if isinstance(result, Fault):
+                        raise PeerError(f"{host}:{port}: {result.reason}")
+                    if not isinstance(result, Authenticated):
+                        raise PeerError(f"{host}:{port}: unexpected {type(result).__name__} during authentication")
+                await stream.send_all(session.take_pending())
+            return Peer691(stream, session)
+        except BaseException:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await stream.aclose()
+            raise
+    raise PeerError(f"{host}:{port}: no authenticated session within {timeout:g} s")
+
+
+async def bridgehead_exchange(
+    host: str,
+    port: int,
+    secret: bytes,
+    *,
+    peer_guid: str,
+    table: tuple[str, bytes],
+    guid: str | None = None,
+    local_address: str | None = None,
+    timeout: float = 5.0,
+) -> bool:
+    """One X-LINK2STATE session against the node's SMTP port, as a source bridgehead holding `table` (digest,
+    frame) runs it; True when the node answered and the session ended well (`Done`), else PeerError."""
+    session = SmtpClientSession(
+        guid or secrets.token_hex(16), secret, "attack-bench.invalid", lambda: table, secrets.token_hex(16),
+        expected_peer=peer_guid,
+    )  # fmt: skip
+    where = f"{host}:{port}"
+    with trio.move_on_after(timeout):
+        try:
+            stream = await trio.open_tcp_stream(host, port, local_address=local_address)
+        except OSError as exc:
+            raise PeerError(f"cannot connect to {where}: {exc}") from None
+        async with stream:
+            while True:
+                data = await stream.receive_some(READ_SIZE)
+                events = session.receive_data(bytes(data))
+                out = session.data_to_send()
+                if out:
+                    await stream.send_all(out)  # the QUIT after Done goes out too
+                for event in events:
+                    if isinstance(event, Done):
+                        return True
+                    if isinstance(event, SessionFailed):
+                        raise PeerError(f"{where}: {event.reason}")
+                if not data or session.closed:
+                    raise PeerError(f"{where}: the session ended before the exchange completed")
+    raise PeerError(f"{where}: no X-LINK2STATE answer within {timeout:g} s")
+
+
+def frame_of(msg: rg691.Message) -> bytes:
+    """The bytes of one message (a convenience for scripts that pipeline many)."""
+    return rg691.encode_message(msg)
