@@ -1,0 +1,67 @@
+"""Connection budgets (linkstate.service.budget): the rules hold for every sequence of arrivals and logins."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linkstate.service.budget import BudgetLimits, ConnBudget
+
+LIMITS = BudgetLimits(max_connections=8, max_unauthenticated=5, max_per_address=2)
+actions = st.sampled_from(["open", "login", "close", "out"])
+protos = st.sampled_from(["691", "smtp"])
+steps = st.lists(st.tuples(actions, protos, st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 40)), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_every_sequence_keeps_the_bounds(seq: list[tuple[str, str, str, int]]) -> None:
+    budget = ConnBudget(LIMITS)
+    live: dict[int, tuple[str, str, bool]] = {}  # conn -> (proto, address, authenticated)
+    next_id = 1000
+    for action, proto, address, pick in seq:
+        if action == "open":
+            next_id += 1
+            verdict = budget.admit(next_id, proto, address)
+            if verdict.evict is not None:
+                victim = live.pop(verdict.evict)
+                assert not victim[2] and victim[0] == proto  # only an unauthenticated one of the same protocol
+            if verdict.admitted:
+                live[next_id] = (proto, address, False)
+            else:  # refused only when every slot is held by an authenticated or outbound connection
+                assert budget.unauthenticated(proto) == 0 and budget.held(proto) >= LIMITS.max_connections
+        elif action == "out":
+            next_id += 1
+            budget.outbound(next_id, proto)
+            live[next_id] = (proto, "", True)
+        elif live:
+            conn = sorted(live)[pick % len(live)]
+            if action == "login":
+                budget.authenticated(conn)
+                live[conn] = (live[conn][0], live[conn][1], True)
+            else:
+                budget.release(conn)
+                budget.release(conn)  # idempotent
+                del live[conn]
+        for p in ("691", "smtp"):
+            unauth = [c for c, (q, _, ok) in live.items() if q == p and not ok]
+            assert budget.unauthenticated(p) == len(unauth) <= LIMITS.max_unauthenticated
+            assert budget.held(p) == sum(1 for q, _, _ in live.values() if q == p)
+            for a in "abcd":
+                assert sum(1 for c in unauth if live[c][1] == a) <= LIMITS.max_per_address
+
+
+def test_the_longest_waiting_connection_of_the_address_makes_room() -> None:
+    budget = ConnBudget(LIMITS)
+    assert budget.admit(1, "691", "a").admitted and budget.admit(2, "691", "a").admitted
+    v = budget.admit(3, "691", "a")
+    assert v.admitted and v.evict == 1 and "from a" in v.reason
+    budget.admit(4, "691", "b")
+    budget.admit(5, "691", "c")
+    budget.authenticated(2)
+    budget.admit(6, "691", "d")
+    v = budget.admit(7, "691", "d")
+    assert v.admitted and v.evict is None  # 3, 4, 5, 6, 7 unauthenticated: at the bound, not over
+    v = budget.admit(8, "691", "c")
+    assert v.admitted and v.evict == 3 and "unauthenticated 691" in v.reason
+    assert budget.admit(9, "smtp", "a").admitted  # another protocol, another budget
