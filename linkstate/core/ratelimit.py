@@ -22,6 +22,10 @@ class TokenBucket:
         if self.tokens < 0:
             self.tokens = float(self.burst)
 
+    def full(self, now: float) -> bool:
+        """Would the bucket hold `burst` tokens at `now` (nothing to remember about it)?"""
+        return self.tokens + max(0.0, now - self.at) * self.rate >= self.burst
+
     def take(self, now: float) -> bool:
         """Spend one token if there is one."""
         if now > self.at:

@@ -116,6 +116,8 @@ class Settings:
     max_connections: int = 256  # per protocol (691, SMTP)
     max_unauthenticated: int = 64  # per protocol; the rest of max_connections is kept for authenticated peers
     max_per_address: int = 16  # unauthenticated connections per source address and protocol
+    connection_rate: float = 20.0  # new connections per second per source address, after a burst of ...
+    connection_burst: int = 64
     dump_rate: float = 2.0  # DUMP answers per second per connection, after a burst of dump_burst
     dump_burst: int = 8
 
@@ -507,19 +509,22 @@ _BOUND_RANGES: dict[str, tuple[int, int]] = {
     "max_connections": (2, 65_536),
     "max_unauthenticated": (1, 65_535),
     "max_per_address": (1, 65_535),
+    "connection_burst": (1, 1_000_000),
     "dump_burst": (1, 10_000),
 }
+_RATE_RANGES: dict[str, tuple[float, float]] = {"dump_rate": (0.001, 10_000), "connection_rate": (0.001, 1_000_000)}
 
 
 def _read_bounds(t: _Table, values: dict[str, Any]) -> None:
     defaults = Settings()
     for name, (lo, hi) in _BOUND_RANGES.items():
         values[name] = t.int_range(name, lo, hi, getattr(defaults, name))
-    rate = t.get("dump_rate", float)
-    if rate is not None and not 0.001 <= rate <= 10_000:
-        t.error("dump_rate", f"must be between 0.001 and 10000 answers per second, got {rate:g}")
-    elif rate is not None:
-        values["dump_rate"] = float(rate)
+    for name, (flo, fhi) in _RATE_RANGES.items():
+        rate = t.get(name, float)
+        if rate is not None and not flo <= rate <= fhi:
+            t.error(name, f"must be between {flo:g} and {fhi:g} per second, got {rate:g}")
+        elif rate is not None:
+            values[name] = float(rate)
 
 
 def _bound_problems(s: Settings) -> Iterator[tuple[str, str]]:

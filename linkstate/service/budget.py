@@ -1,10 +1,12 @@
-"""Connection slots of one node: separate budgets per protocol, a reserve for authenticated peers, and a bound per
+"""Connection slots of one node: separate budgets per protocol, a reserve for authenticated peers, and bounds per
 source address on connections that have not authenticated yet (issue 11, item 4; docs/SECURITY.md).
 
 Owns: `ConnBudget`, the bookkeeping the service consults on every accept: `admit` says whether a new inbound
 connection gets a slot and which unauthenticated connection, if any, makes room for it; `authenticated` and
 `release` follow a connection's life. Outbound connections (the node's own) are counted but never refused.
-Rules, per protocol (691, SMTP), for an inbound connection from address A:
+First, per source address (all protocols together): at most `connection_burst` new connections at once, then
+`connection_rate` per second (a token bucket); beyond that a connection is refused before it costs anything else.
+Then, per protocol (691, SMTP), for an inbound connection from address A:
   1. A already holds `max_per_address` unauthenticated connections: A's oldest one is evicted;
   2. otherwise, when `max_unauthenticated` are held, or all `max_connections` slots are, the oldest
      unauthenticated connection is evicted;
@@ -13,8 +15,9 @@ So unauthenticated connections never hold more than `max_unauthenticated` slots 
 `max_connections - max_unauthenticated` are kept for authenticated peers), one address never more than
 `max_per_address` of them, and a newcomer is never locked out by connections that sit without authenticating: it
 takes the place of the one that has waited longest (which the absolute authentication deadline ends anyway).
-Invariants: pure bookkeeping (no I/O, no clock); `release` is idempotent; an evicted connection no longer counts.
-May import: the standard library.
+Invariants: pure bookkeeping (no I/O, no clock: `now` is passed in); `release` is idempotent; an evicted connection no
+longer counts; the per-address buckets are bounded (MAX_ADDRESSES; full buckets are forgotten first).
+May import: the standard library and linkstate.core.
 """
 
 from __future__ import annotations
@@ -22,12 +25,18 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from linkstate.core.ratelimit import TokenBucket
+
+MAX_ADDRESSES = 4096  # source addresses whose connection rate is remembered
+
 
 @dataclass(frozen=True, slots=True)
 class BudgetLimits:
     max_connections: int = 256
     max_unauthenticated: int = 64
     max_per_address: int = 16
+    connection_rate: float = 20.0
+    connection_burst: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,7 @@ class ConnBudget:
         self.limits = limits or BudgetLimits()
         self._protos: dict[str, _Proto] = {}
         self._proto_of: dict[int, str] = {}
+        self._rates: OrderedDict[str, TokenBucket] = OrderedDict()  # address -> new connections it may open
 
     def held(self, proto: str) -> int:
         p = self._protos.get(proto)
@@ -60,10 +70,13 @@ class ConnBudget:
         p = self._protos.get(proto)
         return len(p.unauthenticated) if p else 0
 
-    def admit(self, conn: int, proto: str, address: str) -> Admission:
+    def admit(self, conn: int, proto: str, address: str, now: float = 0.0) -> Admission:
         """Decide for a new inbound connection (module docstring); an admitted one is counted, unauthenticated."""
-        p = self._protos.setdefault(proto, _Proto())
         lim = self.limits
+        if not self._rate_ok(address, now):
+            where = address or "one address"
+            return Admission(False, None, f"more than {lim.connection_rate:g} new connections a second from {where}")
+        p = self._protos.setdefault(proto, _Proto())
         evict: int | None = None
         reason = ""
         if p.per_address.get(address, 0) >= lim.max_per_address:
@@ -84,6 +97,22 @@ class ConnBudget:
         p.per_address[address] = p.per_address.get(address, 0) + 1
         self._proto_of[conn] = proto
         return Admission(True, evict, reason)
+
+    def _rate_ok(self, address: str, now: float) -> bool:
+        bucket = self._rates.get(address)
+        if bucket is None:
+            if len(self._rates) >= MAX_ADDRESSES:
+                self._forget_rates(now)
+            bucket = self._rates[address] = TokenBucket(self.limits.connection_rate, self.limits.connection_burst, now)
+        self._rates.move_to_end(address)
+        return bucket.take(now)
+
+    def _forget_rates(self, now: float) -> None:
+        """Drop the buckets that have refilled (they hold nothing a fresh one would not), else the oldest used."""
+        for address in [a for a, b in self._rates.items() if b.full(now)]:
+            del self._rates[address]
+        while len(self._rates) >= MAX_ADDRESSES:
+            self._rates.popitem(last=False)
 
     def outbound(self, conn: int, proto: str) -> None:
         """Count one of the node's own connections (never refused: the core bounds how many it opens)."""

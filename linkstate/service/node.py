@@ -6,7 +6,8 @@ then calls `on_timer`), transport timeouts, connection budgets (linkstate.servic
 accounting, the directory watcher (file mtime + SIGHUP via `reload()`), and logging of the core's Diagnostics.
 Resource bounds (issue 11, docs/SECURITY.md):
   - a connection must authenticate within `attach_timeout` of opening (an absolute deadline that traffic does
-    not extend); after that it is idle-timed (691: 3 poll intervals; SMTP: `smtp_command_timeout`);
+    not extend) and after at most UNAUTHENTICATED_INPUT bytes; after that it is idle-timed (691: 3 poll
+    intervals; SMTP: `smtp_command_timeout`);
   - output is accounted in bytes per connection: a Send that would take a connection's unwritten output above
     `max_output_bytes` drops the peer as too slow (a Send into an empty queue is always taken);
   - back-pressure: a connection is read only while its unwritten output is at most its pause mark
@@ -44,6 +45,7 @@ from linkstate.service.transport import TcpTransport, Transport
 
 READ_SIZE = 16384  # bytes handed to the core at a time (what one read can make it answer is bounded by this)
 UNAUTHENTICATED_PAUSE = 64 * 1024  # unwritten output at which an unauthenticated peer is no longer read
+UNAUTHENTICATED_INPUT = 4096  # bytes a peer may send before it has authenticated (a handshake takes < 400)
 
 
 @dataclass(eq=False)
@@ -63,6 +65,7 @@ class _Conn:
     wake_writer: trio.Event = field(default_factory=trio.Event)
     written: trio.Event = field(default_factory=trio.Event)
     processed: trio.Event = field(default_factory=trio.Event)  # the core took the last read
+    received: int = 0  # bytes read so far
 
 
 class NodeService:
@@ -94,6 +97,7 @@ class NodeService:
         self.conns: dict[int, _Conn] = {}
         self.budget = ConnBudget(_budget_limits(topology.settings))
         self._ids = itertools.count(1)
+        self._refused: dict[str, tuple[float, int, str]] = {}  # proto -> (last logged, refused since, last reason)
         # unbounded in entries, never dropping: data is bounded by one unprocessed read per connection (module doc)
         self._inbox_send, self._inbox = trio.open_memory_channel[ev.Input](math.inf)
         self._nursery: trio.Nursery | None = None
@@ -278,17 +282,27 @@ class NodeService:
     async def _accept(self, stream: trio.abc.Stream, proto: str) -> None:
         host = _peer_host(stream)
         conn = next(self._ids)
-        verdict = self.budget.admit(conn, proto, host)
+        verdict = self.budget.admit(conn, proto, host, trio.current_time())
         victim = self.conns.get(verdict.evict) if verdict.evict is not None else None
         if victim is not None:
             self.log.warning("connection_evicted", conn=victim.conn, proto=proto, peer_host=host, reason=verdict.reason)
             self._drop(victim)
         if not verdict.admitted:
-            self.log.warning("connection_refused", reason=verdict.reason, proto=proto, peer_host=host)
+            self._log_refused(proto, verdict.reason)
             await _close(stream)
             return
         hello = ev.PeerConnected(conn, inbound=True, proto=proto, peer_host=host)
         await self._run_conn(_Conn(conn, proto, True, trio.current_time(), peer="inbound"), stream, hello)
+
+    def _log_refused(self, proto: str, reason: str) -> None:
+        """At most one `connection_refused` line per protocol and second, counting the refusals since the last."""
+        now = trio.current_time()
+        last, count, _ = self._refused.get(proto, (-math.inf, 0, ""))
+        if now - last >= 1.0:
+            self.log.warning("connection_refused", reason=reason, proto=proto, refused=count + 1)
+            self._refused[proto] = (now, 0, reason)
+        else:
+            self._refused[proto] = (last, count + 1, reason)
 
     async def _connect(self, out: ev.Connect) -> None:
         timeout = self.topology.settings.scaled("attach_timeout")
@@ -343,6 +357,11 @@ class NodeService:
                     return f"timeout: {what}"
                 if not data:
                     return "closed by peer"
+                c.received += len(data)
+                if not c.authenticated and c.received > UNAUTHENTICATED_INPUT:
+                    what = f"more than {UNAUTHENTICATED_INPUT} bytes before authenticating"
+                    self.log.warning("connection_dropped", conn=c.conn, proto=c.proto, reason=what)
+                    return what
                 c.processed = trio.Event()
                 self._inbox_send.send_nowait(ev.DataReceived(c.conn, bytes(data)))
                 await c.processed.wait()
@@ -427,7 +446,9 @@ def _peer_host(stream: trio.abc.Stream) -> str:
 
 
 def _budget_limits(s: Settings) -> BudgetLimits:
-    return BudgetLimits(s.max_connections, s.max_unauthenticated, s.max_per_address)
+    return BudgetLimits(
+        s.max_connections, s.max_unauthenticated, s.max_per_address, s.connection_rate, s.connection_burst
+    )
 
 
 async def _close(stream: trio.abc.Stream) -> None:

@@ -1,9 +1,10 @@
 """Scripted peers on TCP for the hostile-peer tests and bench/attack.py: they authenticate like a real server (with
 the organization secret) and then send exactly what they are told, read or not, as an attacker would.
 
-Owns: `open_691` (a mutually authenticated 691 session of any kind, then raw frames), `bridgehead_exchange` (one
-honest X-LINK2STATE session as a source bridgehead runs it: EHLO, X-EXPS, the digest opening, QUIT — driven by the
-real `SmtpClientSession`), and `PeerError`, the one failure both raise (a one-line reason).
+Owns: `open_691` (a mutually authenticated 691 session of any kind, then raw frames), `smtp_login` (EHLO and a
+mutual X-EXPS login on the SMTP port, then raw lines), `bridgehead_exchange` (one honest X-LINK2STATE session as a
+source bridgehead runs it: EHLO, X-EXPS, the digest opening, QUIT — driven by the real `SmtpClientSession`), and
+`PeerError`, the one failure they raise (a one-line reason).
 Invariants: every call is bounded by its `timeout`; streams are closed on every failure; nothing here is used by a
 running node (it is the other end of the wire).
 May import: the standard library, trio, proto, linkstate.core.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import trio
 
+from linkstate.core import auth
 from linkstate.core.link2state_session import Done, SessionFailed, SmtpClientSession
 from linkstate.core.session691 import Authenticated, Fault, Result, Session691
 from proto import rg691
@@ -88,6 +90,66 @@ async def open_691(
                 await stream.aclose()
             raise
     raise PeerError(f"{host}:{port}: no authenticated session within {timeout:g} s")
+
+
+async def smtp_login(
+    host: str,
+    port: int,
+    secret: bytes,
+    *,
+    guid: str | None = None,
+    local_address: str | None = None,
+    timeout: float = 5.0,
+) -> trio.SocketStream:
+    """Greeting, EHLO, `X-EXPS` with a checked server proof and our own (235): an authenticated SMTP stream."""
+    guid = guid or secrets.token_hex(16)
+    nonce = secrets.token_hex(16)
+    where = f"{host}:{port}"
+    with trio.move_on_after(timeout):
+        try:
+            stream = await trio.open_tcp_stream(host, port, local_address=local_address)
+        except OSError as exc:
+            raise PeerError(f"cannot connect to {where}: {exc}") from None
+        try:
+            lines = _Lines(stream, where)
+            await lines.expect(b"220")
+            await stream.send_all(b"EHLO attack-bench.invalid\r\n")
+            await lines.expect(b"250 ")
+            await stream.send_all(f"X-EXPS {auth.SCHEME} {guid} {nonce}\r\n".encode())
+            server_guid, server_nonce, server_proof = (await lines.expect(b"334 "))[4:].decode().split()
+            if not auth.check(secret, auth.RESPONDER, server_proof, nonce, server_nonce, guid, server_guid):
+                raise PeerError(f"{where}: the server's proof does not match the secret")
+            mine = auth.proof(secret, auth.INITIATOR, nonce, server_nonce, guid, server_guid)
+            await stream.send_all(mine.encode() + b"\r\n")
+            await lines.expect(b"235 ")
+            return stream
+        except BaseException:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await stream.aclose()
+            raise
+    raise PeerError(f"{where}: no SMTP login within {timeout:g} s")
+
+
+class _Lines:
+    """CRLF lines off a stream, for the few replies a login reads."""
+
+    def __init__(self, stream: trio.SocketStream, where: str) -> None:
+        self.stream, self.where, self.buf = stream, where, b""
+
+    async def expect(self, prefix: bytes) -> bytes:
+        """Lines until one starts with `prefix` (multi-line replies: their continuation lines are skipped)."""
+        while True:
+            while b"\n" not in self.buf:
+                data = await self.stream.receive_some(READ_SIZE)
+                if not data:
+                    raise PeerError(f"{self.where} closed the connection (waiting for {prefix!r})")
+                self.buf += data
+            line, self.buf = self.buf.split(b"\n", 1)
+            line = line.rstrip(b"\r")
+            if line.startswith(prefix):
+                return line
+            if not line[3:4] == b"-":
+                raise PeerError(f"{self.where}: expected {prefix!r}, got {line[:60]!r}")
 
 
 async def bridgehead_exchange(

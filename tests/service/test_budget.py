@@ -65,3 +65,15 @@ def test_the_longest_waiting_connection_of_the_address_makes_room() -> None:
     v = budget.admit(8, "691", "c")
     assert v.admitted and v.evict == 3 and "unauthenticated 691" in v.reason
     assert budget.admit(9, "smtp", "a").admitted  # another protocol, another budget
+
+
+def test_new_connections_from_one_address_are_rate_limited() -> None:
+    budget = ConnBudget(BudgetLimits(max_connections=1000, max_unauthenticated=999, max_per_address=999,
+                                     connection_rate=2.0, connection_burst=3))  # fmt: skip
+    verdicts = [budget.admit(i, "691", "a", now=0.0) for i in range(5)]
+    assert [v.admitted for v in verdicts] == [True, True, True, False, False]
+    assert "new connections a second" in verdicts[3].reason
+    assert budget.admit(10, "smtp", "b", now=0.0).admitted  # another address has its own bucket
+    assert not budget.admit(11, "smtp", "a", now=0.0).admitted  # both protocols draw on one bucket per address
+    assert budget.admit(12, "691", "a", now=0.5).admitted  # half a second later: one more
+    assert budget.held("691") == 4  # refused connections never took a slot
