@@ -114,10 +114,12 @@ class Settings:
     max_version_jump: int = 1 << 32  # a received major may exceed the one held by at most this much
     max_output_bytes: int = 8 * 1024 * 1024  # unwritten output per connection before the peer is dropped
     max_connections: int = 256  # per protocol (691, SMTP)
-    max_unauthenticated: int = 64  # per protocol; the rest of max_connections is kept for authenticated peers
+    max_unauthenticated: int = 192  # per protocol; the rest of max_connections is kept for authenticated peers
     max_per_address: int = 16  # unauthenticated connections per source address and protocol
     connection_rate: float = 20.0  # new connections per second per source address, after a burst of ...
     connection_burst: int = 64
+    unknown_address_rate: float = 200.0  # ... and from all addresses that have not authenticated lately, together
+    unknown_address_burst: int = 400
     dump_rate: float = 2.0  # DUMP answers per second per connection, after a burst of dump_burst
     dump_burst: int = 8
 
@@ -510,9 +512,14 @@ _BOUND_RANGES: dict[str, tuple[int, int]] = {
     "max_unauthenticated": (1, 65_535),
     "max_per_address": (1, 65_535),
     "connection_burst": (1, 1_000_000),
+    "unknown_address_burst": (1, 1_000_000),
     "dump_burst": (1, 10_000),
 }
-_RATE_RANGES: dict[str, tuple[float, float]] = {"dump_rate": (0.001, 10_000), "connection_rate": (0.001, 1_000_000)}
+_RATE_RANGES: dict[str, tuple[float, float]] = {
+    "dump_rate": (0.001, 10_000),
+    "connection_rate": (0.001, 1_000_000),
+    "unknown_address_rate": (0.001, 1_000_000),
+}
 
 
 def _read_bounds(t: _Table, values: dict[str, Any]) -> None:

@@ -203,7 +203,7 @@ class NodeService:
             return
         topo = _with_time_scale(topo, self.topology.settings.time_scale)
         self.topology = topo
-        self.budget.limits = _budget_limits(topo.settings)
+        self.budget.configure(_budget_limits(topo.settings))
         self.post(ev.TopologyChanged(topo))
 
     def _unknown_master(self, exc: TopologyError) -> str | None:
@@ -447,7 +447,13 @@ def _peer_host(stream: trio.abc.Stream) -> str:
 
 def _budget_limits(s: Settings) -> BudgetLimits:
     return BudgetLimits(
-        s.max_connections, s.max_unauthenticated, s.max_per_address, s.connection_rate, s.connection_burst
+        s.max_connections,
+        s.max_unauthenticated,
+        s.max_per_address,
+        s.connection_rate,
+        s.connection_burst,
+        s.unknown_address_rate,
+        s.unknown_address_burst,
     )
 
 

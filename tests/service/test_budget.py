@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,8 +26,10 @@ def test_every_sequence_keeps_the_bounds(seq: list[tuple[str, str, str, int]]) -
             next_id += 1
             verdict = budget.admit(next_id, proto, address)
             if verdict.evict is not None:
+                crowd = Counter(a for q, a, ok in live.values() if q == proto and not ok)
                 victim = live.pop(verdict.evict)
                 assert not victim[2] and victim[0] == proto  # only an unauthenticated one of the same protocol
+                assert crowd[victim[1]] == max(crowd.values())  # from the most crowded address
             if verdict.admitted:
                 live[next_id] = (proto, address, False)
             else:  # refused only when every slot is held by an authenticated or outbound connection
@@ -51,7 +55,7 @@ def test_every_sequence_keeps_the_bounds(seq: list[tuple[str, str, str, int]]) -
                 assert sum(1 for c in unauth if live[c][1] == a) <= LIMITS.max_per_address
 
 
-def test_the_longest_waiting_connection_of_the_address_makes_room() -> None:
+def test_the_most_crowded_address_makes_room_with_its_oldest_connection() -> None:
     budget = ConnBudget(LIMITS)
     assert budget.admit(1, "691", "a").admitted and budget.admit(2, "691", "a").admitted
     v = budget.admit(3, "691", "a")
@@ -62,8 +66,10 @@ def test_the_longest_waiting_connection_of_the_address_makes_room() -> None:
     budget.admit(6, "691", "d")
     v = budget.admit(7, "691", "d")
     assert v.admitted and v.evict is None  # 3, 4, 5, 6, 7 unauthenticated: at the bound, not over
-    v = budget.admit(8, "691", "c")
-    assert v.admitted and v.evict == 3 and "unauthenticated 691" in v.reason
+    v = budget.admit(8, "691", "c")  # d holds two of them: its oldest goes, not a, b or c's single handshake
+    assert v.admitted and v.evict == 6 and "unauthenticated 691" in v.reason
+    v = budget.admit(9, "691", "e")  # one each now (a: 3, b: 4, c: 5 and 8, d: 7): c's oldest
+    assert v.evict == 5
     assert budget.admit(9, "smtp", "a").admitted  # another protocol, another budget
 
 
@@ -77,3 +83,15 @@ def test_new_connections_from_one_address_are_rate_limited() -> None:
     assert not budget.admit(11, "smtp", "a", now=0.0).admitted  # both protocols draw on one bucket per address
     assert budget.admit(12, "691", "a", now=0.5).admitted  # half a second later: one more
     assert budget.held("691") == 4  # refused connections never took a slot
+
+
+def test_strangers_share_one_rate_and_addresses_that_authenticated_bypass_it() -> None:
+    budget = ConnBudget(BudgetLimits(max_connections=1000, max_unauthenticated=999, max_per_address=999,
+                                     unknown_address_rate=1.0, unknown_address_burst=2))  # fmt: skip
+    assert budget.admit(1, "691", "known", now=0.0).admitted
+    budget.authenticated(1)
+    assert budget.admit(2, "691", "x", now=0.0).admitted
+    v = budget.admit(3, "smtp", "y", now=0.0)  # the strangers' burst is spent (known's first try counted in it)
+    assert not v.admitted and "unknown addresses" in v.reason
+    assert all(budget.admit(10 + i, "691", "known", now=0.0).admitted for i in range(5))  # known: its own rate only
+    assert budget.admit(20, "smtp", "z", now=1.0).admitted  # a second later, one more stranger
