@@ -20,7 +20,6 @@ import trio
 from linkstate.core import auth
 from linkstate.core.link2state_session import Done, SessionFailed, SmtpClientSession
 from linkstate.core.session691 import Authenticated, Fault, Result, Session691
-from proto import rg691
 
 READ_SIZE = 65536
 
@@ -191,7 +190,3 @@ async def bridgehead_exchange(
                     raise PeerError(f"{where}: the session ended before the exchange completed")
     raise PeerError(f"{where}: no X-LINK2STATE answer within {timeout:g} s")
 
-
-def frame_of(msg: rg691.Message) -> bytes:
-    """The bytes of one message (a convenience for scripts that pipeline many)."""
-    return rg691.encode_message(msg)
