@@ -1,4 +1,5 @@
-"""Imports run one way: proto <- linkstate.core <- linkstate.service <- linkstate.sim <- linkstate.cli.
+"""Imports run one way: proto <- linkstate.core <- linkstate.service <- linkstate.sim <- linkstate.cli; linkstate.netns
+(real network mode) sits beside the CLI: it may use every layer below and the CLI may use it, never the reverse.
 
 Every module's imports are parsed (not executed) and each arrow is checked against the layer's allow-list.
 """
@@ -21,6 +22,10 @@ ALLOWED: dict[str, set[str]] = {
     "linkstate.core": {"proto", "linkstate.core"},
     "linkstate.service": {"proto", "linkstate.core", "linkstate.service", "trio", "structlog"},
     "linkstate.sim": {"proto", "linkstate.core", "linkstate.service", "linkstate.sim", "trio", "structlog"},
+    "linkstate.netns": {
+        "proto", "linkstate.core", "linkstate.service", "linkstate.sim", "linkstate.netns", "trio", "structlog",
+        "pyroute2",
+    },
 }
 
 
