@@ -50,7 +50,7 @@ from linkstate.cli.route_cmd import describe  # noqa: E402
 from linkstate.core.routing import Router, RoutingError  # noqa: E402
 from linkstate.core.topology import Topology, load_topology  # noqa: E402
 from linkstate.service.client import ClientError, dump  # noqa: E402
-from linkstate.service.peer import PeerError, bridgehead_exchange, open_691  # noqa: E402
+from linkstate.service.peer import PeerError, bridgehead_exchange, flood, open_691  # noqa: E402
 from proto import rg691  # noqa: E402
 from proto.codec import Decoded  # noqa: E402
 from proto.encode import encode, frame_from_sections  # noqa: E402
@@ -299,29 +299,15 @@ def attacker_address(i: int) -> str:
 
 
 async def smtp_pipelining(ctx: Ctx) -> None:
-    """20 connections writing pipelined `EHLO a` for the whole attack, never reading a reply (no credentials)."""
-    burst = b"EHLO a\r\n" * 4096
-    sent = [0]
+    """20 connections writing pipelined `EHLO a` for the whole attack, never reading a reply (no credentials); each
+    one the node ends comes back."""
 
-    async def one() -> None:
-        while True:  # the node ends each at its authentication deadline: come back
-            stream = await _connect(ctx.rec.host, ctx.rec.port_smtp)
-            if stream is None:
-                await trio.sleep(0.1)
-                continue
-            async with stream:
-                try:
-                    while True:
-                        await stream.send_all(burst)
-                        sent[0] += len(burst)
-                except (trio.BrokenResourceError, OSError):
-                    pass
+    async def dial() -> trio.abc.Stream:
+        return await trio.open_tcp_stream(ctx.rec.host, ctx.rec.port_smtp, local_address=ATTACKER)
 
-    with trio.move_on_after(ctx.duration):
-        async with trio.open_nursery() as nursery:
-            for _ in range(20):
-                nursery.start_soon(one)
-    ctx.notes.append(f"{sent[0] / 2**20:.0f} MiB of EHLO written by 20 connections (most of it never read)")
+    written, ended = await flood(dial, b"EHLO a\r\n" * 4096, connections=20, seconds=ctx.duration)
+    ctx.notes.append(f"20 connections at a time wrote {written / 2**20:.0f} MiB of EHLO into their sockets; the node "
+                     f"ended {ended} connections")  # fmt: skip
 
 
 async def _slowloris(ctx: Ctx, addresses: int) -> None:

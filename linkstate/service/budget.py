@@ -14,14 +14,15 @@ Then, per protocol (691, SMTP), for an inbound connection from address A:
   2. otherwise, when `max_unauthenticated` are held, or all `max_connections` slots are, the oldest
      unauthenticated connection of the address that holds the most of them is evicted (so a crowd's newcomers
      displace the crowd, and a peer with one handshake under way is the last to go);
-  3. when all `max_connections` slots are still held (every one authenticated), the new connection is refused.
+  3. when all `max_connections` slots would still be held (every one authenticated or the node's own), the new
+     connection is refused and nothing is evicted.
 So unauthenticated connections never hold more than `max_unauthenticated` slots (the remaining
 `max_connections - max_unauthenticated` are kept for authenticated peers), one address never more than
 `max_per_address` of them, and a newcomer is never locked out by connections that sit without authenticating: it
 takes the place of one that has waited longer (which the absolute authentication deadline ends anyway).
 Invariants: pure bookkeeping (no I/O, no clock: `now` is passed in); `release` is idempotent; an evicted connection no
 longer counts; the per-address buckets are bounded (MAX_ADDRESSES; full buckets are forgotten first).
-May import: the standard library and linkstate.core.
+May import: the standard library and linkstate.core. The limits are the directory's `Settings` (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -30,19 +31,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from linkstate.core.ratelimit import TokenBucket
+from linkstate.core.topology import Settings
 
 MAX_ADDRESSES = 4096  # source addresses whose connection rate is remembered
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetLimits:
-    max_connections: int = 256
-    max_unauthenticated: int = 192
-    max_per_address: int = 16
-    connection_rate: float = 20.0
-    connection_burst: int = 64
-    unknown_address_rate: float = 200.0
-    unknown_address_burst: int = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +53,15 @@ class _Proto:
 
 
 class ConnBudget:
-    def __init__(self, limits: BudgetLimits | None = None) -> None:
-        self.limits = limits or BudgetLimits()
+    def __init__(self, limits: Settings | None = None) -> None:
+        self.limits = limits or Settings()
         self._protos: dict[str, _Proto] = {}
         self._proto_of: dict[int, str] = {}
         self._rates: OrderedDict[str, TokenBucket] = OrderedDict()  # address -> new connections it may open
         self._known: OrderedDict[str, None] = OrderedDict()  # addresses that authenticated lately, oldest first
         self._strangers: TokenBucket | None = None  # new connections from all the other addresses
 
-    def configure(self, limits: BudgetLimits) -> None:
+    def configure(self, limits: Settings) -> None:
         """New limits (a directory reload): the rate buckets start again under them; held connections stay."""
         self.limits = limits
         self._rates.clear()
@@ -105,10 +96,10 @@ class ConnBudget:
         elif len(p.conns) >= lim.max_connections and p.unauthenticated:
             evict = self._victim(p)
             reason = f"all {lim.max_connections} {proto} connection slots are held"
+        if len(p.conns) - (evict is not None) >= lim.max_connections:  # (the node's own connections count too)
+            return Admission(False, None, f"all {lim.max_connections} {proto} connection slots are held")
         if evict is not None:
             self.release(evict)
-        if len(p.conns) >= lim.max_connections:
-            return Admission(False, evict, f"all {lim.max_connections} {proto} connection slots are held")
         p.conns.add(conn)
         p.unauthenticated[conn] = address
         p.per_address[address] = p.per_address.get(address, 0) + 1

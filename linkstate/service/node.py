@@ -40,7 +40,7 @@ from linkstate import __version__
 from linkstate.core import events as ev
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Settings, Topology, TopologyError, load_topology, unknown_master
-from linkstate.service.budget import BudgetLimits, ConnBudget
+from linkstate.service.budget import ConnBudget
 from linkstate.service.transport import TcpTransport, Transport
 
 READ_SIZE = 16384  # bytes handed to the core at a time (what one read can make it answer is bounded by this)
@@ -95,7 +95,7 @@ class NodeService:
         self.log = structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group)
         self.core: NodeCore | None = None
         self.conns: dict[int, _Conn] = {}
-        self.budget = ConnBudget(_budget_limits(topology.settings))
+        self.budget = ConnBudget(topology.settings)
         self._ids = itertools.count(1)
         self._refused: dict[str, tuple[float, int, str]] = {}  # proto -> (last logged, refused since, last reason)
         # unbounded in entries, never dropping: data is bounded by one unprocessed read per connection (module doc)
@@ -203,7 +203,7 @@ class NodeService:
             return
         topo = _with_time_scale(topo, self.topology.settings.time_scale)
         self.topology = topo
-        self.budget.configure(_budget_limits(topo.settings))
+        self.budget.configure(topo.settings)
         self.post(ev.TopologyChanged(topo))
 
     def _unknown_master(self, exc: TopologyError) -> str | None:
@@ -443,18 +443,6 @@ def _peer_host(stream: trio.abc.Stream) -> str:
         return str(sock.getpeername()[0]) if sock is not None else ""
     except OSError:
         return ""
-
-
-def _budget_limits(s: Settings) -> BudgetLimits:
-    return BudgetLimits(
-        s.max_connections,
-        s.max_unauthenticated,
-        s.max_per_address,
-        s.connection_rate,
-        s.connection_burst,
-        s.unknown_address_rate,
-        s.unknown_address_burst,
-    )
 
 
 async def _close(stream: trio.abc.Stream) -> None:

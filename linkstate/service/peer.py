@@ -3,8 +3,8 @@ the organization secret) and then send exactly what they are told, read or not, 
 
 Owns: `open_691` (a mutually authenticated 691 session of any kind, then raw frames), `smtp_login` (EHLO and a
 mutual X-EXPS login on the SMTP port, then raw lines), `bridgehead_exchange` (one honest X-LINK2STATE session as a
-source bridgehead runs it: EHLO, X-EXPS, the digest opening, QUIT — driven by the real `SmtpClientSession`), and
-`PeerError`, the one failure they raise (a one-line reason).
+source bridgehead runs it: EHLO, X-EXPS, the digest opening, QUIT — driven by the real `SmtpClientSession`),
+`flood` (peers that write and never read), and `PeerError`, the one failure they raise (a one-line reason).
 Invariants: every call is bounded by its `timeout`; streams are closed on every failure; nothing here is used by a
 running node (it is the other end of the wire).
 May import: the standard library, trio, proto, linkstate.core.
@@ -13,6 +13,7 @@ May import: the standard library, trio, proto, linkstate.core.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
@@ -68,10 +69,7 @@ async def open_691(
         kind=kind,
     )  # fmt: skip
     with trio.move_on_after(timeout):
-        try:
-            stream = await trio.open_tcp_stream(host, port, local_address=local_address)
-        except OSError as exc:
-            raise PeerError(f"cannot connect to {host}:{port}: {exc}") from None
+        stream = await _dial(host, port, local_address)
         try:
             while not session.authenticated:
                 data = await stream.receive_some(READ_SIZE)
@@ -85,8 +83,7 @@ async def open_691(
                 await stream.send_all(session.take_pending())
             return Peer691(stream, session)
         except BaseException:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await stream.aclose()
+            await _abandon(stream)
             raise
     raise PeerError(f"{host}:{port}: no authenticated session within {timeout:g} s")
 
@@ -105,10 +102,7 @@ async def smtp_login(
     nonce = secrets.token_hex(16)
     where = f"{host}:{port}"
     with trio.move_on_after(timeout):
-        try:
-            stream = await trio.open_tcp_stream(host, port, local_address=local_address)
-        except OSError as exc:
-            raise PeerError(f"cannot connect to {where}: {exc}") from None
+        stream = await _dial(host, port, local_address)
         try:
             lines = _Lines(stream, where)
             await lines.expect(b"220")
@@ -123,10 +117,52 @@ async def smtp_login(
             await lines.expect(b"235 ")
             return stream
         except BaseException:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await stream.aclose()
+            await _abandon(stream)
             raise
     raise PeerError(f"{where}: no SMTP login within {timeout:g} s")
+
+
+async def flood(
+    dial: Callable[[], Awaitable[trio.abc.Stream]], payload: bytes, *, connections: int, seconds: float
+) -> tuple[int, int]:
+    """`connections` peers that write `payload` again and again and never read, each dialing again 0.1 s after the
+    node ended it (or refused it), for `seconds`: (bytes written, connections the node ended)."""
+    written = ended = 0
+
+    async def one() -> None:
+        nonlocal written, ended
+        while True:
+            try:
+                stream = await dial()
+            except (OSError, PeerError):
+                await trio.sleep(0.1)
+                continue
+            async with stream:
+                try:
+                    while True:
+                        await stream.send_all(payload)
+                        written += len(payload)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    ended += 1
+            await trio.sleep(0.1)
+
+    with trio.move_on_after(seconds):
+        async with trio.open_nursery() as nursery:
+            for _ in range(connections):
+                nursery.start_soon(one)
+    return written, ended
+
+
+async def _dial(host: str, port: int, local_address: str | None) -> trio.SocketStream:
+    try:
+        return await trio.open_tcp_stream(host, port, local_address=local_address)
+    except OSError as exc:
+        raise PeerError(f"cannot connect to {host}:{port}: {exc}") from None
+
+
+async def _abandon(stream: trio.SocketStream) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        await stream.aclose()
 
 
 class _Lines:
@@ -170,10 +206,7 @@ async def bridgehead_exchange(
     )  # fmt: skip
     where = f"{host}:{port}"
     with trio.move_on_after(timeout):
-        try:
-            stream = await trio.open_tcp_stream(host, port, local_address=local_address)
-        except OSError as exc:
-            raise PeerError(f"cannot connect to {where}: {exc}") from None
+        stream = await _dial(host, port, local_address)
         async with stream:
             while True:
                 data = await stream.receive_some(READ_SIZE)

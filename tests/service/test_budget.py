@@ -7,9 +7,11 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkstate.service.budget import BudgetLimits, ConnBudget
+from linkstate.core.topology import Settings
+from linkstate.service.budget import ConnBudget
 
-LIMITS = BudgetLimits(max_connections=8, max_unauthenticated=5, max_per_address=2)
+LIMITS = Settings(max_connections=8, max_unauthenticated=5, max_per_address=2, connection_burst=10**6,
+                  unknown_address_burst=10**6)  # fmt: skip
 actions = st.sampled_from(["open", "login", "close", "out"])
 protos = st.sampled_from(["691", "smtp"])
 steps = st.lists(st.tuples(actions, protos, st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 40)), max_size=80)
@@ -32,8 +34,10 @@ def test_every_sequence_keeps_the_bounds(seq: list[tuple[str, str, str, int]]) -
                 assert crowd[victim[1]] == max(crowd.values())  # from the most crowded address
             if verdict.admitted:
                 live[next_id] = (proto, address, False)
-            else:  # refused only when every slot is held by an authenticated or outbound connection
-                assert budget.unauthenticated(proto) == 0 and budget.held(proto) >= LIMITS.max_connections
+            else:  # refused only when even an eviction would leave no slot, and then nothing is evicted
+                assert verdict.evict is None
+                room = budget.held(proto) - (1 if budget.unauthenticated(proto) else 0)
+                assert room >= LIMITS.max_connections
         elif action == "out":
             next_id += 1
             budget.outbound(next_id, proto)
@@ -74,7 +78,7 @@ def test_the_most_crowded_address_makes_room_with_its_oldest_connection() -> Non
 
 
 def test_new_connections_from_one_address_are_rate_limited() -> None:
-    budget = ConnBudget(BudgetLimits(max_connections=1000, max_unauthenticated=999, max_per_address=999,
+    budget = ConnBudget(Settings(max_connections=1000, max_unauthenticated=999, max_per_address=999,
                                      connection_rate=2.0, connection_burst=3))  # fmt: skip
     verdicts = [budget.admit(i, "691", "a", now=0.0) for i in range(5)]
     assert [v.admitted for v in verdicts] == [True, True, True, False, False]
@@ -86,7 +90,7 @@ def test_new_connections_from_one_address_are_rate_limited() -> None:
 
 
 def test_strangers_share_one_rate_and_addresses_that_authenticated_bypass_it() -> None:
-    budget = ConnBudget(BudgetLimits(max_connections=1000, max_unauthenticated=999, max_per_address=999,
+    budget = ConnBudget(Settings(max_connections=1000, max_unauthenticated=999, max_per_address=999,
                                      unknown_address_rate=1.0, unknown_address_burst=2))  # fmt: skip
     assert budget.admit(1, "691", "known", now=0.0).admitted
     budget.authenticated(1)

@@ -21,7 +21,7 @@ import trio
 from linkstate.core.topology import Topology
 from linkstate.service.client import dump
 from linkstate.service.node import READ_SIZE, UNAUTHENTICATED_INPUT, NodeService
-from linkstate.service.peer import PeerError, bridgehead_exchange, open_691, smtp_login
+from linkstate.service.peer import PeerError, bridgehead_exchange, flood, open_691, smtp_login
 from linkstate.service.transport import TcpTransport
 from proto import rg691
 from proto.encode import encode
@@ -131,32 +131,15 @@ def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 async def _pipeline_ehlo(topo: Topology, seconds: float, connections: int, login: bool) -> int:
     """`connections` peers that write pipelined EHLOs and never read, each coming back when the node ends it, for
     `seconds`; with `login`, each first logs in with the secret (X-EXPS). How many connections the node ended."""
-    spec = topo.server("RED-1")
-    burst = b"EHLO a\r\n" * 4096
-    ended = [0]
+    port = topo.server("RED-1").port_smtp or 0
 
-    async def one() -> None:
-        while True:
-            try:
-                if login:
-                    stream = await smtp_login("127.0.0.1", spec.port_smtp or 0, topo.secret, local_address=ATTACKER)
-                else:
-                    stream = await trio.open_tcp_stream("127.0.0.1", spec.port_smtp or 0, local_address=ATTACKER)
-            except (OSError, PeerError):
-                await trio.sleep(0.1)
-                continue
-            async with stream:
-                try:
-                    while True:
-                        await stream.send_all(burst)
-                except (trio.BrokenResourceError, OSError):
-                    ended[0] += 1
+    async def dial() -> trio.abc.Stream:
+        if login:
+            return await smtp_login("127.0.0.1", port, topo.secret, local_address=ATTACKER)
+        return await trio.open_tcp_stream("127.0.0.1", port, local_address=ATTACKER)
 
-    with trio.move_on_after(seconds):
-        async with trio.open_nursery() as nursery:
-            for _ in range(connections):
-                nursery.start_soon(one)
-    return ended[0]
+    _, ended = await flood(dial, b"EHLO a\r\n" * 4096, connections=connections, seconds=seconds)
+    return ended
 
 
 async def _smtp_pipelining(connections: int, seconds: float) -> None:
