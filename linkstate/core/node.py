@@ -2,9 +2,10 @@
 
 Owns: the server's identity in the directory, its link-state table (LinkStateDB), its 691 connections (one
 Session691 each), and its role: `MasterRole` when the topology names it master of its group, `MemberRole`
-otherwise. It answers what every node answers (DUMP for WinRoute-style tools; ATTACH refused when it is not the
-master), applies directory reloads (major updates, master moves: relinquish with event 958, R81/R88), and
-turns local observations into state reports.
+otherwise. It answers what every node answers (DUMP for WinRoute-style tools, rate-limited per connection; ATTACH
+refused when it is not the master), applies directory reloads (major updates, master moves: relinquish with event
+958, R81/R88), and turns local observations into state reports. What the table's limits refuse is reported once
+per input (`sections_refused`); tables go out as the table's cached frame, shared by every connection.
 Invariants: the core never reads a clock or draws randomness (`now` is an argument, `nonce`/`rand` are passed
 in); it never raises on peer input: every fault closes that one connection and is reported as a Diagnostic.
 May import: the standard library, proto, linkstate.core.
