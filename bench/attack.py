@@ -189,22 +189,22 @@ class Probe:
         rec = self.org.rec(self.target)
         spec = self.org.topo.server(self.target)
         table: tuple[str, bytes] | None = None
-        while True:
-            self.dumps += 1
+        while True:  # an attempt counts once it has ended (one the end of the attack cut short does not)
             try:
                 decoded = await self.org.dump(self.target, 5.0)
                 self.dumps_ok += 1
                 table = (decoded.digest, encode(decoded.orginfo, digest=decoded.digest))
             except ClientError as exc:
                 self.failures[f"dump: {exc.kind}"] += 1
+            self.dumps += 1
             if table is not None:
-                self.bh += 1
                 try:
                     await bridgehead_exchange(rec.host, rec.port_smtp, self.org.topo.secret, peer_guid=spec.guid,
                                               table=table, local_address=HONEST, timeout=5.0)  # fmt: skip
                     self.bh_ok += 1
                 except (PeerError, OSError, trio.BrokenResourceError) as exc:
                     self.failures[f"bridgehead: {str(exc)[:60]}"] += 1
+                self.bh += 1
             await trio.sleep(0.2)
 
 

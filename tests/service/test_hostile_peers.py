@@ -266,16 +266,27 @@ async def _flood(topo: Topology, message: rg691.Message, count: int, kind: str, 
     return ended
 
 
-async def test_a_dump_flood_is_rate_limited_and_bounded_in_bytes() -> None:
+async def _dump_flood(seconds: float) -> None:
     topo = bounded(time_scale=20)
+    before = rss()
 
     async def attack(services: dict[str, NodeService]) -> None:
-        assert await _flood(topo, rg691.Dump(), 100_000, "CLIENT", seconds=2) >= 2
+        assert await _flood(topo, rg691.Dump(), 100_000, "CLIENT", seconds=seconds) >= 2
 
     watch, _, logs, _ = await attack_while_honest(topo, attack)
     assert watch.peak_queued <= topo.settings.max_output_bytes
+    assert watch.peak_rss - before < 64 * 1024 * 1024
     exceeded = events(logs, "dump_rate_exceeded")
     assert exceeded and all(e["peer_host"] == ATTACKER for e in exceeded)
+
+
+async def test_a_dump_flood_is_rate_limited_and_bounded_in_bytes() -> None:
+    await _dump_flood(seconds=2)
+
+
+@pytest.mark.slow
+async def test_a_dump_flood_for_a_minute() -> None:
+    await _dump_flood(seconds=60)
 
 
 async def test_a_poll_flood_that_is_never_read_is_dropped_at_the_byte_bound() -> None:
