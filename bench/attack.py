@@ -44,10 +44,11 @@ if str(ROOT) not in sys.path:
 
 import trio  # noqa: E402
 
-from bench.convergence import machine  # noqa: E402
+from linkstate.bench.convergence.report import machine  # noqa: E402
 from linkstate.cli.cluster import Cluster, NodeRecord, alive  # noqa: E402
 from linkstate.cli.route_cmd import describe  # noqa: E402
 from linkstate.core.routing import Router, RoutingError  # noqa: E402
+from linkstate.core.session691 import PeerKind  # noqa: E402
 from linkstate.core.topology import Topology, load_topology  # noqa: E402
 from linkstate.service.client import ClientError, dump  # noqa: E402
 from linkstate.service.peer import PeerError, bridgehead_exchange, flood, open_691  # noqa: E402
@@ -360,7 +361,7 @@ async def dump_flood(ctx: Ctx) -> None:
     with trio.move_on_after(ctx.duration):
         while True:
             try:
-                peer = await open_691(ctx.rec.host, ctx.rec.port, ctx.org.topo.secret, kind="CLIENT",
+                peer = await open_691(ctx.rec.host, ctx.rec.port, ctx.org.topo.secret, kind=PeerKind.CLIENT,
                                       local_address=ATTACKER)  # fmt: skip
             except PeerError:  # over the per-address connection rate: try again, as an attacker would
                 await trio.sleep(0.01)
@@ -414,7 +415,7 @@ async def version_overflow(ctx: Ctx) -> None:
 
 def _fake(i: int) -> RoutingGroup:
     guid = f"{0x7A000000 + i:032x}"
-    return RoutingGroup(guid, guid, Version(1), smtp_address=f"*.bloat{i}", members=(Member(guid),))
+    return RoutingGroup(guid=guid, master=guid, version=Version(1), smtp_address=f"*.bloat{i}", members=(Member(guid),))
 
 
 async def table_bloat(ctx: Ctx) -> None:

@@ -39,8 +39,9 @@ import trio
 from linkstate import __version__
 from linkstate.core import events as ev
 from linkstate.core.node import NodeCore
-from linkstate.core.topology import Settings, Topology, TopologyError, load_topology, unknown_master
+from linkstate.core.topology import Settings, Topology, TopologyError, unknown_master
 from linkstate.service.budget import ConnBudget
+from linkstate.service.topofile import load_topology
 from linkstate.service.transport import TcpTransport, Transport
 
 READ_SIZE = 16384  # bytes handed to the core at a time (what one read can make it answer is bounded by this)
@@ -53,7 +54,7 @@ class _Conn:
     """The shell's side of one connection: its slot, its clocks and its unwritten output."""
 
     conn: int
-    proto: str
+    proto: ev.Proto
     inbound: bool
     opened: float
     peer: str = ""
@@ -97,7 +98,7 @@ class NodeService:
         self.conns: dict[int, _Conn] = {}
         self.budget = ConnBudget(topology.settings)
         self._ids = itertools.count(1)
-        self._refused: dict[str, tuple[float, int, str]] = {}  # proto -> (last logged, refused since, last reason)
+        self._refused: dict[ev.Proto, tuple[float, int, str]] = {}  # proto -> (logged at, refused since, reason)
         # unbounded in entries, never dropping: data is bounded by one unprocessed read per connection (module doc)
         self._inbox_send, self._inbox = trio.open_memory_channel[ev.Input](math.inf)
         self._nursery: trio.Nursery | None = None
@@ -125,7 +126,7 @@ class NodeService:
                 host=self.host,
                 port=self.bound_port,
                 smtp_port=self.bound_smtp_port,
-                role=self.core.role.name,
+                role=self.core.view().role.value,
             )
             if self.topology_path is not None:
                 self._mtime = _mtime(self.topology_path)
@@ -161,12 +162,12 @@ class NodeService:
         c.processed.set()
 
     def _core_authenticated(self, c: _Conn) -> bool:
+        """Asked after each read until it says yes (a few times per connection)."""
         assert self.core is not None
-        if c.proto == "smtp":
+        if c.proto is ev.Proto.SMTP:
             entry = self.core.bridgehead.smtp.get(c.conn)
             return entry is not None and bool(getattr(entry.session, "authenticated", True))
-        entry691 = self.core.conns.get(c.conn)
-        return entry691 is not None and entry691.session.authenticated
+        return c.conn in self.core.view().authenticated
 
     async def _shutdown(self) -> None:
         if self.core is None:
@@ -265,8 +266,8 @@ class NodeService:
 
     def _out_table(self, out: ev.Output) -> None:
         assert isinstance(out, ev.TableChanged)
-        self.log.info("orginfo_applied", digest=out.digest, kind=out.kind, groups=len(out.groups))
-        if out.kind in ("minor", "major", "merge", "push"):
+        self.log.info("orginfo_applied", digest=out.digest, kind=out.kind.value, groups=len(out.groups))
+        if out.kind.resets_routes:
             self.log.info("reset_routes", event_id=4005, digest=out.digest)
         if self.on_table_changed is not None:
             self.on_table_changed(out)
@@ -274,18 +275,20 @@ class NodeService:
     # --- connections -------------------------------------------------------------------------------------
 
     async def _inbound(self, stream: trio.abc.Stream) -> None:
-        await self._accept(stream, "691")
+        await self._accept(stream, ev.Proto.RG691)
 
     async def _inbound_smtp(self, stream: trio.abc.Stream) -> None:
-        await self._accept(stream, "smtp")
+        await self._accept(stream, ev.Proto.SMTP)
 
-    async def _accept(self, stream: trio.abc.Stream, proto: str) -> None:
+    async def _accept(self, stream: trio.abc.Stream, proto: ev.Proto) -> None:
         host = _peer_host(stream)
         conn = next(self._ids)
         verdict = self.budget.admit(conn, proto, host, trio.current_time())
         victim = self.conns.get(verdict.evict) if verdict.evict is not None else None
         if victim is not None:
-            self.log.warning("connection_evicted", conn=victim.conn, proto=proto, peer_host=host, reason=verdict.reason)
+            self.log.warning(
+                "connection_evicted", conn=victim.conn, proto=proto.value, peer_host=host, reason=verdict.reason
+            )
             self._drop(victim)
         if not verdict.admitted:
             self._log_refused(proto, verdict.reason)
@@ -294,12 +297,12 @@ class NodeService:
         hello = ev.PeerConnected(conn, inbound=True, proto=proto, peer_host=host)
         await self._run_conn(_Conn(conn, proto, True, trio.current_time(), peer="inbound"), stream, hello)
 
-    def _log_refused(self, proto: str, reason: str) -> None:
+    def _log_refused(self, proto: ev.Proto, reason: str) -> None:
         """At most one `connection_refused` line per protocol and second, counting the refusals since the last."""
         now = trio.current_time()
         last, count, _ = self._refused.get(proto, (-math.inf, 0, ""))
         if now - last >= 1.0:
-            self.log.warning("connection_refused", reason=reason, proto=proto, refused=count + 1)
+            self.log.warning("connection_refused", reason=reason, proto=proto.value, refused=count + 1)
             self._refused[proto] = (now, 0, reason)
         else:
             self._refused[proto] = (last, count + 1, reason)
@@ -317,7 +320,8 @@ class NodeService:
         self.budget.outbound(conn, out.proto)
         hello = ev.PeerConnected(conn, inbound=False, peer=out.peer, proto=out.proto, tag=out.tag)
         # an SMTP session we open is timed as an authenticated one: the peer is the bridgehead we chose
-        state = _Conn(conn, out.proto, False, trio.current_time(), peer=out.peer, authenticated=out.proto == "smtp")
+        smtp = out.proto is ev.Proto.SMTP
+        state = _Conn(conn, out.proto, False, trio.current_time(), peer=out.peer, authenticated=smtp)
         await self._run_conn(state, stream, hello)
 
     async def _run_conn(self, c: _Conn, stream: trio.abc.Stream, hello: ev.PeerConnected) -> None:
@@ -353,14 +357,14 @@ class NodeService:
                     data = await stream.receive_some(READ_SIZE)
                 if scope.cancelled_caught:
                     what = "idle" if c.authenticated else "did not authenticate in time"
-                    self.log.warning("connection_timeout", conn=c.conn, proto=c.proto, reason=what)
+                    self.log.warning("connection_timeout", conn=c.conn, proto=c.proto.value, reason=what)
                     return f"timeout: {what}"
                 if not data:
                     return "closed by peer"
                 c.received += len(data)
                 if not c.authenticated and c.received > UNAUTHENTICATED_INPUT:
                     what = f"more than {UNAUTHENTICATED_INPUT} bytes before authenticating"
-                    self.log.warning("connection_dropped", conn=c.conn, proto=c.proto, reason=what)
+                    self.log.warning("connection_dropped", conn=c.conn, proto=c.proto.value, reason=what)
                     return what
                 c.processed = trio.Event()
                 self._inbox_send.send_nowait(ev.DataReceived(c.conn, bytes(data)))
@@ -372,7 +376,7 @@ class NodeService:
         """Before authentication an absolute deadline from the open; after it, an idle timer from now."""
         if not c.authenticated:
             return c.opened + settings.scaled("attach_timeout")
-        if c.proto == "smtp":
+        if c.proto is ev.Proto.SMTP:
             return trio.current_time() + settings.scaled("smtp_command_timeout")
         return trio.current_time() + settings.scaled("poll_interval") * 3
 

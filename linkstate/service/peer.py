@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import trio
 
 from linkstate.core import auth
-from linkstate.core.link2state_session import Done, SessionFailed, SmtpClientSession
-from linkstate.core.session691 import Authenticated, Fault, Result, Session691
+from linkstate.core.link2state_client import SmtpClientSession
+from linkstate.core.link2state_session import Done, SessionFailed
+from linkstate.core.session691 import Authenticated, Fault, PeerKind, Result, Session691
 
 READ_SIZE = 65536
 
@@ -58,7 +59,7 @@ async def open_691(
     port: int,
     secret: bytes,
     *,
-    kind: str = "MEMBER",
+    kind: PeerKind = PeerKind.MEMBER,
     guid: str | None = None,
     local_address: str | None = None,
     timeout: float = 5.0,

@@ -19,7 +19,8 @@ ONE = Version(1)
 
 
 def section(guid: str, version: Version = ONE, note: str = "", pad: int = 0) -> RoutingGroup:
-    return RoutingGroup(guid, guid, version, smtp_address=f"*.{note}" + "x" * pad, members=(Member(guid),))
+    address = f"*.{note}" + "x" * pad
+    return RoutingGroup(guid=guid, master=guid, version=version, smtp_address=address, members=(Member(guid),))
 
 
 def fake(i: int, version: Version = ONE, pad: int = 0) -> RoutingGroup:

@@ -19,7 +19,7 @@ def test_bumps_stay_encodable_and_never_go_backwards(v: Version, bumps: list[obj
         nxt = bump(v)  # type: ignore[operator]
         assert nxt >= v
         assert nxt > v or v.saturated  # only a saturated version stops growing
-        encode_section(RoutingGroup("ab" * 16, "cd" * 16, nxt))  # never an EncodeError
+        encode_section(RoutingGroup(guid="ab" * 16, master="cd" * 16, version=nxt))  # never an EncodeError
         v = nxt
 
 

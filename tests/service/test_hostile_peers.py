@@ -18,6 +18,7 @@ import pytest
 import structlog
 import trio
 
+from linkstate.core.session691 import PeerKind
 from linkstate.core.topology import Topology
 from linkstate.service.client import dump
 from linkstate.service.node import READ_SIZE, UNAUTHENTICATED_INPUT, NodeService
@@ -103,7 +104,7 @@ async def attack_while_honest(
     group held before (the caller checks what must hold after)."""
     with structlog.testing.capture_logs() as logs:
         async with group(topo, TcpTransport()) as (_, services, _):
-            await wait_until(lambda: len(digests(services)) == 1 and services["RED-3"].core.attached, 10)
+            await wait_until(lambda: len(digests(services)) == 1 and services["RED-3"].core.view().attached, 10)
             await trio.sleep(0.2)
             held = services[target].core.lsdb.digest  # type: ignore[union-attr]
             watch, honest = Watch(services[target]), Honest(topo, target)
@@ -113,12 +114,15 @@ async def attack_while_honest(
                 await attack(services)
                 await wait_until(lambda: honest.ok >= 2, 5)  # a short attack: honest peers are served right after
                 nursery.cancel_scope.cancel()
-            await wait_until(lambda: len(digests(services)) == 1 and all(s.core.attached for s in services.values()),
-                             10)  # fmt: skip
+            await wait_until(lambda: len(digests(services)) == 1 and all(attached(s) for s in services.values()), 10)
             assert all(s.core is not None for s in services.values())
             final = services[target].core.lsdb.digest  # type: ignore[union-attr]
     assert honest.failed == [], honest.failed[:5]
     return watch, honest, logs, held if final == held else final
+
+
+def attached(service: NodeService) -> bool:
+    return service.core is not None and service.core.view().attached
 
 
 def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -242,7 +246,7 @@ async def test_slowloris_at_the_issues_size() -> None:
 # --- 5. DUMP and poll floods with the secret ------------------------------------------------------------------
 
 
-async def _flood(topo: Topology, message: rg691.Message, count: int, kind: str, seconds: float) -> int:
+async def _flood(topo: Topology, message: rg691.Message, count: int, kind: PeerKind, seconds: float) -> int:
     """Authenticated peers, one after the other for `seconds`, each pipelining up to `count` messages and never
     reading; how many the node ended."""
     spec = topo.server("RED-1")
@@ -271,7 +275,7 @@ async def _dump_flood(seconds: float) -> None:
     before = rss()
 
     async def attack(services: dict[str, NodeService]) -> None:
-        assert await _flood(topo, rg691.Dump(), 100_000, "CLIENT", seconds=seconds) >= 2
+        assert await _flood(topo, rg691.Dump(), 100_000, PeerKind.CLIENT, seconds=seconds) >= 2
 
     watch, _, logs, _ = await attack_while_honest(topo, attack)
     assert watch.peak_queued <= topo.settings.max_output_bytes
@@ -294,7 +298,7 @@ async def test_a_poll_flood_that_is_never_read_is_dropped_at_the_byte_bound() ->
     before = rss()
 
     async def attack(services: dict[str, NodeService]) -> None:
-        assert await _flood(topo, rg691.SimplePoll("0" * 32), 100_000, "MEMBER", seconds=2) >= 2  # each answered
+        assert await _flood(topo, rg691.SimplePoll("0" * 32), 100_000, PeerKind.MEMBER, seconds=2) >= 2  # each answered
 
     watch, _, logs, _ = await attack_while_honest(topo, attack)
     assert watch.peak_queued <= topo.settings.max_output_bytes
@@ -308,7 +312,7 @@ async def test_a_poll_flood_that_is_never_read_is_dropped_at_the_byte_bound() ->
 def _unknown(i: int, version: Version | None = None) -> RoutingGroup:
     version = version or Version(1)
     guid = f"{0xF0000000 + i:032x}"
-    return RoutingGroup(guid, guid, version, smtp_address=f"*.fake{i}", members=(Member(guid),))
+    return RoutingGroup(guid=guid, master=guid, version=version, smtp_address=f"*.fake{i}", members=(Member(guid),))
 
 
 async def test_forged_versions_at_the_top_are_refused_and_the_master_keeps_publishing() -> None:
@@ -405,7 +409,8 @@ async def test_a_connection_flood_leaves_no_connection_the_core_was_not_told_abo
 
         def settled() -> bool:  # every event handed to the core, and no core state for a connection that is gone
             idle = service._inbox.statistics().current_buffer_used == 0
-            return idle and set(core.conns) <= set(service.conns) and set(core.bridgehead.smtp) <= set(service.conns)
+            live = set(service.conns)
+            return idle and set(core.out.conns) <= live and set(core.bridgehead.smtp) <= live
 
         await wait_until(settled, 10)
 
