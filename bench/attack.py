@@ -49,9 +49,10 @@ from linkstate.cli.cluster import Cluster, NodeRecord, alive  # noqa: E402
 from linkstate.cli.route_cmd import describe  # noqa: E402
 from linkstate.core.routing import Router, RoutingError  # noqa: E402
 from linkstate.core.session691 import PeerKind  # noqa: E402
-from linkstate.core.topology import Topology, load_topology  # noqa: E402
+from linkstate.core.topology import Topology  # noqa: E402
 from linkstate.service.client import ClientError, dump  # noqa: E402
 from linkstate.service.peer import PeerError, bridgehead_exchange, flood, open_691  # noqa: E402
+from linkstate.service.topofile import load_topology  # noqa: E402
 from proto import rg691  # noqa: E402
 from proto.codec import Decoded  # noqa: E402
 from proto.encode import encode, frame_from_sections  # noqa: E402
@@ -402,7 +403,7 @@ async def version_overflow(ctx: Ctx) -> None:
     (the issue's crash: that group's master published above 2**64-1); again every second."""
     table = (await ctx.org.dump(ctx.target)).orginfo
     own = ctx.org.topo.group_of(ctx.target).guid
-    other = next(rg for rg in table.routing_groups if rg.guid != own)
+    other = next((rg for rg in table.routing_groups if rg.guid != own), None)  # none in a one-group organization
     forged = OrgInfo(tuple(replace(rg, version=Version(VERSION_MAX), version_guid="f" * 32) for rg in
                            (other, table.group(own)) if rg is not None))  # fmt: skip
     answers: Counter[str] = Counter()
