@@ -510,10 +510,10 @@ class Attack:
     target: str  # a server name of the seed example (SEA-BH1: Seattle's master and bridgehead; LON-BH1: London's)
     run: Callable[[Ctx], Awaitable[None]]
     evidence: tuple[str, ...] = ()  # events that must appear on some node (the forged data refused or bounded)
-    forbidden: tuple[str, ...] = ("encode_failed", "connection_error", "inbox_full")
+    forbidden: tuple[str, ...] = ("encode_failed", "connection_error")
 
 
-CLOSED_UNAUTHENTICATED = 'session_failed:"event_id": 961'
+CLOSED_UNAUTHENTICATED = 'auth_failed:"cause": "closed"'
 BLOAT_BOUNDED = "sections_refused:unknown routing group"
 BLOAT_REFUSED = "session_failed:exceeds the"
 ATTACKS = {

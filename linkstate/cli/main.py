@@ -24,7 +24,8 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("orginfo_cmd", "topology_cmd", "route_cmd", "node_cmd", "ops_cmd", "netns_cmd", "bench_cmd"):
+    commands = ("orginfo", "topology", "route", "node", "ops", "netns", "events", "bench")
+    for name in (f"{c}_cmd" for c in commands):
         try:
             module = importlib.import_module(f"linkstate.cli.{name}")
         except ModuleNotFoundError as exc:

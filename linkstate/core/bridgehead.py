@@ -6,8 +6,11 @@ bridgehead of, the outbound sessions to the connector's remote bridgeheads: star
 takes a major or minor change (G33/G34), and every `bh_probe_interval` as a probe that also compares digests
 (R92, G39). Probe results become the bridgehead's observed state (G40): `CONN_NOT_AVAILABLE` after
 `bh_fail_threshold` failed sessions in a row, `CONN_AVAIL` on the next success; an operator may force a state.
-What a session brings in is decoded strictly and posted as a `Learned` fact, never merged partially; an observed
-state is posted as an `Observed` fact (linkstate.core.facts): the node's role decides what they mean.
+A failed session is a warning up to `bh_fail_threshold` failures in a row (and at least once a streak), info
+past it and while the node starts (within `master_settle` of the link's creation, before its first success: the
+servers of an organization start in any order; docs/EVENTS.md). What a session brings in is decoded strictly and
+posted as a `Learned` fact, never merged partially; an observed state is posted as an `Observed` fact
+(linkstate.core.facts): the node's role decides what they mean.
 Invariants: at most one outbound session per connector at a time (a trigger during one re-runs it after);
 nothing a peer sends raises; every failure is a Diagnostic.
 May import: the standard library, proto, linkstate.core (never node.py or a role).
@@ -18,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.events import ChangeKind, Proto
+from linkstate.core.events import Cause, ChangeKind, Proto
 from linkstate.core.facts import Learned, LinkIdle, Observed
 from linkstate.core.link2state_client import SmtpClientSession
 from linkstate.core.link2state_server import SmtpServerSession
@@ -53,6 +57,10 @@ class Link:
     reported_at: float = float("-inf")
     sessions: int = 0
     exchanged: int = 0
+    started_at: float = 0.0  # when the running (or last) session was asked for
+    starting_until: float = 0.0  # failures are quiet until then, while the link never succeeded
+    succeeded: bool = False
+    warned: bool = False  # this streak of failures has had its warning
 
 
 @dataclass
@@ -111,7 +119,8 @@ class Bridgehead:
                 old.connector, old.remotes = c, remotes
                 fresh[c.guid] = old
             else:
-                fresh[c.guid] = Link(connector=c, remotes=remotes, next_probe=now)
+                settle = ctx.settings.scaled("master_settle")
+                fresh[c.guid] = Link(connector=c, remotes=remotes, next_probe=now, starting_until=now + settle)
         self.links = fresh
 
     def next_deadline(self) -> float | None:
@@ -155,6 +164,7 @@ class Bridgehead:
         link.again = False
         target = link.remotes[link.failures % len(link.remotes)]
         link.in_flight = -1
+        link.started_at = now
         link.sessions += 1
         self.counters.sessions_out += 1
         self.out.connect(target.name, proto=Proto.SMTP, tag=link.connector.guid)
@@ -188,9 +198,12 @@ class Bridgehead:
         link.in_flight = None
         link.failures += 1
         threshold = self.ctx.settings.bh_fail_threshold
+        starting = not link.succeeded and now < link.starting_until
+        quiet = starting or (link.warned and link.failures > threshold)
+        link.warned = link.warned or not quiet
         self.out.diag(
-            "bridgehead_session_failed",
-            level="warning" if link.failures <= threshold else "info",
+            Ev.BRIDGEHEAD_SESSION_FAILED,
+            quiet=quiet,
             connector=link.connector.name,
             reason=reason,
             failures=link.failures,
@@ -202,6 +215,10 @@ class Bridgehead:
     def _succeeded(self, link: Link, exchanged: bool, now: float) -> None:
         link.in_flight = None
         link.failures = 0
+        link.succeeded, link.warned = True, False
+        duration = round(now - link.started_at, 6)
+        name = link.connector.name
+        self.out.diag(Ev.BRIDGEHEAD_SESSION_DONE, connector=name, exchanged=exchanged, duration_s=duration)
         if exchanged:
             link.exchanged += 1
             self.counters.exchanges += 1
@@ -304,34 +321,35 @@ class Bridgehead:
 
     def _on_auth_succeeded(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, AuthSucceeded)
-        self.out.diag("smtp_authenticated", event_id=event.event_id, peer=self.ctx.server_name(event.peer_guid))
+        self.out.diag(
+            Ev.CLIENT_AUTHENTICATED if event.event_id == 996 else Ev.AUTHENTICATED,
+            protocol=Proto.SMTP.value, peer=self.ctx.server_name(event.peer_guid), peer_kind="BRIDGEHEAD",
+        )  # fmt: skip
 
     def _on_auth_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, AuthFailed)
         self.out.diag(
-            "smtp_auth_failed",
-            level="warning",
-            event_id=event.event_id,
-            reason=event.reason,
+            Ev.CLIENT_AUTH_FAILED if event.event_id == 962 else Ev.AUTH_FAILED,
+            protocol=Proto.SMTP.value, conn=conn, reason=event.reason, cause=Cause.AUTH.value,
             peer=self.ctx.server_name(event.peer_guid) if event.peer_guid else "",
-        )
+        )  # fmt: skip
 
     def _on_session_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, SessionFailed)
         self.counters.rejected += 1
         self.counters.by_reason[event.reason] = self.counters.by_reason.get(event.reason, 0) + 1
-        self.out.diag("link2state_rejected", level="warning", conn=conn, reason=event.reason, fatal=event.fatal)
+        self.out.diag(Ev.LINK2STATE_REJECTED, conn=conn, reason=event.reason, fatal=event.fatal)
 
     def _on_mail(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, MailReceived)
         self.counters.mail_received += 1
-        self.out.diag("mail_queued", sender=event.sender, recipients=len(event.recipients), size=len(event.data))
+        self.out.diag(Ev.MAIL_QUEUED, sender=event.sender, recipients=len(event.recipients), size=len(event.data))
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
             decoded = decode_strict_cached(frame, self.ctx.lsdb.limits.decode, self.ctx.sections)
         except DecodeError as exc:
-            self.out.diag("orginfo_rejected", level="warning", peer=self.ctx.server_name(peer), reason=str(exc))
+            self.out.diag(Ev.ORGINFO_REJECTED, peer=self.ctx.server_name(peer), reason=str(exc))
             return
         self.out.post(Learned(decoded.orginfo, f"smtp:{self.ctx.server_name(peer)}"))
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
+from linkstate.core.catalog import CATALOG, Ev
 from linkstate.core.facts import Fact, TableBumped
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.session691 import Session691
@@ -75,6 +76,7 @@ class Counters:
     """Traffic and event counts, for status views and benchmarks."""
 
     frames_out: Counter[str] = field(default_factory=Counter)
+    frames_in: int = 0  # 691 frames received after authentication
     bytes_out: int = 0
     bytes_in: int = 0
     table_changes: Counter[str] = field(default_factory=Counter)
@@ -96,8 +98,9 @@ class Outbox:
 
     # --- requests --------------------------------------------------------------------------------------
 
-    def diag(self, event: str, level: ev.Level = "info", event_id: int | None = None, **fields: object) -> None:
-        self._out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
+    def diag(self, event: Ev, *, quiet: bool = False, **fields: object) -> None:
+        """Log `event` (the catalog gives its ID and level; `quiet`: its quieter level, where the catalog has one)."""
+        self._out.append(ev.Diagnostic(event, CATALOG[event].level_for(quiet), dict(fields)))
 
     def send(self, conn: int, msg: rg691.Message) -> None:
         c = self.conns.get(conn)
@@ -106,7 +109,7 @@ class Outbox:
         try:
             c.session.send(msg)
         except EncodeError as exc:  # a bug on our side: never let it take the node down
-            self.diag("encode_failed", level="error", reason=str(exc))
+            self.diag(Ev.ENCODE_FAILED, reason=str(exc))
             return
         self.counters.frames_out[type(msg).__name__] += 1
 
@@ -162,8 +165,7 @@ class Outbox:
         if self.ctx.lsdb.refused:
             refused = self.ctx.lsdb.take_refusals()
             for reason, count in refused.counts.items():
-                first = refused.examples[reason]
-                self.diag("sections_refused", level="warning", reason=reason, count=count, first=first)
+                self.diag(Ev.SECTIONS_REFUSED, reason=reason, count=count, guids=refused.examples[reason])
         for conn, c in self.conns.items():  # flushing neither adds nor removes connections
             if c.session.pending:  # take_pending() of nothing is b"": nothing to send
                 self._flush(conn, c)

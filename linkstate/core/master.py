@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.dampening import Commit, Dampener
+from linkstate.core.dampening import Commit, Dampener, DampenerDiagnostic, WindowOpened
 from linkstate.core.directory import build_section
-from linkstate.core.events import ChangeKind, UpdateKind
+from linkstate.core.events import ChangeKind, Instant, UpdateKind
 from linkstate.core.role import RoleName, RoleStatus
 from linkstate.core.routing import connector_pinned
 from proto import rg691
@@ -59,7 +60,7 @@ class MasterRole:
         own = self.ctx.lsdb.section(self.ctx.rg.guid)
         if own is not None:
             self.highest_seen = max(self.highest_seen, own.version)
-        self.out.diag("master_started", rg=self.ctx.rg.name, settle_s=self.ctx.settings.scaled("master_settle"))
+        self.out.diag(Ev.MASTER_STARTED, rg=self.ctx.rg.name, settle_s=self.ctx.settings.scaled("master_settle"))
         self._maybe_publish(now)
 
     def stop(self, reason: str) -> None:
@@ -114,7 +115,8 @@ class MasterRole:
         for guid, c in list(self.attached_members.items()):
             if c == conn:
                 del self.attached_members[guid]
-                self.out.diag("member_detached", member=self.ctx.server_name(guid), attached=len(self.attached_members))
+                member, attached = self.ctx.server_name(guid), len(self.attached_members)
+                self.out.diag(Ev.MEMBER_DETACHED, member=member, attached=attached)
                 self._commit(ChangeKind.USER, now)
 
     def _on_attach(self, conn: int, msg: rg691.Message, now: float) -> None:
@@ -130,7 +132,7 @@ class MasterRole:
             refusal = "a server cannot attach to itself"
         if refusal:
             out.send(conn, rg691.AttachAck(False, reason=refusal))
-            out.diag("attach_refused", level="warning", member=msg.member, reason=refusal)
+            out.diag(Ev.ATTACH_REFUSED, member=msg.member, reason=refusal)
             out.close(conn, refusal)
             return
         assert member is not None
@@ -140,7 +142,7 @@ class MasterRole:
         self.attached_members[msg.member] = conn
         reported = Version(msg.major, msg.minor, msg.user)
         if not ctx.lsdb.plausible(ctx.rg.guid, reported):  # a forged version: not a reason to move (issue 11)
-            out.diag("version_refused", level="warning", member=member.name, version=str(reported))
+            out.diag(Ev.VERSION_REFUSED, member=member.name, version=str(reported))
             reported = Version()
         self.highest_seen = max(self.highest_seen, reported)
         out.send(
@@ -153,7 +155,7 @@ class MasterRole:
                 self.quorum,
             ),
         )
-        out.diag("member_attached", member=member.name, attached=len(self.attached_members), quorum=self.quorum)
+        out.diag(Ev.MEMBER_ATTACHED, member=member.name, attached=len(self.attached_members), quorum=self.quorum)
         if self.published:
             if self._ahead(reported, msg.version_guid):  # the member saw a later epoch: publish above it
                 self._commit(ChangeKind.MAJOR, now, above=reported)
@@ -218,17 +220,17 @@ class MasterRole:
     def _report_bridgehead(self, connector: str, vs: str, value: str, now: float) -> None:
         spec = self.ctx.topology.connector_by_guid(connector)
         if spec is None or spec.routing_group != self.ctx.rg.name:
-            self.out.diag("state_ignored", level="warning", connector=connector, reason="not a connector of this group")
+            self.out.diag(Ev.STATE_IGNORED, connector=connector, reason="not a connector of this group")
             return
         try:
             state = BridgeheadState(value.removeprefix("VS_"))
         except ValueError:
-            self.out.diag("state_ignored", level="warning", connector=connector, reason=f"unknown state {value!r}")
+            self.out.diag(Ev.STATE_IGNORED, connector=connector, reason=f"unknown state {value!r}")
             return
         self.reported[(connector, vs)] = state
         if self._pinned(connector):
             # no alternate path: the connector stays UP and no link-state traffic is generated (R121, G42)
-            self.out.diag("state_change_pinned", connector=spec.name, state=state.value)
+            self.out.diag(Ev.STATE_CHANGE_PINNED, connector=spec.name, state=state.value)
             return
         derived = self._derived_state(spec.guid, self.reported)
         if derived is self.dampener.committed(connector):
@@ -284,26 +286,29 @@ class MasterRole:
 
     def _apply_commits(self, commits: list[Commit], now: float) -> None:
         for diag in self.dampener.diagnostics():
-            self.out.diag(
-                diag.name,
-                level="warning",
-                connector=self.ctx.connector_name(diag.connector_guid),
-                changes=diag.changes,
-                window_start=round(diag.window_start, 3),
-            )
+            self._log_window(diag)
         if not commits:
             return
         for commit in commits:
             connector, state = commit.connector_guid, commit.state
             self.conn_states[connector] = state
             self._take_reports(connector)
-            self.out.diag(
-                "connector_state_committed",
-                connector=self.ctx.connector_name(connector),
-                state=state.value,
-                event_id=4005,
-            )
+            self.out.diag(Ev.CONNECTOR_STATE_COMMITTED, connector=self.ctx.connector_name(connector), state=state.value)
         self._commit(ChangeKind.MINOR, now)
+
+    def _log_window(self, diag: DampenerDiagnostic) -> None:
+        """What the dampener noted: a window opened, or one that ended as oscillation (times as Instants)."""
+        connector = self.ctx.connector_name(diag.connector_guid)
+        if isinstance(diag, WindowOpened):
+            self.out.diag(
+                Ev.OSCILLATION_WINDOW_OPENED, connector=connector, state=ConnectorState.DOWN.value,
+                window_end=Instant(diag.end),
+            )  # fmt: skip
+            return
+        self.out.diag(
+            Ev.OSCILLATION_SUPPRESSED, connector=connector, changes=diag.changes,
+            window_start=Instant(diag.window_start), window_end=Instant(diag.at),
+        )  # fmt: skip
 
     def _maybe_publish(self, now: float) -> None:
         expected = {s.guid for s in self.ctx.topology.servers_in(self.ctx.rg.name)} - {self.ctx.me.guid}
@@ -317,7 +322,8 @@ class MasterRole:
         self.settle_deadline = None
         self.version = self.highest_seen.bump_major()
         self._check_saturated()
-        self.out.diag("master_published", version=str(self.version), reason=reason, attached=len(self.attached_members))
+        attached = len(self.attached_members)
+        self.out.diag(Ev.MASTER_PUBLISHED, version=str(self.version), reason=reason, attached=attached)
         self._write_section(ChangeKind.MAJOR)
 
     def _commit(self, kind: UpdateKind, now: float, above: Version | None = None) -> None:
@@ -336,7 +342,7 @@ class MasterRole:
     def _check_saturated(self) -> None:
         """A major of 2**64-1 cannot be published above: the version stays (proto.model.Version), said loudly."""
         if self.version.saturated:
-            self.out.diag("version_saturated", level="error", version=str(self.version))
+            self.out.diag(Ev.VERSION_SATURATED, version=str(self.version))
 
     def build_own_section(self) -> RoutingGroup:
         ctx = self.ctx

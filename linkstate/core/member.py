@@ -3,6 +3,9 @@
 Owns: the one upstream connection to the group's master: connect with backoff and jitter, ATTACH, the
 `Simple_Poll` timer, applying the master's pushes (REPLY, then the revised packet when it still differs), and
 forwarding local state reports (STATE). While the master is away the member keeps serving its last table.
+Failures to reach the master are warnings, but the retries after the first failure of a streak are info, and so
+is every failure while the node starts (within `master_settle` of the role's start and before it ever attached:
+the servers of a group start in any order; docs/EVENTS.md).
 Invariants: at most one upstream connection; a member never writes its group's section itself; applying a
 push adopts every section whose version is at least the local one (the master is the member's authority), so
 a table changed behind the member's back converges at the next poll.
@@ -11,8 +14,9 @@ May import: the standard library, proto, linkstate.core (never node.py).
 
 from __future__ import annotations
 
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.events import ChangeKind, Level
+from linkstate.core.events import ChangeKind
 from linkstate.core.role import RoleName, RoleStatus
 from proto import rg691
 from proto.model import OrgInfo
@@ -39,6 +43,9 @@ class MemberRole:
         self.outbox: list[rg691.StateReport] = []  # state reports waiting for an attachment
         self.last_master_digest = ""
         self.orphan = orphan  # the directory names no usable master: keep the table, connect to no one (R128)
+        self.starting_until = now + ctx.settings.scaled("master_settle")  # quiet failures until then, if never attached
+        self.ever_attached = False
+        self.warned = False  # this streak of failures has had its warning
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -124,10 +131,12 @@ class MemberRole:
         delay = self.ctx.settings.backoff(self.attempt, "reconnect_max", self.ctx.rand())
         self.attempt += 1
         self.reconnect_at = now + delay
-        level: Level = "warning" if was_attached or self.attempt == 1 else "info"
+        starting = not self.ever_attached and now < self.starting_until
+        quiet = starting or (self.warned and not was_attached)
+        self.warned = self.warned or not quiet
         self.out.diag(
-            "master_unreachable",
-            level=level,
+            Ev.MASTER_UNREACHABLE,
+            quiet=quiet,
             master=self.master.name,
             reason=reason,
             attempt=self.attempt,
@@ -148,15 +157,17 @@ class MemberRole:
     def _on_attach_ack(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.AttachAck)
         if not msg.ok:
-            self.out.diag("attach_refused", level="error", master=self.master.name, reason=msg.reason)
+            self.out.diag(Ev.ATTACH_REFUSED_BY_MASTER, master=self.master.name, reason=msg.reason)
             self.out.close(conn, f"attach refused: {msg.reason}")
             self.on_lost(conn, now)
             return
         self.attached = True
+        self.ever_attached = True
+        self.warned = False
         self.attempt = 0
         self.last_master_digest = msg.digest
         self.poll_at = now + self.ctx.settings.scaled("poll_interval")
-        self.out.diag("attached", master=self.master.name, quorum=msg.quorum, attached=msg.attached)
+        self.out.diag(Ev.ATTACHED, master=self.master.name, quorum=msg.quorum, attached=msg.attached)
         for report in self.outbox:
             self.out.send(conn, report)
         self.outbox.clear()
@@ -165,7 +176,7 @@ class MemberRole:
         assert isinstance(msg, rg691.PollResponse)
         self.last_master_digest = msg.digest
         if not msg.same:
-            self.out.diag("poll_different", master_digest=msg.digest, digest=self.ctx.lsdb.digest)
+            self.out.diag(Ev.POLL_DIFFERENT, master_digest=msg.digest, digest=self.ctx.lsdb.digest)
 
     def _on_orginfo(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.OrgInfoFrame)
@@ -192,7 +203,7 @@ class MemberRole:
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Detach)
-        self.out.diag("master_detached", level="warning", master=self.master.name, reason=msg.reason)
+        self.out.diag(Ev.MASTER_DETACHED, master=self.master.name, reason=msg.reason)
         self.out.close(conn, "master detached")
         self.on_lost(conn, now)
 
@@ -205,7 +216,7 @@ class MemberRole:
         result = lsdb.merge(org, own_group=self.ctx.rg.guid)
         if not result.changed:
             return
-        self.out.diag("orginfo_learned", source=source, groups=len(result.changed), digest=lsdb.digest)
+        self.out.diag(Ev.ORGINFO_LEARNED, source=source, groups=len(result.changed), digest=lsdb.digest)
         self.out.table_changed(ChangeKind.MERGE, result.changed, bumped=lsdb.bumps != bumps)
         upstream = self.upstream
         if self.attached and upstream is not None:  # the master merges it and fans it out

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from linkstate.core import events as ev
 from linkstate.core import facts
 from linkstate.core.bridgehead import Bridgehead
+from linkstate.core.catalog import Ev
 from linkstate.core.context import Conn691, NodeContext, Outbox
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.master import MasterRole
@@ -103,6 +104,8 @@ class NodeCore:
             authenticated=frozenset(conn for conn, c in self.out.conns.items() if c.session.authenticated),
             table_changes=dict(self.out.counters.table_changes),
             exchanges=self.bridgehead.counters.exchanges,
+            frames_in=self.out.counters.frames_in,
+            frames_out=self.out.counters.frames_out.total(),
         )
 
     def _status(self) -> RoleStatus:
@@ -122,7 +125,7 @@ class NodeCore:
         """The node starts: its role connects (member) or begins its settle period (master)."""
         ctx = self.ctx
         self.out.diag(
-            "node_started", server=ctx.me.name, rg=ctx.rg.name, role=self.role.name.value, digest=ctx.lsdb.digest
+            Ev.NODE_STARTED, server=ctx.me.name, rg=ctx.rg.name, role=self.role.name.value, digest=ctx.lsdb.digest
         )
         self.role.start(now)
         self._settle(now)
@@ -190,7 +193,7 @@ class NodeCore:
     def _observe(self, connector: str, state: str, now: float) -> None:
         ctx = self.ctx
         if ctx.me.suppress_state_changes:
-            self.out.diag("state_change_suppressed", connector=ctx.connector_name(connector), state=state)
+            self.out.diag(Ev.STATE_CHANGE_SUPPRESSED, connector=ctx.connector_name(connector), state=state)
             return
         self.role.report_state(rg691.StateReport("BH", connector, ctx.me.vs_guid, state), now)
 
@@ -242,14 +245,11 @@ class NodeCore:
         if c is None:
             return
         if not c.session.authenticated and not c.session.closed:
-            event_id = 962 if c.session.peer_kind is PeerKind.CLIENT else 961
             self.out.diag(
-                "session_failed",
-                level="warning",
-                event_id=event_id,
-                conn=e.conn,
+                Ev.CLIENT_AUTH_FAILED if c.session.peer_kind is PeerKind.CLIENT else Ev.AUTH_FAILED,
+                protocol=ev.Proto.RG691.value, conn=e.conn, peer=c.peer or c.peer_host, cause=ev.Cause.CLOSED.value,
                 reason=f"connection closed before authentication completed ({e.reason})",
-            )
+            )  # fmt: skip
         self.role.on_lost(e.conn, now)
         self._settle(now)
 
@@ -264,30 +264,37 @@ class NodeCore:
         self.out.counters.bytes_in += len(e.data)
         for result in c.session.receive(e.data):
             if isinstance(result, Fault):
-                self.out.diag(
-                    "session_failed",
-                    level="warning",
-                    event_id=result.event_id,
-                    conn=e.conn,
-                    reason=result.reason,
-                )
+                self._fault(e.conn, c, result)
                 self.out.close(e.conn, result.reason)
                 self.role.on_lost(e.conn, now)
                 self._settle(now)
                 return
             if isinstance(result, Authenticated):
                 self.out.diag(
-                    "authenticated",
-                    event_id=result.event_id,
-                    peer=self.ctx.server_name(result.peer_guid),
-                    kind=result.peer_kind.value,
-                )
+                    Ev.CLIENT_AUTHENTICATED if result.peer_kind is PeerKind.CLIENT else Ev.AUTHENTICATED,
+                    protocol=ev.Proto.RG691.value, peer=self.ctx.server_name(result.peer_guid),
+                    peer_kind=result.peer_kind.value,
+                )  # fmt: skip
                 self.role.on_authenticated(e.conn, now)
                 continue
+            self.out.counters.frames_in += 1
             self._dispatch(e.conn, c, result, now)
             self._settle(now)
             if e.conn not in self.out.conns:
                 return
+
+    def _fault(self, conn: int, c: Conn691, fault: Fault) -> None:
+        """Log a failed 691 session: an authentication failure (961, 962) before authentication completed, a
+        session failure after."""
+        protocol, reason, cause = ev.Proto.RG691.value, fault.reason, fault.cause.value
+        if fault.event_id is None:
+            self.out.diag(Ev.SESSION_FAILED, protocol=protocol, conn=conn, reason=reason, cause=cause)
+            return
+        peer = self.ctx.server_name(c.session.peer_guid) if c.session.peer_guid else c.peer or c.peer_host
+        self.out.diag(
+            Ev.CLIENT_AUTH_FAILED if fault.event_id == 962 else Ev.AUTH_FAILED,
+            protocol=protocol, conn=conn, peer=peer, reason=reason, cause=cause,
+        )  # fmt: skip
 
     def _on_smtp_data(self, conn: int, data: bytes, now: float) -> None:
         self.out.counters.bytes_in += len(data)
@@ -314,7 +321,7 @@ class NodeCore:
             self.out.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master.name}"))
             self.out.close(conn, "ATTACH to a non-master")
             return
-        self.out.diag("unexpected_message", level="warning", conn=conn, message=type(msg).__name__)
+        self.out.diag(Ev.UNEXPECTED_MESSAGE, conn=conn, message=type(msg).__name__)
 
     def _on_topology(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.TopologyChanged)
@@ -323,9 +330,7 @@ class NodeCore:
             new.server(ctx.me.name)
         except KeyError:
             self.out.diag(
-                "topology_rejected",
-                level="error",
-                event_id=929,
+                Ev.TOPOLOGY_REJECTED,
                 reason=f"server {ctx.me.name} is not in the new topology; keeping the old one",
             )
             return
@@ -336,9 +341,9 @@ class NodeCore:
         ctx.me = new.server(ctx.me.name)
         ctx.lsdb.configure(new)
         new_master = new.master_of(ctx.rg.name).name
-        self.out.diag("topology_loaded", master=new_master)
+        self.out.diag(Ev.TOPOLOGY_LOADED, master=new_master)
         if was_master and new_master != ctx.me.name:
-            self.out.diag("master_relinquished", level="warning", event_id=958, new_master=new_master)
+            self.out.diag(Ev.MASTER_RELINQUISHED, new_master=new_master, reason="the directory names another master")
             self._switch_role(now, "the routing group master moved")
         elif not was_master and new_master != old_master:
             self._switch_role(now, "the routing group master moved")
@@ -356,14 +361,12 @@ class NodeCore:
             return
         if st.name is RoleName.MASTER:
             self.out.diag(
-                "master_relinquished",
-                level="warning",
-                event_id=958,
+                Ev.MASTER_RELINQUISHED,
                 new_master=e.master,
                 reason="the directory names a master that does not exist",
             )
         else:
-            self.out.diag("master_unknown", level="warning", master=e.master)
+            self.out.diag(Ev.MASTER_UNKNOWN, master=e.master)
         self.role.stop("the routing group master no longer exists")
         self.role = self._make_role(now, orphan=True)
         self.bridgehead.configure(now, is_master=False)

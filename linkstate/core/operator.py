@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from linkstate.core.bridgehead import Bridgehead
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.directory import tombstone
 from linkstate.core.facts import Learned
@@ -56,7 +57,7 @@ class Operator:
             settings = self.ctx.settings
             reason = f"DUMP rate exceeded ({settings.dump_burst} at once, then {settings.dump_rate:g}/s)"
             c = self.out.conns.get(conn)
-            self.out.diag("dump_rate_exceeded", level="warning", conn=conn, peer_host=c.peer_host if c else "")
+            self.out.diag(Ev.DUMP_RATE_EXCEEDED, conn=conn, peer_host=c.peer_host if c else "")
             self.out.send(conn, rg691.Detach(reason))
             self.out.close(conn, reason)
             return
@@ -94,7 +95,7 @@ class Operator:
         else:
             refusal = f"{type(msg).__name__} is not a client command"
         if refusal:
-            self.out.diag("client_command_refused", level="warning", command=type(msg).__name__, reason=refusal)
+            self.out.diag(Ev.CLIENT_COMMAND_REFUSED, command=type(msg).__name__, reason=refusal)
             self.out.send(conn, rg691.Detach(refusal))
             self.out.close(conn, refusal)
         else:
@@ -113,7 +114,7 @@ class Operator:
         if section is None:
             return f"routing group {rg_guid} is not in this server's table"
         dead = tombstone(section)
-        self.out.diag("tombstone_injected", routing_group=rg_guid, version=str(dead.version))
+        self.out.diag(Ev.TOMBSTONE_INJECTED, routing_group=rg_guid, version=str(dead.version))
         self.out.post(Learned(OrgInfo((dead,)), "remonitor"))
         self.settle(now)
         return ""
@@ -129,7 +130,7 @@ class Operator:
         if not self.bridgehead.force(connector, state, now):
             return "this server is not a source bridgehead of that connector"
         self.settle(now)
-        self.out.diag("fault_injected", connector=self.ctx.connector_name(connector), state=value)
+        self.out.diag(Ev.FAULT_INJECTED, connector=self.ctx.connector_name(connector), state=value)
         return ""
 
     # --- from the shell's control inputs ----------------------------------------------------------------------
@@ -137,9 +138,9 @@ class Operator:
     def fault_input(self, connector: str, state: BridgeheadState | None, now: float) -> None:
         refusal = self.fault(connector, state.value if state else "CLEAR", now)
         if refusal:
-            self.out.diag("fault_refused", level="warning", reason=refusal)
+            self.out.diag(Ev.FAULT_REFUSED, reason=refusal)
 
     def tombstone_input(self, rg_guid: str, peer_host: str, now: float) -> None:
         refusal = self.inject(rg_guid, peer_host, now)
         if refusal:
-            self.out.diag("inject_refused", level="warning", reason=refusal)
+            self.out.diag(Ev.INJECT_REFUSED, reason=refusal)

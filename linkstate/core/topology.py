@@ -185,6 +185,18 @@ class Restrictions:
     allowed_priorities: tuple[str, ...] = PRIORITIES
 
 
+METRICS_PORT_OFFSET = 20000
+
+
+def default_metrics_port(port_691: int) -> int:
+    """The metrics port of a server whose entry names none: its 691 port + 20000 (691 -> 20691; the dev ports
+    `cluster up` picks, 6910+n -> 26910+n), or - 20000 when that would pass 65535. A local cluster's dev ports
+    are 2525+n (SMTP) and 6910+n (691), below 11295 for any cluster whose dev ports do not collide themselves
+    (fewer than 4385 servers), while derived metrics ports start at 20691: they never meet."""
+    port = port_691 + METRICS_PORT_OFFSET
+    return port if port <= 65535 else port_691 - METRICS_PORT_OFFSET
+
+
 @dataclass(frozen=True, slots=True)
 class RoutingGroupSpec:
     name: str
@@ -202,8 +214,16 @@ class ServerSpec:
     address: str | None = None
     port_691: int | None = None
     port_smtp: int | None = None
+    metrics_port: int | None = None
     suppress_state_changes: bool = False
     legacy: bool = False
+
+    def metrics(self, port_691: int | None = None) -> int:
+        """The port of this server's /metrics and /health: `metrics_port`, else derived from the 691 port it
+        listens on (`port_691`, default its own or 691): see `default_metrics_port`."""
+        if self.metrics_port is not None:
+            return self.metrics_port
+        return default_metrics_port(port_691 if port_691 is not None else (self.port_691 or 691))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -614,6 +634,7 @@ def _read_servers(root: _Table, org: str, domain: str | None) -> list[tuple[Serv
             address=address,
             port_691=t.int_range("port_691", 1, 65535, None),
             port_smtp=t.int_range("port_smtp", 1, 65535, None),
+            metrics_port=t.int_range("metrics_port", 1, 65535, None),
             suppress_state_changes=t.get("suppress_state_changes", bool, False),
             legacy=t.get("legacy", bool, False),
         )
@@ -731,6 +752,11 @@ def _check_servers(srv: list[tuple[ServerSpec, str]], rg_names: set[str], p: lis
     for s, path in srv:
         if s.routing_group and s.routing_group not in rg_names:
             p.append(Problem(f"{path}.routing_group", f"unknown routing group {s.routing_group!r}"))
+        own = {"port_691": s.port_691 or 691, "port_smtp": s.port_smtp or 25}
+        for key, port in own.items():
+            if s.metrics() == port:
+                where = "metrics_port" if s.metrics_port is not None else "port_691"
+                p.append(Problem(f"{path}.{where}", f"the metrics port {port} is also this server's {key}"))
 
 
 def _check_bridgeheads(

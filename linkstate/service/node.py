@@ -3,7 +3,10 @@
 Owns: the 691 and SMTP listeners, one reader and one writer task per connection, outbound connects with a
 timeout, the pump task that is the only caller of the core (it waits for input until the core's next deadline,
 then calls `on_timer`), transport timeouts, connection budgets (linkstate.service.budget), per-connection output
-accounting, the directory watcher (file mtime + SIGHUP via `reload()`), and logging of the core's Diagnostics.
+accounting, the directory watcher (file mtime + SIGHUP via `reload()`), its log (`events`,
+linkstate.service.eventlog: the core's Diagnostics and its own events, all from the catalog), and, when given a
+`MetricsAddress`, the listener of /metrics and /health (linkstate.service.metrics, .http): the pump hands the
+metrics every input and every batch of outputs, and they read the core when scraped.
 Resource bounds (issue 11, docs/SECURITY.md):
   - a connection must authenticate within `attach_timeout` of opening (an absolute deadline that traffic does
     not extend) and after at most UNAUTHENTICATED_INPUT bytes; after that it is idle-timed (691: 3 poll
@@ -38,9 +41,13 @@ import trio
 
 from linkstate import __version__
 from linkstate.core import events as ev
+from linkstate.core.catalog import Ev
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Settings, Topology, TopologyError, unknown_master
 from linkstate.service.budget import ConnBudget
+from linkstate.service.eventlog import EventLog
+from linkstate.service.http import HttpEndpoint
+from linkstate.service.metrics import MetricsAddress, NodeMetrics
 from linkstate.service.topofile import load_topology
 from linkstate.service.transport import TcpTransport, Transport
 
@@ -80,6 +87,7 @@ class NodeService:
         port: int | None = None,
         smtp_port: int | None = None,
         topology_path: Path | None = None,
+        metrics: MetricsAddress | None = None,
         rand: Callable[[], float] = random.random,
         nonce: Callable[[], str] = lambda: secrets.token_hex(16),
     ) -> None:
@@ -93,7 +101,7 @@ class NodeService:
         self.topology_path = topology_path
         self.rand = rand
         self.nonce = nonce
-        self.log = structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group)
+        self.events = EventLog(structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group))
         self.core: NodeCore | None = None
         self.conns: dict[int, _Conn] = {}
         self.budget = ConnBudget(topology.settings)
@@ -105,6 +113,9 @@ class NodeService:
         self._mtime: float | None = None
         self.bound_port: int | None = None
         self.bound_smtp_port: int | None = None
+        self.metrics_address = metrics
+        self.metrics: NodeMetrics | None = None
+        self.bound_metrics_port: int | None = None
         self.on_table_changed: Callable[[ev.TableChanged], None] | None = None
 
     # --- running -----------------------------------------------------------------------------------------
@@ -116,16 +127,18 @@ class NodeService:
             self.bound_smtp_port = await nursery.start(
                 self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
             )
+            await self._serve_metrics(nursery)
             now = trio.current_time()
             self.core = NodeCore(
                 self.topology, self.server, nonce=self.nonce, rand=self.rand, now=now, version=__version__
             )
             self._apply(self.core.start(now))
-            self.log.info(
-                "listening",
+            self.events.emit(
+                Ev.LISTENING,
                 host=self.host,
                 port=self.bound_port,
                 smtp_port=self.bound_smtp_port,
+                metrics=self.metrics_url or "",
                 role=self.core.view().role.value,
             )
             if self.topology_path is not None:
@@ -145,6 +158,8 @@ class NodeService:
             deadline = core.next_deadline()
             with trio.move_on_at(deadline if deadline is not None else math.inf):
                 event = await self._inbox.receive()
+                if self.metrics is not None:
+                    self.metrics.on_input(event)
                 self._apply(core.handle(event, trio.current_time()))
                 if type(event) is ev.DataReceived:
                     self._processed(event.conn)
@@ -176,7 +191,33 @@ class NodeService:
         with trio.move_on_after(1):
             while self.conns:
                 await trio.sleep(0.01)
-        self.log.info("stopped")
+        self.events.emit(Ev.STOPPED)
+
+    async def _serve_metrics(self, nursery: trio.Nursery) -> None:
+        """Listen for /metrics and /health; a default address that cannot be bound leaves the node without."""
+        where = self.metrics_address
+        if where is None:
+            return
+        metrics = NodeMetrics(self)
+        endpoint = HttpEndpoint(metrics.routes(), on_error=self._page_failed)
+        try:
+            self.bound_metrics_port = await nursery.start(self.transport.serve, where.host, where.port, endpoint.handle)
+        except (OSError, BaseExceptionGroup) as exc:
+            if where.required or not _is_os_error(exc):
+                raise
+            self.events.emit(Ev.METRICS_UNAVAILABLE, host=where.host, port=where.port, reason=str(exc))
+            return
+        self.metrics = metrics
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where /metrics answers (None without metrics)."""
+        if self.metrics is None or self.metrics_address is None:
+            return None
+        return self.metrics_address.url(self.bound_metrics_port)
+
+    def _page_failed(self, path: str, exc: Exception) -> None:
+        self.events.emit(Ev.CONNECTION_ERROR, conn=0, peer="http", reason=f"GET {path}: {exc!r}")
 
     def post(self, event: ev.Input) -> None:
         """Hand an input to the core (from CLI/control code running in the same trio run); never dropped."""
@@ -189,9 +230,8 @@ class NodeService:
         try:
             topo = load_topology(self.topology_path)
         except TopologyError as exc:
-            self.log.error(
-                "topology_rejected",
-                event_id=929,
+            self.events.emit(
+                Ev.TOPOLOGY_REJECTED,
                 problems=len(exc.problems),
                 first=exc.problems[0].format(str(self.topology_path)) if exc.problems else "",
             )
@@ -200,7 +240,7 @@ class NodeService:
                 self.post(ev.MasterUnknown(unknown))
             return
         except OSError as exc:
-            self.log.error("topology_rejected", event_id=929, reason=str(exc))
+            self.events.emit(Ev.TOPOLOGY_REJECTED, reason=str(exc))
             return
         topo = _with_time_scale(topo, self.topology.settings.time_scale)
         self.topology = topo
@@ -228,6 +268,8 @@ class NodeService:
     # --- outputs -----------------------------------------------------------------------------------------
 
     def _apply(self, outputs: list[ev.Output]) -> None:
+        if self.metrics is not None:
+            self.metrics.on_outputs(outputs)
         for out in outputs:
             _OUTPUTS[type(out)](self, out)
 
@@ -238,7 +280,7 @@ class NodeService:
             return
         limit = self.topology.settings.max_output_bytes
         if c.queued and c.queued + len(out.data) > limit:
-            self.log.warning("peer_too_slow", conn=out.conn, peer=c.peer, unwritten=c.queued, limit=limit)
+            self.events.emit(Ev.PEER_TOO_SLOW, conn=out.conn, peer=c.peer, unwritten=c.queued, limit=limit)
             self._drop(c)
             return
         c.out.append(out.data)
@@ -259,16 +301,13 @@ class NodeService:
 
     def _out_diag(self, out: ev.Output) -> None:
         assert isinstance(out, ev.Diagnostic)
-        fields = dict(out.fields)
-        if out.event_id is not None:
-            fields["event_id"] = out.event_id
-        getattr(self.log, out.level, self.log.info)(out.event, **fields)
+        self.events.diagnostic(out)
 
     def _out_table(self, out: ev.Output) -> None:
         assert isinstance(out, ev.TableChanged)
-        self.log.info("orginfo_applied", digest=out.digest, kind=out.kind.value, groups=len(out.groups))
+        self.events.emit(Ev.ORGINFO_APPLIED, digest=out.digest, kind=out.kind.value, groups=len(out.groups))
         if out.kind.resets_routes:
-            self.log.info("reset_routes", event_id=4005, digest=out.digest)
+            self.events.emit(Ev.RESET_ROUTES, digest=out.digest, kind=out.kind.value)
         if self.on_table_changed is not None:
             self.on_table_changed(out)
 
@@ -286,8 +325,8 @@ class NodeService:
         verdict = self.budget.admit(conn, proto, host, trio.current_time())
         victim = self.conns.get(verdict.evict) if verdict.evict is not None else None
         if victim is not None:
-            self.log.warning(
-                "connection_evicted", conn=victim.conn, proto=proto.value, peer_host=host, reason=verdict.reason
+            self.events.emit(
+                Ev.CONNECTION_EVICTED, conn=victim.conn, protocol=proto.value, peer_host=host, reason=verdict.reason
             )
             self._drop(victim)
         if not verdict.admitted:
@@ -302,7 +341,7 @@ class NodeService:
         now = trio.current_time()
         last, count, _ = self._refused.get(proto, (-math.inf, 0, ""))
         if now - last >= 1.0:
-            self.log.warning("connection_refused", reason=reason, proto=proto.value, refused=count + 1)
+            self.events.emit(Ev.CONNECTION_REFUSED, reason=reason, protocol=proto.value, refused=count + 1)
             self._refused[proto] = (now, 0, reason)
         else:
             self._refused[proto] = (last, count + 1, reason)
@@ -338,7 +377,7 @@ class NodeService:
                 reason = "dropped"
         except Exception as exc:  # a connection task must never take the node down
             reason = f"connection error: {exc!r}"
-            self.log.error("connection_error", conn=c.conn, peer=c.peer, reason=reason)
+            self.events.emit(Ev.CONNECTION_ERROR, conn=c.conn, peer=c.peer, reason=reason)
         finally:
             self.conns.pop(c.conn, None)
             self.budget.release(c.conn)
@@ -357,14 +396,14 @@ class NodeService:
                     data = await stream.receive_some(READ_SIZE)
                 if scope.cancelled_caught:
                     what = "idle" if c.authenticated else "did not authenticate in time"
-                    self.log.warning("connection_timeout", conn=c.conn, proto=c.proto.value, reason=what)
+                    self.events.emit(Ev.CONNECTION_TIMEOUT, conn=c.conn, protocol=c.proto.value, reason=what)
                     return f"timeout: {what}"
                 if not data:
                     return "closed by peer"
                 c.received += len(data)
                 if not c.authenticated and c.received > UNAUTHENTICATED_INPUT:
                     what = f"more than {UNAUTHENTICATED_INPUT} bytes before authenticating"
-                    self.log.warning("connection_dropped", conn=c.conn, proto=c.proto.value, reason=what)
+                    self.events.emit(Ev.CONNECTION_DROPPED, conn=c.conn, protocol=c.proto.value, reason=what)
                     return what
                 c.processed = trio.Event()
                 self._inbox_send.send_nowait(ev.DataReceived(c.conn, bytes(data)))
@@ -391,7 +430,7 @@ class NodeService:
                 c.written = trio.Event()
                 await c.written.wait()
             return True
-        self.log.warning("peer_too_slow", conn=c.conn, peer=c.peer, unwritten=c.queued, reason="does not read")
+        self.events.emit(Ev.PEER_TOO_SLOW, conn=c.conn, peer=c.peer, unwritten=c.queued, reason="does not read")
         return False
 
     async def _writer(self, stream: trio.abc.Stream, c: _Conn, scope: trio.CancelScope) -> None:
@@ -439,6 +478,13 @@ def _with_time_scale(topo: Topology, scale: float) -> Topology:
     if topo.settings.time_scale == scale:
         return topo
     return replace(topo, settings=replace(topo.settings, time_scale=scale))
+
+
+def _is_os_error(exc: BaseException) -> bool:
+    """An OSError, or an exception group made only of them (as a listener's nursery raises it)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_os_error(e) for e in exc.exceptions)
+    return isinstance(exc, OSError)
 
 
 def _peer_host(stream: trio.abc.Stream) -> str:
