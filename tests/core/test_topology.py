@@ -191,7 +191,8 @@ def test_locating_many_problems_reads_each_line_a_bounded_number_of_times(monkey
 
     monkeypatch.setattr(topology, "_HEADER", Counting())
     text = 'organization = { name = "O", secret = "s" }\n[[routing_groups]]\nname = "A"\nmaster = "s0"\n'
-    text += "".join(f'[[servers]]\nname = "s{i}"\nrouting_group = "A"\naddress = "bad"\nbogus = {i}\n' for i in range(300))
+    entry = '[[servers]]\nname = "s{}"\nrouting_group = "A"\naddress = "bad"\nbogus = 1\n'
+    text += "".join(entry.format(i) for i in range(300))
     with pytest.raises(TopologyError) as info:
         parse_topology(text)
     assert len(info.value.problems) == 600

@@ -272,10 +272,11 @@ def test_duplicates_are_refused_on_every_path() -> None:
     twin = three.replace(z.encode(), x.encode())  # members x, y, x: out of order, the twins apart
     with pytest.raises(DecodeError, match=f"duplicate member GUID {x}"):
         decode_tolerant(twin)
+    twin_bh = Bridgehead(y, BridgeheadState.CONN_AVAIL, "a")
     for group in (
         RoutingGroup(x, y, members=(Member(y), Member(y))),
         RoutingGroup(x, y, connectors=(Connector(z), Connector(z))),
-        RoutingGroup(x, y, connectors=(Connector(z, bridgeheads=(Bridgehead(y, BridgeheadState.CONN_AVAIL, "a"),) * 2),)),
+        RoutingGroup(x, y, connectors=(Connector(z, bridgeheads=(twin_bh, twin_bh)),)),
     ):
         with pytest.raises(EncodeError, match="share the GUID"):
             encode(OrgInfo((group,)))
