@@ -24,7 +24,7 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("orginfo_cmd", "topology_cmd", "route_cmd", "node_cmd", "ops_cmd", "bench_cmd"):
+    for name in ("orginfo_cmd", "topology_cmd", "route_cmd", "node_cmd", "ops_cmd", "bench_cmd", "fuzz_cmd"):
         try:
             module = importlib.import_module(f"linkstate.cli.{name}")
         except ModuleNotFoundError as exc:
