@@ -161,13 +161,12 @@ def fuzz_all(**kw: object) -> None:
 @click.option("--target", type=click.Choice(list(TARGETS)), help="The target (default: from the path).")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds one input may take (0: none).")
 @click.option("--quiet", is_flag=True, help="Print failures and the summary only.")
-@_enforce_option
-def replay(paths: tuple[Path, ...], target: str | None, timeout: float, quiet: bool, enforce: str | None) -> None:
-    """Re-run crash files or whole corpus directories through their target's checks."""
-    _apply_enforce(enforce)
+@click.option("--waive", is_flag=True, help="Apply the documented waivers (default: every check runs).")
+def replay(paths: tuple[Path, ...], target: str | None, timeout: float, quiet: bool, waive: bool) -> None:
+    """Re-run crash files or whole corpus directories through every check of their target."""
     passed = failed = 0
     try:
-        for v in engine.replay(list(paths), target, timeout or None):
+        for v in engine.replay(list(paths), target, timeout or None, waive=waive):
             if v.ok:
                 passed += 1
                 if not quiet:

@@ -5,7 +5,7 @@ structure-aware mutator), `Finding` (an invariant that does not hold, as one lin
 or its expected error, so two decoders can be compared), `splits` (a deterministic cut of a byte string into
 pieces, drawn from a seed, so "any split" is part of the input), and `WAIVERS`: checks switched off by default
 because the finding belongs to another open issue (see docs/FUZZING.md). `LINKSTATE_FUZZ_ENFORCE` (a comma list
-of waiver names, or `all`) switches them on.
+of waiver names, or `all`) switches them on for a fuzzing run; a replay checks everything unless told to waive.
 Invariants: a check either returns (the input is fine) or raises; `Finding` is the only exception a check
 raises on purpose, anything else escaping it is a bug in the code under test.
 May import: the standard library only (targets import the code under test lazily, see linkstate.fuzz).
@@ -13,9 +13,10 @@ May import: the standard library only (targets import the code under test lazily
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,20 @@ def enforced(waiver: str) -> bool:
     """True when the check behind `waiver` runs (its name, or `all`, is in LINKSTATE_FUZZ_ENFORCE)."""
     names = {n.strip() for n in os.environ.get(ENFORCE_ENV, "").split(",")}
     return waiver in names or "all" in names
+
+
+@contextlib.contextmanager
+def enforcing(names: str) -> Iterator[None]:
+    """Switch waived checks on (`all` or a comma list) for the duration of the block."""
+    previous = os.environ.get(ENFORCE_ENV)
+    os.environ[ENFORCE_ENV] = names
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[ENFORCE_ENV]
+        else:
+            os.environ[ENFORCE_ENV] = previous
 
 
 def expect(condition: bool, what: str) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from linkstate.fuzz import targets
-from linkstate.fuzz.base import Finding, Target
+from linkstate.fuzz.base import Finding, Target, enforcing
 
 FUZZ_DIR = Path(__file__).resolve().parent.parent.parent / "fuzz"  # the committed corpora (a source checkout)
 WORK_DIR = Path(".fuzz")
@@ -190,7 +190,7 @@ def run_atheris(target: str, opts: Options, echo: Echo) -> Stats:
     corpus = opts.corpus or WORK_DIR / target / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     opts.findings.mkdir(parents=True, exist_ok=True)
-    logs = WORK_DIR / target / "logs"
+    logs = corpus.with_name(corpus.name + ".logs")  # beside the corpus: runs on other corpora never share logs
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     jobs = [_start_job(target, opts, corpus, i, logs) for i in range(max(1, opts.jobs))]
@@ -387,15 +387,24 @@ def replay_files(paths: list[Path]) -> Iterator[Path]:
             raise EngineError(f"no such file or directory: {path}")
 
 
-def replay(paths: list[Path], target: str | None = None, timeout: float | None = None) -> Iterator[Verdict]:
-    """Check every file under `paths` with its target; a file slower than `timeout` seconds fails too."""
+def replay(
+    paths: list[Path], target: str | None = None, timeout: float | None = None, *, waive: bool = False
+) -> Iterator[Verdict]:
+    """Check every file under `paths` with its target; a file slower than `timeout` seconds fails too.
+
+    Every check runs, the waived ones included (a known finding fails its replay), unless `waive` is set.
+    """
     loaded: dict[str, Target] = {}
     for path in replay_files(paths):
         name = target or target_of(path)
         if name is None:
             raise EngineError(f"cannot tell which target {path} is for: use --target ({', '.join(targets.TARGETS)})")
         tgt = loaded.setdefault(name, targets.load(name, structured=False))
-        yield _replay_one(tgt, path, timeout)
+        if waive:
+            yield _replay_one(tgt, path, timeout)
+            continue
+        with enforcing("all"):
+            yield _replay_one(tgt, path, timeout)
 
 
 def _replay_one(tgt: Target, path: Path, timeout: float | None) -> Verdict:
