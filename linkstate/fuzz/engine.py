@@ -255,9 +255,20 @@ def _collect(stats: Stats, job: _Job) -> None:
         stats.coverage = max(stats.coverage or 0, job.status[1])
         stats.features = max(stats.features or 0, job.status[2])
     for path in job.written:
-        reason = next((e for e in reversed(job.errors) if e.startswith("Finding: ")), "")
-        reason = reason or next((e for e in reversed(job.errors) if "Error" in e), "uncaught exception")
-        stats.findings.append((path, reason))
+        stats.findings.append((path, _reason(job.errors)))
+
+
+def _reason(errors: list[str]) -> str:
+    """The one line that names a finding: the invariant, else the exception, else libFuzzer's own verdict."""
+    for pick in (
+        lambda e: e.startswith("Finding: "),
+        lambda e: re.match(r"[\w.]+(Error|Exception|Exit|Interrupt)\b.*:", e) is not None,
+        lambda e: "ERROR: libFuzzer:" in e,
+    ):
+        found = [e for e in errors if pick(e)]
+        if found:
+            return found[-1].split("ERROR: ", 1)[-1] if "ERROR: libFuzzer:" in found[-1] else found[-1]
+    return "uncaught exception"
 
 
 # ------------------------------------------------------------------------------------------------ hypothesis
