@@ -67,7 +67,7 @@ class Stats:
     target: str
     engine: str
     structured: bool
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall clock, the workers' start-up (instrumenting, reading the corpus) included
     execs: int = 0
     coverage: int | None = None  # libFuzzer's `cov:` (edges of the code under test); None on hypothesis
     features: int | None = None
@@ -199,7 +199,8 @@ def run_atheris(target: str, opts: Options, echo: Echo) -> Stats:
     finally:
         for job in jobs:
             _stop(job.proc)
-    stats = Stats(target, "atheris", opts.structured, seconds=time.monotonic() - started)
+    structured = opts.structured and targets.has_mutator(target)
+    stats = Stats(target, "atheris", structured, seconds=time.monotonic() - started)
     for job in jobs:
         job.poll_log()
         _collect(stats, job)
@@ -303,7 +304,7 @@ def run_hypothesis(target: str, opts: Options, echo: Echo) -> Stats:
     tgt = targets.load(target, structured=opts.structured)
     seeds = [p.read_bytes() for p in corpus_files(opts.corpus, seed_dir(target))] or [b""]
     tokens = read_dict(opts.dict_path or default_dict(target))
-    stats = Stats(target, "hypothesis", opts.structured, note="atheris not used: no coverage guidance")
+    stats = Stats(target, "hypothesis", tgt.mutator is not None, note="atheris not used: no coverage guidance")
     failing: list[bytes] = []
 
     def derive(pick: tuple[int, int, int]) -> bytes:

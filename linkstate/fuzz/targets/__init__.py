@@ -40,5 +40,9 @@ def load(name: str, *, structured: bool = True) -> Target:
     return Target(name, TARGETS[name], module.check, _SCOPE[name], mutator, MAX_LEN[name])
 
 
+def has_mutator(name: str) -> bool:
+    return name in _MUTATORS
+
+
 def scope(name: str) -> tuple[str, ...]:
     return _SCOPE[name]
