@@ -887,13 +887,18 @@ class BenchCluster(Cluster):
         events = self.run_dir / f"{name}.events.jsonl"
         cmd = [sys.executable, str(Path(__file__).resolve()), "serve", "--topology", rec.topology, "--server", name,
                "--events", str(events)]  # fmt: skip
-        with open(rec.log, "ab") as log:
+        with open(rec.log, "ab") as log, self.child_setup(rec) as setup:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=self.run_dir, env=_child_env(), start_new_session=True)  # fmt: skip
+                                    cwd=self.run_dir, env=_child_env(), start_new_session=True,
+                                    preexec_fn=setup)  # fmt: skip
         self.children[proc.pid] = proc
         rec.pid, rec.state, rec.started_at = proc.pid, "running", time.time()
         save_state(state)
         return rec
+
+    def child_setup(self, rec: NodeRecord) -> contextlib.AbstractContextManager[Callable[[], None] | None]:
+        """What a node's child process runs before exec (nothing here; bench/peer_ospf.py enters a namespace)."""
+        return contextlib.nullcontext()
 
     def check_children(self) -> None:
         for pid, proc in self.children.items():
@@ -1445,7 +1450,7 @@ def run_scenarios(args: argparse.Namespace) -> list[Scenario]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="convergence", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{run,compare}")
     r = sub.add_parser("run", help="run scenarios, print tables, write JSON/CSV (and PNG with --plots)")
     r.add_argument("--shape", choices=SHAPES, default="ring")
     r.add_argument("--groups", type=int, default=20)
@@ -1468,7 +1473,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("compare", help="compare two result JSON files")
     c.add_argument("a")
     c.add_argument("b")
-    s = sub.add_parser("serve", help=argparse.SUPPRESS)  # the tcp transport's child process
+    s = sub.add_parser("serve")  # the tcp transport's child process: no help, so not listed
     s.add_argument("--topology", required=True)
     s.add_argument("--server", required=True)
     s.add_argument("--events", required=True)

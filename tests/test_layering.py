@@ -1,6 +1,6 @@
-"""Imports run one way: proto <- linkstate.core <- linkstate.service <- linkstate.sim <- linkstate.cli.
-
-linkstate.fuzz is a top layer beside the CLI: it may import proto, the core and the service, and only the CLI
+"""Imports run one way: proto <- linkstate.core <- linkstate.service <- linkstate.sim <- linkstate.cli; linkstate.netns
+(real network mode) sits beside the CLI: it may use every layer below and the CLI may use it, never the reverse.
+linkstate.fuzz is a top layer beside the CLI too: it may import proto, the core and the service, and only the CLI
 imports it.
 
 Every module's imports are parsed (not executed) and each arrow is checked against the layer's allow-list.
@@ -24,6 +24,10 @@ ALLOWED: dict[str, set[str]] = {
     "linkstate.core": {"proto", "linkstate.core"},
     "linkstate.service": {"proto", "linkstate.core", "linkstate.service", "trio", "structlog"},
     "linkstate.sim": {"proto", "linkstate.core", "linkstate.service", "linkstate.sim", "trio", "structlog"},
+    "linkstate.netns": {
+        "proto", "linkstate.core", "linkstate.service", "linkstate.sim", "linkstate.netns", "trio", "structlog",
+        "pyroute2",
+    },
     # a top layer beside linkstate.cli (which alone imports it); the fuzzing engines are optional
     "linkstate.fuzz": {
         "proto", "linkstate.core", "linkstate.service", "linkstate.fuzz", "trio", "atheris", "hypothesis",

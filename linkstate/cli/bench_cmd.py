@@ -15,7 +15,7 @@ from types import ModuleType
 
 import click
 
-from linkstate.cli.common import EXIT_FAILED, fail
+from linkstate.cli.common import EXIT_FAILED, HelpGroup, fail
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "convergence.py"
 
@@ -33,7 +33,7 @@ def load_benchmark(path: Path = SCRIPT) -> ModuleType:
     return module
 
 
-@click.group("bench")
+@click.group("bench", cls=HelpGroup)
 def bench() -> None:
     """Benchmarks (from a source checkout)."""
 

@@ -8,14 +8,20 @@ Run directory (one per topology file):
     the SHA-1 of the file's absolute path, so two `topology.toml` in different folders never share state);
   * otherwise `.linkstate/<stem>/` beside the topology file.
   It holds `cluster.json` (the run state), `cluster.lock` (flock for read-modify-write), `<server>.log` (each
-  node's JSON log, stdout and stderr) and, when ports are derived, `topology.toml`.
+  node's JSON log, stdout and stderr), when ports or addresses are derived `topology.toml`, and in netns mode
+  `network.json` (the network plan).
 Port policy (DECISIONS §5): servers keep the ports the file gives them. Servers without `port_691` use the
 real ports (691, and 25 for SMTP) on their own loopback address when a test bind of each succeeds; otherwise a
 derived topology is written to the run directory with `port_691 = 6910 + n` and `port_smtp = 2525 + n` (n =
 the server's index in the file, from 0) for every server without explicit ports, and all nodes run on it.
 `secret_file` is made absolute there. While `cluster up` runs it re-derives that file when the source changes
 (so the nodes' own topology watcher picks the change up).
-Invariants: every server address is loopback (a local cluster never binds anything else); a node that was
+Real network mode (`--netns`, linkstate.netns): every server runs in its own network namespace (`serve --netns`),
+on the address the run's network plan gives it (`network.json` in the run directory, the prefix of its namespace
+names in the state as `netns_prefix`); the derived topology then carries those addresses and the file's ports, and
+every DUMP this module makes enters the node's namespace first.
+Invariants: every server address is loopback, except in netns mode where every address lives inside a namespace
+of the run (a local cluster never binds anything outside this machine); a node that was
 stopped on purpose is never restarted by `cluster up`; state writes are atomic (tmp file + rename) and made
 under the lock; a recorded pid is believed alive only if /proc shows a non-zombie `serve` of that server.
 May import: anything (CLI layer).
@@ -48,17 +54,21 @@ import trio
 import linkstate
 from linkstate.cli.common import fail
 from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.netns.enter import call_in
+from linkstate.netns.plan import NetPlan, NetPlanError
 from linkstate.service.client import ClientError, dump
 
 STATE_FILE = "cluster.json"
 LOCK_FILE = "cluster.lock"
 DERIVED_FILE = "topology.toml"
+NETWORK_FILE = "network.json"
 DEV_PORT_691 = 6910
 DEV_PORT_SMTP = 2525
 REAL_PORT_691 = 691
 REAL_PORT_SMTP = 25
 STOP_TIMEOUT = 10.0
 START_GRACE = 8.0  # seconds a fresh process may take before "no answer" counts as a problem
+START_WAIT = 20.0  # seconds `cluster up` / `cluster start` wait for a node to answer on 691
 EXIT_FAILED = 1
 
 # --------------------------------------------------------------------------------------------- run state
@@ -75,6 +85,7 @@ class NodeRecord:
     pid: int | None = None
     state: str = "stopped"  # running | stopped (on purpose or by the supervisor)
     started_at: float = 0.0
+    netns: str | None = None  # the network namespace it runs in (netns mode)
 
 
 @dataclass
@@ -87,6 +98,7 @@ class RunState:
     supervisor: int | None = None
     supervisor_kind: str = "cluster"
     port_note: str = ""  # why dev ports were derived
+    netns_prefix: str = ""  # netns mode: the run's namespace prefix (network.json holds the plan)
     servers: dict[str, NodeRecord] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -179,12 +191,14 @@ def _is_serve(pid: int) -> bool:
         return True
 
 
-def serve_command(topology: str, server: str, time_scale: float | None) -> list[str]:
+def serve_command(topology: str, server: str, time_scale: float | None, netns: str | None = None) -> list[str]:
     """The argv of one node process (the CLI entry point run by this interpreter)."""
     cmd = [sys.executable, "-c", "from linkstate.cli.main import main; main()", "serve"]
     cmd += ["--topology", topology, "--server", server, "--log-format", "json"]
     if time_scale is not None:
         cmd += ["--time-scale", repr(float(time_scale))]
+    if netns is not None:
+        cmd += ["--netns", netns]
     return cmd
 
 
@@ -236,14 +250,21 @@ def can_bind(host: str, port: int) -> bool:
 
 
 def check_loopback(topo: Topology) -> None:
-    for s in topo.servers:
-        host = s.address or "127.0.0.1"
-        try:
-            ok = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            ok = False
-        if not ok:
-            fail(f"a local cluster binds loopback only: server {s.name} has address {host}")
+    """A local cluster runs every server on this machine: refuse, naming every offender, any other address."""
+    bad = [f"{s.name} ({s.address})" for s in topo.servers if not _is_loopback(s.address or "127.0.0.1")]
+    if bad:
+        fail(
+            "a local cluster runs every server on this machine, so every address must be loopback (127.0.0.0/8); "
+            f"not loopback: {', '.join(bad)} (on real hosts run 'linkstate serve' on each: README, "
+            "'Running on real hosts')"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def real_ports_problem(topo: Topology) -> str | None:
@@ -261,20 +282,26 @@ def real_ports_problem(topo: Topology) -> str | None:
     return None
 
 
-def derive_topology(source: Path, dest: Path) -> Topology:
-    """Write `dest`: the source with dev ports for servers without explicit ones; validate and return it."""
+def derive_topology(source: Path, dest: Path, addresses: dict[str, str] | None = None) -> Topology:
+    """Write `dest`: the source with dev ports for servers without explicit ones (or, in netns mode, with the
+    network plan's `addresses` and the ports left alone); validate and return it."""
     text = source.read_text()
     raw = tomllib.loads(text)
     org = raw.get("organization")
     if isinstance(org, dict) and isinstance(org.get("secret_file"), str):
         org["secret_file"] = str((source.parent / org["secret_file"]).resolve())
     for n, server in enumerate(raw.get("servers", [])):
-        if isinstance(server, dict):
-            if "port_691" not in server:
-                server["port_691"] = DEV_PORT_691 + n
-            if "port_smtp" not in server:
-                server["port_smtp"] = DEV_PORT_SMTP + n
-    header = f"# Generated by `linkstate cluster` from {source.resolve()}: per-node dev ports (DECISIONS §5).\n"
+        if not isinstance(server, dict):
+            continue
+        if addresses is not None:
+            server["address"] = addresses.get(str(server.get("name")), server.get("address"))
+            continue
+        if "port_691" not in server:
+            server["port_691"] = DEV_PORT_691 + n
+        if "port_smtp" not in server:
+            server["port_smtp"] = DEV_PORT_SMTP + n
+    why = "each server's address in its network namespace" if addresses is not None else "per-node dev ports"
+    header = f"# Generated by `linkstate cluster` from {source.resolve()}: {why} (DECISIONS §5).\n"
     tmp = dest.with_suffix(".tmp")
     tmp.write_text(header + dumps_toml(raw))
     topo = load_topology(tmp)  # must validate before the nodes see it
@@ -385,7 +412,7 @@ async def query(rec: NodeRecord, topo: Topology, secret: bytes, timeout: float) 
             st.error = last_log_line(rec.log) or "the process is gone"
         return st
     try:
-        view, decoded = await dump(rec.host, rec.port, secret, timeout=timeout)
+        view, decoded = await call_in(rec.netns, dump, rec.host, rec.port, secret, timeout=timeout)
     except ClientError as exc:
         young = time.time() - rec.started_at < START_GRACE
         st.state = "starting" if young and exc.kind in ("refused", "timeout") else "no-answer"
@@ -453,17 +480,37 @@ class Cluster:
         except TopologyError:
             return load_topology(self.source)
 
+    def network(self, state: RunState | None = None) -> NetPlan | None:
+        """The network plan of a netns run (None for a loopback cluster)."""
+        state = state if state is not None else self.state()
+        if state is None or not state.netns_prefix:
+            return None
+        path = self.run_dir / NETWORK_FILE
+        try:
+            return NetPlan.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, NetPlanError) as exc:
+            fail(f"unreadable network plan {path}: {exc}", EXIT_FAILED)
+
     def supervisor_alive(self, state: RunState) -> bool:
-        return alive(state.supervisor)
+        """Is the recorded `cluster up` (or `demo`) process still there (and not this process)?"""
+        return state.supervisor != os.getpid() and alive(state.supervisor, state.supervisor_kind)
+
+    def is_running(self, state: RunState | None) -> bool:
+        """A cluster runs when its supervisor or any of its nodes does."""
+        return state is not None and (self.supervisor_alive(state) or bool(self.running(state)))
 
     def running(self, state: RunState) -> list[str]:
         return [name for name, rec in state.servers.items() if node_alive(rec)]
 
     # --- planning ------------------------------------------------------------------------------------------
 
-    def prepare(self, topo: Topology, time_scale: float | None, supervisor_kind: str = "cluster") -> RunState:
-        """Decide ports, write the derived topology if needed, record every server (none started yet)."""
-        check_loopback(topo)
+    def prepare(
+        self, topo: Topology, time_scale: float | None, supervisor_kind: str = "cluster", network: NetPlan | None = None
+    ) -> RunState:
+        """Decide ports, write the derived topology if needed, record every server (none started yet). With a
+        network plan (netns mode) every server gets the plan's address and namespace, and the plan is saved."""
+        if network is None:
+            check_loopback(topo)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with locked(self.run_dir):
             old = self.state()
@@ -475,13 +522,13 @@ class Cluster:
                         "use 'linkstate cluster status' or stop it first",
                         EXIT_FAILED,
                     )
-            problem = real_ports_problem(topo)
-            derived = problem is not None
+            problem = real_ports_problem(topo) if network is None else None
+            derived = problem is not None or network is not None
             used = self.source
             if derived:
                 used = self.run_dir / DERIVED_FILE
                 try:
-                    topo = derive_topology(self.source, used)
+                    topo = derive_topology(self.source, used, network.addresses() if network else None)
                 except (TopologyError, OSError, ValueError, TypeError) as exc:
                     fail(f"cannot derive a dev-port topology: {exc}", EXIT_FAILED)
             self._source_mtime = _mtime(self.source)
@@ -494,7 +541,10 @@ class Cluster:
                 supervisor=os.getpid(),
                 supervisor_kind=supervisor_kind,
                 port_note=problem or "",
+                netns_prefix=network.prefix if network is not None else "",
             )
+            if network is not None:
+                (self.run_dir / NETWORK_FILE).write_text(json.dumps(network.to_json(), indent=1) + "\n")
             for s in topo.servers:
                 state.servers[s.name] = NodeRecord(
                     name=s.name,
@@ -503,6 +553,7 @@ class Cluster:
                     port_smtp=s.port_smtp or REAL_PORT_SMTP,
                     topology=str(used),
                     log=str(self.run_dir / f"{s.name}.log"),
+                    netns=network.host(s.name).netns if network is not None else None,
                 )
             save_state(state)
         return state
@@ -518,7 +569,8 @@ class Cluster:
             return None
         try:
             load_topology(self.source)
-            derive_topology(self.source, Path(state.topology))
+            addresses = {name: rec.host for name, rec in state.servers.items()} if state.netns_prefix else None
+            derive_topology(self.source, Path(state.topology), addresses)
         except TopologyError as exc:
             first = exc.problems[0].format(str(self.source)) if exc.problems else str(exc)
             return f"topology change rejected, nodes keep the old one: {first}"
@@ -541,7 +593,7 @@ class Cluster:
                 log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {name}\n".encode())
                 log.flush()
                 proc = subprocess.Popen(
-                    serve_command(rec.topology, name, state.time_scale),
+                    serve_command(rec.topology, name, state.time_scale, rec.netns),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -583,6 +635,19 @@ class Cluster:
         self.reap()
         return [r.name for r in live]
 
+    def shutdown(self, timeout: float = STOP_TIMEOUT) -> tuple[list[str], int | None]:
+        """Stop the whole cluster: its supervisor first (SIGTERM; it stops its nodes), then any node left.
+        Returns (the nodes that were running, the supervisor's pid if one was running)."""
+        state = self.require_state()
+        was_running = self.running(state)
+        supervisor = state.supervisor if self.supervisor_alive(state) else None
+        if supervisor is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(supervisor, signal.SIGTERM)
+            wait_gone(supervisor, state.supervisor_kind, timeout + 5)
+        self.stop_all(timeout)
+        return was_running, supervisor
+
     def _terminate(self, pids: list[int], names: list[str], timeout: float) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -609,6 +674,29 @@ class Cluster:
         for pid, proc in list(self.children.items()):
             if proc.poll() is not None:
                 self.children.pop(pid, None)
+
+    async def await_answers(self, names: list[str], wait_s: float) -> dict[str, str]:
+        """Wait until every named node answers a DUMP on its 691 port. Returns, for each that did not, why:
+        the node's own last `error:` line when it exited, else what the last attempt saw."""
+        deadline = trio.current_time() + wait_s
+        pending, problems, last = set(names), {}, {}
+        while pending:
+            for st in await self.statuses(timeout=2.0):
+                if st.name not in pending:
+                    continue
+                if st.state == "running":
+                    pending.discard(st.name)
+                elif st.state in ("exited", "stopped"):
+                    problems[st.name] = f"it exited: {st.error.removeprefix('error: ')}" if st.error else "it exited"
+                    pending.discard(st.name)
+                else:
+                    last[st.name] = st.error or st.state
+            if not pending or trio.current_time() >= deadline:
+                break
+            await trio.sleep(0.2)
+        for name in pending:
+            problems[name] = f"no answer on 691 within {wait_s:g} s ({last.get(name, 'no answer')})"
+        return problems
 
     async def statuses(self, timeout: float = 3.0) -> list[NodeStatus]:
         self.reap()

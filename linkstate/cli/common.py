@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 import click
 
+from linkstate.core.topology import file_error
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
@@ -28,6 +30,17 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+class HelpGroup(click.Group):
+    """A command group that prints its help and exits 0 when called with nothing after it (`linkstate`,
+    `linkstate cluster`), instead of a usage error."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     raise CliError(message, code)
 
@@ -40,7 +53,7 @@ def read_input(path: str) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}")
+        fail(f"cannot read {path}: {file_error(exc)}")
 
 
 def print_json(obj: Any) -> None:

@@ -11,7 +11,12 @@ route to fail back, stop everything. Flow of the single-group demo: start every 
 machinery of `cluster up`), wait until every server holds one digest and every member is attached, show a member's
 WinRoute view and the per-server table, stop the master (the members keep their table and report "connected NO"),
 start it again, wait for convergence on a version of the group above the old one, stop everything.
-Invariants: every process started is stopped on every exit path (success, failure, Ctrl-C); each wait is
+With `--netns` (real network mode, linkstate.netns) every server runs in its own network namespace: the first
+step builds the network, the last removes it, and in the seed's scenario London's bridgehead becomes unreachable
+because every link of it goes down (`NETNS_STEPS`), not because its process stops; the other groups find out
+through their own failing probes.
+Invariants: every process started is stopped on every exit path (success, failure, Ctrl-C), and in netns mode
+every namespace made is removed on every exit path; each wait is
 bounded (`timeout`), a miss exits 1 naming what was missing and where the node logs are; the work directory
 is removed after a successful run and kept after a failure.
 May import: anything (CLI layer).
@@ -19,6 +24,7 @@ May import: anything (CLI layer).
 
 from __future__ import annotations
 
+import math
 import secrets
 import shutil
 import signal
@@ -33,15 +39,22 @@ from pathlib import Path
 import click
 import trio
 
-from linkstate.cli.cluster import Cluster, NodeStatus, format_status
+from linkstate.cli.cluster import START_WAIT, Cluster, NodeStatus, format_status
+from linkstate.cli.common import CliError
+from linkstate.cli.netns_cmd import remove_network
 from linkstate.cli.route_cmd import describe
 from linkstate.cli.winroute import render
 from linkstate.core.routing import Route, Router
 from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.netns import fabric
+from linkstate.netns.enter import call_in
+from linkstate.netns.fabric import Fabric
+from linkstate.netns.plan import NetPlan, NetPlanError, new_prefix, plan_network
 from linkstate.service.client import ClientError, dump, dump_frame
 from proto.model import Version
 
 POLL = 0.5
+PROGRESS_EVERY = 3.0  # seconds between progress lines when the output is not a terminal
 
 
 class DemoFailed(Exception):
@@ -61,6 +74,7 @@ class DemoRun:
     time_scale: float
     timeout: float
     notes: dict[str, object] = field(default_factory=dict)
+    network: NetPlan | None = None  # real network mode (--netns)
 
     # --- output --------------------------------------------------------------------------------------------
 
@@ -76,31 +90,21 @@ class DemoRun:
 
     async def wait_for(self, what: str, check: Callable[[list[NodeStatus]], str | None]) -> list[NodeStatus]:
         """Poll every node until `check` returns None (done); otherwise it returns the progress line."""
-        tty = sys.stdout.isatty()
+        progress = Progress(sys.stdout.isatty())
         start = trio.current_time()
-        shown = ""
         while True:
             statuses = await self.cluster.statuses(timeout=2.0)
-            progress = check(statuses)
+            state = check(statuses)
             elapsed = trio.current_time() - start
-            if progress is None:
-                if tty and shown:
-                    sys.stdout.write("\r\x1b[2K")
+            if state is None:
+                progress.finish()
                 self.say(f"  {what}: done in {elapsed:.1f} s")
                 return statuses
             if elapsed > self.timeout:
-                if tty and shown:
-                    sys.stdout.write("\n")
+                progress.finish(keep=True)
                 self.table(statuses)
-                raise DemoFailed(f"{what}: not reached within {self.timeout:g} s ({progress})")
-            line = f"  waiting: {what} — {progress} [{elapsed:4.1f} s]"
-            if tty:
-                sys.stdout.write("\r\x1b[2K" + line)
-                sys.stdout.flush()
-                shown = line
-            elif progress != shown:
-                self.say(line)
-                shown = progress
+                raise DemoFailed(f"{what}: not reached within {self.timeout:g} s ({state})")
+            progress.update(state, f"  waiting: {what} — {state} [{elapsed:4.1f} s]", elapsed)
             await trio.sleep(POLL)
 
     # --- helpers over the topology -------------------------------------------------------------------------
@@ -111,6 +115,33 @@ class DemoRun:
     def members(self) -> list[str]:
         masters = set(self.masters())
         return [s.name for s in self.topo.servers if s.name not in masters]
+
+
+@dataclass
+class Progress:
+    """The line of a wait in progress. On a terminal it is rewritten in place; otherwise (a pipe, a log) it is
+    printed when its state changes and at least every PROGRESS_EVERY seconds, so a reader sees it is alive."""
+
+    tty: bool
+    shown: str = ""
+    line: str = ""
+    printed_at: float = -math.inf
+
+    def update(self, state: str, line: str, elapsed: float) -> None:
+        if self.tty:
+            sys.stdout.write("\r\x1b[2K" + line)
+            sys.stdout.flush()
+        elif state != self.shown or elapsed - self.printed_at >= PROGRESS_EVERY:
+            click.echo(line)
+            self.printed_at = elapsed
+        self.shown, self.line = state, line
+
+    def finish(self, keep: bool = False) -> None:
+        """Before the next output: a terminal's progress line is erased (or ended, to keep it)."""
+        if self.tty and self.line:
+            sys.stdout.write("\n" if keep else "\r\x1b[2K")
+            sys.stdout.flush()
+        self.line = ""
 
 
 def converged(
@@ -153,13 +184,24 @@ def _version(text: str) -> Version:
 
 
 async def start_all(run: DemoRun) -> None:
-    state = run.cluster.prepare(run.topo, run.time_scale, supervisor_kind="demo")
-    if state.derived:
+    state = run.cluster.prepare(run.topo, run.time_scale, supervisor_kind="demo", network=run.network)
+    if run.network is not None:
+        plan = run.network
+        await trio.to_thread.run_sync(Fabric(plan).build)
+        run.say(
+            f"  network: {len(plan.hosts)} server namespaces, {len(plan.switches)} group bridges, {len(plan.links)} "
+            f"bridgehead links (namespaces {plan.prefix}*, addresses from 198.18.0.0/15)"
+        )
+    elif state.derived:
         run.say(f"  real ports not usable ({state.port_note}): dev ports from {state.topology}")
-    for name in state.servers:
-        rec = run.cluster.spawn(name)
-        role = "master" if name in run.masters() else "member"
-        run.say(f"  {name:<8} {role:<6} pid {rec.pid:<7} on {rec.host}:{rec.port}")
+    recs = [run.cluster.spawn(name) for name in state.servers]
+    problems = await run.cluster.await_answers([r.name for r in recs], START_WAIT)
+    for rec in recs:
+        role = "master" if rec.name in run.masters() else "member"
+        where = f"did not come up: {problems[rec.name]}" if rec.name in problems else f"on {rec.host}:{rec.port}"
+        run.say(f"  {rec.name:<8} {role:<6} pid {rec.pid:<7} {where}")
+    if problems:
+        raise DemoFailed(f"{', '.join(problems)} did not come up")
 
 
 async def wait_converged(run: DemoRun) -> None:
@@ -173,7 +215,7 @@ async def show_member(run: DemoRun) -> None:
     state = run.cluster.require_state()
     rec = state.servers[member]
     try:
-        result = await dump_frame(rec.host, rec.port, run.topo.secret, timeout=5)
+        result = await call_in(rec.netns, dump_frame, rec.host, rec.port, run.topo.secret, timeout=5)
     except ClientError as exc:
         raise DemoFailed(f"WinRoute on {member}: {exc.reason}") from None
     run.say(f"  $ linkstate winroute {rec.host}:{rec.port} --topology …")
@@ -206,7 +248,7 @@ async def stop_master(run: DemoRun) -> None:
     member = run.members()[0]
     rec = run.cluster.require_state().servers[member]
     try:
-        result = await dump_frame(rec.host, rec.port, run.topo.secret, timeout=5)
+        result = await call_in(rec.netns, dump_frame, rec.host, rec.port, run.topo.secret, timeout=5)
     except ClientError as exc:
         raise DemoFailed(f"WinRoute on {member}: {exc.reason}") from None
     run.say(f"  $ linkstate winroute {rec.host}:{rec.port} --topology …   (first lines)")
@@ -230,6 +272,10 @@ async def restart_master(run: DemoRun) -> None:
 async def stop_everything(run: DemoRun) -> None:
     stopped = await trio.to_thread.run_sync(run.cluster.stop_all)
     run.say(f"  stopped {len(stopped)} server(s): {', '.join(stopped)}")
+    if run.network is not None:
+        removed = await trio.to_thread.run_sync(remove_network, run.cluster, run.network.prefix)
+        left = fabric.leftovers(run.network.prefix)
+        run.say(f"  removed {len(removed)} network namespaces ({run.network.prefix}*); left behind: {len(left)}")
 
 
 # --- the organization (four groups, SMTP between them): the seed's London/Tokyo scenario (R36, G24, F3) ------
@@ -241,7 +287,7 @@ async def live_route(run: DemoRun) -> Route:
     """Where SEA-S2 sends Brussels' mail now, from SEA-S2's own live table (as `route --node` answers)."""
     rec = run.cluster.require_state().servers[SOURCE]
     try:
-        _, decoded = await dump(rec.host, rec.port, run.topo.secret, timeout=5)
+        _, decoded = await call_in(rec.netns, dump, rec.host, rec.port, run.topo.secret, timeout=5)
     except ClientError as exc:
         raise DemoFailed(f"DUMP of {SOURCE}: {exc.reason}") from None
     return Router(run.topo).route(decoded.orginfo, SOURCE, to_server=DEST)
@@ -249,21 +295,21 @@ async def live_route(run: DemoRun) -> Route:
 
 async def wait_route(run: DemoRun, cost: int, why: str) -> None:
     start = trio.current_time()
-    last = ""
+    progress = Progress(sys.stdout.isatty())
     while True:
         route = await live_route(run)
         elapsed = trio.current_time() - start
         now = describe(route)
         if route.cost == cost:
+            progress.finish()
             run.say(f"  $ linkstate route --node {SOURCE} --from {SOURCE} --to-server {DEST}")
             run.say(f"  {now}")
             run.say(f"  ({why}: {elapsed:.1f} s)")
             return
         if elapsed > run.timeout:
+            progress.finish(keep=True)
             raise DemoFailed(f"route cost {cost} not reached within {run.timeout:g} s (still: {now})")
-        if now != last:
-            run.say(f"  waiting: {why} [{elapsed:4.1f} s]  now: {now}")
-            last = now
+        progress.update(now, f"  waiting: {why} [{elapsed:4.1f} s]  now: {now}", elapsed)
         await trio.sleep(POLL)
 
 
@@ -271,22 +317,82 @@ async def route_via_london(run: DemoRun) -> None:
     await wait_route(run, 20, "Seattle → London → Brussels, the lowest cost")
 
 
-async def stop_london(run: DemoRun) -> None:
-    rec, _ = await trio.to_thread.run_sync(run.cluster.stop, LOST)
-    delay = run.topo.settings.state_delay / run.time_scale
-    run.say(f"  stopped {LOST} (pid {rec.pid}), London's master and the bridgehead of all its connectors")
-    run.say("  Seattle, Brussels and Tokyo probe it, report it unavailable, and commit the change after the")
-    run.say(f"  state delay ({delay:g} s at this time scale); the minor update then travels over X-LINK2STATE")
+async def via_tokyo(run: DemoRun, *lines: str) -> None:
+    """London is lost: say how, then wait for Seattle's route to take Tokyo (35)."""
+    for line in lines:
+        run.say(f"  {line}")
     await wait_route(run, 35, "the change committed and propagated")
     run.table(await run.cluster.statuses(timeout=2.0))
 
 
-async def restart_london(run: DemoRun) -> None:
-    rec = await trio.to_thread.run_sync(run.cluster.spawn, LOST)
-    run.say(f"  started {LOST} again (pid {rec.pid})")
+async def back_via_london(run: DemoRun, line: str) -> None:
+    """London is back: say how, then wait for the route to fail back (20) and for one digest everywhere."""
+    run.say(f"  {line}")
     await wait_route(run, 20, "London is back: the route fails back (different costs, R54)")
     await run.wait_for("one digest everywhere again", converged(run.topo))
     run.table(await run.cluster.statuses(timeout=2.0))
+
+
+def _delay(run: DemoRun) -> str:
+    return f"{run.topo.settings.state_delay / run.time_scale:g} s at this time scale"
+
+
+async def stop_london(run: DemoRun) -> None:
+    rec, _ = await trio.to_thread.run_sync(run.cluster.stop, LOST)
+    await via_tokyo(
+        run,
+        f"stopped {LOST} (pid {rec.pid}), London's master and the bridgehead of all its connectors",
+        "Seattle, Brussels and Tokyo probe it, report it unavailable, and commit the change after the",
+        f"state delay ({_delay(run)}); the minor update then travels over X-LINK2STATE",
+    )
+
+
+async def restart_london(run: DemoRun) -> None:
+    rec = await trio.to_thread.run_sync(run.cluster.spawn, LOST)
+    await back_via_london(run, f"started {LOST} again (pid {rec.pid})")
+
+
+# --- the same over real links (--netns): London's bridgehead becomes unreachable because its links go down ------
+
+
+async def london_links(run: DemoRun, up: bool) -> list[str]:
+    """Take every link of London's bridgehead down or up (both ends); returns their names."""
+    plan = run.network
+    assert plan is not None
+    return await trio.to_thread.run_sync(Fabric(plan).set_links, plan.links_of_group("London"), up)
+
+
+async def cut_london(run: DemoRun) -> None:
+    cut = await london_links(run, False)
+    await via_tokyo(
+        run,
+        f"took down {len(cut)} links, both ends: {', '.join(cut)}",
+        f"{LOST} keeps running, but nothing reaches it from outside London: Seattle's, Brussels' and Tokyo's",
+        "probes fail (network unreachable), each reports its connector to London unavailable and commits",
+        f"after the state delay ({_delay(run)}); the minor update travels over X-LINK2STATE",
+    )
+
+
+async def reconnect_london(run: DemoRun) -> None:
+    back = await london_links(run, True)
+    await back_via_london(run, f"brought {len(back)} links up again; the probes succeed and the tables merge")
+
+
+NETNS_STEPS: dict[str, list[Step]] = {
+    "seattle": [
+        Step(
+            "Build the network (a namespace per server, a bridge per group, a link per connected pair of "
+            "bridgeheads) and start the seed's organization",
+            start_all,
+        ),
+        Step("Wait until every server holds one digest", wait_converged),
+        Step("What WinRoute shows on a member", show_member),
+        Step("Route Seattle's mail for Brussels", route_via_london),
+        Step("Cut London off: every link of its bridgehead goes down", cut_london),
+        Step("Bring London's links up again", reconnect_london),
+        Step("Stop everything and remove the network", stop_everything),
+    ],
+}
 
 
 STEPS: dict[str, list[Step]] = {
@@ -342,10 +448,18 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(example: str, time_scale: float, timeout: float) -> int:
+def plan_demo_network(topo: Topology) -> NetPlan:
+    try:
+        return plan_network(topo, new_prefix())
+    except NetPlanError as exc:
+        raise DemoFailed(str(exc)) from None
+
+
+def run_demo(example: str, time_scale: float, timeout: float, netns: bool = False) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="linkstate-demo-"))
     ok = False
     cluster: Cluster | None = None
+    network: NetPlan | None = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         path = materialise(example, workdir)
@@ -355,9 +469,11 @@ def run_demo(example: str, time_scale: float, timeout: float) -> int:
             click.echo(f"error: embedded example {example} is invalid: {exc.problems[0].format()}", err=True)
             return 1
         cluster = Cluster(path, workdir / "run")
-        run = DemoRun(cluster, topo, time_scale, timeout)
-        click.echo(f"linkstate demo: {example} ({len(topo.servers)} servers), time scale {time_scale:g}")
-        steps = STEPS[example]
+        network = plan_demo_network(topo) if netns else None
+        run = DemoRun(cluster, topo, time_scale, timeout, network=network)
+        mode = ", real network: every server in its own network namespace" if netns else ""
+        click.echo(f"linkstate demo: {example} ({len(topo.servers)} servers), time scale {time_scale:g}{mode}")
+        steps = NETNS_STEPS.get(example, STEPS[example]) if netns else STEPS[example]
         for i, step in enumerate(steps, 1):
             click.echo(f"\n[{i}/{len(steps)}] {step.title}")
             trio.run(step.run, run)
@@ -375,7 +491,17 @@ def run_demo(example: str, time_scale: float, timeout: float) -> int:
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         if cluster is not None:
             cluster.stop_all()
+            if network is not None:
+                _remove_quietly(cluster, network)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _remove_quietly(cluster: Cluster, network: NetPlan) -> None:
+    """The demo's last word on its network: remove it; a failure is one line, never a traceback."""
+    try:
+        remove_network(cluster, network.prefix)
+    except CliError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)

@@ -15,7 +15,7 @@ from linkstate import __version__
 from linkstate.cli import common
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=common.HelpGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="linkstate")
 def cli() -> None:
     """linkstate: the Exchange link-state routing engine, re-implemented (OrgInfo, TCP 691, X-LINK2STATE)."""
@@ -24,7 +24,8 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("orginfo_cmd", "topology_cmd", "route_cmd", "node_cmd", "ops_cmd", "bench_cmd", "fuzz_cmd"):
+    commands = ("orginfo_cmd", "topology_cmd", "route_cmd", "node_cmd", "ops_cmd", "netns_cmd", "bench_cmd", "fuzz_cmd")
+    for name in commands:
         try:
             module = importlib.import_module(f"linkstate.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -39,7 +40,7 @@ _register()
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name="linkstate")
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import ipaddress
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -25,11 +27,13 @@ from pathlib import Path
 import click
 import trio
 
-from linkstate.cli.cluster import Cluster, NodeRecord, format_status
-from linkstate.cli.common import EXIT_FAILED, fail, print_json
+from linkstate.cli import netns_cmd
+from linkstate.cli.cluster import START_WAIT, Cluster, NodeRecord, format_status, node_alive
+from linkstate.cli.common import EXIT_FAILED, HelpGroup, fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
-from linkstate.core.topology import Topology
+from linkstate.core.topology import ServerSpec, Topology, file_error
 from linkstate.logconfig import configure
+from linkstate.netns.enter import call_in
 from linkstate.service.client import ClientError, dump_frame
 from linkstate.service.node import NodeService
 
@@ -63,8 +67,8 @@ def parse_hostport(text: str, default_port: int | None) -> tuple[str, int | None
         fail(f"bad address {text!r}: no host")
     if port is None:
         return host, default_port
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        fail(f"bad port in {text!r}")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        fail(f"bad port in {text!r}: a port is 1-65535")
     return host, int(port)
 
 
@@ -78,10 +82,19 @@ def parse_hostport(text: str, default_port: int | None) -> tuple[str, int | None
 @click.option("--time-scale", type=float, help="Divide every timer by X (overrides settings.time_scale).")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="auto", show_default=True)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option("--netns", metavar="NAME", help="Run inside this network namespace (real network mode; needs root).")
 def serve(
-    topology_file: str, server: str, listen: str | None, time_scale: float | None, log_format: str, log_level: str
+    topology_file: str,
+    server: str,
+    listen: str | None,
+    time_scale: float | None,
+    log_format: str,
+    log_level: str,
+    netns: str | None,
 ) -> None:
     """Run one server's routing engine until SIGINT/SIGTERM; SIGHUP (or editing the file) reloads the topology."""
+    if netns is not None:
+        _enter(netns)
     topo = with_time_scale(load_or_fail(topology_file), time_scale)
     try:
         spec = topo.server(server)
@@ -95,6 +108,16 @@ def serve(
     error = trio.run(_serve, topo, server, host, port, Path(topology_file))
     if error:
         fail(error, EXIT_FAILED)
+
+
+def _enter(netns: str) -> None:
+    """Move this process into `netns` before it binds anything (and before trio starts a thread)."""
+    from linkstate.netns.enter import NetnsError, enter_process
+
+    try:
+        enter_process(netns)
+    except NetnsError as exc:
+        fail(str(exc), EXIT_FAILED)
 
 
 async def _serve(topo: Topology, server: str, host: str, port: int, path: Path) -> str | None:
@@ -144,23 +167,54 @@ def _os_reason(exc: OSError) -> str:
 
 
 def _target(target: str, topo: Topology | None, topology_file: str | None) -> tuple[str, int]:
-    """HOST[:PORT]; with a topology, a server name also works, and a running local cluster's ports are used."""
-    recorded: dict[str, tuple[str, int]] = {}
-    if topology_file is not None:
-        state = Cluster(Path(topology_file)).state()
-        if state is not None:
-            recorded = {name: (r.host, r.port) for name, r in state.servers.items()}
+    """HOST[:PORT]; with a topology, a server name also works (a name that is neither a server of the file nor
+    a host is refused as `unknown server`), and a running local cluster's actual ports are used."""
+    live = _live_addresses(topology_file)
     if topo is not None:
-        for s in topo.servers:
-            if s.name == target:
-                return recorded.get(s.name, (s.address or "127.0.0.1", s.port_691 or 691))
+        spec = _server_named(topo, target)
+        if spec is not None:
+            return live.get(spec.name, (spec.address or "127.0.0.1", spec.port_691 or 691))
     host, port = parse_hostport(target, None)
+    if topo is not None and not _is_host(host):
+        fail(f"unknown server {target!r} in {topology_file} (servers: {', '.join(s.name for s in topo.servers)})")
     if port is not None:
         return host, port
-    for rhost, rport in recorded.values():
+    for rhost, rport in live.values():
         if rhost == host:
             return host, rport
     return host, 691
+
+
+def _live_addresses(topology_file: str | None) -> dict[str, tuple[str, int]]:
+    """Where the running nodes of the file's local cluster listen (none when no cluster runs)."""
+    if topology_file is None:
+        return {}
+    state = Cluster(Path(topology_file)).state()
+    if state is None:
+        return {}
+    return {name: (r.host, r.port) for name, r in state.servers.items() if node_alive(r)}
+
+
+def _server_named(topo: Topology, name: str) -> ServerSpec | None:
+    """The server called `name` (exact, else the one case-insensitive match)."""
+    exact = [s for s in topo.servers if s.name == name]
+    folded = [s for s in topo.servers if s.name.lower() == name.lower()]
+    found = exact or folded
+    return found[0] if len(found) == 1 else None
+
+
+def _is_host(host: str) -> bool:
+    """An IP address, or a name the resolver knows."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    return True
 
 
 @click.command("winroute")
@@ -181,7 +235,7 @@ def winroute(
         try:
             secret = Path(secret_file).read_bytes().strip()
         except OSError as exc:
-            fail(f"cannot read {secret_file}: {exc.strerror or exc}")
+            fail(f"cannot read {secret_file}: {file_error(exc)}")
         if not secret:
             fail(f"{secret_file} is empty")
     elif topo is not None:
@@ -190,8 +244,9 @@ def winroute(
         fail("the organization secret is needed: give --topology FILE or --secret-file F")
     host, port = _target(target, topo, topology_file)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    ns = netns_cmd.namespace_of(topology_file, host)
     try:
-        result = trio.run(lambda: dump_frame(host, port, secret, timeout=timeout))
+        result = trio.run(lambda: call_in(ns, dump_frame, host, port, secret, timeout=timeout))
     except ClientError as exc:
         fail(exc.reason, EXIT_FAILED)
     if raw:
@@ -211,7 +266,7 @@ def winroute(
 # --------------------------------------------------------------------------------------------- cluster
 
 
-@click.group("cluster")
+@click.group("cluster", cls=HelpGroup)
 def cluster_group() -> None:
     """A local cluster: every server of a topology file as its own process on its loopback address."""
 
@@ -225,28 +280,50 @@ def _cluster(file: str) -> tuple[Cluster, Topology]:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--time-scale", type=float, help="Divide every node's timers by X.")
 @click.option("--no-status", is_flag=True, help="Do not print the live status; just run until Ctrl-C.")
-def cluster_up(file: str, time_scale: float | None, no_status: bool) -> None:
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=START_WAIT, show_default=True,
+              help="Seconds each server may take to answer on 691.")  # fmt: skip
+@click.option("--netns", is_flag=True, help="Real network mode (Linux, root): every server in its own network "
+              "namespace, a bridge per group, a link between the bridgeheads of connected groups.")  # fmt: skip
+def cluster_up(file: str, time_scale: float | None, no_status: bool, wait_s: float, netns: bool) -> None:
     """Start every server of FILE, show a live status, stop them all on Ctrl-C/SIGTERM."""
     cluster, topo = _cluster(file)
     with_time_scale(topo, time_scale)  # validates the value
-    state = cluster.prepare(topo, time_scale)
+    network = netns_cmd.plan_for(cluster, topo) if netns else None
+    state = cluster.prepare(topo, time_scale, network=network)
     click.echo(f"run directory {cluster.run_dir}")
-    if state.derived:
+    if network is not None:
+        click.echo(f"every server in its own network namespace: nodes run on {state.topology}")
+    elif state.derived:
         click.echo(f"real ports not usable ({state.port_note}): nodes run on the dev-port copy {state.topology}")
     previous = signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
-        for name in state.servers:
-            rec = cluster.spawn(name)
-            click.echo(f"  {name:<12} pid {rec.pid:<7} listens on {rec.host}:{rec.port}  log {rec.log}")
+        if network is not None:
+            netns_cmd.build(network)
+        recs = [cluster.spawn(name) for name in state.servers]
+        problems = trio.run(cluster.await_answers, [r.name for r in recs], wait_s)
+        for rec in recs:
+            what = f"did not come up: {problems[rec.name]}" if rec.name in problems else "listens on"
+            where = f"{rec.host}:{rec.port}  log {rec.log}" if rec.name not in problems else f"(log {rec.log})"
+            click.echo(f"  {rec.name:<12} pid {rec.pid:<7} {what} {where}")
+        if problems:
+            fail(f"{_count(len(problems), 'server')} of {len(recs)} did not come up ({', '.join(problems)}): "
+                 "stopping the cluster", EXIT_FAILED)  # fmt: skip
         trio.run(_supervise, cluster, no_status)
     finally:
         # a second Ctrl-C or SIGTERM must not cut the clean-up short and leave nodes running
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stopped = cluster.stop_all()
+        click.echo(f"stopped {_count(len(stopped), 'server')}" + (f": {', '.join(stopped)}" if stopped else ""))
+        if network is not None:
+            removed = netns_cmd.remove_network(cluster, network.prefix)
+            click.echo(f"removed {_count(len(removed), 'network namespace')} ({network.prefix}*)")
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
-        click.echo(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def interrupt_on_signal(signum: int, frame: object) -> None:
@@ -291,11 +368,15 @@ async def _supervise(cluster: Cluster, no_status: bool) -> None:
 
 @cluster_group.command("status")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("server", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def cluster_status(file: str, as_json: bool) -> None:
-    """One line per server of FILE's local cluster (servers not running show `stopped`)."""
-    cluster, _ = _cluster(file)
-    statuses = trio.run(cluster.statuses)
+def cluster_status(file: str, server: str | None, as_json: bool) -> None:
+    """One line per server of FILE's local cluster, or SERVER's line (servers not running show `stopped`); a
+    netns cluster adds one line for its links."""
+    cluster, topo = _cluster(file)
+    if server is not None:
+        _known_server(topo, server, file)
+    statuses = [s for s in trio.run(cluster.statuses) if server is None or s.name == server]
     if as_json:
         state = cluster.state()
         print_json(
@@ -309,56 +390,65 @@ def cluster_status(file: str, as_json: bool) -> None:
         return
     for line in format_status(statuses):
         click.echo(line)
+    links = netns_cmd.link_summary(cluster)
+    if links is not None:
+        click.echo(links)
+
+
+def _known_server(topo: Topology, server: str, file: str) -> None:
+    if server not in {s.name for s in topo.servers}:
+        fail(f"unknown server {server!r} in {file} (servers: {', '.join(s.name for s in topo.servers)})")
 
 
 @cluster_group.command("stop")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("server")
-def cluster_stop(file: str, server: str) -> None:
-    """Stop one server of a running cluster (SIGTERM, wait). `cluster up` will not restart it."""
-    cluster, _ = _cluster(file)
-    rec, was = cluster.stop(server)
-    click.echo(f"stopped {server} (pid {rec.pid})" if was else f"{server} was not running")
+@click.argument("server", required=False)
+def cluster_stop(file: str, server: str | None) -> None:
+    """Stop the whole cluster (its `cluster up` too), or only SERVER (SIGTERM, wait; `cluster up` will not
+    restart it)."""
+    cluster, topo = _cluster(file)
+    if server is not None:
+        _known_server(topo, server, file)
+        rec, was = cluster.stop(server)
+        click.echo(f"stopped {server} (pid {rec.pid})" if was else f"{server} was not running")
+        return
+    if not cluster.is_running(cluster.require_state()):
+        click.echo(f"no cluster is running for {file}: nothing to stop")
+    else:
+        stopped, supervisor = cluster.shutdown()
+        names = f": {', '.join(stopped)}" if stopped else ""
+        click.echo(f"stopped {_count(len(stopped), 'server')}{names}")
+        if supervisor is not None:
+            click.echo(f"and its 'linkstate cluster up' (pid {supervisor})")
+    removed = netns_cmd.leftover_network(cluster)
+    if removed:
+        click.echo(f"removed {_count(len(removed), 'network namespace')} its supervisor left behind")
 
 
 @cluster_group.command("start")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("server")
-@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=10, show_default=True,
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=START_WAIT, show_default=True,
               help="Seconds to wait for it to answer on 691.")  # fmt: skip
 def cluster_start(file: str, server: str, wait_s: float) -> None:
-    """Start one server of a running cluster again (detached from the terminal)."""
-    cluster, _ = _cluster(file)
+    """Start one server of a running cluster again (detached from the terminal); waits until it answers."""
+    cluster, topo = _cluster(file)
+    _known_server(topo, server, file)
     rec = start_server(cluster, server, wait_s)
     click.echo(f"started {server} (pid {rec.pid}) on {rec.host}:{rec.port}")
 
 
-def start_server(cluster: Cluster, server: str, wait_s: float) -> NodeRecord:
-    """Start one server of a running cluster and wait until it answers on 691 (one line and exit 1 if not)."""
+def start_server(cluster: Cluster, server: str, wait_s: float = START_WAIT) -> NodeRecord:
+    """Start one server of a running cluster and wait until it answers on 691 (one line and exit 1 if not:
+    the node's own error line when it exited)."""
     state = cluster.require_state()
     if not cluster.supervisor_alive(state):
-        fail(f"no running cluster for {cluster.source.name} (start one with 'linkstate cluster up')", EXIT_FAILED)
+        fail(f"no cluster is running for {cluster.source.name} (start one with 'linkstate cluster up')", EXIT_FAILED)
     rec = cluster.spawn(server)
-    error = trio.run(_await_answer, cluster, server, wait_s)
-    if error:
-        fail(f"{server} (pid {rec.pid}) did not come up: {error}", EXIT_FAILED)
+    problems = trio.run(cluster.await_answers, [server], wait_s)
+    if problems:
+        fail(f"{server} (pid {rec.pid}) did not come up: {problems[server]}", EXIT_FAILED)
     return rec
-
-
-async def _await_answer(cluster: Cluster, server: str, wait_s: float) -> str | None:
-    deadline = trio.current_time() + wait_s
-    last = "no answer"
-    while trio.current_time() < deadline:
-        for st in await cluster.statuses(timeout=2.0):
-            if st.name != server:
-                continue
-            if st.state == "running":
-                return None
-            if st.state in ("exited", "stopped"):
-                return st.error or st.state
-            last = st.error or st.state
-        await trio.sleep(0.2)
-    return last
 
 
 # --------------------------------------------------------------------------------------------- demo
@@ -370,7 +460,9 @@ async def _await_answer(cluster: Cluster, server: str, wait_s: float) -> str | N
 @click.option("--example", type=click.Choice(["seattle", "single-group"]), default="seattle", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=1), default=90, show_default=True,
               help="Seconds each convergence step may take.")  # fmt: skip
-def demo(time_scale: float | None, example: str, timeout: float) -> None:
+@click.option("--netns", is_flag=True, help="Real network mode (Linux, root): every server in its own network "
+              "namespace; London's bridgehead becomes unreachable because its links go down.")  # fmt: skip
+def demo(time_scale: float | None, example: str, timeout: float, netns: bool) -> None:
     """The main job: the seed's organization as a local cluster; London's bridgehead fails; routes follow."""
     from linkstate.cli.demo import DEFAULT_TIME_SCALE, run_demo
 
@@ -378,7 +470,9 @@ def demo(time_scale: float | None, example: str, timeout: float) -> None:
         time_scale = DEFAULT_TIME_SCALE[example]
     if not time_scale > 0:
         fail(f"--time-scale must be a positive number, got {time_scale}")
-    code = run_demo(example, time_scale, timeout)
+    if netns:
+        netns_cmd.require_support()
+    code = run_demo(example, time_scale, timeout, netns)
     if code:
         raise SystemExit(code)
 

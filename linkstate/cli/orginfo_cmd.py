@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from linkstate.cli.common import fail, print_json, read_input
+from linkstate.cli.common import HelpGroup, fail, print_json, read_input
 from proto.codec import Decoded, decode_strict, decode_tolerant, encode
 from proto.errors import DecodeError, EncodeError
 from proto.jsonform import JsonFormError, carried_digest, from_json, to_json
@@ -25,7 +25,16 @@ def _decode(path: str, tolerant: bool) -> Decoded:
     try:
         return decode_tolerant(data) if tolerant else decode_strict(data)
     except DecodeError as exc:
-        fail(f"{exc.reason} at byte {exc.offset}")
+        fail(f"{exc.reason} at byte {exc.offset}{'' if tolerant else _tolerant_hint(data)}")
+
+
+def _tolerant_hint(data: bytes) -> str:
+    """A hint when strict decoding failed but the printed/sanitized form decodes (the seed's sample does)."""
+    try:
+        decode_tolerant(data)
+    except DecodeError:
+        return ""
+    return "; this is the printed/sanitized form: try --tolerant"
 
 
 def _load_json(path: str) -> Any:
@@ -38,7 +47,7 @@ def _load_json(path: str) -> Any:
         fail(f"invalid JSON: {exc.msg} at byte {exc.pos}")
 
 
-@click.group("orginfo")
+@click.group("orginfo", cls=HelpGroup)
 def orginfo() -> None:
     """Decode, encode and digest OrgInfo packets (the link-state table)."""
 

@@ -11,23 +11,25 @@ from typing import Any
 
 import click
 
-from linkstate.cli.common import EXIT_BAD_INPUT, fail, print_json
+from linkstate.cli.common import EXIT_BAD_INPUT, HelpGroup, fail, print_json
 from linkstate.core.directory import never_down
 from linkstate.core.lsdb import LinkStateDB
-from linkstate.core.topology import ConnectorSpec, Topology, TopologyError, load_topology
+from linkstate.core.topology import ConnectorSpec, Topology, TopologyError, TopologyUnreadable, load_topology
 
 
 def load_or_fail(path: str) -> Topology:
     """A topology, or one `error:` line (the first problem and a count) and exit 2."""
     try:
         return load_topology(path)
+    except TopologyUnreadable as exc:
+        fail(exc.message)
     except TopologyError as exc:
         first = exc.problems[0].format(path) if exc.problems else path
         more = f" (and {len(exc.problems) - 1} more; see 'linkstate topology check')" if len(exc.problems) > 1 else ""
         fail(f"invalid topology: {first}{more}")
 
 
-@click.group("topology")
+@click.group("topology", cls=HelpGroup)
 def topology_group() -> None:
     """Validate and inspect a topology (directory) file."""
 
@@ -38,6 +40,8 @@ def check(file: str) -> None:
     """List every problem of FILE, or print a one-line summary."""
     try:
         topo = load_topology(file)
+    except TopologyUnreadable as exc:
+        fail(exc.message)
     except TopologyError as exc:
         for p in exc.problems:
             click.echo(p.format(file))

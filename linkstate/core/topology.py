@@ -19,6 +19,8 @@ May import: the standard library (tomllib, uuid, re, pathlib) and proto.link2sta
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import re
 import tomllib
 import uuid
@@ -44,7 +46,6 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _SMTP_SPACE = re.compile(rf"\*|\*\.{_DOMAIN.pattern}|{_DOMAIN.pattern}")
 _SMART_HOST = re.compile(rf"\[\d{{1,3}}(?:\.\d{{1,3}}){{3}}\]|{_LABEL}(?:\.{_LABEL})+")
-_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _BAD_CHARS = re.compile(r"[\r\n\x00]")
 _TOML_LINE = re.compile(r"at line (\d+)")
 
@@ -73,6 +74,17 @@ class TopologyError(Exception):
         self.problems = problems
         self.source = source
         super().__init__("\n".join(p.format(source) for p in problems))
+
+
+class TopologyUnreadable(TopologyError):
+    """The file itself could not be read: one problem whose message names the file (`cannot read F: why`)."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__([Problem("", message)], source)
+        self.message = message
+
+
+EMPTY_TOPOLOGY = "the file is empty: a topology needs [organization], [[routing_groups]] and [[servers]]"
 
 
 # --------------------------------------------------------------------------------------------------- model
@@ -411,11 +423,19 @@ def _guid_value(t: _Table, name: str, default: Guid) -> Guid:
 # --------------------------------------------------------------------------------------------------- sections
 
 
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_org(root: _Table, base: Path) -> tuple[str, str, str | None, bytes]:
-    org = _Table(root.raw("organization"), "organization", root.problems)
-    if root.data.get("organization") is None:
+    if root.raw("organization") is None:
         root.problems.append(Problem("organization", "the [organization] table is required"))
         return "Example", DEFAULT_ADMIN_GROUP, None, b""
+    org = _Table(root.raw("organization"), "organization", root.problems)
     name = org.text("name", "Example", required=True)
     admin = org.text("admin_group", DEFAULT_ADMIN_GROUP)
     domain = org.text("domain")
@@ -439,7 +459,7 @@ def _read_secret(org: _Table, base: Path) -> bytes:
     try:
         data: bytes = (base / str(path)).read_bytes().strip()
     except OSError as exc:
-        org.error("secret_file", f"cannot read {path}: {exc.strerror or exc}")
+        org.error("secret_file", f"cannot read {path}: {file_error(exc)}")
         return b""
     if not data:
         org.error("secret_file", f"{path} is empty")
@@ -499,8 +519,8 @@ def _read_servers(root: _Table, org: str, domain: str | None) -> list[tuple[Serv
         name = t.text("name", required=True) or ""
         rg = t.text("routing_group", required=True) or ""
         address = t.text("address")
-        if address is not None and not _IPV4.fullmatch(address):
-            t.error("address", f"is not an IPv4 address: {address!r}")
+        if address is not None and not _is_ipv4(address):
+            t.error("address", f"is not an IPv4 address (four numbers 0-255, e.g. 127.0.1.1): {address!r}")
         fqdn = t.text("fqdn") or (f"{name}.{domain}" if domain else name)
         if not _DOMAIN.fullmatch(fqdn) and name:
             t.error("fqdn", f"is not a host name: {fqdn!r}")
@@ -718,6 +738,8 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_LINE.search(str(exc))
         raise TopologyError([Problem("", f"invalid TOML: {exc}", int(m.group(1)) if m else None)], source) from None
+    if not data:
+        raise TopologyError([Problem("", EMPTY_TOPOLOGY)], source)
     problems: list[Problem] = []
     topo = _build(_Table(data, "", problems), Path(source).parent, problems, source)
     if problems or topo is None:
@@ -726,13 +748,26 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
 
 
 def load_topology(path: str | Path) -> Topology:
-    """Read and validate a topology file; raises TopologyError (also for an unreadable file)."""
+    """Read and validate a topology file; raises TopologyError (TopologyUnreadable for an unreadable file)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TopologyError([Problem("", f"cannot read the file: {exc}")], str(p)) from None
+    except OSError as exc:
+        raise TopologyUnreadable(f"cannot read {p}: {file_error(exc)}", str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise TopologyUnreadable(f"cannot read {p}: not UTF-8 text (byte {exc.start})", str(p)) from None
     return parse_topology(text, str(p))
+
+
+_FILE_ERRORS = {errno.ENOENT: "no such file", errno.EACCES: "permission denied", errno.EISDIR: "is a directory",
+                errno.ENOTDIR: "a folder on the path is a file"}  # fmt: skip
+
+
+def file_error(exc: OSError) -> str:
+    """Why a file could not be read, as the tail of one line: `no such file`, `permission denied`, ..."""
+    if exc.errno in _FILE_ERRORS:
+        return _FILE_ERRORS[exc.errno]
+    return (exc.strerror or str(exc)).rstrip(".").lower()
 
 
 def _build(root: _Table, base: Path, problems: list[Problem], source: str) -> Topology | None:

@@ -6,25 +6,20 @@ loopback TCP) are the benchmark's own, from bench/README.md; the TCP one here is
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.bench import scripts
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "convergence.py"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_convergence_smoke", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return scripts.load("convergence")
 
 
 def _run(bench: ModuleType, tmp_path: Path, *args: str) -> dict:  # type: ignore[type-arg]

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linkstate.core.topology import Settings, TopologyError, derive_guid, load_topology, parse_topology
+from linkstate.core.topology import (
+    EMPTY_TOPOLOGY,
+    Settings,
+    TopologyError,
+    derive_guid,
+    load_topology,
+    parse_topology,
+)
 from tests.core.topology_helpers import EXAMPLES, base, dump, example
 
 
@@ -133,7 +140,11 @@ INVALID = [
     ("servers.1.name", "a1", "servers[1].name", "duplicate server name"),
     ("servers.1.routing_group", "Q", "servers[1].routing_group", "unknown routing group"),
     ("servers.1.address", "localhost", "servers[1].address", "IPv4"),
+    ("servers.1.address", "10.0.0.300", "servers[1].address", "0-255"),
+    ("servers.1.address", "127.0.0.01.2", "servers[1].address", "IPv4"),
     ("servers.1.port_691", 70000, "servers[1].port_691", "between"),
+    ("servers.1.port_691", 0, "servers[1].port_691", "between"),
+    ("servers.1.port_smtp", 65536, "servers[1].port_smtp", "between"),
     ("routing_groups.0.master", "b1", "routing_groups[0].master", "not in this group"),
     ("routing_groups.0.master", "nobody", "routing_groups[0].master", "unknown server"),
     ("routing_groups.0.master", None, "routing_groups[0].master", "required"),
@@ -207,10 +218,17 @@ def test_invalid_toml_reports_its_line() -> None:
     assert p.line == 3 and "invalid TOML" in p.message
 
 
-def test_empty_file() -> None:
-    found = problems_of({})
-    assert ("organization", "the [organization] table is required") in found
-    assert any(p == "routing_groups" for p, _ in found)
+def test_empty_file_is_one_problem() -> None:
+    assert problems_of({}) == [("", EMPTY_TOPOLOGY)]
+
+
+def test_missing_organization_is_one_problem() -> None:
+    data = base()
+    del data["organization"]
+    found = problems_of(data)
+    assert [p for p in found if p[0].startswith("organization")] == [
+        ("organization", "the [organization] table is required")
+    ]
 
 
 _scalars = st.one_of(

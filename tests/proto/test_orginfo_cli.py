@@ -82,7 +82,10 @@ def test_real_process_never_prints_a_traceback() -> None:
         timeout=60,
     )
     assert proc.returncode == 2
-    assert proc.stderr.decode() == "error: expected a separator (0x20), found b'.' at byte 10\n"
+    assert proc.stderr.decode() == (
+        "error: expected a separator (0x20), found b'.' at byte 10; "
+        "this is the printed/sanitized form: try --tolerant\n"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", "from linkstate.cli.main import main; main()", "orginfo", "encode", "--keep-digest"],
         input=json.dumps({"digest": D.digest, "routing_groups": json.loads(run(["decode"], F2)[1])["routing_groups"]})

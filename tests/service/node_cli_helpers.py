@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -115,3 +116,28 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
+
+
+def run_demo(out: Path, *args: str, timeout: float) -> tuple[int, str]:
+    """`linkstate demo ARGS` as a subprocess until it exits; (exit code, its output). On a timeout it gets a Ctrl-C
+    (the demo stops its nodes and removes its network on Ctrl-C) and the test fails."""
+    with open(out, "w") as fh, reaped(spawn_cli("demo", *args, stdout=fh)) as demo:
+        try:
+            rc = demo.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            demo.send_signal(signal.SIGINT)
+            demo.wait(timeout=30)
+            raise
+    return rc, out.read_text()
+
+
+def demo_routes(text: str) -> list[tuple[str, int]]:
+    """The routes the seed scenario's demo printed, in order: (path, cost)."""
+    return [(p, int(c)) for p, c in re.findall(r"^  route  (.+?)  cost (\d+)", text, re.MULTILINE)]
+
+
+SEED_ROUTES = [
+    ("Seattle → London → Brussels", 20),
+    ("Seattle → Tokyo → Brussels", 35),
+    ("Seattle → London → Brussels", 20),
+]

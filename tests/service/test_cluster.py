@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
+import socket
 import tomllib
 from pathlib import Path
 
@@ -28,11 +27,14 @@ from linkstate.cli.cluster import (
 from linkstate.cli.node_cmd import parse_hostport
 from linkstate.core.topology import load_topology
 from tests.service.node_cli_helpers import (
+    SEED_ROUTES,
+    demo_routes,
     free_ports,
     invoke,
     kill_quietly,
     reaped,
     run_cli,
+    run_demo,
     spawn_cli,
     wait_until,
     write_topology,
@@ -116,7 +118,7 @@ def test_cluster_status_of_a_cluster_that_never_ran(tmp_path: Path, monkeypatch:
     res = invoke("cluster", "stop", str(path), "B")
     assert res.exit_code == 1 and res.stderr.startswith("error: no cluster has run")
     res = invoke("cluster", "up", str(tmp_path / "missing.toml"))
-    assert res.exit_code == 2 and res.stderr.startswith("error: invalid topology")
+    assert res.exit_code == 2 and res.stderr == f"error: cannot read {tmp_path / 'missing.toml'}: no such file\n"
 
 
 def test_cluster_refuses_non_loopback_addresses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,6 +126,26 @@ def test_cluster_refuses_non_loopback_addresses(tmp_path: Path, monkeypatch: pyt
     path = write_topology(tmp_path / "topology.toml", ["A"], [17999], host="192.0.2.10")
     res = invoke("cluster", "up", str(path))
     assert res.exit_code == 2 and "loopback" in res.stderr
+
+
+@pytest.mark.tcp
+def test_cluster_up_fails_when_a_node_dies_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cluster up` waits until every node answers on 691; one that exits is reported with its own error line,
+    and the others are stopped again (issue 11, item 9)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    ports = free_ports(4)
+    path = write_topology(tmp_path / "topology.toml", ["A", "B"], ports[:2], smtp=ports[2:])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports[1]))
+        squatter.listen()
+        res = run_cli("cluster", "up", str(path), "--no-status")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert re.search(rf"  A +pid \d+ +listens on 127\.0\.0\.1:{ports[0]}", res.stdout), res.stdout
+    assert re.search(rf"  B +pid \d+ +did not come up: it exited: cannot listen on 127\.0\.0\.1:{ports[1]} \(691\): "
+                     "address already in use", res.stdout), res.stdout  # fmt: skip
+    assert res.stdout.endswith("stopped 1 server: A\n")
+    assert res.stderr == "error: 1 server of 2 did not come up (B): stopping the cluster\n"
+    assert [s.state for s in _statuses(Cluster(path))] == ["stopped", "stopped"]
 
 
 def _statuses(cluster: Cluster) -> list[NodeStatus]:
@@ -166,13 +188,28 @@ def test_cluster_up_converges_and_stops_cleanly(tmp_path: Path, monkeypatch: pyt
             res = run_cli("cluster", "status", str(path), "--json")
             assert [s["state"] for s in json.loads(res.stdout)["servers"]] == ["running", "running", "stopped"]
 
+            res = run_cli("cluster", "status", str(path), "C")
+            assert res.returncode == 0 and res.stdout.split() == ["C", f"127.0.0.1:{ports[2]}", "stopped"]
+
+            # a start whose node dies at once (its port is taken) fails with the node's own error line
+            with socket.socket() as squatter:
+                squatter.bind(("127.0.0.1", ports[2]))
+                squatter.listen()
+                res = run_cli("cluster", "start", str(path), "C")
+            assert res.returncode == 1, res.stdout
+            assert re.fullmatch(r"error: C \(pid \d+\) did not come up: it exited: cannot listen on "
+                                rf"127\.0\.0\.1:{ports[2]} \(691\): address already in use\n", res.stderr)  # fmt: skip
+
             # and start it again
             res = run_cli("cluster", "start", str(path), "C")
             assert res.returncode == 0 and "started C" in res.stdout, res.stderr
             assert wait_until(converged, timeout=20), str(_statuses(cluster))
             pids = [r.pid for r in cluster.require_state().servers.values()]
 
-            up.send_signal(signal.SIGTERM)
+            # `cluster stop FILE` stops everything, `cluster up` included
+            res = run_cli("cluster", "stop", str(path))
+            assert res.returncode == 0, res.stderr
+            assert res.stdout == f"stopped 3 servers: A, B, C\nand its 'linkstate cluster up' (pid {up.pid})\n"
             assert up.wait(timeout=20) == 0, out.read_text()
         finally:
             state = cluster.state()
@@ -180,7 +217,7 @@ def test_cluster_up_converges_and_stops_cleanly(tmp_path: Path, monkeypatch: pyt
                 if node_alive(rec):
                     kill_quietly(rec.pid)
     text = out.read_text()
-    assert "listens on 127.0.0.1" in text and "stopped 3 server(s)" in text, text
+    assert "listens on 127.0.0.1" in text and "stopped 3 servers" in text, text
     assert all(not _pid_alive(p) for p in pids)
     sts = _statuses(cluster)
     assert [s.state for s in sts] == ["stopped"] * 3
@@ -205,20 +242,8 @@ def _pid_alive(pid: int | None) -> bool:
 @pytest.mark.tcp
 def test_single_group_demo_runs_to_the_end(tmp_path: Path) -> None:
     """`linkstate demo --example single-group`: converge, lose the master, converge above the old version."""
-    out = tmp_path / "demo.out"
-    with (
-        open(out, "w") as fh,
-        reaped(
-            spawn_cli("demo", "--example", "single-group", "--time-scale", "20", "--timeout", "60", stdout=fh)
-        ) as demo,
-    ):
-        try:
-            rc = demo.wait(timeout=240)
-        except subprocess.TimeoutExpired:
-            demo.send_signal(signal.SIGINT)  # the demo stops its nodes on Ctrl-C
-            demo.wait(timeout=30)
-            raise
-    text = out.read_text()
+    rc, text = run_demo(tmp_path / "demo.out", "--example", "single-group", "--time-scale", "20", "--timeout", "60",
+                        timeout=240)  # fmt: skip
     assert rc == 0, text
     assert "Am I connected to the Master?: YES" in text
     assert "Am I connected to the Master?: NO" in text
@@ -230,20 +255,7 @@ def test_single_group_demo_runs_to_the_end(tmp_path: Path) -> None:
 @pytest.mark.tcp
 def test_the_main_job_reroutes_around_london_and_back(tmp_path: Path) -> None:
     """`linkstate demo` (what `make run` calls): the seed's organization, London's bridgehead lost and back."""
-    out = tmp_path / "demo.out"
-    with open(out, "w") as fh, reaped(spawn_cli("demo", "--timeout", "90", stdout=fh)) as demo:
-        try:
-            rc = demo.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            demo.send_signal(signal.SIGINT)
-            demo.wait(timeout=30)
-            raise
-    text = out.read_text()
+    rc, text = run_demo(tmp_path / "demo.out", "--timeout", "90", timeout=300)
     assert rc == 0, text
-    routes = re.findall(r"^  route  (.+?)  cost (\d+)", text, re.MULTILINE)
-    assert [(p, int(c)) for p, c in routes] == [
-        ("Seattle → London → Brussels", 20),
-        ("Seattle → Tokyo → Brussels", 35),
-        ("Seattle → London → Brussels", 20),
-    ], text
+    assert demo_routes(text) == SEED_ROUTES, text
     assert "stopped 8 server(s)" in text and "demo finished" in text

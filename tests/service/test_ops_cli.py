@@ -65,12 +65,17 @@ def test_fault_inject_and_live_route(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert res.returncode == 2 and res.stderr.startswith("error: ") and len(res.stderr.splitlines()) == 1
 
             refused = run_cli("remonitor", "inject", "--node", "B1", "--routing-group", "C", "--topology", str(path),
-                              "--from-server", "B1")  # fmt: skip
+                              "--from-server", "B1", "--force")  # fmt: skip
             assert refused.returncode == 1 and "cannot inject on the server the tool runs on" in refused.stderr
+            alive = run_cli("remonitor", "inject", "--node", "B1", "--routing-group", "C", "--topology", str(path),
+                            "--from-server", "A1")  # fmt: skip
+            assert alive.returncode == 1 and "its master C1 answers" in alive.stderr, alive.stderr
+            assert "the tombstone would be outvoted" in alive.stderr and "--force" in alive.stderr
             ok = run_cli("remonitor", "inject", "--node", "B1", "--routing-group", "C", "--topology", str(path),
-                         "--from-server", "A1")  # fmt: skip
+                         "--from-server", "A1", "--force")  # fmt: skip
             assert ok.returncode == 0 and "tombstone for C injected" in ok.stdout, ok.stderr
-            own = run_cli("remonitor", "inject", "--node", "B1", "--routing-group", "B", "--topology", str(path))
+            own = run_cli("remonitor", "inject", "--node", "B1", "--routing-group", "B", "--topology", str(path),
+                          "--force")  # fmt: skip
             assert own.returncode == 1 and "belongs to" in own.stderr
 
             up.send_signal(signal.SIGTERM)
