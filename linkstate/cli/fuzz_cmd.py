@@ -22,7 +22,9 @@ from typing import TypeVar
 
 import click
 
+from linkstate.cli.cluster import Cluster
 from linkstate.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, fail
+from linkstate.core.topology import Topology
 from linkstate.fuzz import engine
 from linkstate.fuzz.base import ENFORCE_ENV, WAIVERS
 from linkstate.fuzz.targets import TARGETS
@@ -214,7 +216,7 @@ def node(target: str, topology_file: str, smtp_port: int | None, owned: tuple[st
     """Fuzz a running node over TCP 691 and SMTP; after each batch it must answer DUMP with a valid table."""
     import trio
 
-    from linkstate.cli.node_cmd import parse_hostport
+    from linkstate.cli.node_cmd import _target
     from linkstate.core.topology import TopologyError, load_topology
     from linkstate.fuzz import live
 
@@ -223,14 +225,8 @@ def node(target: str, topology_file: str, smtp_port: int | None, owned: tuple[st
         topo = load_topology(topology_file)
     except TopologyError as exc:
         fail(str(exc).splitlines()[0])
-    server = next((s for s in topo.servers if s.name == target), None)
-    if server is not None:
-        host, port = server.address or "127.0.0.1", server.port_691 or 691
-    else:
-        host, maybe = parse_hostport(target, None)
-        port = maybe or 691
-        server = next((s for s in topo.servers if s.address == host and (s.port_691 or 691) == port), None)
-    smtp = smtp_port or (server.port_smtp or 25 if server is not None else None)
+    host, port = _target(target, topo, topology_file)  # a server name, and a running cluster's ports, work too
+    smtp = smtp_port or _smtp_port(topo, topology_file, host, port)
     try:
         address = live.allowed_target(host, owned)
     except live.LiveError as exc:
@@ -251,6 +247,18 @@ def node(target: str, topology_file: str, smtp_port: int | None, owned: tuple[st
         click.echo(f"FINDING node {host}:{port}: {report.failure}\n  written to {report.written}\n  reproduce: "
                    f"linkstate fuzz node {target} --topology {topology_file} --replay {report.written}")  # fmt: skip
         raise SystemExit(EXIT_FAILED)
+
+
+def _smtp_port(topo: Topology, topology_file: str, host: str, port: int) -> int | None:
+    """The SMTP port of the node listening on host:port 691 (a running cluster's record, else the file's)."""
+    state = Cluster(Path(topology_file)).state()
+    for record in state.servers.values() if state is not None else ():
+        if (record.host, record.port) == (host, port):
+            return record.port_smtp
+    for s in topo.servers:
+        if (s.address or "127.0.0.1", s.port_691 or 691) == (host, port):
+            return s.port_smtp or 25
+    return None
 
 
 def register(cli: click.Group) -> None:
