@@ -63,16 +63,18 @@ def generate(seed: int = 7) -> tuple[OrgInfo, list[tuple[int, int, int]]]:
     conns: dict[int, list[Connector]] = {i: [] for i in range(GROUPS)}
     bh = (Bridgehead("c" * 32, BridgeheadState.CONN_AVAIL, "bh.example.com"),)
     for k, (a, b, c) in enumerate(edges):
-        conns[a].append(Connector(f"{k:08x}" + "d" * 24, "RGC", address_spaces=(AddressSpace("RG", gid(b), c),),
-                                  bridgeheads=bh, target_bridgeheads=("remote.example.com",)))  # fmt: skip
+        conns[a].append(Connector(guid=f"{k:08x}" + "d" * 24, type="RGC",
+                                  address_spaces=(AddressSpace("RG", gid(b), c),), bridgeheads=bh,
+                                  target_bridgeheads=("remote.example.com",)))  # fmt: skip
     for k in range(SPACES):
         home = rnd.randrange(GROUPS)
         pattern = "*" if k < 4 else f"*.d{k}.{rnd.choice(TLDS)}" if k % 3 else f"*.{rnd.choice(TLDS)}"
-        conns[home].append(Connector(f"{k:08x}" + "e" * 24, "SMTP", target_address="relay.example.com",
+        conns[home].append(Connector(guid=f"{k:08x}" + "e" * 24, type="SMTP", target_address="relay.example.com",
                                      address_spaces=(AddressSpace("SMTP", pattern, rnd.randint(1, 50)),),
                                      bridgeheads=bh))  # fmt: skip
     groups = tuple(
-        RoutingGroup(gid(i), sid(i), members=(Member(sid(i)),), connectors=tuple(conns[i])) for i in range(GROUPS)
+        RoutingGroup(guid=gid(i), master=sid(i), members=(Member(sid(i)),), connectors=tuple(conns[i]))
+        for i in range(GROUPS)
     )
     return OrgInfo(groups), edges
 

@@ -1,11 +1,12 @@
 """Peer benchmark: linkstate beside FRR's ospfd on one real network (Linux network namespaces), the same link cut.
 
-Owns: the side-by-side run. The organization is bench/convergence.py's (ring or grid of G groups x S servers,
+Owns: the side-by-side run. The organization is the convergence benchmark's (ring or grid of G groups x S servers,
 connectors both ways between adjacent groups, costs 1-100 from the seed); linkstate.netns lays it out (a namespace
 per server, a bridge per group, a veth link between the bridgeheads of adjacent groups). In each group's bridgehead
 namespace FRR runs zebra + ospfd (one router per group: point-to-point interfaces on the links with `ip ospf cost`
 = the cost of the connector leaving that group, the group's LAN as a passive stub of cost 1, everything else FRR's
-defaults); linkstate runs one `convergence.py serve` per server in its namespace, in each profile in turn:
+defaults); linkstate runs one `python -m linkstate.bench.convergence serve` per server in its namespace, in each
+profile in turn:
   seed  the seed's timers scaled by --time-scale (state_delay 600 s -> 10 s at 60x, probe 60 s -> 1 s);
   fast  the same with state_delay = 0 (linkstate has no delta exchange yet: a change still ships whole tables).
 Each run cuts one link (both ends administratively down: both routers see the carrier go, both bridgeheads' probes
@@ -46,16 +47,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for path in (str(ROOT), str(HERE)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-import convergence as cv  # noqa: E402
 import trio  # noqa: E402
 
-from linkstate.cli.cluster import NodeRecord  # noqa: E402
+from linkstate.bench.convergence.organizations import group_name, server_name  # noqa: E402
+from linkstate.bench.convergence.plan import Plan, make_plan  # noqa: E402
+from linkstate.bench.convergence.report import fmt_n, fmt_s, machine  # noqa: E402
+from linkstate.bench.convergence.results import diff, percentile  # noqa: E402
+from linkstate.bench.convergence.tcp import BenchCluster, EventsReader, tcp_counters  # noqa: E402
+from linkstate.cli.cluster import NodeRecord, dumps_toml  # noqa: E402
 from linkstate.core.routing import Router  # noqa: E402
 from linkstate.netns import fabric  # noqa: E402
 from linkstate.netns.enter import call_in, child_setup, socket_in  # noqa: E402
@@ -267,9 +270,9 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 # ============================================================================================ linkstate
 
 
-class NetnsBenchCluster(cv.BenchCluster):
-    """convergence.py's tcp machinery (serve processes with an events file and a control pipe), each node started
-    inside its namespace."""
+class NetnsBenchCluster(BenchCluster):
+    """The convergence benchmark's tcp machinery (serve processes with an events file and a control pipe), each node
+    started inside its namespace."""
 
     def child_setup(self, rec: NodeRecord) -> contextlib.AbstractContextManager[Callable[[], None] | None]:
         assert rec.netns is not None
@@ -279,14 +282,14 @@ class NetnsBenchCluster(cv.BenchCluster):
 class Linkstate:
     """One profile's nodes on the network, and the route check of a table."""
 
-    def __init__(self, plan: cv.Plan, net: NetPlan, run_dir: Path) -> None:
+    def __init__(self, plan: Plan, net: NetPlan, run_dir: Path) -> None:
         self.plan = plan
         self.net = net
         src = run_dir / "source.toml"
         run_dir.mkdir(parents=True)
-        src.write_text(cv.dumps_toml(plan.data))
+        src.write_text(dumps_toml(plan.data))
         self.cluster = NetnsBenchCluster(src, run_dir)
-        self.reader = cv.EventsReader(run_dir, plan.servers)
+        self.reader = EventsReader(run_dir, plan.servers)
         self.router = Router(plan.topology)
 
     def start(self, budget: float) -> float:
@@ -322,7 +325,7 @@ class Linkstate:
         except ClientError:
             return False
         for (a, b), cost in pairs.items():
-            route = self.router.route(decoded.orginfo, cv.server_name(int(a[1:]), 0), to_group=b)
+            route = self.router.route(decoded.orginfo, server_name(int(a[1:]), 0), to_group=b)
             if route.cost != cost:
                 return False
         return True
@@ -366,7 +369,7 @@ def measure(frr: Frr, ls: Linkstate, fab: Fabric, links: list[Link], up: bool, e
     before = {g: r.ospf_metrics() for g, r in frr.routers.items()}
     old = ls.digest()
     mark = len(ls.reader.timeline)
-    counters = cv.tcp_counters(ls.cluster, ls.reader, ls.plan.servers)
+    counters = tcp_counters(ls.cluster, ls.reader, ls.plan.servers)
     f_side, l_side = Side(total=len(frr.routers)), Side(total=len(ls.plan.servers))
     checked: dict[str, bool] = {}
     final: str | None = None
@@ -398,8 +401,8 @@ def measure(frr: Frr, ls: Linkstate, fab: Fabric, links: list[Link], up: bool, e
         if digest == final and name not in l_side.done:
             l_side.done[name] = t - t0
     time.sleep(0.2)
-    after = cv.tcp_counters(ls.cluster, ls.reader, ls.plan.servers)
-    m691, b691, msmtp, bsmtp = cv.diff(after, counters)
+    after = tcp_counters(ls.cluster, ls.reader, ls.plan.servers)
+    m691, b691, msmtp, bsmtp = diff(after, counters)
     l_side.extra = {"messages": m691 + msmtp, "bytes": b691 + bsmtp}
     return Measured(profile, "restore" if up else "cut", f_side, l_side)
 
@@ -440,7 +443,7 @@ class Scenario:
 def run(sc: Scenario, budget: float, keep: bool, progress: Callable[[str], None]) -> Path:
     """Build, start FRR, run each linkstate profile's cuts and restores; returns the work directory."""
     base = {"time_scale": sc.time_scale}
-    plan0 = cv.make_plan(sc.shape, sc.groups, sc.servers_per_group, sc.seed, base)
+    plan0 = make_plan(sc.shape, sc.groups, sc.servers_per_group, sc.seed, base)
     net = plan_network(plan0.topology, new_prefix())
     a, b = sc.cut
     links = net.links_of_connector(f"{a}-{b}")
@@ -466,7 +469,7 @@ def run(sc: Scenario, budget: float, keep: bool, progress: Callable[[str], None]
             raise RuntimeError("an OSPF route reached a kernel table: zebra's route-map did not hold")
         progress(f"network built, FRR converged ({time.monotonic() - t:.1f} s)")
         for name, settings in sc.profiles.items():
-            plan = cv.make_plan(sc.shape, sc.groups, sc.servers_per_group, sc.seed, {**base, **settings})
+            plan = make_plan(sc.shape, sc.groups, sc.servers_per_group, sc.seed, {**base, **settings})
             ls = Linkstate(plan, net, work / name)
             try:
                 progress(f"linkstate {name}: converged at start in {ls.start(budget + 5 * len(plan.servers)):.1f} s")
@@ -493,7 +496,7 @@ def run(sc: Scenario, budget: float, keep: bool, progress: Callable[[str], None]
 
 
 def fmt(v: float | None) -> str:
-    return cv.fmt_s(v)
+    return fmt_s(v)
 
 
 def rows(sc: Scenario) -> list[dict[str, Any]]:
@@ -508,8 +511,8 @@ def rows(sc: Scenario) -> list[dict[str, Any]]:
             alls = [s.all for s in sides if s.all is not None]
             firsts = [s.first_change for s in sides if s.first_change is not None]
             row = {"protocol": label, "event": what, "runs": len(sides), "converged": len(alls),
-                   "first_change_p50": cv.percentile(firsts, 50), "all_p50": cv.percentile(alls, 50),
-                   "all_p90": cv.percentile(alls, 90), "all_max": max(alls) if alls else math.nan}  # fmt: skip
+                   "first_change_p50": percentile(firsts, 50), "all_p50": percentile(alls, 50),
+                   "all_p90": percentile(alls, 90), "all_max": max(alls) if alls else math.nan}  # fmt: skip
             if label.startswith("linkstate"):
                 row["messages"] = sum(s.extra.get("messages", 0) for s in sides) / max(1, len(sides))
                 row["bytes"] = sum(s.extra.get("bytes", 0) for s in sides) / max(1, len(sides))
@@ -534,8 +537,8 @@ def table(sc: Scenario) -> str:
     for row in rows(sc):
         body.append([label_of(sc, row), row["event"], f"{row['converged']}/{row['runs']}",
                      fmt(row["first_change_p50"]), fmt(row["all_p50"]), fmt(row["all_p90"]), fmt(row["all_max"]),
-                     cv.fmt_n(row["messages"]) if "messages" in row else "-",
-                     cv.fmt_n(row["bytes"]) if "bytes" in row else "-"])  # fmt: skip
+                     fmt_n(row["messages"]) if "messages" in row else "-",
+                     fmt_n(row["bytes"]) if "bytes" in row else "-"])  # fmt: skip
     widths = [max(len(str(x)) for x in col) for col in zip(cols, *body, strict=True)]
     lines = [head, "   " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths, strict=True)))]  # noqa: E501
     for r in body:
@@ -552,7 +555,7 @@ def write_json(sc: Scenario, out: Path, argv: list[str]) -> Path:
         "definition": DEFINITION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": argv,
-        "machine": {**cv.machine(), "frr": sc.frr_version},
+        "machine": {**machine(), "frr": sc.frr_version},
         "scenario": {k: v for k, v in asdict(sc).items() if k != "results"},
         "summary": rows(sc),
         "runs": [asdict(m) for m in sc.results],
@@ -582,7 +585,7 @@ def plot(sc: Scenario, stem: Path) -> Path | str:
             vals = [s.all for s in sides if s.all is not None]
             if not vals:
                 continue
-            mid = cv.percentile(vals, 50)
+            mid = percentile(vals, 50)
             ax1.bar(i + 0.38 * j, mid, width=0.36, color=f"C{i}", alpha=1.0 if what == "cut" else 0.45,
                     label=f"{label} ({what})")  # fmt: skip
             ax1.errorbar(i + 0.38 * j, mid, yerr=[[mid - min(vals)], [max(vals) - mid]], color="k", capsize=3)
@@ -655,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown profile(s) {unknown} (profiles: {', '.join(PROFILES)})", file=sys.stderr)
         return 2
     i, j = (int(x) for x in args.cut.split(","))
-    sc = Scenario(args.shape, args.groups, args.servers, (cv.group_name(i), cv.group_name(j)), args.time_scale,
+    sc = Scenario(args.shape, args.groups, args.servers, (group_name(i), group_name(j)), args.time_scale,
                   args.runs, args.seed, {n: PROFILES[n] for n in names}, args.gap)  # fmt: skip
     start = time.monotonic()
 

@@ -563,27 +563,27 @@ class _Parser:
         if not strict:
             guid, state, mx, thr = guid.lower(), state.upper(), mx.lower(), thr.lower()
         conn = Connector(
-            guid,
-            ctype,
-            src,
-            dst,
-            dn,
-            int(sched, 16),
-            int(scope, 16),
-            int(trig, 16),
-            int(prio, 16),
-            None if mx == "ffffffff" else int(mx, 16),
-            None if thr == "ffffffff" else int(thr, 16),
-            int(nopf, 16),
-            int(dflt, 16),
-            blocks[0],
-            blocks[1],
-            blocks[2],
-            blocks[3],
-            arrows,
-            bhs,
-            targ,
-            _CONN_STATES[state],
+            guid=guid,
+            type=ctype,
+            source_address=src,
+            target_address=dst,
+            dn=dn,
+            schedule=int(sched, 16),
+            scope=int(scope, 16),
+            triggered=int(trig, 16),
+            priority=int(prio, 16),
+            max_size=None if mx == "ffffffff" else int(mx, 16),
+            large_threshold=None if thr == "ffffffff" else int(thr, 16),
+            no_pf_referrals=int(nopf, 16),
+            accept_by_default=int(dflt, 16),
+            accept=blocks[0],
+            reject=blocks[1],
+            reserved3=blocks[2],
+            reserved4=blocks[3],
+            address_spaces=arrows,
+            bridgeheads=bhs,
+            target_bridgeheads=targ,
+            state=_CONN_STATES[state],
         )
         return conn, m.end()
 
@@ -631,15 +631,15 @@ class _Parser:
         if not strict:
             guid, master, vguid = guid.lower(), master.lower(), vguid.lower()
         rg = RoutingGroup(
-            guid,
-            master,
-            Version(int(major, 16), int(minor, 16), int(user, 16)),
-            vguid,
-            smtp,
-            x400,
-            x500,
-            members,
-            tuple(conns),
+            guid=guid,
+            master=master,
+            version=Version(int(major, 16), int(minor, 16), int(user, 16)),
+            version_guid=vguid,
+            smtp_address=smtp,
+            x400_address=x400,
+            x500_address=x500,
+            members=members,
+            connectors=tuple(conns),
         )
         return rg, pos
 

@@ -85,7 +85,7 @@ class Bridgehead:
     fqdn: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Connector:
     """A one-way connector with its CONFIG block (requirements §2.6, G10–G20).
 
@@ -116,7 +116,7 @@ class Connector:
     state: ConnectorState = ConnectorState.UP
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RoutingGroup:
     """One routing-group section: identity, master, versions, addresses, members, connectors."""
 

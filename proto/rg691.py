@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from proto.codec import DEFAULT_LIMITS, Decoded, Limits
 from proto.encode import lstr
 from proto.errors import DecodeError, EncodeError
-from proto.sectioncache import decode_strict_cached
+from proto.sectioncache import SectionCache, decode_strict_cached
 
 BANNER_PREFIX = b"691 Available "
 MAX_BANNER = 512
@@ -506,8 +506,11 @@ _DECODERS = {
 }
 
 
-def decode_frame(raw: bytes, offset: int = 0, limits: Limits = DEFAULT_LIMITS) -> Message:
-    """One whole frame (header included) -> typed message. `offset` is the frame's place in the stream."""
+def decode_frame(
+    raw: bytes, offset: int = 0, limits: Limits = DEFAULT_LIMITS, sections: SectionCache | None = None
+) -> Message:
+    """One whole frame (header included) -> typed message. `offset` is the frame's place in the stream; an ORGINFO
+    frame is decoded through `sections` when given (the same result, re-decoding only sections it has not seen)."""
     if len(raw) < HEADER_LEN + 2 or raw[0:1] != b"{" or raw[9:10] != b"}" or raw[10:11] != b" ":
         raise DecodeError(offset, "malformed frame header")
     end = raw.find(b" ", 11)
@@ -515,7 +518,7 @@ def decode_frame(raw: bytes, offset: int = 0, limits: Limits = DEFAULT_LIMITS) -
     verb = verb_b.decode("ascii", "replace").upper()
     if verb == "ORGINFO":
         try:
-            decoded = decode_strict_cached(raw, limits)
+            decoded = decode_strict_cached(raw, limits, sections)
         except DecodeError as exc:
             raise DecodeError(offset + exc.offset, exc.reason) from None
         return OrgInfoFrame(raw, decoded)
@@ -532,11 +535,12 @@ class Framer:
 
     With `expect_banner=True` (the connecting side) the first line must be the `691 Available …` banner,
     exposed as `banner`. Any error is raised as `DecodeError`; the framer must then be discarded (close the
-    peer).
+    peer). ORGINFO frames are decoded through `sections`, the owner's decode cache, when one is given.
     """
 
     expect_banner: bool = False
     limits: Limits = DEFAULT_LIMITS
+    sections: SectionCache | None = None
     banner: bytes | None = None
     _buf: bytearray = field(default_factory=bytearray)
     _consumed: int = 0  # stream offset of _buf[0]
@@ -591,4 +595,4 @@ class Framer:
             start = self._consumed
             raw = self._take(HEADER_LEN + self._need)
             self._need = 0
-            out.append(decode_frame(raw, start, self.limits))
+            out.append(decode_frame(raw, start, self.limits, self.sections))

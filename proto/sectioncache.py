@@ -1,7 +1,8 @@
 """Strict ORGINFO decoding that re-decodes only the sections it has not seen: `decode_strict_cached`.
 
-Owns: a bounded, process-wide cache of decoded routing-group sections keyed by the limits and their
-canonical bytes, and the fast path that splits a canonical frame into its sections, takes every section it has
+Owns: `SectionCache`, a bounded cache of decoded routing-group sections keyed by the limits and their canonical
+bytes, owned by whoever decodes through it (a node, the nodes of one simulated network: never the process), and
+the fast path that splits a canonical frame into its sections, takes every section it has
 seen before from the cache, and decodes only the others (each as a one-section frame through `decode_strict`).
 A node receives the same table again and again with one section changed (a push, a bridgehead exchange): only
 that section is decoded. A section whose GUID was seen is first matched against the bytes last seen for that GUID
@@ -86,12 +87,10 @@ class SectionCache:
         self._latest.clear()
 
 
-CACHE = SectionCache()
-
-
-def decode_strict_cached(data: bytes, limits: Limits = DEFAULT_LIMITS, cache: SectionCache = CACHE) -> Decoded:
-    """`decode_strict(data, limits)`, re-decoding only sections not in `cache` (module docstring)."""
-    fast = _fast(data, limits, cache) if type(data) is bytes else None
+def decode_strict_cached(data: bytes, limits: Limits = DEFAULT_LIMITS, cache: SectionCache | None = None) -> Decoded:
+    """`decode_strict(data, limits)`, re-decoding only sections not in `cache` (module docstring); without a cache
+    it is `decode_strict`."""
+    fast = _fast(data, limits, cache) if cache is not None and type(data) is bytes else None
     return fast if fast is not None else decode_strict(data, limits)
 
 

@@ -20,7 +20,7 @@ from linkstate.cli import demo
 from linkstate.cli.cluster import Cluster, run_dir_for, save_state
 from linkstate.cli.main import cli, main
 from linkstate.cli.node_cmd import _target
-from linkstate.core.topology import load_topology
+from linkstate.service.topofile import load_topology
 from tests.service.node_cli_helpers import free_ports, write_topology
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -53,10 +53,11 @@ import trio
 
 import linkstate
 from linkstate.cli.common import fail
-from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.core.topology import Topology, TopologyError
 from linkstate.netns.enter import call_in
 from linkstate.netns.plan import NetPlan, NetPlanError
 from linkstate.service.client import ClientError, dump
+from linkstate.service.topofile import load_topology
 
 STATE_FILE = "cluster.json"
 LOCK_FILE = "cluster.lock"

@@ -45,12 +45,13 @@ from linkstate.cli.netns_cmd import remove_network
 from linkstate.cli.route_cmd import describe
 from linkstate.cli.winroute import render
 from linkstate.core.routing import Route, Router
-from linkstate.core.topology import Topology, TopologyError, load_topology
+from linkstate.core.topology import Topology, TopologyError
 from linkstate.netns import fabric
 from linkstate.netns.enter import call_in
 from linkstate.netns.fabric import Fabric
 from linkstate.netns.plan import NetPlan, NetPlanError, new_prefix, plan_network
 from linkstate.service.client import ClientError, dump, dump_frame
+from linkstate.service.topofile import load_topology
 from proto.model import Version
 
 POLL = 0.5

@@ -217,8 +217,9 @@ def node(target: str, topology_file: str, smtp_port: int | None, owned: tuple[st
     import trio
 
     from linkstate.cli.node_cmd import _target
-    from linkstate.core.topology import TopologyError, load_topology
+    from linkstate.core.topology import TopologyError
     from linkstate.fuzz import live
+    from linkstate.service.topofile import load_topology
 
     _check_time(seconds)
     try:

@@ -15,7 +15,7 @@ import click
 from linkstate.cli.common import fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.directory import build_orginfo
-from linkstate.core.routing import QUEUED, ROUTE, MessageClass, Route, Router, RoutingError
+from linkstate.core.routing import MessageClass, Route, Router, RouteStatus, RoutingError
 from linkstate.core.topology import Topology
 
 
@@ -28,7 +28,7 @@ def _check_names(topo: Topology, names: tuple[str, ...]) -> None:
 
 def describe(route: Route) -> str:
     """One line a person reads at a glance."""
-    if route.status == ROUTE:
+    if route.status is RouteStatus.ROUTE:
         path = " → ".join(route.path)
         via = f"  via connector {route.connector.label()}" if route.connector else "  (same routing group)"
         hop = f" (next hop {route.next_hop})" if route.next_hop else ""
@@ -37,7 +37,7 @@ def describe(route: Route) -> str:
             sp = route.address_space
             space = f"  address space {sp.type}:{sp.address} on {sp.connector.label()}"
         return f"route  {path}  cost {route.cost}{via}{hop}{space}"
-    if route.status == QUEUED:
+    if route.status is RouteStatus.QUEUED:
         a = route.address_space
         what = f" for {a.type}:{a.address} on {a.connector.label()}" if a else ""
         return f"queued  no available connector{what}; mail waits (no fallback to a less specific space)"

@@ -14,7 +14,8 @@ import click
 from linkstate.cli.common import EXIT_BAD_INPUT, HelpGroup, fail, print_json
 from linkstate.core.directory import never_down
 from linkstate.core.lsdb import LinkStateDB
-from linkstate.core.topology import ConnectorSpec, Topology, TopologyError, TopologyUnreadable, load_topology
+from linkstate.core.topology import ConnectorSpec, Topology, TopologyError, TopologyUnreadable
+from linkstate.service.topofile import load_topology
 
 
 def load_or_fail(path: str) -> Topology:

@@ -6,17 +6,23 @@ bridgehead of, the outbound sessions to the connector's remote bridgeheads: star
 takes a major or minor change (G33/G34), and every `bh_probe_interval` as a probe that also compares digests
 (R92, G39). Probe results become the bridgehead's observed state (G40): `CONN_NOT_AVAILABLE` after
 `bh_fail_threshold` failed sessions in a row, `CONN_AVAIL` on the next success; an operator may force a state.
-What a session brings in is decoded strictly and handed to the node (`NodeCore.learn`), never merged partially.
+What a session brings in is decoded strictly and posted as a `Learned` fact, never merged partially; an observed
+state is posted as an `Observed` fact (linkstate.core.facts): the node's role decides what they mean.
 Invariants: at most one outbound session per connector at a time (a trigger during one re-runs it after);
 nothing a peer sends raises; every failure is a Diagnostic.
-May import: the standard library, proto, linkstate.core.
+May import: the standard library, proto, linkstate.core (never node.py or a role).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from linkstate.core.context import NodeContext, Outbox
+from linkstate.core.events import ChangeKind, Proto
+from linkstate.core.facts import Learned, LinkIdle, Observed
+from linkstate.core.link2state_client import SmtpClientSession
+from linkstate.core.link2state_server import SmtpServerSession
 from linkstate.core.link2state_session import (
     AuthFailed,
     AuthSucceeded,
@@ -25,21 +31,15 @@ from linkstate.core.link2state_session import (
     MailReceived,
     OrgInfoReceived,
     SessionFailed,
-    SmtpClientSession,
-    SmtpServerSession,
 )
 from linkstate.core.topology import ConnectorSpec, ServerSpec
+from proto.codec import DEFAULT_LIMITS
 from proto.errors import DecodeError
 from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
 
-if TYPE_CHECKING:
-    from linkstate.core.node import NodeCore
 
-DEFAULT_SMTP_PORT = 25
-
-
-@dataclass
+@dataclass(kw_only=True)
 class Link:
     """One connector this server is a source bridgehead of."""
 
@@ -76,24 +76,33 @@ class Counters:
 
 
 class Bridgehead:
-    def __init__(self, node: NodeCore, now: float) -> None:
-        self.node = node
+    """The SMTP side of one server (module docstring): its links (connectors it is a source bridgehead of) and every
+    SMTP session, inbound and outbound.
+
+    Reads its node through `ctx` and acts through `out`. The node hands it SMTP connection events and the session
+    events of each received chunk (`receive`, then `on_session_event` one by one), and the `TableBumped` and
+    `LinkIdle` facts (`trigger`, `rerun`)."""
+
+    def __init__(self, ctx: NodeContext, out: Outbox, now: float, *, is_master: bool) -> None:
+        self.ctx = ctx
+        self.out = out
         self.smtp: dict[int, _Smtp] = {}
         self.counters = Counters()
         self.links: dict[str, Link] = {}
-        self.configure(now)
+        self.configure(now, is_master=is_master)
 
     # --- configuration -----------------------------------------------------------------------------------
 
-    def configure(self, now: float) -> None:
-        """(Re)compute the connectors this server is a source bridgehead of, keeping running state."""
-        node = self.node
-        topo = node.topo
+    def configure(self, now: float, *, is_master: bool) -> None:
+        """(Re)compute the connectors this server is a source bridgehead of, keeping running state. A connector
+        without explicit source bridgeheads is the master's (`is_master`: this server's role is master)."""
+        ctx = self.ctx
+        topo = ctx.topology
         fresh: dict[str, Link] = {}
-        for c in topo.connectors_from(node.rg.name):
+        for c in topo.connectors_from(ctx.rg.name):
             if not c.connected_routing_group:
                 continue  # address-space connectors carry no link state
-            mine = node.me.name in c.source_bridgeheads or (not c.source_bridgeheads and node.is_master)
+            mine = ctx.me.name in c.source_bridgeheads or (not c.source_bridgeheads and is_master)
             if not mine:
                 continue
             names = c.remote_bridgeheads or (topo.routing_group(c.connected_routing_group).master,)
@@ -103,10 +112,11 @@ class Bridgehead:
                 old.connector, old.remotes = c, remotes
                 fresh[c.guid] = old
             else:
-                fresh[c.guid] = Link(c, remotes, next_probe=now)
+                fresh[c.guid] = Link(connector=c, remotes=remotes, next_probe=now)
         self.links = fresh
 
     def next_deadline(self) -> float | None:
+        """The earliest probe due of a link with no session running (None without links)."""
         due: float | None = None
         for link in self.links.values():
             if link.in_flight is None and (due is None or link.next_probe < due):
@@ -114,11 +124,12 @@ class Bridgehead:
         return due
 
     def on_timer(self, now: float) -> None:
+        """Start the session of every idle link whose probe is due."""
         for link in self.links.values():
             if link.in_flight is None and now >= link.next_probe:
                 self._start(link, now)
 
-    def trigger(self, now: float, reason: str) -> None:
+    def trigger(self, now: float, reason: ChangeKind) -> None:
         """The table took a major or minor change: tell every remote bridgehead now (G34)."""
         for link in self.links.values():
             if link.in_flight is not None:
@@ -126,38 +137,44 @@ class Bridgehead:
             else:
                 self._start(link, now)
 
+    def rerun(self, connector: str, now: float) -> None:
+        """A link's session ended well and its observation was handled: run it again if a change came meanwhile."""
+        link = self.links.get(connector)
+        if link is not None and link.again:
+            self._start(link, now)
+
     def stop(self) -> None:
         for conn in list(self.smtp):
-            self.node.close(conn, "shutting down")
+            self.out.close(conn, "shutting down")
         self.smtp.clear()
 
     # --- outbound sessions ---------------------------------------------------------------------------------
 
     def _start(self, link: Link, now: float) -> None:
-        interval = self.node.settings.scaled("bh_probe_interval")
+        interval = self.ctx.settings.scaled("bh_probe_interval")
         link.next_probe = now + interval
         link.again = False
         target = link.remotes[link.failures % len(link.remotes)]
         link.in_flight = -1
         link.sessions += 1
         self.counters.sessions_out += 1
-        self.node.connect(target.name, proto="smtp", tag=link.connector.guid)
+        self.out.connect(target.name, proto=Proto.SMTP, tag=link.connector.guid)
 
     def on_connected(self, conn: int, tag: str, now: float) -> None:
         link = self.links.get(tag)
         if link is None:
-            self.node.close(conn, "connector no longer configured")
+            self.out.close(conn, "connector no longer configured")
             return
-        node = self.node
+        ctx = self.ctx
         remote = link.remotes[link.failures % len(link.remotes)]
         session = SmtpClientSession(
-            node.me.guid,
-            node.topo.secret,
-            node.me.fqdn,
+            ctx.me.guid,
+            ctx.topology.secret,
+            ctx.me.fqdn,
             self._frame_source,
-            node.nonce(),
+            ctx.nonce(),
             expected_peer=remote.guid,
-            chunk_raw_bytes=node.settings.chunk_raw_bytes,
+            chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
         )
         link.in_flight = conn
         self.smtp[conn] = _Smtp(session, link)
@@ -170,15 +187,15 @@ class Bridgehead:
     def _failed(self, link: Link, reason: str, now: float) -> None:
         link.in_flight = None
         link.failures += 1
-        threshold = self.node.settings.bh_fail_threshold
-        self.node.diag(
+        threshold = self.ctx.settings.bh_fail_threshold
+        self.out.diag(
             "bridgehead_session_failed",
             level="warning" if link.failures <= threshold else "info",
             connector=link.connector.name,
             reason=reason,
             failures=link.failures,
         )
-        link.next_probe = now + self.node.settings.backoff(link.failures - 1, "bh_probe_interval", self.node.rand())
+        link.next_probe = now + self.ctx.settings.backoff(link.failures - 1, "bh_probe_interval", self.ctx.rand())
         if link.failures >= threshold:
             self._observe(link, BridgeheadState.CONN_NOT_AVAILABLE, now, again=link.failures > threshold)
 
@@ -189,8 +206,7 @@ class Bridgehead:
             link.exchanged += 1
             self.counters.exchanges += 1
         self._observe(link, BridgeheadState.CONN_AVAIL, now, again=True)
-        if link.again:
-            self._start(link, now)
+        self.out.post(LinkIdle(link.connector.guid))  # after the observation: it may start the link itself
 
     def _observe(self, link: Link, state: BridgeheadState, now: float, again: bool = False) -> None:
         """Report a state change at once; with `again`, report a lasting state once more (at most once per
@@ -198,11 +214,11 @@ class Bridgehead:
         of a state that lasts can open the next window (R117–R118)."""
         if link.forced is not None:
             state = link.forced
-        interval = self.node.settings.scaled("bh_probe_interval")
+        interval = self.ctx.settings.scaled("bh_probe_interval")
         if state is not link.observed or (again and now - link.reported_at >= interval):
             link.observed = state
             link.reported_at = now
-            self.node.observe_bridgehead(link.connector.guid, state, now)
+            self.out.post(Observed(link.connector.guid, state))
 
     def force(self, connector: str, state: BridgeheadState | None, now: float) -> bool:
         link = self.links.get(connector)
@@ -215,90 +231,115 @@ class Bridgehead:
     # --- inbound sessions ----------------------------------------------------------------------------------
 
     def on_inbound(self, conn: int, now: float) -> None:
-        node = self.node
+        ctx = self.ctx
         session = SmtpServerSession(
-            node.me.guid,
-            node.topo.secret,
-            node.me.fqdn,
+            ctx.me.guid,
+            ctx.topology.secret,
+            ctx.me.fqdn,
             self._frame_source,
-            node.nonce(),
-            chunk_raw_bytes=node.settings.chunk_raw_bytes,
+            ctx.nonce(),
+            chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
         )
         self.counters.sessions_in += 1
         self.smtp[conn] = _Smtp(session)
 
     def _frame_source(self) -> tuple[str, bytes]:
-        return self.node.lsdb.digest, self.node.lsdb.frame()
+        return self.ctx.lsdb.digest, self.ctx.lsdb.frame()
 
     # --- data ----------------------------------------------------------------------------------------------
 
     def owns(self, conn: int) -> bool:
         return conn in self.smtp
 
-    def on_data(self, conn: int, data: bytes, now: float) -> None:
+    def receive(self, conn: int, data: bytes) -> list[Event]:
+        """Feed one chunk to the connection's session; its events go back, one by one, to `on_session_event`."""
         entry = self.smtp.get(conn)
         if entry is None:
-            return
+            return []
         self.counters.bytes_in += len(data)
-        for event in entry.session.receive_data(data):
-            self._event(conn, entry, event, now)
-        self.flush(conn)
+        return entry.session.receive_data(data)
 
-    def flush(self, conn: int) -> None:
+    def flush(self, conn: int, now: float) -> None:
+        """Send what the session wrote; close the connection once the session is over."""
         entry = self.smtp.get(conn)
         if entry is None:
             return
         data = entry.session.data_to_send()
         if data:
             self.counters.bytes_out += len(data)
-            self.node.send_bytes(conn, data)
+            self.out.send_bytes(conn, data)
         if entry.session.closed:
             self.smtp.pop(conn, None)
-            self.node.close(conn, "SMTP session over")
-            self._ended(entry, now=None)
+            self.out.close(conn, "SMTP session over")
+            self._ended(entry, now)
 
     def on_lost(self, conn: int, now: float) -> None:
         entry = self.smtp.pop(conn, None)
         if entry is not None:
             self._ended(entry, now)
 
-    def _ended(self, entry: _Smtp, now: float | None) -> None:
+    def _ended(self, entry: _Smtp, now: float) -> None:
         link = entry.link
         if link is None or entry.done or link.in_flight is None:
             return
         entry.done = True
-        self._failed(link, "SMTP session ended before the exchange completed", self.node.now if now is None else now)
+        self._failed(link, "SMTP session ended before the exchange completed", now)
 
-    def _event(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
-        node = self.node
-        if isinstance(event, OrgInfoReceived):
-            self._learn(event.frame, event.peer_guid, now)
-        elif isinstance(event, Done):
-            entry.done = True
-            if entry.link is not None:
-                self._succeeded(entry.link, event.exchanged, now)
-        elif isinstance(event, AuthSucceeded):
-            node.diag("smtp_authenticated", event_id=event.event_id, peer=node.server_name(event.peer_guid))
-        elif isinstance(event, AuthFailed):
-            node.diag(
-                "smtp_auth_failed",
-                level="warning",
-                event_id=event.event_id,
-                reason=event.reason,
-                peer=node.server_name(event.peer_guid) if event.peer_guid else "",
-            )
-        elif isinstance(event, SessionFailed):
-            self.counters.rejected += 1
-            self.counters.by_reason[event.reason] = self.counters.by_reason.get(event.reason, 0) + 1
-            node.diag("link2state_rejected", level="warning", conn=conn, reason=event.reason, fatal=event.fatal)
-        elif isinstance(event, MailReceived):
-            self.counters.mail_received += 1
-            node.diag("mail_queued", sender=event.sender, recipients=len(event.recipients), size=len(event.data))
+    def on_session_event(self, conn: int, event: Event, now: float) -> None:
+        """One event of connection `conn`'s session (the node settles the facts it raises before the next)."""
+        entry = self.smtp.get(conn)
+        if entry is not None:
+            _SESSION_EVENTS[type(event)](self, conn, entry, event, now)
+
+    def _on_orginfo(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, OrgInfoReceived)
+        self._learn(event.frame, event.peer_guid, now)
+
+    def _on_done(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, Done)
+        entry.done = True
+        if entry.link is not None:
+            self._succeeded(entry.link, event.exchanged, now)
+
+    def _on_auth_succeeded(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, AuthSucceeded)
+        self.out.diag("smtp_authenticated", event_id=event.event_id, peer=self.ctx.server_name(event.peer_guid))
+
+    def _on_auth_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, AuthFailed)
+        self.out.diag(
+            "smtp_auth_failed",
+            level="warning",
+            event_id=event.event_id,
+            reason=event.reason,
+            peer=self.ctx.server_name(event.peer_guid) if event.peer_guid else "",
+        )
+
+    def _on_session_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, SessionFailed)
+        self.counters.rejected += 1
+        self.counters.by_reason[event.reason] = self.counters.by_reason.get(event.reason, 0) + 1
+        self.out.diag("link2state_rejected", level="warning", conn=conn, reason=event.reason, fatal=event.fatal)
+
+    def _on_mail(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
+        assert isinstance(event, MailReceived)
+        self.counters.mail_received += 1
+        self.out.diag("mail_queued", sender=event.sender, recipients=len(event.recipients), size=len(event.data))
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
-            decoded = decode_strict_cached(frame)
+            decoded = decode_strict_cached(frame, DEFAULT_LIMITS, self.ctx.sections)
         except DecodeError as exc:
-            self.node.diag("orginfo_rejected", level="warning", peer=self.node.server_name(peer), reason=str(exc))
+            self.out.diag("orginfo_rejected", level="warning", peer=self.ctx.server_name(peer), reason=str(exc))
             return
-        self.node.learn(decoded.orginfo, now, source=f"smtp:{self.node.server_name(peer)}")
+        self.out.post(Learned(decoded.orginfo, f"smtp:{self.ctx.server_name(peer)}"))
+
+
+_SESSION_EVENTS: dict[type, Callable[[Bridgehead, int, _Smtp, Event, float], None]] = {
+    OrgInfoReceived: Bridgehead._on_orginfo,
+    Done: Bridgehead._on_done,
+    AuthSucceeded: Bridgehead._on_auth_succeeded,
+    AuthFailed: Bridgehead._on_auth_failed,
+    SessionFailed: Bridgehead._on_session_failed,
+    MailReceived: Bridgehead._on_mail,
+}

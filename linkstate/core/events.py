@@ -1,17 +1,51 @@
 """The node core's vocabulary: inputs named as things that happened, outputs named as commands.
 
 Owns: the frozen dataclasses passed between a `NodeCore` and the shell that runs it (linkstate.service or the
-pure simulator in linkstate.sim). Connection ids are integers the shell assigns.
+pure simulator in linkstate.sim), and the closed vocabularies they carry: `Proto` (which protocol a connection
+speaks), `ChangeKind` (what changed the table) and `Level` (a diagnostic's severity). Connection ids are
+integers the shell assigns.
 May import: the standard library, proto.model, linkstate.core.topology.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from linkstate.core.topology import Topology
-from proto.model import BridgeheadState
+from proto.model import BridgeheadState, OrgInfo
+
+
+class Proto(enum.StrEnum):
+    """The protocol of a connection: TCP 691 inside a routing group, SMTP (X-LINK2STATE) between groups."""
+
+    RG691 = "691"
+    SMTP = "smtp"
+
+
+class ChangeKind(enum.StrEnum):
+    """What changed a node's table.
+
+    MAJOR, MINOR, USER: the master wrote its own group's section (a directory change or a version moved above
+    another epoch's; a committed connector state; attach, detach or a service status: R105, G33). MERGE: sections
+    from outside the group were merged (a member's or a bridgehead's packet, an injected tombstone). PUSH: a
+    member adopted sections from its master's push."""
+
+    MAJOR = "major"
+    MINOR = "minor"
+    USER = "user"
+    MERGE = "merge"
+    PUSH = "push"
+
+    @property
+    def resets_routes(self) -> bool:
+        """Whether routes may have changed: everything but a user update (who is attached changes no cost)."""
+        return self is not ChangeKind.USER
+
+
+UpdateKind = Literal[ChangeKind.MAJOR, ChangeKind.MINOR, ChangeKind.USER]  # the master's bumps of its own version
+Level = Literal["debug", "info", "warning", "error"]
 
 # --- inputs ------------------------------------------------------------------------------------------------
 
@@ -23,7 +57,7 @@ class PeerConnected:
     conn: int
     inbound: bool
     peer: str | None = None
-    proto: str = "691"  # 691 | smtp
+    proto: Proto = Proto.RG691
     tag: str = ""  # echoed from the Connect that asked for it
     peer_host: str = ""  # the remote address, where the transport knows it
 
@@ -44,7 +78,7 @@ class PeerLost:
 class ConnectFailed:
     peer: str
     reason: str
-    proto: str = "691"
+    proto: Proto = Proto.RG691
     tag: str = ""
 
 
@@ -92,6 +126,15 @@ class MasterUnknown:
     master: str
 
 
+@dataclass(frozen=True, slots=True)
+class TableSeeded:
+    """Sections handed to the node out of band (a benchmark skipping the start-up exchange of every group's first
+    section): merged by the table's rules, a master keeping its own group's section, and silently: no table
+    change is reported and no exchange starts."""
+
+    orginfo: OrgInfo
+
+
 Input = (
     PeerConnected
     | DataReceived
@@ -103,6 +146,7 @@ Input = (
     | FaultInjected
     | TombstoneRequested
     | MasterUnknown
+    | TableSeeded
 )
 
 # --- outputs -----------------------------------------------------------------------------------------------
@@ -122,12 +166,12 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class Connect:
-    """Open a 691 connection to server `peer`; answer with PeerConnected(inbound=False) or ConnectFailed."""
+    """Open a `proto` connection to server `peer`; answer with PeerConnected(inbound=False) or ConnectFailed."""
 
     peer: str
     host: str
     port: int
-    proto: str = "691"  # 691 | smtp
+    proto: Proto = Proto.RG691
     tag: str = ""  # opaque, echoed in PeerConnected / ConnectFailed
 
 
@@ -136,17 +180,17 @@ class Diagnostic:
     """Something to log: `event` is a short snake_case name, `event_id` the Exchange event number if any."""
 
     event: str
-    level: str = "info"
+    level: Level = "info"
     event_id: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class TableChanged:
-    """The node's link-state table changed: `kind` is major | minor | user | merge; routes must be reset."""
+    """The node's link-state table changed (`kind`: ChangeKind); routes must be reset when `kind.resets_routes`."""
 
     digest: str
-    kind: str
+    kind: ChangeKind
     groups: tuple[str, ...] = ()
 
 

@@ -10,7 +10,8 @@ wins (then, for full determinism, the one whose canonical bytes sort higher), re
 Invariants: stored sections are canonical; a section's version never goes backwards through `merge`;
 merge is idempotent and order-independent; `digest`/`frame`/`snapshot` always describe the current
 sections and are recomputed only after a change, re-encoding only the sections that changed (and not even
-those when the decoder's section cache holds their bytes); storing or merging the very object stored is a no-op.
+those when the table's decode cache, its owner's, holds their bytes); storing or merging the very object stored is
+a no-op. The directory's initial table is built once per Topology object and kept with it (`Topology.derived`).
 May import: the standard library, proto, linkstate.core.
 """
 
@@ -19,14 +20,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from linkstate.core.directory import build_orginfo
+from linkstate.core.topology import Topology
 from proto.encode import digest_of_sections, encode_section, frame_from_sections
 from proto.model import Guid, OrgInfo, RoutingGroup, Version, canonical_group
-from proto.sectioncache import CACHE
-
-if TYPE_CHECKING:
-    from linkstate.core.topology import Topology
+from proto.sectioncache import SectionCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +43,11 @@ class MergeResult:
 
 
 class LinkStateDB:
-    """A node's link-state table (module docstring). Not thread-safe; owned by one pump."""
+    """A node's link-state table (module docstring). Not thread-safe; owned by one pump. `cache` is the decode
+    cache of the sessions that feed it (the canonical bytes of a section decoded there are not encoded again)."""
 
-    def __init__(self, sections: Iterable[RoutingGroup] = ()) -> None:
+    def __init__(self, sections: Iterable[RoutingGroup] = (), *, cache: SectionCache | None = None) -> None:
+        self._cache = cache
         self._sections: dict[Guid, RoutingGroup] = {}
         self._bytes: dict[Guid, bytes] = {}
         self._order: tuple[Guid, ...] | None = None
@@ -58,21 +59,15 @@ class LinkStateDB:
             self.put(rg)
 
     @classmethod
-    def from_topology(cls, topo: Topology) -> LinkStateDB:
+    def from_topology(cls, topo: Topology, *, cache: SectionCache | None = None) -> LinkStateDB:
         """Every group of the directory at version 0.0.0 (never participated).
 
-        The table is a pure function of the directory: the last one built is kept (by the Topology object's
-        identity), so the servers of one simulated organization share one build instead of building it each.
+        The table is a pure function of the directory: it is built once per Topology object and kept with it, so
+        the servers of one simulated organization share one build instead of building it each.
         """
-        from linkstate.core.directory import build_orginfo
-
-        cached = _INITIAL[0] if _INITIAL else None
-        if cached is None or cached[0] is not topo:
-            built = cls(build_orginfo(topo).routing_groups)
-            _INITIAL[:] = [(topo, dict(built._sections), dict(built._bytes))]
-            return built
-        db = cls()
-        db._sections, db._bytes = dict(cached[1]), dict(cached[2])
+        sections, encoded = topo.derived("lsdb.initial", _initial_table)
+        db = cls(cache=cache)
+        db._sections, db._bytes = dict(sections), dict(encoded)
         return db
 
     # ------------------------------------------------------------------------------------------- reading
@@ -123,7 +118,7 @@ class LinkStateDB:
         if self._sections.get(rg.guid) is rg:  # the very object stored: nothing can change
             return False
         rg = canonical_group(rg)
-        data = _encoded(rg)
+        data = self._encoded(rg)
         if self._bytes.get(rg.guid) == data:
             return False
         self._store(rg, data)
@@ -153,7 +148,7 @@ class LinkStateDB:
         if local is rg or (local is not None and rg.version < local.version):  # the same object: the same bytes
             return _Verdict.KEEP
         rg = canonical_group(rg)
-        data = _encoded(rg)
+        data = self._encoded(rg)
         if local is None or rg.version > local.version:
             self._store(rg, data)
             return _Verdict.TAKE
@@ -175,6 +170,11 @@ class LinkStateDB:
         self._bytes[rg.guid] = data
         self._invalidate(keep_order=True)
 
+    def _encoded(self, rg: RoutingGroup) -> bytes:
+        """`encode_section(rg)`, taken from the decode cache when `rg` is a section it decoded (proto.sectioncache)."""
+        raw = self._cache.raw_of(rg) if self._cache is not None else None
+        return raw if raw is not None else encode_section(rg)
+
     def _invalidate(self, keep_order: bool = False) -> None:
         if not keep_order:
             self._order = None
@@ -183,7 +183,6 @@ class LinkStateDB:
         self._snapshot = None
 
 
-_INITIAL: list[tuple[Topology, dict[Guid, RoutingGroup], dict[Guid, bytes]]] = []  # from_topology's last build
 
 
 class _Verdict(enum.Enum):
@@ -195,10 +194,10 @@ class _Verdict(enum.Enum):
     CONFLICT_KEEP = "conflict-keep"
 
 
-def _encoded(rg: RoutingGroup) -> bytes:
-    """`encode_section(rg)`, taken from the decode cache when `rg` is a section it decoded (proto.sectioncache)."""
-    raw = CACHE.raw_of(rg)
-    return raw if raw is not None else encode_section(rg)
+def _initial_table(topo: Topology) -> tuple[dict[Guid, RoutingGroup], dict[Guid, bytes]]:
+    """The sections of the directory's table and their canonical bytes (`LinkStateDB.from_topology`)."""
+    built = LinkStateDB(build_orginfo(topo).routing_groups)
+    return built._sections, built._bytes
 
 
 def _dedup(guids: list[Guid]) -> tuple[Guid, ...]:

@@ -6,25 +6,30 @@ forwarding local state reports (STATE). While the master is away the member keep
 Invariants: at most one upstream connection; a member never writes its group's section itself; applying a
 push adopts every section whose version is at least the local one (the master is the member's authority), so
 a table changed behind the member's back converges at the next poll.
-May import: the standard library, proto, linkstate.core.
+May import: the standard library, proto, linkstate.core (never node.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from linkstate.core.context import NodeContext, Outbox
+from linkstate.core.events import ChangeKind, Level
+from linkstate.core.role import RoleName, RoleStatus
 from proto import rg691
-
-if TYPE_CHECKING:
-    from linkstate.core.node import NodeCore
+from proto.model import OrgInfo
 
 
 class MemberRole:
-    name = "member"
+    """A member of its routing group (module docstring), seen by the node through `linkstate.core.role.Role`.
 
-    def __init__(self, node: NodeCore, now: float) -> None:
-        self.node = node
-        self.master = node.topo.master_of(node.rg.name)
+    Reads its node through `ctx` and acts through `out`. Built `orphan` when the directory names no usable master
+    (R81): it then keeps its table and connects to no one."""
+
+    name = RoleName.MEMBER
+
+    def __init__(self, ctx: NodeContext, out: Outbox, now: float, *, orphan: bool = False) -> None:
+        self.ctx = ctx
+        self.out = out
+        self.master = ctx.topology.master_of(ctx.rg.name)
         self.upstream: int | None = None
         self.connecting = False
         self.attached = False
@@ -33,7 +38,7 @@ class MemberRole:
         self.poll_at: float | None = None
         self.outbox: list[rg691.StateReport] = []  # state reports waiting for an attachment
         self.last_master_digest = ""
-        self.orphan = False  # the directory names no usable master: keep the table, connect to no one (R128)
+        self.orphan = orphan  # the directory names no usable master: keep the table, connect to no one (R128)
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -42,10 +47,19 @@ class MemberRole:
 
     def stop(self, reason: str) -> None:
         if self.upstream is not None:
-            self.node.send(self.upstream, rg691.Detach(reason))
-            self.node.close(self.upstream, reason)
+            self.out.send(self.upstream, rg691.Detach(reason))
+            self.out.close(self.upstream, reason)
         self.upstream = None
         self.attached = False
+
+    def status(self) -> RoleStatus:
+        return RoleStatus(
+            name=self.name,
+            attached=self.attached,
+            attached_count=int(self.attached),
+            quorum=self.attached,
+            orphaned=self.orphan,
+        )
 
     def next_deadline(self) -> float | None:
         a, b = self.reconnect_at, self.poll_at
@@ -58,15 +72,15 @@ class MemberRole:
             self.reconnect_at = None
             self._connect()
         if self.poll_at is not None and now >= self.poll_at:
-            self.poll_at = now + self.node.settings.scaled("poll_interval")
+            self.poll_at = now + self.ctx.settings.scaled("poll_interval")
             if self.attached and self.upstream is not None:
-                self.node.send(self.upstream, rg691.SimplePoll(self.node.lsdb.digest))
+                self.out.send(self.upstream, rg691.SimplePoll(self.ctx.lsdb.digest))
 
     def _connect(self) -> None:
         if self.connecting or self.upstream is not None or self.orphan:
             return
         self.connecting = True
-        self.node.connect(self.master.name)
+        self.out.connect(self.master.name)
 
     # --- connection events -----------------------------------------------------------------------------
 
@@ -81,16 +95,16 @@ class MemberRole:
     def on_authenticated(self, conn: int, now: float) -> None:
         if conn != self.upstream:
             return
-        node = self.node
-        own = node.lsdb.section(node.rg.guid)
+        ctx = self.ctx
+        own = ctx.lsdb.section(ctx.rg.guid)
         v = own.version if own is not None else None
-        node.send(
+        self.out.send(
             conn,
             rg691.Attach(
-                node.me.guid,
-                node.rg.guid,
+                ctx.me.guid,
+                ctx.rg.guid,
                 self.master.guid,
-                node.lsdb.digest,
+                ctx.lsdb.digest,
                 v.major if v else 0,
                 v.minor if v else 0,
                 v.user if v else 0,
@@ -107,11 +121,11 @@ class MemberRole:
         was_attached = self.attached
         self.attached = False
         self.poll_at = None
-        delay = self.node.settings.backoff(self.attempt, "reconnect_max", self.node.rand())
+        delay = self.ctx.settings.backoff(self.attempt, "reconnect_max", self.ctx.rand())
         self.attempt += 1
         self.reconnect_at = now + delay
-        level = "warning" if was_attached or self.attempt == 1 else "info"
-        self.node.diag(
+        level: Level = "warning" if was_attached or self.attempt == 1 else "info"
+        self.out.diag(
             "master_unreachable",
             level=level,
             master=self.master.name,
@@ -134,38 +148,48 @@ class MemberRole:
     def _on_attach_ack(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.AttachAck)
         if not msg.ok:
-            self.node.diag("attach_refused", level="error", master=self.master.name, reason=msg.reason)
-            self.node.close(conn, f"attach refused: {msg.reason}")
+            self.out.diag("attach_refused", level="error", master=self.master.name, reason=msg.reason)
+            self.out.close(conn, f"attach refused: {msg.reason}")
             self.on_lost(conn, now)
             return
         self.attached = True
         self.attempt = 0
         self.last_master_digest = msg.digest
-        self.poll_at = now + self.node.settings.scaled("poll_interval")
-        self.node.diag("attached", master=self.master.name, quorum=msg.quorum, attached=msg.attached)
+        self.poll_at = now + self.ctx.settings.scaled("poll_interval")
+        self.out.diag("attached", master=self.master.name, quorum=msg.quorum, attached=msg.attached)
         for report in self.outbox:
-            self.node.send(conn, report)
+            self.out.send(conn, report)
         self.outbox.clear()
 
     def _on_poll_response(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.PollResponse)
         self.last_master_digest = msg.digest
         if not msg.same:
-            self.node.diag("poll_different", master_digest=msg.digest, digest=self.node.lsdb.digest)
+            self.out.diag("poll_different", master_digest=msg.digest, digest=self.ctx.lsdb.digest)
 
     def _on_orginfo(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.OrgInfoFrame)
-        node = self.node
+        lsdb, out = self.ctx.lsdb, self.out
         master_digest = msg.decoded.digest
         self.last_master_digest = master_digest
-        bumps = node.lsdb.bumps
-        changed = node.adopt(msg.decoded.orginfo)
+        bumps = lsdb.bumps
+        changed = self._adopt(msg.decoded.orginfo)
         if changed:
-            node.table_changed("push", changed, bumped=node.lsdb.bumps != bumps)
-        differs = node.lsdb.digest != master_digest
-        node.send(conn, rg691.Reply(node.lsdb.digest, differs))
+            out.table_changed(ChangeKind.PUSH, changed, bumped=lsdb.bumps != bumps)
+        differs = lsdb.digest != master_digest
+        out.send(conn, rg691.Reply(lsdb.digest, differs))
         if differs:
-            node.send_table(conn)
+            out.send_table(conn)
+
+    def _adopt(self, org: OrgInfo) -> tuple[str, ...]:
+        """Take every received section whose version is at least ours (a member trusting its master)."""
+        lsdb = self.ctx.lsdb
+        changed = []
+        for section in org.routing_groups:
+            local = lsdb.section(section.guid)
+            if (local is None or section.version >= local.version) and lsdb.put(section):
+                changed.append(section.guid)
+        return tuple(changed)
 
     def _on_ack(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Ack)
@@ -173,16 +197,33 @@ class MemberRole:
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Detach)
-        self.node.diag("master_detached", level="warning", master=self.master.name, reason=msg.reason)
-        self.node.close(conn, "master detached")
+        self.out.diag("master_detached", level="warning", master=self.master.name, reason=msg.reason)
+        self.out.close(conn, "master detached")
         self.on_lost(conn, now)
 
-    # --- local state -----------------------------------------------------------------------------------
+    # --- local state and outside packets ---------------------------------------------------------------
+
+    def learn(self, org: OrgInfo, now: float, source: str) -> None:
+        """A packet from outside the group (R109, G62): merged newer-wins; the master gets it to fan it out."""
+        lsdb = self.ctx.lsdb
+        bumps = lsdb.bumps
+        result = lsdb.merge(org, own_group=self.ctx.rg.guid)
+        if not result.changed:
+            return
+        self.out.diag("orginfo_learned", source=source, groups=len(result.changed), digest=lsdb.digest)
+        self.out.table_changed(ChangeKind.MERGE, result.changed, bumped=lsdb.bumps != bumps)
+        upstream = self.upstream
+        if self.attached and upstream is not None:  # the master merges it and fans it out
+            self.out.send(upstream, rg691.Reply(lsdb.digest, True))
+            self.out.send_table(upstream)
+
+    def topology_changed(self, now: float) -> None:
+        """A member's section is its master's to write: nothing to do."""
 
     def report_state(self, report: rg691.StateReport, now: float) -> None:
         """Members report state changes to the master at once (R57), or as soon as they are attached."""
         if self.attached and self.upstream is not None:
-            self.node.send(self.upstream, report)
+            self.out.send(self.upstream, report)
         else:
             self.outbox = [
                 r for r in self.outbox if (r.kind, r.subject, r.item) != (report.kind, report.subject, report.item)

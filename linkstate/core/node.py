@@ -1,55 +1,46 @@
 """NodeCore: one server's routing engine, sans I/O — `handle(input, now) -> outputs`, `next_deadline()`.
 
-Owns: the server's identity in the directory, its link-state table (LinkStateDB), its 691 connections (one
-Session691 each), and its role: `MasterRole` when the topology names it master of its group, `MemberRole`
-otherwise. It answers what every node answers (DUMP for WinRoute-style tools; ATTACH refused when it is not the
-master), applies directory reloads (major updates, master moves: relinquish with event 958, R81/R88), and
-turns local observations into state reports.
+Owns: the server's context (identity, topology, link-state table: linkstate.core.context), its outbox and 691
+connections (one Session691 each), its role (`MasterRole` when the topology names it master of its group,
+`MemberRole` otherwise), its bridgehead (the SMTP side) and its operator commands (linkstate.core.operator); the
+routing of every input to the part that owns it, and of every fact a part raises to the part that acts on it.
+Data flows one way: an input goes to one part; the part reads the context, writes requests to the outbox and
+posts facts; NodeCore then drains the facts in one loop (depth first: a fact's consequences before the next fact)
+and hands the outputs back. It applies directory reloads (major updates, master moves: relinquish with event 958,
+R81/R88) and turns local observations into state reports. Its public read is `view()`.
 Invariants: the core never reads a clock or draws randomness (`now` is an argument, `nonce`/`rand` are passed
-in); it never raises on peer input: every fault closes that one connection and is reported as a Diagnostic.
+in); it never raises on peer input: every fault closes that one connection and is reported as a Diagnostic;
+the parts never call NodeCore and NodeCore never writes a part's attributes.
 May import: the standard library, proto, linkstate.core.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
-from linkstate.core.bridgehead import DEFAULT_SMTP_PORT, Bridgehead
-from linkstate.core.directory import tombstone
+from linkstate.core import facts
+from linkstate.core.bridgehead import Bridgehead
+from linkstate.core.context import Conn691, NodeContext, Outbox
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
-from linkstate.core.session691 import Authenticated, Fault, Session691
-from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Settings, Topology
+from linkstate.core.operator import Operator
+from linkstate.core.role import Role, RoleName, RoleStatus
+from linkstate.core.session691 import Authenticated, Fault, PeerKind, Session691
+from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Topology
+from linkstate.core.view import NodeView
 from proto import rg691
-from proto.errors import EncodeError
-from proto.model import BridgeheadState, OrgInfo
-
-Role = MasterRole | MemberRole
-
-
-@dataclass
-class _Conn:
-    session: Session691
-    inbound: bool
-    peer: str | None = None
-    peer_host: str = ""
-
-
-@dataclass
-class Counters:
-    """Traffic and event counts, for status views and benchmarks."""
-
-    frames_out: Counter[str] = field(default_factory=Counter)
-    bytes_out: int = 0
-    bytes_in: int = 0
-    table_changes: Counter[str] = field(default_factory=Counter)
+from proto.sectioncache import SectionCache
 
 
 class NodeCore:
+    """One server's routing engine (module docstring).
+
+    The shell calls `start(now)` once, then `handle(input, now)` for every input and `on_timer(now)` when
+    `next_deadline()` has come, and applies the outputs each returns, in order; `shutdown()` ends it. Each call
+    returns everything the node wants done; nothing happens between calls."""
+
     def __init__(
         self,
         topology: Topology,
@@ -59,230 +50,199 @@ class NodeCore:
         rand: Callable[[], float],
         now: float = 0.0,
         version: str = "0.1.0",
+        sections: SectionCache | None = None,
     ) -> None:
-        self.topo = topology
-        self.me: ServerSpec = topology.server(server)
-        self.nonce = nonce
-        self.rand = rand
-        self.version = version
-        self.lsdb = LinkStateDB.from_topology(topology)
-        self.conns: dict[int, _Conn] = {}
-        self.out: list[ev.Output] = []
-        self.counters = Counters()
-        self.now = now
+        """`sections`: the decode cache this node's sessions share (a simulated network shares one among its nodes;
+        by default the node has its own)."""
+        sections = sections if sections is not None else SectionCache()
+        self.ctx = NodeContext(
+            topology=topology,
+            me=topology.server(server),
+            lsdb=LinkStateDB.from_topology(topology, cache=sections),
+            nonce=nonce,
+            rand=rand,
+            sections=sections,
+            version=version,
+        )
+        self.out = Outbox(self.ctx)
         self.role: Role = self._make_role(now)
-        self.bridgehead = Bridgehead(self, now)
-        self.service_status = self.lsdb_member_status()
+        self.bridgehead = Bridgehead(self.ctx, self.out, now, is_master=self._is_master())
+        self.operator = Operator(self.ctx, self.out, self.bridgehead, status=self._status, settle=self._settle)
 
-    # --- identity helpers --------------------------------------------------------------------------------
+    # --- reading -----------------------------------------------------------------------------------------
+
+    @property
+    def lsdb(self) -> LinkStateDB:
+        """The link-state table (read it; only the node's parts write it)."""
+        return self.ctx.lsdb
+
+    @property
+    def me(self) -> ServerSpec:
+        return self.ctx.me
 
     @property
     def rg(self) -> RoutingGroupSpec:
-        return self.topo.group_of(self.me.name)
+        return self.ctx.rg
 
-    @property
-    def settings(self) -> Settings:
-        return self.topo.settings
+    def view(self) -> NodeView:
+        """This node now, read-only (linkstate.core.view)."""
+        st, ctx = self.role.status(), self.ctx
+        own = ctx.lsdb.section(ctx.rg.guid)
+        return NodeView(
+            server=ctx.me.name,
+            routing_group=ctx.rg.name,
+            role=st.name,
+            master=None if st.orphaned else ctx.topology.master_of(ctx.rg.name).name,
+            attached=st.attached,
+            attached_members=tuple(ctx.server_name(g) for g in st.attached_members),
+            quorum=st.quorum,
+            published=st.published,
+            orphaned=st.orphaned,
+            digest=ctx.lsdb.digest,
+            version=own.version if own is not None else None,
+            authenticated=frozenset(conn for conn, c in self.out.conns.items() if c.session.authenticated),
+            table_changes=dict(self.out.counters.table_changes),
+            exchanges=self.bridgehead.counters.exchanges,
+        )
 
-    def server_name(self, guid: str) -> str:
-        spec = self.topo.server_by_guid(guid)
-        return spec.name if spec else guid
+    def _status(self) -> RoleStatus:
+        return self.role.status()
 
-    def connector_name(self, guid: str) -> str:
-        spec = self.topo.connector_by_guid(guid)
-        return spec.name if spec else guid
+    def _is_master(self) -> bool:
+        return self.role.status().name is RoleName.MASTER
 
-    def lsdb_member_status(self) -> str:
-        own = self.lsdb.section(self.rg.guid)
-        for m in own.members if own else ():
-            if m.guid == self.me.guid:
-                return m.service_status
-        return "0701000000000101"
-
-    @property
-    def is_master(self) -> bool:
-        return isinstance(self.role, MasterRole)
-
-    @property
-    def attached(self) -> bool:
-        return True if isinstance(self.role, MasterRole) else self.role.attached
-
-    @property
-    def quorum(self) -> bool:
-        return self.role.quorum if isinstance(self.role, MasterRole) else self.role.attached
-
-    def _make_role(self, now: float) -> Role:
-        if self.topo.is_master(self.me.name):
-            return MasterRole(self, now)
-        return MemberRole(self, now)
-
-    # --- output helpers used by the roles -----------------------------------------------------------------
-
-    def diag(self, event: str, level: str = "info", event_id: int | None = None, **fields: object) -> None:
-        self.out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
-
-    def send(self, conn: int, msg: rg691.Message) -> None:
-        c = self.conns.get(conn)
-        if c is None:
-            return
-        try:
-            c.session.send(msg)
-        except EncodeError as exc:  # a bug on our side: never let it take the node down
-            self.diag("encode_failed", level="error", reason=str(exc))
-            return
-        self.counters.frames_out[type(msg).__name__] += 1
-
-    def send_table(self, conn: int) -> None:
-        c = self.conns.get(conn)
-        if c is not None and c.session.authenticated:
-            c.session.send_raw(self.lsdb.frame())
-            self.counters.frames_out["OrgInfoFrame"] += 1
-
-    def send_bytes(self, conn: int, data: bytes) -> None:
-        """Raw bytes on a connection the node does not frame itself (SMTP)."""
-        self.counters.bytes_out += len(data)
-        self.out.append(ev.Send(conn, data))
-
-    def close(self, conn: int, reason: str) -> None:
-        c = self.conns.pop(conn, None)
-        if c is not None:
-            self._flush_one(conn, c)
-        self.out.append(ev.Close(conn, reason))
-
-    def connect(self, peer: str, proto: str = "691", tag: str = "") -> None:
-        spec = self.topo.server(peer)
-        port = (spec.port_smtp or DEFAULT_SMTP_PORT) if proto == "smtp" else (spec.port_691 or 691)
-        self.out.append(ev.Connect(peer, spec.address or "127.0.0.1", port, proto, tag))
-
-    def table_changed(self, kind: str, groups: tuple[str, ...] = (), bumped: bool = False) -> None:
-        """Record a change; a major or minor one (own, or `bumped` in what was merged) goes to the other groups at
-        once (G33, G34); user-only changes travel with the next session."""
-        self.counters.table_changes[kind] += 1
-        self.out.append(ev.TableChanged(self.lsdb.digest, kind, tuple(groups)))
-        if bumped or kind in ("major", "minor"):
-            self.bridgehead.trigger(self.now, kind)
-
-    def learn(self, org: OrgInfo, now: float, source: str) -> None:
-        """A packet from outside the group (a bridgehead session, an injected tombstone) (R109, G62)."""
-        if isinstance(self.role, MasterRole):
-            self.role.merge_foreign(org, now)
-            return
-        bumps = self.lsdb.bumps
-        result = self.lsdb.merge(org, own_group=self.rg.guid)
-        if not result.changed:
-            return
-        self.diag("orginfo_learned", source=source, groups=len(result.changed), digest=self.lsdb.digest)
-        self.table_changed("merge", result.changed, bumped=self.lsdb.bumps != bumps)
-        upstream = self.role.upstream
-        if self.role.attached and upstream is not None:  # the master merges it and fans it out
-            self.send(upstream, rg691.Reply(self.lsdb.digest, True))
-            self.send_table(upstream)
-
-    def observe_bridgehead(self, connector: str, state: BridgeheadState, now: float) -> None:
-        if self.me.suppress_state_changes:
-            self.diag("state_change_suppressed", connector=self.connector_name(connector), state=state.value)
-            return
-        self._report(rg691.StateReport("BH", connector, self.me.vs_guid, state.value), now)
-
-    def adopt(self, org: OrgInfo) -> tuple[str, ...]:
-        """Take every received section whose version is at least ours (a member trusting its master)."""
-        changed = []
-        for section in org.routing_groups:
-            local = self.lsdb.section(section.guid)
-            if (local is None or section.version >= local.version) and self.lsdb.put(section):
-                changed.append(section.guid)
-        return tuple(changed)
+    def _make_role(self, now: float, *, orphan: bool = False) -> Role:
+        if not orphan and self.ctx.topology.is_master(self.ctx.me.name):
+            return MasterRole(self.ctx, self.out, now)
+        return MemberRole(self.ctx, self.out, now, orphan=orphan)
 
     # --- the core interface --------------------------------------------------------------------------------
 
     def start(self, now: float) -> list[ev.Output]:
-        self.now = now
-        self.diag("node_started", server=self.me.name, rg=self.rg.name, role=self.role.name, digest=self.lsdb.digest)
+        """The node starts: its role connects (member) or begins its settle period (master)."""
+        ctx = self.ctx
+        self.out.diag(
+            "node_started", server=ctx.me.name, rg=ctx.rg.name, role=self.role.name.value, digest=ctx.lsdb.digest
+        )
         self.role.start(now)
-        return self._drain()
+        self._settle(now)
+        return self.out.take()
 
     def handle(self, event: ev.Input, now: float) -> list[ev.Output]:
-        self.now = now
+        """One input at time `now`: the part that owns it acts, the facts it raised are drained, and everything the
+        node wants done comes back, in order (docs/ARCHITECTURE.md: one received frame)."""
         handler = _INPUTS[type(event)]
         handler(self, event, now)
-        return self._drain()
+        self._settle(now)  # every handler settles after each part it calls; nothing may wait for the next input
+        return self.out.take()
 
     def next_deadline(self) -> float | None:
+        """The earliest time `on_timer` has work (the role's timers, the bridgehead's probes), or None."""
         role, links = self.role.next_deadline(), self.bridgehead.next_deadline()
         if role is None:
             return links
         return role if links is None or role <= links else links
 
     def on_timer(self, now: float) -> list[ev.Output]:
-        self.now = now
+        """Time `now` has come (at or after `next_deadline()`): the role, then the bridgehead, do what is due."""
         self.role.on_timer(now)
+        self._settle(now)
         self.bridgehead.on_timer(now)
-        return self._drain()
+        self._settle(now)
+        return self.out.take()
 
     def shutdown(self, reason: str = "shutting down") -> list[ev.Output]:
+        """The node stops: its role detaches, every connection closes."""
         self.role.stop(reason)
         self.bridgehead.stop()
-        for conn in list(self.conns):
-            self.close(conn, reason)
-        return self._drain()
+        for conn in list(self.out.conns):
+            self.out.close(conn, reason)
+        return self.out.take()
 
-    def _drain(self) -> list[ev.Output]:
-        for conn, c in self.conns.items():  # flushing neither adds nor removes connections
-            if c.session.pending:  # take_pending() of nothing is b"": nothing to send
-                self._flush_one(conn, c)
-        out, self.out = self.out, []
-        return out
+    # --- facts: what one part tells another ------------------------------------------------------------------
 
-    def _flush_one(self, conn: int, c: _Conn) -> None:
-        data = c.session.take_pending()
-        if data:
-            self.counters.bytes_out += len(data)
-            self.out.append(ev.Send(conn, data))
+    def _settle(self, now: float) -> None:
+        """Handle every fact the parts posted, depth first (facts.py): the order of the former nested calls."""
+        queue = self.out.take_facts()
+        while queue:
+            fact = queue.pop(0)
+            _FACTS[type(fact)](self, fact, now)
+            raised = self.out.take_facts()
+            if raised:
+                queue[:0] = raised
+
+    def _on_bumped(self, fact: facts.Fact, now: float) -> None:
+        assert isinstance(fact, facts.TableBumped)
+        self.bridgehead.trigger(now, fact.kind)
+
+    def _on_learned(self, fact: facts.Fact, now: float) -> None:
+        assert isinstance(fact, facts.Learned)
+        self.role.learn(fact.org, now, fact.source)
+
+    def _on_observed(self, fact: facts.Fact, now: float) -> None:
+        assert isinstance(fact, facts.Observed)
+        self._observe(fact.connector, fact.state.value, now)
+
+    def _on_link_idle(self, fact: facts.Fact, now: float) -> None:
+        assert isinstance(fact, facts.LinkIdle)
+        self.bridgehead.rerun(fact.connector, now)
+
+    def _observe(self, connector: str, state: str, now: float) -> None:
+        ctx = self.ctx
+        if ctx.me.suppress_state_changes:
+            self.out.diag("state_change_suppressed", connector=ctx.connector_name(connector), state=state)
+            return
+        self.role.report_state(rg691.StateReport("BH", connector, ctx.me.vs_guid, state), now)
 
     # --- inputs ----------------------------------------------------------------------------------------------
 
     def _new_session(self, inbound: bool) -> Session691:
+        ctx = self.ctx
         return Session691(
             initiator=not inbound,
-            local_guid=self.me.guid,
-            secret=self.topo.secret,
-            nonce=self.nonce,
-            kind="MEMBER",
-            fqdn=self.me.fqdn,
-            version=self.version,
+            local_guid=ctx.me.guid,
+            secret=ctx.topology.secret,
+            nonce=ctx.nonce,
+            kind=PeerKind.MEMBER,
+            fqdn=ctx.me.fqdn,
+            version=ctx.version,
+            sections=ctx.sections,
         )
 
     def _on_connected(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.PeerConnected)
-        if e.proto == "smtp":
+        if e.proto == ev.Proto.SMTP:
             if e.inbound:
                 self.bridgehead.on_inbound(e.conn, now)
             else:
                 self.bridgehead.on_connected(e.conn, e.tag, now)
-            self.bridgehead.flush(e.conn)
+            self.bridgehead.flush(e.conn, now)
+            self._settle(now)
             return
-        self.conns[e.conn] = _Conn(self._new_session(e.inbound), e.inbound, e.peer, e.peer_host)
-        if not e.inbound and isinstance(self.role, MemberRole):
+        self.out.conns[e.conn] = Conn691(self._new_session(e.inbound), e.inbound, e.peer, e.peer_host)
+        if not e.inbound:
             self.role.on_connected(e.conn, now)
 
     def _on_connect_failed(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.ConnectFailed)
-        if e.proto == "smtp":
+        if e.proto == ev.Proto.SMTP:
             self.bridgehead.on_connect_failed(e.tag, e.reason, now)
-        elif isinstance(self.role, MemberRole):
+        else:
             self.role.on_connect_failed(e.reason, now)
+        self._settle(now)
 
     def _on_lost(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.PeerLost)
         if self.bridgehead.owns(e.conn):
             self.bridgehead.on_lost(e.conn, now)
+            self._settle(now)
             return
-        c = self.conns.pop(e.conn, None)
+        c = self.out.conns.pop(e.conn, None)
         if c is None:
             return
         if not c.session.authenticated and not c.session.closed:
-            event_id = 962 if c.session.peer_kind == "CLIENT" else 961
-            self.diag(
+            event_id = 962 if c.session.peer_kind is PeerKind.CLIENT else 961
+            self.out.diag(
                 "session_failed",
                 level="warning",
                 event_id=event_id,
@@ -290,155 +250,108 @@ class NodeCore:
                 reason=f"connection closed before authentication completed ({e.reason})",
             )
         self.role.on_lost(e.conn, now)
+        self._settle(now)
 
     def _on_data(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.DataReceived)
         if e.conn in self.bridgehead.smtp:  # bridgehead.owns(), inlined: this runs once per SMTP line
-            self.counters.bytes_in += len(e.data)
-            self.bridgehead.on_data(e.conn, e.data, now)
+            self._on_smtp_data(e.conn, e.data, now)
             return
-        c = self.conns.get(e.conn)
+        c = self.out.conns.get(e.conn)
         if c is None:
             return
-        self.counters.bytes_in += len(e.data)
+        self.out.counters.bytes_in += len(e.data)
         for result in c.session.receive(e.data):
             if isinstance(result, Fault):
-                self.diag(
+                self.out.diag(
                     "session_failed",
                     level="warning",
                     event_id=result.event_id,
                     conn=e.conn,
                     reason=result.reason,
                 )
-                self.close(e.conn, result.reason)
+                self.out.close(e.conn, result.reason)
                 self.role.on_lost(e.conn, now)
+                self._settle(now)
                 return
             if isinstance(result, Authenticated):
-                self.diag(
+                self.out.diag(
                     "authenticated",
                     event_id=result.event_id,
-                    peer=self.server_name(result.peer_guid),
-                    kind=result.peer_kind,
+                    peer=self.ctx.server_name(result.peer_guid),
+                    kind=result.peer_kind.value,
                 )
-                if isinstance(self.role, MemberRole):
-                    self.role.on_authenticated(e.conn, now)
+                self.role.on_authenticated(e.conn, now)
                 continue
             self._dispatch(e.conn, c, result, now)
-            if e.conn not in self.conns:
+            self._settle(now)
+            if e.conn not in self.out.conns:
                 return
 
-    def _dispatch(self, conn: int, c: _Conn, msg: rg691.Message, now: float) -> None:
+    def _on_smtp_data(self, conn: int, data: bytes, now: float) -> None:
+        self.out.counters.bytes_in += len(data)
+        bridgehead = self.bridgehead
+        for event in bridgehead.receive(conn, data):
+            bridgehead.on_session_event(conn, event, now)
+            self._settle(now)
+        bridgehead.flush(conn, now)
+        self._settle(now)
+
+    def _dispatch(self, conn: int, c: Conn691, msg: rg691.Message, now: float) -> None:
         if isinstance(msg, rg691.Dump) and not msg.response:
-            self._answer_dump(conn)
+            self.operator.dump(conn)
             return
-        if c.session.peer_kind == "CLIENT":
-            self._client_command(conn, c, msg, now)
+        if c.session.peer_kind is PeerKind.CLIENT:
+            self.operator.command(conn, msg, c.peer_host, now)
             return
         if self.role.on_message(conn, msg, now):
             return
         if isinstance(msg, rg691.Attach):
-            master = self.topo.master_of(self.rg.name)
-            self.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master.name}"))
-            self.close(conn, "ATTACH to a non-master")
+            master = self.ctx.topology.master_of(self.ctx.rg.name)
+            self.out.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master.name}"))
+            self.out.close(conn, "ATTACH to a non-master")
             return
-        self.diag("unexpected_message", level="warning", conn=conn, message=type(msg).__name__)
-
-    def _client_command(self, conn: int, c: _Conn, msg: rg691.Message, now: float) -> None:
-        """Operator tools (client nodes): DUMP above, INJECT a tombstone, force a bridgehead state."""
-        if isinstance(msg, rg691.Inject):
-            refusal = self._inject(msg.routing_group, c.peer_host, now)
-        elif isinstance(msg, rg691.StateReport) and msg.kind == "FAULT":
-            refusal = self._fault(msg.subject, msg.value, now)
-        else:
-            refusal = f"{type(msg).__name__} is not a client command"
-        if refusal:
-            self.diag("client_command_refused", level="warning", command=type(msg).__name__, reason=refusal)
-            self.send(conn, rg691.Detach(refusal))
-            self.close(conn, refusal)
-        else:
-            self.send(conn, rg691.Ack(self.lsdb.digest))
-
-    def _inject(self, rg_guid: str, peer_host: str, now: float) -> str:
-        if peer_host and peer_host == (self.me.address or ""):
-            return "cannot inject on the server the tool runs on (R135)"
-        if rg_guid == self.rg.guid:
-            return "cannot delete the routing group this server belongs to"
-        section = self.lsdb.section(rg_guid)
-        if section is None:
-            return f"routing group {rg_guid} is not in this server's table"
-        dead = tombstone(section)
-        self.diag("tombstone_injected", routing_group=rg_guid, version=str(dead.version))
-        self.learn(OrgInfo((dead,)), now, source="remonitor")
-        return ""
-
-    def _fault(self, connector: str, value: str, now: float) -> str:
-        state = None
-        if value != "CLEAR":
-            try:
-                state = BridgeheadState(value.removeprefix("VS_"))
-            except ValueError:
-                return f"unknown bridgehead state {value!r}"
-        if not self.bridgehead.force(connector, state, now):
-            return "this server is not a source bridgehead of that connector"
-        self.diag("fault_injected", connector=self.connector_name(connector), state=value)
-        return ""
-
-    def _answer_dump(self, conn: int) -> None:
-        master = self.topo.master_of(self.rg.name)
-        attached_count = len(self.role.attached) if isinstance(self.role, MasterRole) else int(self.attached)
-        view = rg691.Dump(
-            True,
-            self.me.guid,
-            self.rg.guid,
-            self.role.name,
-            master.guid,
-            self.attached,
-            self.quorum,
-            attached_count,
-            len(self.topo.servers_in(self.rg.name)),
-        )
-        self.send(conn, view)
-        self.send_table(conn)
+        self.out.diag("unexpected_message", level="warning", conn=conn, message=type(msg).__name__)
 
     def _on_topology(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.TopologyChanged)
-        new = e.topology
+        new, ctx = e.topology, self.ctx
         try:
-            new.server(self.me.name)
+            new.server(ctx.me.name)
         except KeyError:
-            self.diag(
+            self.out.diag(
                 "topology_rejected",
                 level="error",
                 event_id=929,
-                reason=f"server {self.me.name} is not in the new topology; keeping the old one",
+                reason=f"server {ctx.me.name} is not in the new topology; keeping the old one",
             )
             return
-        was_master = self.is_master
-        old_master = None if self._orphan() else self.topo.master_of(self.rg.name).name
-        self.topo = new
-        self.me = new.server(self.me.name)
-        new_master = new.master_of(self.rg.name).name
-        self.diag("topology_loaded", master=new_master)
-        if was_master and new_master != self.me.name:
-            self.diag("master_relinquished", level="warning", event_id=958, new_master=new_master)
+        st = self.role.status()
+        was_master = st.name is RoleName.MASTER
+        old_master = None if st.orphaned else ctx.topology.master_of(ctx.rg.name).name
+        ctx.topology = new
+        ctx.me = new.server(ctx.me.name)
+        new_master = new.master_of(ctx.rg.name).name
+        self.out.diag("topology_loaded", master=new_master)
+        if was_master and new_master != ctx.me.name:
+            self.out.diag("master_relinquished", level="warning", event_id=958, new_master=new_master)
             self._switch_role(now, "the routing group master moved")
         elif not was_master and new_master != old_master:
             self._switch_role(now, "the routing group master moved")
-        elif isinstance(self.role, MasterRole):
+        else:
             self.role.topology_changed(now)
-        self.bridgehead.configure(now)
-
-    def _orphan(self) -> bool:
-        return isinstance(self.role, MemberRole) and self.role.orphan
+            self._settle(now)
+        self.bridgehead.configure(now, is_master=self._is_master())
 
     def _on_master_unknown(self, e: ev.Input, now: float) -> None:
         """R81: the master designation points to a deleted object: a master relinquishes (958); every server of
         the group keeps its last table and attaches to no one until the directory names a master again."""
         assert isinstance(e, ev.MasterUnknown)
-        if self._orphan():
+        st = self.role.status()
+        if st.orphaned:
             return
-        if self.is_master:
-            self.diag(
+        if st.name is RoleName.MASTER:
+            self.out.diag(
                 "master_relinquished",
                 level="warning",
                 event_id=958,
@@ -446,42 +359,39 @@ class NodeCore:
                 reason="the directory names a master that does not exist",
             )
         else:
-            self.diag("master_unknown", level="warning", master=e.master)
+            self.out.diag("master_unknown", level="warning", master=e.master)
         self.role.stop("the routing group master no longer exists")
-        member = MemberRole(self, now)
-        member.orphan = True
-        self.role = member
-        self.bridgehead.configure(now)
+        self.role = self._make_role(now, orphan=True)
+        self.bridgehead.configure(now, is_master=False)
 
     def _switch_role(self, now: float, reason: str) -> None:
         self.role.stop(reason)
         self.role = self._make_role(now)
         self.role.start(now)
-        self.bridgehead.configure(now)
+        self._settle(now)
 
     def _on_service(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.ServiceStatusChanged)
-        self.service_status = e.status
-        self._report(rg691.StateReport("SERVICE", self.me.guid, "", e.status), now)
+        self.role.report_state(rg691.StateReport("SERVICE", self.ctx.me.guid, "", e.status), now)
+        self._settle(now)
 
     def _on_bridgehead(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.BridgeheadObserved)
-        self.observe_bridgehead(e.connector, e.state, now)
+        self._observe(e.connector, e.state.value, now)
+        self._settle(now)
 
     def _on_fault(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.FaultInjected)
-        refusal = self._fault(e.connector, e.state.value if e.state else "CLEAR", now)
-        if refusal:
-            self.diag("fault_refused", level="warning", reason=refusal)
+        self.operator.fault_input(e.connector, e.state, now)
 
     def _on_tombstone(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.TombstoneRequested)
-        refusal = self._inject(e.routing_group, e.peer_host, now)
-        if refusal:
-            self.diag("inject_refused", level="warning", reason=refusal)
+        self.operator.tombstone_input(e.routing_group, e.peer_host, now)
 
-    def _report(self, report: rg691.StateReport, now: float) -> None:
-        self.role.report_state(report, now)
+    def _on_seeded(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.TableSeeded)
+        ctx = self.ctx
+        ctx.lsdb.merge(e.orginfo, own_group=ctx.rg.guid if self._is_master() else None)
 
 
 _INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
@@ -495,4 +405,12 @@ _INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
     ev.FaultInjected: NodeCore._on_fault,
     ev.TombstoneRequested: NodeCore._on_tombstone,
     ev.MasterUnknown: NodeCore._on_master_unknown,
+    ev.TableSeeded: NodeCore._on_seeded,
+}
+
+_FACTS: dict[type, Callable[[NodeCore, facts.Fact, float], None]] = {
+    facts.TableBumped: NodeCore._on_bumped,
+    facts.Learned: NodeCore._on_learned,
+    facts.Observed: NodeCore._on_observed,
+    facts.LinkIdle: NodeCore._on_link_idle,
 }

@@ -1,7 +1,8 @@
 """Route selection over the link-state table (requirements R29–R55, G22, G23, G42, G44, G46).
 
-Owns: `Router` (lookups with a per-table graph cache, a result cache and sticky tie choices), `Route`,
-`MessageClass`, address-space matching (`match_rank`) and the no-alternate-path rule (`pinned_connectors`).
+Owns: `Router` (lookups with a per-table graph cache, a result cache and sticky tie choices), `Route` and its
+`RouteStatus`, `RouteTable`, `MessageClass`, address-space matching (`match_rank`) and the no-alternate-path rule
+(`pinned_connectors`).
 
 Algorithm for a lookup (G44):
   1. candidates: the connectors whose address space matches the destination (external), or the group graph
@@ -22,7 +23,7 @@ Algorithm for a lookup (G44):
      (R53), sticky per (server, destination) so there is no failback between equal costs (R55) but a
      cheaper connector wins again (R54); bridgeheads inside a connector -> a deterministic pseudo-random
      choice among the available ones (R52) from blake2b(seed, server, connector, destination, message key).
-Status: `route`; `queued` (a matching route exists but none of the most specific candidates is usable);
+Status (RouteStatus): `route`; `queued` (a matching route exists but none of the most specific candidates is usable);
 `unreachable` (nothing matches at all, or the destination group is tombstoned / not connected).
 Invariants: a Router never mutates a table; graphs are rebuilt only for a new table (by digest for a
 LinkStateDB, by identity for an OrgInfo); results depend only on (table, inputs, seed, sticky history).
@@ -31,11 +32,13 @@ May import: the standard library, proto, linkstate.core (no random, no time).
 
 from __future__ import annotations
 
+import enum
 import fnmatch
 import hashlib
 import heapq
+import itertools
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +46,14 @@ from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.topology import Topology
 from proto.model import BridgeheadState, Connector, ConnectorState, Guid, OrgInfo
 
-ROUTE, QUEUED, UNREACHABLE = "route", "queued", "unreachable"
+
+class RouteStatus(enum.StrEnum):
+    """A lookup's outcome (module docstring, "Status")."""
+
+    ROUTE = "route"
+    QUEUED = "queued"
+    UNREACHABLE = "unreachable"
+
 _AVAIL = BridgeheadState.CONN_AVAIL
 PRIORITY_BITS = {"high": 0x1, "normal": 0x2, "low": 0x4}
 INF = 1 << 62  # "no path" distance (an int, so distances stay ints)
@@ -89,20 +99,23 @@ class SpaceRef:
         return {"type": self.type, "address": self.address, "cost": self.cost, "connector": self.connector.to_json()}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
-    """A lookup's answer (module docstring). `connector` is the one leaving the sender's group."""
+    """A lookup's answer (module docstring). `connector` is the one leaving the sender's group; the routing groups
+    the message crosses, from the sender's, are `path` (display names: the directory's, else the GUID) and
+    `path_guids` (the same groups by GUID)."""
 
-    status: str
+    status: RouteStatus
     connector: ConnectorRef | None = None
     next_hop: str | None = None
     cost: int | None = None
     path: tuple[str, ...] = ()
+    path_guids: tuple[Guid, ...] = ()
     address_space: SpaceRef | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "status": self.status,
+            "status": self.status.value,
             "connector": self.connector.to_json() if self.connector else None,
             "next_hop": self.next_hop,
             "cost": self.cost,
@@ -470,16 +483,19 @@ class _Cand:
 
 
 class RouteTable:
-    """All routes from one group, computed eagerly (costs, first connectors, paths as group GUIDs);
-    `route(guid)` wraps one as a `Route`. Paths are built along the settle order, each from its parent's."""
+    """All routes from one group, computed eagerly (costs, first connectors, paths as group indexes);
+    `route(guid)` wraps one as a `Route` (its path by name and by GUID). Paths are built along the settle order,
+    each from its parent's. `conn_ref` and `group_name` are the Router's labels for connectors and groups."""
 
     def __init__(self, graph: _Graph, src: int, tree: _Tree, paths: list[tuple[int, ...] | None],
-                 first: list[int], conn_ref: Any) -> None:  # fmt: skip
+                 first: list[int], conn_ref: Callable[[Connector], ConnectorRef],
+                 group_name: Callable[[Guid], str]) -> None:  # fmt: skip
         self._graph, self._src, self._tree = graph, src, tree
-        self._paths, self._first, self._conn_ref = paths, first, conn_ref
+        self._paths, self._first, self._conn_ref, self._group_name = paths, first, conn_ref, group_name
 
     @classmethod
-    def build(cls, graph: _Graph, src: int, tree: _Tree, conn_ref: Any) -> RouteTable:
+    def build(cls, graph: _Graph, src: int, tree: _Tree, conn_ref: Callable[[Connector], ConnectorRef],
+              group_name: Callable[[Guid], str]) -> RouteTable:  # fmt: skip
         n = len(graph.groups)
         paths: list[tuple[int, ...] | None] = [None] * n
         first = [-1] * n
@@ -490,7 +506,7 @@ class RouteTable:
             parent = edges[ei].src
             paths[v] = paths[parent] + (v,)  # type: ignore[operator]
             first[v] = ei if parent == src else first[parent]
-        return cls(graph, src, tree, paths, first, conn_ref)
+        return cls(graph, src, tree, paths, first, conn_ref, group_name)
 
     def __len__(self) -> int:
         return len(self._graph.groups)
@@ -499,19 +515,23 @@ class RouteTable:
         d = self._tree.dist[self._graph.index[guid]]
         return None if d >= INF else d
 
-    def path(self, guid: Guid) -> tuple[Guid, ...]:
+    def path_guids(self, guid: Guid) -> tuple[Guid, ...]:
+        """The routing groups from this table's group to `guid`, by GUID (empty when unreachable)."""
         p = self._paths[self._graph.index[guid]]
         return tuple(self._graph.groups[g] for g in p) if p else ()
 
     def route(self, guid: Guid) -> Route:
         i = self._graph.index.get(guid)
         if i is None:
-            return Route(UNREACHABLE)
+            return Route(status=RouteStatus.UNREACHABLE)
         if self._tree.dist[i] >= INF:
-            return Route(QUEUED if i in _reachable(self._graph, self._src) else UNREACHABLE)
+            reachable = i in _reachable(self._graph, self._src)
+            return Route(status=RouteStatus.QUEUED if reachable else RouteStatus.UNREACHABLE)
         ei = self._first[i]
         ref = self._conn_ref(self._graph.edges[ei].conn) if ei >= 0 else None
-        return Route(ROUTE, ref, None, self._tree.dist[i], self.path(guid))
+        guids = self.path_guids(guid)
+        names = tuple(self._group_name(g) for g in guids)
+        return Route(status=RouteStatus.ROUTE, connector=ref, cost=self._tree.dist[i], path=names, path_guids=guids)
 
 
 class Router:
@@ -534,7 +554,8 @@ class Router:
         )
         self.leaf_rule = leaf_rule or (s.leaf_rule if s else "general")
         self.compat_e2k = compat_e2k if compat_e2k is not None else bool(s and s.compat_e2k)
-        self._graphs: dict[Any, tuple[Any, _Graph]] = {}
+        self._graphs: dict[Any, tuple[OrgInfo, _Graph]] = {}  # ("digest", d) or ("table", n) -> (table, graph)
+        self._serial = itertools.count()
         self._results: dict[tuple[Any, _Ask], Route] = {}
         self._sticky: dict[tuple[Guid, str, str], Guid] = {}
         self._memberships: dict[str, frozenset[str]] = {}
@@ -573,7 +594,7 @@ class Router:
         src = graph.server_group.get(server)
         if src is None:
             raise RoutingError(f"server {from_server!r} is not a member of any routing group in the table")
-        return RouteTable.build(graph, src, self._spt(graph, src, msg), self._conn_ref)
+        return RouteTable.build(graph, src, self._spt(graph, src, msg), self._conn_ref, self._group_name)
 
     def graph_for(self, table: OrgInfo | LinkStateDB) -> _Graph:
         """The cached graph of a table (for diagnostics and benchmarks)."""
@@ -582,14 +603,20 @@ class Router:
     # --------------------------------------------------------------------------------------- caches
 
     def _graph(self, table: OrgInfo | LinkStateDB) -> tuple[Any, _Graph]:
+        """The table's graph, built once: a LinkStateDB's by its digest, an OrgInfo's by the object itself (the
+        cache holds the object, so a kept entry is always that object's)."""
+        key: Any
         if isinstance(table, LinkStateDB):
-            key: Any = ("digest", table.digest)
-            org = table.snapshot()
+            key, org = ("digest", table.digest), table.snapshot()
+            hit = self._graphs.get(key)
+            if hit is not None:
+                return key, hit[1]
         else:
-            key, org = ("id", id(table)), table
-        hit = self._graphs.get(key)
-        if hit is not None and (key[0] == "digest" or hit[0] is org):
-            return key, hit[1]
+            org = table
+            for key, (held, graph) in self._graphs.items():
+                if held is org:
+                    return key, graph
+            key = ("table", next(self._serial))
         graph = _build_graph(org)
         _finish_graph(graph, self.leaf_rule, self.compat_e2k)
         if len(self._graphs) >= 8:
@@ -664,14 +691,21 @@ class Router:
     def _internal(self, graph: _Graph, ask: _Ask) -> Route:
         target = graph.index.get(ask.dest)
         if target is None:
-            return Route(UNREACHABLE)
+            return Route(status=RouteStatus.UNREACHABLE)
         if target == ask.group:
             hop = self._server_label(ask.dest_server) if ask.dest_server else None
-            return Route(ROUTE, None, hop, 0, (self._group_label(graph, target),))
+            return Route(
+                status=RouteStatus.ROUTE,
+                next_hop=hop,
+                cost=0,
+                path=(self._group_label(graph, target),),
+                path_guids=(graph.groups[target],),
+            )
         tree = self._spt(graph, ask.group, ask.msg)
         best = tree.dist[target]
         if best == INF:
-            return Route(QUEUED if target in _reachable(graph, ask.group) else UNREACHABLE)
+            reachable = target in _reachable(graph, ask.group)
+            return Route(status=RouteStatus.QUEUED if reachable else RouteStatus.UNREACHABLE)
         cands = [
             _Cand(graph.edges[ei].conn.guid, int(best), target, None, ei)
             for u, w, ei in graph.reverse[target]
@@ -683,7 +717,7 @@ class Router:
         kind, address = ask.dest.split(":", 1)
         level = self._most_specific(graph, kind, address, ask)
         if level is None:
-            return Route(UNREACHABLE)
+            return Route(status=RouteStatus.UNREACHABLE)
         tree = self._spt(graph, ask.group, ask.msg)
         dist = tree.dist
         cands = [
@@ -693,7 +727,7 @@ class Router:
         ]
         if not cands:
             best = min(level, key=lambda s: (s.cost, s.conn.guid))
-            return Route(QUEUED, address_space=self._space_ref(best))
+            return Route(status=RouteStatus.QUEUED, address_space=self._space_ref(best))
         return self._finish(graph, ask, self._choose(ask, cands), tree)
 
     def _most_specific(self, graph: _Graph, kind: str, address: str, ask: _Ask) -> list[_Space] | None:
@@ -723,12 +757,13 @@ class Router:
         first = graph.edges[edges[0]].conn if edges else cand.space.conn if cand.space else None
         hop = self._next_hop(graph, ask, first, bool(edges)) if first else None
         return Route(
-            ROUTE,
-            self._conn_ref(first) if first else None,
-            hop,
-            cand.total,
-            tuple(self._group_label(graph, g) for g in groups),
-            self._space_ref(cand.space) if cand.space else None,
+            status=RouteStatus.ROUTE,
+            connector=self._conn_ref(first) if first else None,
+            next_hop=hop,
+            cost=cand.total,
+            path=tuple(self._group_label(graph, g) for g in groups),
+            path_guids=tuple(graph.groups[g] for g in groups),
+            address_space=self._space_ref(cand.space) if cand.space else None,
         )
 
     def _next_hop(self, graph: _Graph, ask: _Ask, conn: Connector, is_group_hop: bool) -> str:

@@ -1,9 +1,11 @@
 """The directory: an organization's topology, loaded and validated from TOML (requirements G30, DECISIONS §5).
 
 Owns: the frozen directory model (`Topology`, `RoutingGroupSpec`, `ServerSpec`, `ConnectorSpec`,
-`Settings`, ...), the TOML loader `load_topology(path)` / `parse_topology(text, source)`, and every validation
-rule. A file with any problem raises one `TopologyError` listing **all** of them, each with its key path
-(`connectors[3].cost`, indices from 0) and, where it can be found, its line.
+`Settings`, ...), the TOML parser `parse_topology(text, source, read_file=...)`, and every validation rule. It
+reads no file: the caller hands it the text, and a `read_file` for the files the text names (`secret_file`);
+linkstate.service.topofile reads both from disk. A file with any problem raises one `TopologyError` listing
+**all** of them, each with its key path (`connectors[3].cost`, indices from 0) and, where it can be found, its
+line.
 
 GUIDs (DECISIONS §5): every object's GUID is
 `uuid.uuid5(uuid.NAMESPACE_OID, f"linkstate:{org}:{kind}:{name}").hex` unless the file gives one (32 hex
@@ -14,7 +16,7 @@ Every node derives the same GUIDs from the same file.
 
 Invariants: a `Topology` that exists is valid: names and GUIDs are unique per kind, every reference resolves,
 every group has exactly one master inside it, costs are 1..100, connectors obey R6/R48 (`_check_connector`).
-May import: the standard library (tomllib, uuid, re, pathlib) and proto.link2state (the chunk-size bound).
+May import: the standard library (tomllib, uuid, re) and proto.link2state (the chunk-size bound).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from proto.link2state import MAX_CHUNK_RAW
+
+FileReader = Callable[[str], bytes]  # the bytes of a file a topology names; raises OSError
+_T = TypeVar("_T")
 
 Guid = str
 
@@ -100,7 +104,7 @@ def hyphenated(guid: Guid) -> str:
     return str(uuid.UUID(hex=guid)).upper()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Timers and switches (seconds unscaled; `scaled()` divides by `time_scale`)."""
 
@@ -154,7 +158,7 @@ class AddressSpaceSpec:
     cost: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Restrictions:
     """Delivery (R14) and content (R16) restrictions of a connector."""
 
@@ -172,7 +176,7 @@ class RoutingGroupSpec:
     master: str  # server name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSpec:
     name: str
     guid: Guid
@@ -186,7 +190,7 @@ class ServerSpec:
     legacy: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectorSpec:
     name: str
     guid: Guid
@@ -218,7 +222,7 @@ class GroupSpec:
     members: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Topology:
     """A validated organization. Lookups raise `KeyError` on unknown names."""
 
@@ -233,6 +237,7 @@ class Topology:
     secret: bytes = field(default=b"", repr=False)
     source: str = ""
     _index: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    _derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         idx: dict[str, dict[str, Any]] = {}
@@ -242,6 +247,13 @@ class Topology:
         idx["vs"] = {s.vs_guid: s for s in self.servers}
         idx["group"] = {g.name: g for g in self.groups}
         self._index.update(idx)
+
+    def derived(self, key: str, build: Callable[[Topology], _T]) -> _T:
+        """`build(self)`, computed once and kept with this topology: a value that depends on the directory alone
+        (the initial link-state table) lives exactly as long as the directory it was built from."""
+        if key not in self._derived:
+            self._derived[key] = build(self)
+        return cast(_T, self._derived[key])
 
     # by name / GUID
     def routing_group(self, name: str) -> RoutingGroupSpec:
@@ -431,7 +443,7 @@ def _is_ipv4(text: str) -> bool:
     return True
 
 
-def _read_org(root: _Table, base: Path) -> tuple[str, str, str | None, bytes]:
+def _read_org(root: _Table, read_file: FileReader | None) -> tuple[str, str, str | None, bytes]:
     if root.raw("organization") is None:
         root.problems.append(Problem("organization", "the [organization] table is required"))
         return "Example", DEFAULT_ADMIN_GROUP, None, b""
@@ -441,12 +453,12 @@ def _read_org(root: _Table, base: Path) -> tuple[str, str, str | None, bytes]:
     domain = org.text("domain")
     if domain is not None and not _DOMAIN.fullmatch(domain):
         org.error("domain", f"is not a domain name: {domain!r}")
-    secret = _read_secret(org, base)
+    secret = _read_secret(org, read_file)
     org.finish()
     return name, admin, domain, secret
 
 
-def _read_secret(org: _Table, base: Path) -> bytes:
+def _read_secret(org: _Table, read_file: FileReader | None) -> bytes:
     inline = org.text("secret")
     path = org.text("secret_file")
     if inline is not None and path is not None:
@@ -456,8 +468,11 @@ def _read_secret(org: _Table, base: Path) -> bytes:
     if path is None:
         org.error("secret_file", "is required (or an inline secret)")
         return b""
+    if read_file is None:
+        org.error("secret_file", f"cannot read {path}: this topology was given as text, without its files")
+        return b""
     try:
-        data: bytes = (base / str(path)).read_bytes().strip()
+        data: bytes = read_file(str(path)).strip()
     except OSError as exc:
         org.error("secret_file", f"cannot read {path}: {file_error(exc)}")
         return b""
@@ -731,8 +746,9 @@ def _check_restriction_refs(
 _ROOT_KEYS = frozenset({"organization", "settings", "routing_groups", "servers", "connectors", "groups"})
 
 
-def parse_topology(text: str, source: str = "<topology>") -> Topology:
-    """Validate TOML text; `source` names the file (secret_file is relative to its folder)."""
+def parse_topology(text: str, source: str = "<topology>", *, read_file: FileReader | None = None) -> Topology:
+    """Validate TOML text; `source` names it in errors; `read_file(name)` gives the bytes of a file the text names
+    (`secret_file`, relative to the topology's folder: the caller resolves it) or raises OSError."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -741,22 +757,10 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
     if not data:
         raise TopologyError([Problem("", EMPTY_TOPOLOGY)], source)
     problems: list[Problem] = []
-    topo = _build(_Table(data, "", problems), Path(source).parent, problems, source)
+    topo = _build(_Table(data, "", problems), read_file, problems, source)
     if problems or topo is None:
         raise TopologyError(_locate_all(problems, text), source)
     return topo
-
-
-def load_topology(path: str | Path) -> Topology:
-    """Read and validate a topology file; raises TopologyError (TopologyUnreadable for an unreadable file)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TopologyUnreadable(f"cannot read {p}: {file_error(exc)}", str(p)) from None
-    except UnicodeDecodeError as exc:
-        raise TopologyUnreadable(f"cannot read {p}: not UTF-8 text (byte {exc.start})", str(p)) from None
-    return parse_topology(text, str(p))
 
 
 _FILE_ERRORS = {errno.ENOENT: "no such file", errno.EACCES: "permission denied", errno.EISDIR: "is a directory",
@@ -770,8 +774,8 @@ def file_error(exc: OSError) -> str:
     return (exc.strerror or str(exc)).rstrip(".").lower()
 
 
-def _build(root: _Table, base: Path, problems: list[Problem], source: str) -> Topology | None:
-    org, admin, domain, secret = _read_org(root, base)
+def _build(root: _Table, read_file: FileReader | None, problems: list[Problem], source: str) -> Topology | None:
+    org, admin, domain, secret = _read_org(root, read_file)
     settings = _read_settings(root)
     rgs = _read_routing_groups(root, org)
     srvs = _read_servers(root, org, domain)

@@ -33,8 +33,8 @@ from typing import Any, cast
 
 import trio
 
-from linkstate.core import link2state_session as ls
-from linkstate.core.session691 import Authenticated, Fault, Session691
+from linkstate.core.link2state_client import SmtpClientSession
+from linkstate.core.session691 import Authenticated, Fault, PeerKind, Session691
 from linkstate.core.topology import Topology
 from linkstate.fuzz import mutate
 from linkstate.service.client import ClientError, DumpResult, dump_frame
@@ -195,7 +195,8 @@ async def _send_pre(host: str, port: int, payload: bytes) -> None:
 
 
 async def _send_691_auth(plan: Plan, step: Step) -> None:
-    session = Session691(True, step.guid, plan.secret, _nonces(step), kind=step.kind)
+    session = Session691(initiator=True, local_guid=step.guid, secret=plan.secret, nonce=_nonces(step),
+                         kind=PeerKind(step.kind))  # fmt: skip
     stream = await _connect(plan.host, plan.port)
     async with stream:
         with trio.move_on_after(EXCHANGE_TIMEOUT):
@@ -223,7 +224,7 @@ async def _send_smtp_auth(plan: Plan, step: Step) -> None:
     except l2s.Link2StateError:
         digest = "0" * 32  # a broken header: the node gets the frame anyway, after the digests differ
     try:
-        client = ls.SmtpClientSession(step.guid, plan.secret, "fuzz.example", lambda: (digest, frame),
+        client = SmtpClientSession(step.guid, plan.secret, "fuzz.example", lambda: (digest, frame),
                                       _nonces(step)(), chunk_raw_bytes=700)  # fmt: skip
     except ValueError:
         return

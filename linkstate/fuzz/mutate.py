@@ -149,7 +149,7 @@ def _connector(c: Connector, rng: random.Random) -> Connector:
 
 
 def _new_connector(rng: random.Random) -> Connector:
-    return Connector(_guid(rng), address_spaces=(AddressSpace("SMTP", "*", 1),))
+    return Connector(guid=_guid(rng), address_spaces=(AddressSpace("SMTP", "*", 1),))
 
 
 def _group(g: RoutingGroup, rng: random.Random) -> RoutingGroup:
@@ -166,7 +166,7 @@ def _group(g: RoutingGroup, rng: random.Random) -> RoutingGroup:
 
 
 def _org(org: OrgInfo, rng: random.Random) -> OrgInfo:
-    new_group = lambda: RoutingGroup(_guid(rng), _guid(rng), members=(Member(_guid(rng)),))  # noqa: E731
+    new_group = lambda: RoutingGroup(guid=_guid(rng), master=_guid(rng), members=(Member(_guid(rng)),))  # noqa: E731
     return OrgInfo(_edit_list(org.routing_groups, rng, new_group, _group))
 
 

@@ -22,13 +22,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from linkstate.core import link2state_session as ls
 from linkstate.core.directory import build_orginfo
+from linkstate.core.link2state_client import SmtpClientSession
+from linkstate.core.link2state_server import SmtpServerSession
 from linkstate.core.session691 import Session691
-from linkstate.core.topology import parse_topology
 from linkstate.fuzz.targets import fixture
 from linkstate.fuzz.targets import rg691 as t691
 from linkstate.fuzz.targets import smtp as tsmtp
+from linkstate.service.topofile import load_topology
 from proto import rg691
 from proto.decode import decode_strict
 from proto.encode import encode, frame_from_sections
@@ -51,7 +52,7 @@ def orginfo_seeds() -> Seeds:
     for i, m in enumerate(re.finditer(r"^(\{[0-9a-f]{8}\} ORGINFO [^\n]*)$", doc, re.M)):
         yield f"protocol-md-{i}", m.group(1).encode()
     for path in _examples():
-        topo = parse_topology(path.read_text(encoding="utf-8"), str(path))
+        topo = load_topology(path)
         yield f"example-{path.stem}", encode(build_orginfo(topo))
         for name in [c.name for c in topo.connectors][:3] + [s.name for s in topo.servers][:2]:
             org = build_orginfo(topo, down=(name,))
@@ -62,8 +63,7 @@ def orginfo_seeds() -> Seeds:
 
 
 def _table() -> bytes:
-    topo = parse_topology((ROOT / "examples/single-group.toml").read_text(encoding="utf-8"),
-                          str(ROOT / "examples/single-group.toml"))  # fmt: skip
+    topo = load_topology(ROOT / "examples/single-group.toml")
     return encode(build_orginfo(topo))
 
 
@@ -91,7 +91,8 @@ def _after_auth_691(server_side: bool) -> list[bytes]:
 def _record_691(mode: int) -> bytes:
     """What the scripted peer sends to a fresh session of `mode` (0 responder, 1 initiator) to authenticate."""
     session = t691.new_session(mode)
-    peer = Session691(mode == 0, fixture.PEER_GUID, fixture.SECRET, fixture.counter_nonces(2))
+    peer = Session691(initiator=mode == 0, local_guid=fixture.PEER_GUID, secret=fixture.SECRET,
+                      nonce=fixture.counter_nonces(2))  # fmt: skip
     sent = b""
     for _ in range(4):
         out = peer.take_pending()
@@ -128,13 +129,13 @@ def _record_smtp(mode: int, peer_frame: bool) -> bytes:
     """What the scripted peer sends to a fresh session of `mode` (0 server, 2 client) in a whole dialogue."""
     session = tsmtp.new_session(mode)
     get_frame = _peer_frame if peer_frame else tsmtp._frame
-    peer: ls.SmtpServerSession | ls.SmtpClientSession
+    peer: SmtpServerSession | SmtpClientSession
     if mode == 0:
-        peer = ls.SmtpClientSession(fixture.PEER_GUID, fixture.SECRET, "peer.example", get_frame, fixture.nonce(2),
+        peer = SmtpClientSession(fixture.PEER_GUID, fixture.SECRET, "peer.example", get_frame, fixture.nonce(2),
                                     chunk_raw_bytes=200)  # fmt: skip
         peer.receive_data(session.data_to_send())
     else:
-        peer = ls.SmtpServerSession(fixture.PEER_GUID, fixture.SECRET, "peer.example", get_frame, fixture.nonce(2),
+        peer = SmtpServerSession(fixture.PEER_GUID, fixture.SECRET, "peer.example", get_frame, fixture.nonce(2),
                                     chunk_raw_bytes=200)  # fmt: skip
     sent = b""
     for _ in range(40):

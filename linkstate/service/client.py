@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import trio
 
-from linkstate.core.session691 import Authenticated, Fault, S, Session691
+from linkstate.core.session691 import Authenticated, Fault, PeerKind, S, Session691
 from proto import rg691
 from proto.codec import Decoded
 
@@ -124,7 +124,7 @@ async def _converse(
         local_guid=secrets.token_hex(16),
         secret=secret,
         nonce=lambda: secrets.token_hex(16),
-        kind="CLIENT",
+        kind=PeerKind.CLIENT,
     )
     seen: list[object] = []
     while True:

@@ -25,7 +25,8 @@ import trio
 from linkstate import __version__
 from linkstate.core import events as ev
 from linkstate.core.node import NodeCore
-from linkstate.core.topology import Topology, TopologyError, load_topology, unknown_master
+from linkstate.core.topology import Topology, TopologyError, unknown_master
+from linkstate.service.topofile import load_topology
 from linkstate.service.transport import TcpTransport, Transport
 
 MAX_CONNECTIONS = 256
@@ -95,7 +96,7 @@ class NodeService:
                 host=self.host,
                 port=self.bound_port,
                 smtp_port=self.bound_smtp_port,
-                role=self.core.role.name,
+                role=self.core.view().role.value,
             )
             if self.topology_path is not None:
                 self._mtime = _mtime(self.topology_path)
@@ -217,8 +218,8 @@ class NodeService:
 
     def _out_table(self, out: ev.Output) -> None:
         assert isinstance(out, ev.TableChanged)
-        self.log.info("orginfo_applied", digest=out.digest, kind=out.kind, groups=len(out.groups))
-        if out.kind in ("minor", "major", "merge", "push"):
+        self.log.info("orginfo_applied", digest=out.digest, kind=out.kind.value, groups=len(out.groups))
+        if out.kind.resets_routes:
             self.log.info("reset_routes", event_id=4005, digest=out.digest)
         if self.on_table_changed is not None:
             self.on_table_changed(out)
@@ -226,14 +227,16 @@ class NodeService:
     # --- connections -------------------------------------------------------------------------------------
 
     async def _inbound(self, stream: trio.abc.Stream) -> None:
-        await self._accept(stream, "691")
+        await self._accept(stream, ev.Proto.RG691)
 
     async def _inbound_smtp(self, stream: trio.abc.Stream) -> None:
-        await self._accept(stream, "smtp")
+        await self._accept(stream, ev.Proto.SMTP)
 
-    async def _accept(self, stream: trio.abc.Stream, proto: str) -> None:
+    async def _accept(self, stream: trio.abc.Stream, proto: ev.Proto) -> None:
         if len(self.conns) >= MAX_CONNECTIONS:
-            self.log.warning("connection_refused", reason="too many connections", limit=MAX_CONNECTIONS, proto=proto)
+            self.log.warning(
+                "connection_refused", reason="too many connections", limit=MAX_CONNECTIONS, proto=proto.value
+            )
             with trio.move_on_after(1):
                 try:
                     await stream.aclose()
@@ -258,7 +261,7 @@ class NodeService:
         await self._run_conn(conn, stream, hello, peer=out.peer, proto=out.proto)
 
     async def _run_conn(
-        self, conn: int, stream: trio.abc.Stream, hello: ev.PeerConnected, peer: str, proto: str = "691"
+        self, conn: int, stream: trio.abc.Stream, hello: ev.PeerConnected, peer: str, proto: ev.Proto = ev.Proto.RG691
     ) -> None:
         send, receive = trio.open_memory_channel[bytes | None](SEND_QUEUE)
         state = _Conn(send, peer=peer)
@@ -283,12 +286,12 @@ class NodeService:
                     pass
             self.post(ev.PeerLost(conn, reason))
 
-    async def _reader(self, conn: int, stream: trio.abc.Stream, proto: str) -> str:
+    async def _reader(self, conn: int, stream: trio.abc.Stream, proto: ev.Proto) -> str:
         settings = self.topology.settings
         try:
             while True:
-                authenticated = proto == "smtp" or self._authenticated(conn)
-                if proto == "smtp":
+                authenticated = proto is ev.Proto.SMTP or self._authenticated(conn)
+                if proto is ev.Proto.SMTP:
                     idle = settings.scaled("smtp_command_timeout")
                 elif authenticated:
                     idle = settings.scaled("poll_interval") * 3
@@ -307,8 +310,7 @@ class NodeService:
             return f"transport error: {exc}"
 
     def _authenticated(self, conn: int) -> bool:
-        c = self.core.conns.get(conn) if self.core is not None else None
-        return bool(c and c.session.authenticated)
+        return self.core is not None and conn in self.core.view().authenticated
 
     async def _writer(
         self,

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from linkstate.core import events as ev
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Topology
+from proto.sectioncache import SectionCache
 
 
 @dataclass
 class Traffic:
-    """Messages (one per `Send`) and bytes on the wire; `by_proto` splits them by "691" and "smtp"."""
+    """Messages (one per `Send`) and bytes on the wire; `by_proto` splits them by protocol (events.Proto)."""
 
     messages: int = 0
     bytes: int = 0
@@ -58,11 +59,12 @@ class SimNetwork:
         self._conn_ids = itertools.count(1)
         self._links: dict[tuple[str, int], tuple[str, int]] = {}
         self._fifo: dict[tuple[str, int], float] = {}
-        self._proto: dict[tuple[str, int], str] = {}
+        self._proto: dict[tuple[str, int], ev.Proto] = {}
         self._timer_gen: dict[str, int] = {}
         self._armed: dict[str, float] = {}  # the deadline of each node's live timer entry
         self._rng = random.Random(self.seed)
         self._nonce_counter = itertools.count()
+        self._sections = SectionCache()  # the decode cache the nodes of this network share
 
     # --- building ------------------------------------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class SimNetwork:
             nonce=lambda: f"{rng.getrandbits(128):032x}",
             rand=rng.random,
             now=self.now,
+            sections=self._sections,
         )
         self.nodes[name] = core
         self._apply(name, core.start(self.now))
@@ -193,7 +196,7 @@ class SimNetwork:
         target = self._links.get(key)
         if target is None:
             return
-        self.traffic.count(self._proto.get(key, "691"), len(out.data))
+        self.traffic.count(self._proto.get(key, ev.Proto.RG691), len(out.data))
         when = self.now + self.latency
         last = self._fifo.get(key, 0.0)
         if last > when:  # = max(when, last)

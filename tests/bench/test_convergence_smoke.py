@@ -1,4 +1,5 @@
-"""Smoke run of bench/convergence.py: a tiny organization on the pure sim and on in-memory services (MockClock).
+"""Smoke run of the convergence benchmark (linkstate.bench.convergence): a tiny organization on the pure sim and on
+in-memory services (MockClock).
 
 Asserts the result structure and that convergence happened — never a timing. The long runs (1,000 servers,
 loopback TCP) are the benchmark's own, from bench/README.md; the TCP one here is marked slow.
@@ -12,14 +13,12 @@ from types import ModuleType
 
 import pytest
 
-from tests.bench import scripts
-
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "convergence.py"
+from linkstate.bench.convergence import cli
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    return scripts.load("convergence")
+    return cli
 
 
 def _run(bench: ModuleType, tmp_path: Path, *args: str) -> dict:  # type: ignore[type-arg]

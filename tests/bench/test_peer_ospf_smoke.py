@@ -34,7 +34,7 @@ def test_a_missing_frr_is_named_with_how_to_install_it(
 
 @pytest.mark.parametrize("shape, groups", [("ring", 6), ("grid", 9)])
 def test_expected_ospf_costs_are_linkstate_route_costs(peer: ModuleType, shape: str, groups: int) -> None:
-    plan = peer.cv.make_plan(shape, groups, 1, 1, {})
+    plan = peer.make_plan(shape, groups, 1, 1, {})
     costs = peer.directed_costs(plan.data)
     cut = {("G000", "G001"), ("G001", "G000")}
     after = {k: v for k, v in costs.items() if k not in cut}
@@ -42,12 +42,12 @@ def test_expected_ospf_costs_are_linkstate_route_costs(peer: ModuleType, shape: 
     for table, graph in ((build_orginfo(plan.topology, ()), costs),
                          (build_orginfo(plan.topology, ("G000-G001", "G001-G000")), after)):  # fmt: skip
         for g in range(groups):
-            dist = peer.shortest(graph, peer.cv.group_name(g))
+            dist = peer.shortest(graph, peer.group_name(g))
             for h in range(groups):
                 if h == g:
                     continue
-                route = router.route(table, peer.cv.server_name(g, 0), to_group=peer.cv.group_name(h))
-                assert route.cost == dist[peer.cv.group_name(h)], (g, h)
+                route = router.route(table, peer.server_name(g, 0), to_group=peer.group_name(h))
+                assert route.cost == dist[peer.group_name(h)], (g, h)
     assert peer.shortest(after, "G000")["G001"] > costs[("G000", "G001")]  # the cut forces a detour
 
 

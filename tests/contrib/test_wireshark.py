@@ -86,12 +86,12 @@ async def running(topo: Topology, real: dict[str, tuple[int, int]], rec: Recorde
 
 
 def converged(services: dict[str, NodeService]) -> bool:
-    cores = [s.core for s in services.values()]
+    views = [s.core.view() for s in services.values() if s.core is not None]
     return (
-        all(c is not None for c in cores)
-        and len({c.lsdb.digest for c in cores if c is not None}) == 1
-        and all(c.attached for c in cores if c is not None and not c.is_master)
-        and all(c.role.published for c in cores if c is not None and c.is_master)
+        len(views) == len(services)
+        and len({v.digest for v in views}) == 1
+        and all(v.attached for v in views if not v.is_master)
+        and all(v.published for v in views if v.is_master)
     )
 
 

@@ -32,8 +32,8 @@ def test_three_servers_attach_and_agree_on_one_digest() -> None:
     _up(net)
     assert net.converged()
     master = net.nodes["RED-1"]
-    assert master.is_master and master.quorum
-    assert all(net.nodes[m].attached for m in MEMBERS)
+    assert master.view().is_master and master.view().quorum
+    assert all(net.nodes[m].view().attached for m in MEMBERS)
     section = master.lsdb.section(master.rg.guid)
     assert section is not None and section.version == Version(1, 0, 0)
     assert all(m.connected for m in section.members)
@@ -77,7 +77,7 @@ def test_master_killed_members_keep_their_table_and_show_not_connected() -> None
     net.run_for(120)
     for m in MEMBERS:
         assert net.nodes[m].lsdb.digest == digest
-        assert not net.nodes[m].attached
+        assert not net.nodes[m].view().attached
     events = [d for _, n, d in net.diagnostics if n == "RED-2" and d.event == "master_unreachable"]
     assert len(events) >= 3  # it kept retrying with backoff
 
@@ -97,7 +97,7 @@ def test_master_restarted_rebuilds_settles_and_publishes_above_old_version() -> 
     assert net.converged()
     new = own_version(net, "RED-1")
     assert new > old and new.major == old.major + 1
-    assert all(net.nodes[m].attached for m in MEMBERS)
+    assert all(net.nodes[m].view().attached for m in MEMBERS)
 
 
 def test_member_with_wrong_secret_is_refused_and_changes_nothing() -> None:
@@ -113,7 +113,7 @@ def test_member_with_wrong_secret_is_refused_and_changes_nothing() -> None:
     failures = [d for _, n, d in net.diagnostics if n == "RED-1" and d.event == "session_failed"]
     assert failures and failures[0].event_id == 961
     assert net.nodes["RED-1"].lsdb.digest == settled
-    assert net.nodes["RED-2"].attached and not net.nodes["RED-3"].attached
+    assert net.nodes["RED-2"].view().attached and not net.nodes["RED-3"].view().attached
     assert any(d.event_id == 961 for _, n, d in net.diagnostics if n == "RED-3")
     assert digest != settled  # RED-3 going away was a user update; the intruder changed nothing after it
 
@@ -141,10 +141,10 @@ def test_master_moved_in_directory_relinquishes_with_958() -> None:
     for name in net.nodes:
         net.inject(name, ev.TopologyChanged(text_topo))
     net.run_for(120)
-    assert net.nodes["RED-2"].is_master and not net.nodes["RED-1"].is_master
+    assert net.nodes["RED-2"].view().is_master and not net.nodes["RED-1"].view().is_master
     assert any(d.event_id == 958 for _, n, d in net.diagnostics if n == "RED-1")
     assert net.converged()
-    assert net.nodes["RED-1"].attached and net.nodes["RED-3"].attached
+    assert net.nodes["RED-1"].view().attached and net.nodes["RED-3"].view().attached
 
 
 def open_text() -> str:
@@ -161,7 +161,7 @@ def test_master_designation_to_a_deleted_server_relinquishes_with_958() -> None:
         net.inject(name, ev.MasterUnknown("RED-9"))
     net.run_for(600)
     master = net.nodes["RED-1"]
-    assert not master.is_master and not master.attached
+    assert not master.view().is_master and not master.view().attached
     assert any(d.event_id == 958 for _, n, d in net.diagnostics if n == "RED-1")
     assert all(core.lsdb.digest == digest for core in net.nodes.values())  # everyone keeps its last table (R128)
     assert not any(d.event == "attached" for t, n, d in net.diagnostics if t > 5)
@@ -169,5 +169,5 @@ def test_master_designation_to_a_deleted_server_relinquishes_with_958() -> None:
     for name in net.nodes:
         net.inject(name, ev.TopologyChanged(net.topology))
     net.run_for(120)
-    assert net.nodes["RED-1"].is_master and net.converged()
-    assert all(net.nodes[m].attached for m in MEMBERS)
+    assert net.nodes["RED-1"].view().is_master and net.converged()
+    assert all(net.nodes[m].view().attached for m in MEMBERS)

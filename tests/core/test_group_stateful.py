@@ -77,7 +77,7 @@ class GroupMachine(RuleBasedStateMachine):
         # quiet: longer than the settle period, the reconnect backoff cap and two polls
         self.net.run_for(1500)
         assert self.net.converged(), self.net.digests()
-        assert all(self.net.nodes[s].attached for s in SERVERS)
+        assert all(self.net.nodes[s].view().attached for s in SERVERS)
 
 
 GroupMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)

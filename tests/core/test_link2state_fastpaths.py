@@ -5,13 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkstate.core.link2state_session import (
-    ClientInput,
-    ServerState,
-    SmtpClientSession,
-    SmtpServerSession,
-    _Reply,
-)
+from linkstate.core.link2state_client import ClientInput, SmtpClientSession, _Reply
+from linkstate.core.link2state_server import ServerState, SmtpServerSession
 from proto import link2state as l2s
 from proto.smtp import Reply, ReplyError, ReplyParser
 

@@ -1,4 +1,5 @@
-"""linkstate.core.link2state_session: the SMTP server and client sessions, wired in memory and fed raw lines."""
+"""linkstate.core.link2state_{session,server,client}: the SMTP server and client sessions, wired in memory and fed
+raw lines; their tables checked as graphs."""
 
 from __future__ import annotations
 
@@ -10,23 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkstate.core import auth
+from linkstate.core.link2state_client import CLIENT_TABLE, ClientInput, ClientState, SmtpClientSession
+from linkstate.core.link2state_client import INITIAL as CLIENT_INITIAL
+from linkstate.core.link2state_server import INITIAL as SERVER_INITIAL
+from linkstate.core.link2state_server import SERVER_TABLE, ServerInput, ServerState, SmtpServerSession
 from linkstate.core.link2state_session import (
-    CLIENT_TABLE,
-    SERVER_TABLE,
     AuthFailed,
     AuthSucceeded,
-    ClientInput,
-    ClientState,
     Done,
     Event,
     MailReceived,
     OrgInfoReceived,
-    ServerInput,
-    ServerState,
     SessionFailed,
-    SmtpClientSession,
-    SmtpServerSession,
 )
+from linkstate.core.machine import Outcome, edges, reachable
 from proto import link2state as l2s
 from proto.encode import digest, encode
 from proto.model import Member, OrgInfo, RoutingGroup
@@ -534,6 +532,22 @@ def test_client_needs_x_link2state_in_ehlo() -> None:
 def test_tables_cover_every_pair() -> None:
     assert set(SERVER_TABLE) == set(itertools.product(ServerState, ServerInput))
     assert set(CLIENT_TABLE) == set(itertools.product(ClientState, ClientInput))
+
+
+def test_every_state_is_reachable_from_the_tables_alone() -> None:
+    assert reachable(SERVER_TABLE, SERVER_INITIAL) == set(ServerState)
+    assert reachable(CLIENT_TABLE, CLIENT_INITIAL) == set(ClientState)
+
+
+def test_every_error_reply_can_spend_the_budget_and_only_that_closes_on_it() -> None:
+    """An edge for ERROR always comes with TOO_MANY_ERRORS -> CLOSED (the 421), and nothing else leads there."""
+    for state, inp, outcome, target in edges(SERVER_TABLE):
+        _, outcomes = SERVER_TABLE[(state, inp)]
+        if outcome is Outcome.ERROR:
+            assert outcomes.get(Outcome.TOO_MANY_ERRORS) is ServerState.CLOSED, (state, inp)
+            assert target is not ServerState.CLOSED, (state, inp)
+        if outcome is Outcome.TOO_MANY_ERRORS:
+            assert Outcome.ERROR in outcomes, (state, inp)
 
 
 SERVER_PATHS: dict[ServerState, list[bytes]] = {

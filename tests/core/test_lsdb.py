@@ -17,7 +17,9 @@ G = [f"{i:02x}" * 16 for i in range(1, 5)]
 
 
 def section(guid: str, version: Version, vguid: str = "0" * 32, note: str = "") -> RoutingGroup:
-    return RoutingGroup(guid, guid, version, vguid, smtp_address=f"*.{note}", members=(Member(guid),))
+    return RoutingGroup(
+        guid=guid, master=guid, version=version, version_guid=vguid, smtp_address=f"*.{note}", members=(Member(guid),)
+    )
 
 
 def test_from_topology_matches_encoder() -> None:

@@ -35,7 +35,7 @@ def route(net: SimNetwork, server: str = "SEA-S2", to: str = "BRU-S2") -> tuple[
 
 
 def minor_updates(net: SimNetwork) -> int:
-    return sum(core.counters.table_changes["minor"] for core in net.nodes.values())
+    return sum(core.view().table_changes.get("minor", 0) for core in net.nodes.values())
 
 
 def committed(net: SimNetwork) -> list[tuple[str, str]]:
@@ -58,7 +58,7 @@ def test_the_organization_converges_on_one_digest(net: SimNetwork) -> None:
     assert net.converged()
     core = net.nodes["TOK-S2"]
     assert {str(core.lsdb.section(g).version) for g in core.lsdb.guids()} == {"1.0.0"}  # type: ignore[union-attr]
-    assert sum(c.bridgehead.counters.exchanges for c in net.nodes.values()) > 0
+    assert sum(c.view().exchanges for c in net.nodes.values()) > 0
 
 
 def test_london_bridgehead_down_reroutes_through_tokyo_and_back(net: SimNetwork) -> None:

@@ -12,11 +12,9 @@ from hypothesis import strategies as st
 from linkstate.core.directory import build_orginfo, tombstone
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.routing import (
-    QUEUED,
-    ROUTE,
-    UNREACHABLE,
     MessageClass,
     Router,
+    RouteStatus,
     RoutingError,
     match_rank,
     pinned_connectors,
@@ -45,7 +43,7 @@ def test_f3_seattle_to_brussels_with_failover_and_failback() -> None:
     topo = example("seattle.toml")
     router = Router(topo)
     up = router.route(build_orginfo(topo), "SEA-S2", to_group="Brussels")
-    assert (up.status, up.cost, up.path) == (ROUTE, 20, ("Seattle", "London", "Brussels"))
+    assert (up.status, up.cost, up.path) == (RouteStatus.ROUTE, 20, ("Seattle", "London", "Brussels"))
     assert up.connector is not None and up.connector.name == "Seattle-London"
     assert up.next_hop == "SEA-BH1"  # a member hands the message to its bridgehead
     down = router.route(build_orginfo(topo, ["LON-BH1"]), "SEA-S2", to_group="Brussels")
@@ -63,14 +61,14 @@ def test_f3_bridgehead_next_hop_is_the_remote_bridgehead() -> None:
 def test_internet_mail_total_cost_adds_the_address_space() -> None:
     topo = example("seattle.toml")
     r = Router(topo).route(build_orginfo(topo), "SEA-BH1", to="someone@contoso.com")
-    assert r.status == ROUTE and r.cost == 20 + 10
+    assert r.status == RouteStatus.ROUTE and r.cost == 20 + 10
     assert r.address_space is not None and r.address_space.connector.name == "Brussels-Internet"
 
 
 def test_same_group_destination() -> None:
     topo = example("seattle.toml")
     r = Router(topo).route(build_orginfo(topo), "TOK-S2", to_server="TOK-BH1")
-    assert (r.status, r.cost, r.path, r.next_hop, r.connector) == (ROUTE, 0, ("Tokyo",), "TOK-BH1", None)
+    assert (r.status, r.cost, r.path, r.next_hop, r.connector) == (RouteStatus.ROUTE, 0, ("Tokyo",), "TOK-BH1", None)
 
 
 def test_lookups_accept_a_linkstate_db_and_cache() -> None:
@@ -93,7 +91,8 @@ def test_routes_from_agrees_with_single_lookups() -> None:
             one = router.route(org, "SEA-S2", to_group=rg.name)
             r = table.route(rg.guid)
             assert (r.status, r.cost, r.connector) == (one.status, one.cost, one.connector)
-            assert tuple(topo.routing_group_by_guid(g).name for g in table.path(rg.guid)) == one.path  # type: ignore[union-attr]
+            assert table.path_guids(rg.guid) == one.path_guids
+            assert r.path == one.path == tuple(topo.routing_group_by_guid(g).name for g in r.path_guids)  # type: ignore[union-attr]
 
 
 def test_unknown_names_raise_routing_error() -> None:
@@ -114,7 +113,7 @@ def test_tombstoned_group_is_unreachable() -> None:
     assert tokyo is not None
     db.put(tombstone(tokyo))
     router = Router(topo)
-    assert router.route(db, "SEA-S2", to_group="Tokyo").status == UNREACHABLE
+    assert router.route(db, "SEA-S2", to_group="Tokyo").status == RouteStatus.UNREACHABLE
     assert router.route(db, "SEA-S2", to_group="Brussels").cost == 20
 
 
@@ -135,7 +134,7 @@ def test_f4_no_fallback_to_less_specific_space() -> None:
     topo = example("net-star.toml")
     router = Router(topo, check_restrictions=False)
     r = router.route(build_orginfo(topo, ["Net-Connector"]), "EX2", to="ted@treyresearch.net")
-    assert r.status == QUEUED and r.address_space is not None and r.address_space.address == "*.net"
+    assert r.status == RouteStatus.QUEUED and r.address_space is not None and r.address_space.address == "*.net"
 
 
 def test_f4_restrictions_remove_connectors_for_a_sender_before_matching() -> None:
@@ -147,10 +146,10 @@ def test_f4_restrictions_remove_connectors_for_a_sender_before_matching() -> Non
         r = router.route(org, "EX2", to="ted@treyresearch.net", msg=MessageClass(sender=sender))
         return r.status, r.address_space.address if r.address_space else None
 
-    assert space(up, SALES) == (ROUTE, "*.net")
-    assert space(up, OTHER) == (ROUTE, "*")
-    assert space(down, SALES) == (QUEUED, "*.net")
-    assert space(down, OTHER) == (ROUTE, "*")
+    assert space(up, SALES) == (RouteStatus.ROUTE, "*.net")
+    assert space(up, OTHER) == (RouteStatus.ROUTE, "*")
+    assert space(down, SALES) == (RouteStatus.QUEUED, "*.net")
+    assert space(down, OTHER) == (RouteStatus.ROUTE, "*")
 
 
 def test_restrictions_ignored_when_the_switch_is_off() -> None:
@@ -247,14 +246,14 @@ def test_f7_one_connector_three_bridgeheads() -> None:
     }
     assert hops == {"s1", "s2"}  # random among the available bridgeheads only (R52)
     r = router.route(build_orginfo(topo, ["s1", "s2", "s3"]), "s3", to="x@example.org")
-    assert r.status == QUEUED  # every bridgehead of both connectors is down: both connectors are DOWN
+    assert r.status == RouteStatus.QUEUED  # every bridgehead of both connectors is down: both connectors are DOWN
 
 
 def test_f7_any_local_server_connector_never_down() -> None:
     topo = parse_topology(dump(base()))
     org = build_orginfo(topo, ["b1"])
     r = Router(topo, compat_e2k=True).route(org, "b1", to_group="A")
-    assert r.status == ROUTE and r.connector is not None and r.connector.name == "B-A"
+    assert r.status == RouteStatus.ROUTE and r.connector is not None and r.connector.name == "B-A"
 
 
 # ------------------------------------------------------------------------------------------ F8 hub and spoke
@@ -264,10 +263,10 @@ def test_f8_spoke_connector_is_pinned_and_mail_queues_at_the_bridgehead() -> Non
     topo = example("hub-spoke.toml")
     org = build_orginfo(topo, ["Hub-SpokeB"])
     r = Router(topo).route(org, "SPA-1", to_server="SPB-1")
-    assert r.status == ROUTE and r.path == ("Spoke-A", "Hub", "Spoke-B")
-    assert Router(topo, compat_e2k=True).route(org, "SPA-1", to_server="SPB-1").status == QUEUED
+    assert r.status == RouteStatus.ROUTE and r.path == ("Spoke-A", "Hub", "Spoke-B")
+    assert Router(topo, compat_e2k=True).route(org, "SPA-1", to_server="SPB-1").status == RouteStatus.QUEUED
     seed_rule = Router(topo, leaf_rule="seed").route(org, "SPA-1", to_server="SPB-1")
-    assert seed_rule.status == ROUTE
+    assert seed_rule.status == RouteStatus.ROUTE
     pinned = pinned_connectors(org)
     assert topo.connector("Hub-SpokeB").guid in pinned
     assert pinned == pinned_connectors(org, "seed")
@@ -313,14 +312,14 @@ def org_from(n: int, edges: list[tuple[int, int, int, bool]], spaces: list[tuple
     for k, (a, b, cost, up) in enumerate(edges):
         state = ConnectorState.UP if up else ConnectorState.DOWN
         arrows = (AddressSpace("RG", gid(b), cost),)
-        conns[a].append(Connector(cid(k), "RGC", address_spaces=arrows, bridgeheads=bh(up), state=state))
+        conns[a].append(Connector(guid=cid(k), type="RGC", address_spaces=arrows, bridgeheads=bh(up), state=state))
     for k, (home, pattern, cost, up) in enumerate(spaces, start=len(edges)):
-        conns[home].append(Connector(cid(k), "SMTP", target_address="relay.example",
+        conns[home].append(Connector(guid=cid(k), type="SMTP", target_address="relay.example",
                                      address_spaces=(AddressSpace("SMTP", pattern, cost),), bridgeheads=bh(up),
                                      state=ConnectorState.UP if up else ConnectorState.DOWN))  # fmt: skip
     return OrgInfo(
-        tuple(RoutingGroup(gid(i), f"{i + 1:032x}", members=(Member(f"{i + 1:032x}"),), connectors=tuple(conns[i]))
-              for i in range(n))
+        tuple(RoutingGroup(guid=gid(i), master=f"{i + 1:032x}", members=(Member(f"{i + 1:032x}"),),
+                           connectors=tuple(conns[i])) for i in range(n))
     )  # fmt: skip
 
 
@@ -351,12 +350,12 @@ def test_route_cost_is_the_minimum_over_available_paths(graph: Any, data: st.Dat
     g = nx_graph(n, edges, only_up=True)
     assert Router(compat_e2k=True).routes_from(org, gid(src)).route(gid(dst)).cost == r.cost
     if nx.has_path(g, src, dst):
-        assert r.status == ROUTE and r.cost == nx.dijkstra_path_length(g, src, dst)
+        assert r.status == RouteStatus.ROUTE and r.cost == nx.dijkstra_path_length(g, src, dst)
         hops = list(zip(r.path, r.path[1:], strict=False))
         assert all(any(gid(a) == x and gid(b) == y and up for a, b, _, up in edges) for x, y in hops)
     else:
         full = nx_graph(n, edges, only_up=False)
-        assert r.status == (QUEUED if nx.has_path(full, src, dst) else UNREACHABLE)
+        assert r.status == (RouteStatus.QUEUED if nx.has_path(full, src, dst) else RouteStatus.UNREACHABLE)
 
 
 @settings(max_examples=200, deadline=None)
@@ -382,7 +381,7 @@ def test_routes_never_use_a_down_connector_unless_pinned(graph: Any, data: st.Da
     r = Router().route(org, gid(src), to_group=gid(dst))
     usable = [(a, b, c, up or cid(k) in pinned) for k, (a, b, c, up) in enumerate(edges)]
     g = nx_graph(n, usable, only_up=True)
-    if r.status == ROUTE:
+    if r.status == RouteStatus.ROUTE:
         assert r.cost == nx.dijkstra_path_length(g, src, dst)
         first = r.connector.guid if r.connector else None
         if first is not None:
@@ -406,7 +405,7 @@ def test_external_route_cost_and_specificity(graph: Any, data: st.DataObject) ->
     ranked = [(match_rank("SMTP", p, domain), k) for k, (_, p, _, _) in enumerate(spaces)]
     matching = [(rank, k) for rank, k in ranked if rank is not None]
     if not matching:
-        assert r.status == UNREACHABLE
+        assert r.status == RouteStatus.UNREACHABLE
         return
     top = max(rank for rank, _ in matching)
     level = [k for rank, k in matching if rank == top]
@@ -414,9 +413,9 @@ def test_external_route_cost_and_specificity(graph: Any, data: st.DataObject) ->
     dist = nx.single_source_dijkstra_path_length(g, src)
     totals = [dist[spaces[k][0]] + spaces[k][2] for k in level if spaces[k][3] and spaces[k][0] in dist]
     if not totals:
-        assert r.status == QUEUED
+        assert r.status == RouteStatus.QUEUED
         return
-    assert r.status == ROUTE and r.cost == min(totals)
+    assert r.status == RouteStatus.ROUTE and r.cost == min(totals)
     assert r.address_space is not None and r.address_space.address == spaces[level[0]][1]
 
 
@@ -433,4 +432,4 @@ def test_a_more_specific_space_only_attracts_its_own_domains(graph: Any, data: s
         b = Router(compat_e2k=True).route(after, gid(src), to=f"u@{domain}")
         assert a == b
     r = Router(compat_e2k=True).route(after, gid(src), to="u@mail.contoso.com")
-    assert r.status != ROUTE or (r.address_space is not None and r.address_space.address == "*.contoso.com")
+    assert r.status != RouteStatus.ROUTE or (r.address_space is not None and r.address_space.address == "*.contoso.com")

@@ -7,7 +7,17 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkstate.core.session691 import PRE_AUTH_MAX_FRAME, Authenticated, Fault, S, Session691
+from linkstate.core.machine import edges, reachable
+from linkstate.core.session691 import (
+    INITIAL,
+    PRE_AUTH_MAX_FRAME,
+    TRANSITIONS,
+    Authenticated,
+    Fault,
+    Input,
+    S,
+    Session691,
+)
 from proto import rg691
 from tests.proto.test_rg691 import messages
 
@@ -87,3 +97,14 @@ def test_a_big_frame_before_authentication_is_refused_at_its_header() -> None:
     _, b = pair()
     results = b.receive(b"{%08x} AUTH HELLO " % (PRE_AUTH_MAX_FRAME + 1))
     assert b.closed and isinstance(results[0], Fault) and results[0].event_id == 961
+
+
+def test_the_table_covers_every_state_and_input() -> None:
+    assert set(TRANSITIONS) == set(itertools.product(S, Input))
+
+
+def test_every_state_is_reachable_from_the_table_alone() -> None:
+    assert reachable(TRANSITIONS, INITIAL) == set(S)
+    # and every state but CLOSED can close: no input leaves a session stuck open
+    closing = {state for state, _, _, target in edges(TRANSITIONS) if target is S.CLOSED}
+    assert closing == set(S)

@@ -15,9 +15,9 @@ from linkstate.core.topology import (
     Settings,
     TopologyError,
     derive_guid,
-    load_topology,
     parse_topology,
 )
+from linkstate.service.topofile import load_topology
 from tests.core.topology_helpers import EXAMPLES, base, dump, example
 
 
@@ -98,6 +98,16 @@ def test_secret_file_is_relative_to_the_topology(tmp_path: Any) -> None:
     path.write_text(dump(data))
     with pytest.raises(TopologyError, match=r"organization\.secret_file"):
         load_topology(path)
+
+
+def test_the_parser_reads_no_file_it_asks_its_caller() -> None:
+    data = base()
+    data["organization"] = {"name": "Org", "secret_file": "org.secret"}
+    asked: list[str] = []
+    topo = parse_topology(dump(data), "t.toml", read_file=lambda name: asked.append(name) or b"xyz\n")
+    assert topo.secret == b"xyz" and asked == ["org.secret"]
+    with pytest.raises(TopologyError, match=r"organization\.secret_file.*without its files"):
+        parse_topology(dump(data), "t.toml")
 
 
 def mutate(path: str, value: Any) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def dump(data: dict[str, Any]) -> str:
 
 def example(name: str) -> Topology:
     path = EXAMPLES / name
-    return parse_topology(path.read_text(), str(path))
+    return parse_topology(path.read_text(), str(path), read_file=lambda f: (path.parent / f).read_bytes())
 
 
 def base() -> dict[str, Any]:

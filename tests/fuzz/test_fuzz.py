@@ -12,11 +12,11 @@ import trio
 from click.testing import CliRunner
 
 from linkstate.cli.main import cli
-from linkstate.core.topology import load_topology
 from linkstate.fuzz import engine, live, mutate
 from linkstate.fuzz.base import ENFORCE_ENV, Finding, enforcing, splits
 from linkstate.fuzz.targets import TARGETS, load
 from linkstate.service.node import NodeService
+from linkstate.service.topofile import load_topology
 from proto.decode import decode_strict, decode_tolerant
 from proto.model import OrgInfo, RoutingGroup, Version
 from tests.service.node_cli_helpers import SECRET, free_ports, write_topology
@@ -154,16 +154,16 @@ def test_cli_refuses_a_node_that_is_not_loopback(tmp_path: Path) -> None:
 
 def test_table_problem_accepts_only_valid_updates() -> None:
     a, b, c = "a" * 32, "b" * 32, "c" * 32
-    old = OrgInfo((RoutingGroup(a, a, Version(2)), RoutingGroup(b, b)))
+    old = OrgInfo((RoutingGroup(guid=a, master=a, version=Version(2)), RoutingGroup(guid=b, master=b)))
     frame = decode_strict(_encode(old))
     assert live.table_problem(old, frame, set(), set()) == ""
-    newer = OrgInfo((RoutingGroup(a, a, Version(3)), RoutingGroup(b, b)))
+    newer = OrgInfo((RoutingGroup(guid=a, master=a, version=Version(3)), RoutingGroup(guid=b, master=b)))
     assert live.table_problem(old, decode_strict(_encode(newer)), set(), {a}) == ""
     assert "nothing valid carried" in live.table_problem(old, decode_strict(_encode(newer)), set(), set())
     assert live.table_problem(old, decode_strict(_encode(newer)), {newer.routing_groups[0]}, set()) == ""
-    older = OrgInfo((RoutingGroup(a, a, Version(1)), RoutingGroup(b, b)))
+    older = OrgInfo((RoutingGroup(guid=a, master=a, version=Version(1)), RoutingGroup(guid=b, master=b)))
     assert "went back" in live.table_problem(old, decode_strict(_encode(older)), set(), {a})
-    gone = OrgInfo((RoutingGroup(a, a, Version(2)), RoutingGroup(c, c)))
+    gone = OrgInfo((RoutingGroup(guid=a, master=a, version=Version(2)), RoutingGroup(guid=c, master=c)))
     assert "disappeared" in live.table_problem(old, decode_strict(_encode(gone)), set(), {a, b, c})
     lying = dataclasses.replace(frame, digest="0" * 32)
     assert "hashes to" in live.table_problem(old, lying, set(), set())

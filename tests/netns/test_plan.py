@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from linkstate.core.topology import Topology, load_topology, parse_topology
+from linkstate.core.topology import Topology, parse_topology
 from linkstate.netns.plan import LINK_PREFIXLEN, NetPlan, NetPlanError, new_prefix, plan_network
+from linkstate.service.topofile import load_topology
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PREFIX = "ls-abc123-"

@@ -56,7 +56,8 @@ def test_sample_json_layout() -> None:
 
 
 def test_reserved_lists_appear_when_non_empty() -> None:
-    org = OrgInfo((RoutingGroup("1" * 32, "2" * 32, connectors=(Connector("3" * 32, reserved3=("x",)),)),))
+    connector = Connector(guid="3" * 32, reserved3=("x",))
+    org = OrgInfo((RoutingGroup(guid="1" * 32, master="2" * 32, connectors=(connector,)),))
     c = to_json(org)["routing_groups"][0]["connectors"][0]
     assert c["reserved3"] == ["x"] and "reserved4" not in c
     assert from_json(to_json(org)) == org

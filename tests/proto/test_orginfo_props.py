@@ -268,15 +268,15 @@ def test_duplicates_are_refused_on_every_path() -> None:
     """A duplicate GUID has no canonical form: tolerant decoding refuses it even where the list is out of order
     (the twin is not next to it), and the encoder refuses to write one (the JSON form refused it already)."""
     x, y, z = "1" * 32, "2" * 32, "3" * 32
-    three = encode(OrgInfo((RoutingGroup(x, y, members=(Member(x), Member(y), Member(z))),)))
+    three = encode(OrgInfo((RoutingGroup(guid=x, master=y, members=(Member(x), Member(y), Member(z))),)))
     twin = three.replace(z.encode(), x.encode())  # members x, y, x: out of order, the twins apart
     with pytest.raises(DecodeError, match=f"duplicate member GUID {x}"):
         decode_tolerant(twin)
     twin_bh = Bridgehead(y, BridgeheadState.CONN_AVAIL, "a")
     for group in (
-        RoutingGroup(x, y, members=(Member(y), Member(y))),
-        RoutingGroup(x, y, connectors=(Connector(z), Connector(z))),
-        RoutingGroup(x, y, connectors=(Connector(z, bridgeheads=(twin_bh, twin_bh)),)),
+        RoutingGroup(guid=x, master=y, members=(Member(y), Member(y))),
+        RoutingGroup(guid=x, master=y, connectors=(Connector(guid=z), Connector(guid=z))),
+        RoutingGroup(guid=x, master=y, connectors=(Connector(guid=z, bridgeheads=(twin_bh, twin_bh)),)),
     ):
         with pytest.raises(EncodeError, match="share the GUID"):
             encode(OrgInfo((group,)))

@@ -31,21 +31,21 @@ def test_tiny_example() -> None:
     org = OrgInfo(
         (
             RoutingGroup(
-                rg1,
-                master,
-                Version(1, 0, 2),
-                "0" * 31 + "1",
-                "*.rg1",
-                "c=US;a= ;p=Org;o=Exchange;cn=rg1;*",
-                "/o=Org/ou=Admin Group/*/rg1",
-                (Member(master),),
-                (
+                guid=rg1,
+                master=master,
+                version=Version(1, 0, 2),
+                version_guid="0" * 31 + "1",
+                smtp_address="*.rg1",
+                x400_address="c=US;a= ;p=Org;o=Exchange;cn=rg1;*",
+                x500_address="/o=Org/ou=Admin Group/*/rg1",
+                members=(Member(master),),
+                connectors=(
                     Connector(
-                        conn,
-                        "SMTP",
-                        f"_{conn}_S",
-                        "",
-                        "/o=Org/cn=SMTP out",
+                        guid=conn,
+                        type="SMTP",
+                        source_address=f"_{conn}_S",
+                        target_address="",
+                        dn="/o=Org/cn=SMTP out",
                         reject=("CN=bob,CN=Users,DC=org,DC=com",),
                         address_spaces=(AddressSpace("SMTP", "*", 20),),
                         bridgeheads=(Bridgehead(bh, BridgeheadState.CONN_AVAIL, "mx1.org.com"),),

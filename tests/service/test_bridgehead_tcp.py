@@ -67,7 +67,7 @@ async def test_smtplib_sends_a_message_and_compares_digests() -> None:
     topo = tcp_group()
     with structlog.testing.capture_logs() as logs:
         async with group(topo, TcpTransport()) as (_, services, _):
-            await wait_until(lambda: services["RED-1"].core.role.published and len(digests(services)) == 1, 10)
+            await wait_until(lambda: services["RED-1"].core.view().published and len(digests(services)) == 1, 10)
             port = topo.server("RED-1").port_smtp or 0
             digest = services["RED-1"].core.lsdb.digest
 
@@ -117,7 +117,7 @@ async def test_ms05_021_shapes_are_refused_and_the_bridgehead_keeps_serving(
 ) -> None:
     topo = tcp_group()
     async with group(topo, TcpTransport()) as (_, services, _):
-        await wait_until(lambda: services["RED-1"].core.role.published and len(digests(services)) == 1, 10)
+        await wait_until(lambda: services["RED-1"].core.view().published and len(digests(services)) == 1, 10)
         port = topo.server("RED-1").port_smtp or 0
         held = services["RED-1"].core.lsdb.digest
 
@@ -152,7 +152,7 @@ async def test_ms05_021_shapes_are_refused_and_the_bridgehead_keeps_serving(
 async def test_unauthenticated_x_link2state_gets_530() -> None:
     topo = tcp_group()
     async with group(topo, TcpTransport()) as (_, services, _):
-        await wait_until(lambda: services["RED-1"].core.role.published, 10)
+        await wait_until(lambda: services["RED-1"].core.view().published, 10)
         port = topo.server("RED-1").port_smtp or 0
         held = services["RED-1"].core.lsdb.digest
         opening = frame_from_sections([], "0" * 32)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from linkstate.core.topology import load_topology
 from linkstate.service.client import ClientError, dump
 from linkstate.service.node import NodeService
+from linkstate.service.topofile import load_topology
 from tests.service.node_cli_helpers import ENTRY, SECRET, free_ports, invoke, run_cli, write_topology
 
 pytestmark = pytest.mark.tcp
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.tcp
 
 async def _attached(svc: NodeService, timeout: float = 10) -> None:
     with trio.fail_after(timeout):
-        while svc.core is None or not svc.core.attached:
+        while svc.core is None or not svc.core.view().attached:
             await trio.sleep(0.02)
 
 
@@ -185,7 +185,7 @@ async def test_serve_runs_reloads_on_sighup_and_stops_cleanly_on_sigterm(tmp_pat
                 rc = await proc.wait()
             assert rc == 0, log.read_text()
             with trio.fail_after(10):
-                while member.core is not None and member.core.attached:
+                while member.core is not None and member.core.view().attached:
                     await trio.sleep(0.02)
             nursery.cancel_scope.cancel()
         with pytest.raises(ClientError):

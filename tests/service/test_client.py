@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from linkstate.core.topology import load_topology
 from linkstate.service.client import ClientError, dump, dump_frame
 from linkstate.service.node import NodeService
+from linkstate.service.topofile import load_topology
 from tests.service.node_cli_helpers import SECRET, free_ports, write_topology
 
 pytestmark = pytest.mark.tcp
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.tcp
 
 async def _attached(svc: NodeService, timeout: float = 10) -> None:
     with trio.fail_after(timeout):
-        while svc.core is None or not svc.core.attached:
+        while svc.core is None or not svc.core.view().attached:
             await trio.sleep(0.02)
 
 

@@ -25,7 +25,7 @@ from linkstate.cli.cluster import (
     run_dir_for,
 )
 from linkstate.cli.node_cmd import parse_hostport
-from linkstate.core.topology import load_topology
+from linkstate.service.topofile import load_topology
 from tests.service.node_cli_helpers import (
     SEED_ROUTES,
     demo_routes,

@@ -59,6 +59,10 @@ def digests(services: dict[str, NodeService]) -> set[str]:
     return {s.core.lsdb.digest for s in services.values() if s.core is not None}
 
 
+def all_attached(services: dict[str, NodeService]) -> bool:
+    return all(s.core is not None and s.core.view().attached for s in services.values())
+
+
 async def wait_until(predicate: object, timeout: float) -> None:
     with trio.fail_after(timeout):
         while not predicate():  # type: ignore[operator]
@@ -75,26 +79,26 @@ def mock_clock() -> trio.testing.MockClock:
 
 async def test_three_services_converge_in_memory(mock_clock: trio.testing.MockClock) -> None:
     async with group(one_group(), MemoryTransport()) as (_, services, _):
-        await wait_until(lambda: len(digests(services)) == 1 and all(s.core.attached for s in services.values()), 30)
+        await wait_until(lambda: len(digests(services)) == 1 and all_attached(services), 30)
         master = services["RED-1"].core
-        assert master is not None and master.is_master and master.quorum
+        assert master is not None and master.view().is_master and master.view().quorum
 
 
 async def test_master_killed_then_restarted_in_memory(mock_clock: trio.testing.MockClock) -> None:
     topo = one_group()
     transport = MemoryTransport()
     async with group(topo, transport) as (nursery, services, scopes):
-        await wait_until(lambda: len(digests(services)) == 1 and services["RED-2"].core.attached, 30)
+        await wait_until(lambda: len(digests(services)) == 1 and services["RED-2"].core.view().attached, 30)
         own = services["RED-2"].core.rg.guid
         old = services["RED-2"].core.lsdb.section(own).version
         before = services["RED-2"].core.lsdb.digest
         scopes["RED-1"].cancel()
-        await wait_until(lambda: not services["RED-2"].core.attached, 30)
+        await wait_until(lambda: not services["RED-2"].core.view().attached, 30)
         await trio.sleep(120)
         assert services["RED-2"].core.lsdb.digest == before  # members keep their last table
-        assert not services["RED-3"].core.attached
+        assert not services["RED-3"].core.view().attached
         await start(nursery, topo, transport, "RED-1", services, scopes)
-        await wait_until(lambda: len(digests(services)) == 1 and all(s.core.attached for s in services.values()), 600)
+        await wait_until(lambda: len(digests(services)) == 1 and all_attached(services), 600)
         assert services["RED-3"].core.lsdb.section(own).version > old
 
 
@@ -146,14 +150,14 @@ async def test_hostile_peer_is_closed_and_the_group_keeps_its_state(name: str, p
     topo = tcp_group()
     with structlog.testing.capture_logs() as logs:
         async with group(topo, TcpTransport()) as (_, services, _):
-            await wait_until(lambda: len(digests(services)) == 1 and services["RED-3"].core.attached, 10)
+            await wait_until(lambda: len(digests(services)) == 1 and services["RED-3"].core.view().attached, 10)
             held = digests(services)
             master = topo.server("RED-1")
             got = await hostile("127.0.0.1", master.port_691 or 0, payload, linger=linger)
             assert got.startswith(b"691 Available ")  # the banner, then the node closed the connection
             await trio.sleep(0.2)
             assert digests(services) == held
-            assert all(s.core.attached for s in services.values())
+            assert all(s.core.view().attached for s in services.values())
     failures = [e for e in logs if e["event"] in ("session_failed", "connection_timeout")]
     assert failures, f"no event logged for {name}"
 
@@ -163,7 +167,7 @@ async def test_500_connections_at_once_are_bounded() -> None:
     topo = tcp_group(time_scale=5)  # unauthenticated connections live 6 s: long enough to pile up
     with structlog.testing.capture_logs() as logs:
         async with group(topo, TcpTransport()) as (_, services, _):
-            await wait_until(lambda: len(digests(services)) == 1 and services["RED-3"].core.attached, 10)
+            await wait_until(lambda: len(digests(services)) == 1 and services["RED-3"].core.view().attached, 10)
             held = digests(services)
             port = topo.server("RED-1").port_691 or 0
             streams: list[trio.SocketStream] = []
@@ -180,7 +184,7 @@ async def test_500_connections_at_once_are_bounded() -> None:
                 await s.aclose()
             await trio.sleep(0.5)
             assert digests(services) == held
-            assert all(s.core.attached for s in services.values())
+            assert all(s.core.view().attached for s in services.values())
             assert len(services["RED-1"].conns) <= len(SERVERS)
     assert any(e["event"] == "connection_refused" for e in logs)
 
@@ -194,12 +198,12 @@ async def test_member_with_wrong_secret_is_refused_on_tcp() -> None:
     with structlog.testing.capture_logs() as logs:
         async with group(topo, TcpTransport(), ("RED-1", "RED-2")) as (nursery, services, scopes):
             master = services["RED-1"].core
-            await wait_until(lambda: master.role.published and len(digests(services)) == 1, 10)  # type: ignore[union-attr]
+            await wait_until(lambda: master.view().published and len(digests(services)) == 1, 10)  # type: ignore[union-attr]
             await trio.sleep(0.2)
             held = master.lsdb.digest
             await start(nursery, rogue_topo, TcpTransport(), "RED-3", services, scopes)
             await trio.sleep(1.0)
             assert services["RED-1"].core.lsdb.digest == held
-            assert not services["RED-3"].core.attached and services["RED-2"].core.attached
+            assert not services["RED-3"].core.view().attached and services["RED-2"].core.view().attached
     ids = {e.get("event_id") for e in logs if e["event"] == "session_failed"}
     assert 961 in ids

@@ -12,8 +12,8 @@ import structlog
 import trio
 import trio.testing
 
-from linkstate.core.topology import load_topology
 from linkstate.service.node import NodeService
+from linkstate.service.topofile import load_topology
 from linkstate.service.transport import MemoryTransport
 from tests.core.group_fixtures import ONE_GROUP
 
@@ -49,10 +49,10 @@ async def test_topology_change_is_pushed_and_a_bad_file_is_rejected(
                 return {s.core.lsdb.digest for s in services.values()}
 
             with trio.fail_after(60):
-                while not (len(digests()) == 1 and all(s.core.attached for s in services.values())):
+                while not (len(digests()) == 1 and all(s.core.view().attached for s in services.values())):
                     await trio.sleep(0.1)
             member = services["RED-3"].core
-            connector = member.topo.connector("Internet").guid
+            connector = services["RED-3"].topology.connector("Internet").guid
 
             def cost() -> int:
                 section = member.lsdb.section(member.rg.guid)
@@ -84,14 +84,14 @@ async def test_a_master_designation_to_an_unknown_server_makes_the_master_relinq
     with structlog.testing.capture_logs() as logs:
         async with watched_group(path) as (nursery, services):
             with trio.fail_after(60):
-                while not all(s.core.attached for s in services.values()):
+                while not all(s.core.view().attached for s in services.values()):
                     await trio.sleep(0.1)
             held = services["RED-2"].core.lsdb.digest
             path.write_text(ONE_GROUP.format(cost=1).replace('master = "RED-1"', 'master = "RED-9"'))
             await trio.sleep(30)
             master = services["RED-1"].core
-            assert not master.is_master
-            assert services["RED-2"].core.lsdb.digest == held and not services["RED-2"].core.attached
+            assert not master.view().is_master
+            assert services["RED-2"].core.lsdb.digest == held and not services["RED-2"].core.view().attached
             nursery.cancel_scope.cancel()
     relinquished = [e for e in logs if e["event"] == "master_relinquished"]
     assert relinquished and relinquished[0]["event_id"] == 958

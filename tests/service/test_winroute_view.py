@@ -8,8 +8,9 @@ from pathlib import Path
 
 from linkstate.cli.winroute import NOT_FOUND, json_view, render
 from linkstate.core.directory import build_orginfo, tombstone
-from linkstate.core.topology import Topology, load_topology
+from linkstate.core.topology import Topology
 from linkstate.service.client import DumpResult
+from linkstate.service.topofile import load_topology
 from proto import rg691
 from proto.codec import decode_strict, encode
 from proto.model import BridgeheadState, OrgInfo

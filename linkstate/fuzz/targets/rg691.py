@@ -92,9 +92,11 @@ def _has_bad_string(msg: rg691.Message) -> bool:
 def new_session(mode: int) -> Session691:
     """A session in `mode` (see MODES), authenticated first by a scripted peer for modes 2 and 3."""
     initiator = mode in (1, 3)
-    session = Session691(initiator, fixture.LOCAL_GUID, fixture.SECRET, fixture.counter_nonces(1), fqdn=fixture.FQDN)
+    session = Session691(initiator=initiator, local_guid=fixture.LOCAL_GUID, secret=fixture.SECRET,
+                         nonce=fixture.counter_nonces(1), fqdn=fixture.FQDN)  # fmt: skip
     if mode >= 2:
-        peer = Session691(not initiator, fixture.PEER_GUID, fixture.SECRET, fixture.counter_nonces(2))
+        peer = Session691(initiator=not initiator, local_guid=fixture.PEER_GUID, secret=fixture.SECRET,
+                          nonce=fixture.counter_nonces(2))  # fmt: skip
         for _ in range(4):
             session.receive(peer.take_pending())
             peer.receive(session.take_pending())

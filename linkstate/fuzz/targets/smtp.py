@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 
 from linkstate.core import link2state_session as ls
+from linkstate.core.link2state_client import SmtpClientSession
+from linkstate.core.link2state_server import SmtpServerSession
 from linkstate.fuzz.base import Err, expect, outcome, splits
 from linkstate.fuzz.targets import fixture
 from proto import link2state as l2s
@@ -32,7 +34,7 @@ from proto.errors import EncodeError
 from proto.model import Member, OrgInfo, RoutingGroup
 
 MODES = ("server", "authenticated-server", "client", "authenticated-client")
-_TABLE = encode(OrgInfo((RoutingGroup("3d" * 16, "4c" * 16, members=(Member("4c" * 16),)),)))
+_TABLE = encode(OrgInfo((RoutingGroup(guid="3d" * 16, master="4c" * 16, members=(Member("4c" * 16),)),)))
 _DIGEST = l2s.frame_digest(_TABLE)
 
 
@@ -116,27 +118,27 @@ def _frame() -> tuple[str, bytes]:
     return _DIGEST, _TABLE
 
 
-def new_session(mode: int) -> ls.SmtpServerSession | ls.SmtpClientSession:
+def new_session(mode: int) -> SmtpServerSession | SmtpClientSession:
     """A session in `mode` (see MODES); modes 1 and 3 are authenticated first by a scripted peer."""
     if mode in (0, 1):
-        session: ls.SmtpServerSession | ls.SmtpClientSession = ls.SmtpServerSession(
+        session: SmtpServerSession | SmtpClientSession = SmtpServerSession(
             fixture.LOCAL_GUID, fixture.SECRET, fixture.FQDN, _frame, fixture.nonce(1)
         )
-        peer: ls.SmtpServerSession | ls.SmtpClientSession = ls.SmtpClientSession(
+        peer: SmtpServerSession | SmtpClientSession = SmtpClientSession(
             fixture.PEER_GUID, fixture.SECRET, "peer.example", _frame, fixture.nonce(2)
         )
     else:
-        session = ls.SmtpClientSession(fixture.LOCAL_GUID, fixture.SECRET, fixture.FQDN, _frame, fixture.nonce(1))
-        peer = ls.SmtpServerSession(fixture.PEER_GUID, fixture.SECRET, "peer.example", _frame, fixture.nonce(2))
+        session = SmtpClientSession(fixture.LOCAL_GUID, fixture.SECRET, fixture.FQDN, _frame, fixture.nonce(1))
+        peer = SmtpServerSession(fixture.PEER_GUID, fixture.SECRET, "peer.example", _frame, fixture.nonce(2))
     if mode in (1, 3):
         _authenticate(session, peer)
     return session
 
 
-def _authenticate(session: ls.SmtpServerSession | ls.SmtpClientSession, peer: object) -> None:
+def _authenticate(session: SmtpServerSession | SmtpClientSession, peer: object) -> None:
     """Pump bytes both ways until `session` reports AuthSucceeded; drop what each side sends after that."""
-    assert isinstance(peer, ls.SmtpServerSession | ls.SmtpClientSession)
-    if isinstance(peer, ls.SmtpServerSession):
+    assert isinstance(peer, SmtpServerSession | SmtpClientSession)
+    if isinstance(peer, SmtpServerSession):
         session.receive_data(peer.data_to_send())
     for _ in range(8):
         for line in _lines(session.data_to_send()):
@@ -155,7 +157,7 @@ def _lines(data: bytes) -> list[bytes]:
 
 def _check_session(mode: int, pieces: list[bytes]) -> None:
     session = new_session(mode)
-    server = isinstance(session, ls.SmtpServerSession)
+    server = isinstance(session, SmtpServerSession)
     authed = mode in (1, 3)
     replies = smtp.ReplyParser()
     for piece in [*pieces, b""]:
@@ -177,7 +179,7 @@ def _check_session(mode: int, pieces: list[bytes]) -> None:
             _check_bounds(session)
 
 
-def _check_bounds(session: ls.SmtpServerSession | ls.SmtpClientSession) -> None:
+def _check_bounds(session: SmtpServerSession | SmtpClientSession) -> None:
     """The session's own buffers (read through their private names: the sessions expose no size)."""
     reader = getattr(session, "_reader", None)
     reassembler = getattr(session, "_reassembler", None)

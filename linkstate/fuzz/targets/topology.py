@@ -6,14 +6,11 @@ Invariants checked on every input (docs/FUZZING.md):
   - `unknown_master` on a rejected file raises nothing;
   - a loaded topology builds a table (`build_orginfo`) that encodes, and strict decoding gives back the same
     canonical table and digest.
-The file is parsed as if it lay in an empty directory, so a relative `secret_file` is never found.
+The text is parsed without a file reader (the core reads no file), so a `secret_file` is reported unreadable.
 May import: the standard library, proto.*, linkstate.core.*, linkstate.fuzz.
 """
 
 from __future__ import annotations
-
-import tempfile
-from pathlib import Path
 
 from linkstate.core.directory import build_orginfo
 from linkstate.core.topology import TopologyError, parse_topology, unknown_master
@@ -22,8 +19,7 @@ from proto.decode import decode_strict
 from proto.encode import digest, encode
 from proto.model import canonical
 
-_HOME = tempfile.mkdtemp(prefix="linkstate-fuzz-topology-")
-SOURCE = str(Path(_HOME) / "fuzz.toml")
+SOURCE = "fuzz.toml"
 
 
 def check(data: bytes) -> None:

@@ -1,0 +1,47 @@
+"""`NodeView`: the read-only picture of a node that shells, tools, tests and benchmarks read (`NodeCore.view()`).
+
+Owns: the frozen snapshot of one node's standing: which server and group, its role, the master it follows,
+whether it is attached and who is attached to it, quorum, whether a master has published, whether it is orphaned,
+its table's digest and its own group's version, which 691 connections are authenticated, and its table-change
+counts. Reading a view never changes the node; a view does not change when the node does (take a new one).
+May import: the standard library, proto, linkstate.core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from linkstate.core.role import RoleName
+from proto.model import Version
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeView:
+    """One node at one moment (module docstring).
+
+    `attached`: the server takes part in its group's exchange (a master always, a member once its ATTACH was
+    accepted); `attached_members`: the names of the members attached to this master (empty on a member);
+    `master`: the name of the master the directory designates, None while orphaned; `version`: this server's copy
+    of its own group's section version (None before it holds one); `authenticated`: the ids of the 691
+    connections past mutual authentication; `table_changes`: table changes by kind since the node started;
+    `exchanges`: X-LINK2STATE exchanges its outbound sessions completed with a packet sent."""
+
+    server: str
+    routing_group: str
+    role: RoleName
+    master: str | None
+    attached: bool
+    attached_members: tuple[str, ...]
+    quorum: bool
+    published: bool
+    orphaned: bool
+    digest: str
+    version: Version | None
+    authenticated: frozenset[int]
+    table_changes: Mapping[str, int]
+    exchanges: int
+
+    @property
+    def is_master(self) -> bool:
+        return self.role is RoleName.MASTER
