@@ -88,6 +88,14 @@ class Decoded:
     length: int  # the frame's declared body length (the `{len8}` value)
     warnings: tuple[Warning_, ...] = ()
 
+    @property
+    def tampered(self) -> str:
+        """Why the frame must not be accepted though it parses: the digest it carries is not the MD5 of its own
+        bytes (seed L9083: "the characters before the first parenthesis … represent the MD5 hash"); "" when it is."""
+        if self.digest == self.computed_digest:
+            return ""
+        return f"the digest it carries ({self.digest}) is not the MD5 of its bytes ({self.computed_digest})"
+
 
 REPAIR_CANDIDATES = 6  # string ends tried per length prefix, the declared one included
 REPAIR_WINDOW = 64  # how far (bytes) from the declared end a repaired end may lie

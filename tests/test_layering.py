@@ -35,7 +35,7 @@ EMPTY_CONTAINERS = {"list", "dict", "set", "Counter", "OrderedDict", "defaultdic
 ALLOWED: dict[str, set[str]] = {
     "proto": {"proto", "construct"},
     "linkstate.core": {"proto", "linkstate.core"},
-    "linkstate.service": {"proto", "linkstate.core", "linkstate.service", "trio", "structlog"},
+    "linkstate.service": {"proto", "linkstate.core", "linkstate.service", "trio", "structlog", "prometheus_client"},
     "linkstate.sim": {"proto", "linkstate.core", "linkstate.service", "linkstate.sim", "trio", "structlog"},
     "linkstate.netns": {
         "proto", "linkstate.core", "linkstate.service", "linkstate.sim", "linkstate.netns", "trio", "structlog",

@@ -14,8 +14,12 @@ Port policy (DECISIONS §5): servers keep the ports the file gives them. Servers
 real ports (691, and 25 for SMTP) on their own loopback address when a test bind of each succeeds; otherwise a
 derived topology is written to the run directory with `port_691 = 6910 + n` and `port_smtp = 2525 + n` (n =
 the server's index in the file, from 0) for every server without explicit ports, and all nodes run on it.
-`secret_file` is made absolute there. While `cluster up` runs it re-derives that file when the source changes
-(so the nodes' own topology watcher picks the change up).
+`secret_file` is made absolute there. Every node serves /metrics and /health on its address at its
+`metrics_port`, or at its 691 port + 20000 (linkstate.core.topology.default_metrics_port: 691 -> 20691, the
+dev ports 6910+n -> 26910+n, so never on one of the dev ports); `cluster up` passes it to each node with
+`--metrics`, so a node that cannot bind it exits with that reason, and no two listeners of the cluster may share
+an address and port (checked before anything starts). While `cluster up` runs it re-derives the derived file
+when the source changes (so the nodes' own topology watcher picks the change up).
 Real network mode (`--netns`, linkstate.netns): every server runs in its own network namespace (`serve --netns`),
 on the address the run's network plan gives it (`network.json` in the run directory, the prefix of its namespace
 names in the state as `netns_prefix`); the derived topology then carries those addresses and the file's ports, and
@@ -87,6 +91,11 @@ class NodeRecord:
     state: str = "stopped"  # running | stopped (on purpose or by the supervisor)
     started_at: float = 0.0
     netns: str | None = None  # the network namespace it runs in (netns mode)
+    metrics_port: int | None = None  # where /metrics and /health answer (None: a run state from before them)
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_port is None else f"http://{self.host}:{self.metrics_port}/metrics"
 
 
 @dataclass
@@ -192,10 +201,14 @@ def _is_serve(pid: int) -> bool:
         return True
 
 
-def serve_command(topology: str, server: str, time_scale: float | None, netns: str | None = None) -> list[str]:
-    """The argv of one node process (the CLI entry point run by this interpreter)."""
+def serve_command(
+    topology: str, server: str, time_scale: float | None, netns: str | None = None, metrics: str | None = None
+) -> list[str]:
+    """The argv of one node process (the CLI entry point run by this interpreter); `metrics`: HOST:PORT."""
     cmd = [sys.executable, "-c", "from linkstate.cli.main import main; main()", "serve"]
     cmd += ["--topology", topology, "--server", server, "--log-format", "json"]
+    if metrics is not None:
+        cmd += ["--metrics", metrics]
     if time_scale is not None:
         cmd += ["--time-scale", repr(float(time_scale))]
     if netns is not None:
@@ -269,11 +282,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def real_ports_problem(topo: Topology) -> str | None:
-    """Why the servers without explicit ports cannot use 691 and 25 on their own address (None: they can)."""
+    """Why the servers without explicit ports cannot use 691 and 25 (and the metrics port derived from 691) on
+    their own address (None: they can)."""
     seen: set[tuple[str, int]] = set()
     for s in topo.servers:
         host = s.address or "127.0.0.1"
-        for explicit, real in ((s.port_691, REAL_PORT_691), (s.port_smtp, REAL_PORT_SMTP)):
+        metrics = (s.metrics_port, s.metrics(s.port_691 or REAL_PORT_691))
+        for explicit, real in ((s.port_691, REAL_PORT_691), (s.port_smtp, REAL_PORT_SMTP), metrics):
             port = explicit or real
             if (host, port) in seen:
                 return f"{host}:{port} is wanted by two servers"
@@ -281,6 +296,21 @@ def real_ports_problem(topo: Topology) -> str | None:
             if explicit is None and not can_bind(host, real):
                 return f"cannot bind {host}:{real}"
     return None
+
+
+def shared_listeners(topo: Topology) -> list[str]:
+    """Every address and port two listeners of the cluster would share (691, SMTP, metrics), as lines."""
+    owners: dict[tuple[str, int], str] = {}
+    clashes = []
+    for s in topo.servers:
+        host = s.address or "127.0.0.1"
+        port_691 = s.port_691 or REAL_PORT_691
+        for what, port in (("691", port_691), ("SMTP", s.port_smtp or REAL_PORT_SMTP), ("metrics", s.metrics())):
+            who = f"{s.name}'s {what} port"
+            if (host, port) in owners:
+                clashes.append(f"{host}:{port} is {owners[(host, port)]} and {who}")
+            owners.setdefault((host, port), who)
+    return clashes
 
 
 def derive_topology(source: Path, dest: Path, addresses: dict[str, str] | None = None) -> Topology:
@@ -376,6 +406,7 @@ class NodeStatus:
     digest: str | None = None
     version: str | None = None
     error: str | None = None
+    metrics: str | None = None  # the URL of its /metrics
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -406,7 +437,7 @@ def format_status(statuses: list[NodeStatus]) -> list[str]:
 
 
 async def query(rec: NodeRecord, topo: Topology, secret: bytes, timeout: float) -> NodeStatus:
-    st = NodeStatus(rec.name, rec.host, rec.port, "stopped", pid=rec.pid)
+    st = NodeStatus(rec.name, rec.host, rec.port, "stopped", pid=rec.pid, metrics=rec.metrics_url)
     if not node_alive(rec):
         if rec.state == "running" and rec.pid is not None:
             st.state = "exited"
@@ -532,6 +563,9 @@ class Cluster:
                     topo = derive_topology(self.source, used, network.addresses() if network else None)
                 except (TopologyError, OSError, ValueError, TypeError) as exc:
                     fail(f"cannot derive a dev-port topology: {exc}", EXIT_FAILED)
+            clashes = shared_listeners(topo)
+            if clashes:
+                fail(f"two listeners on one address and port: {'; '.join(clashes)} (give explicit ports)")
             self._source_mtime = _mtime(self.source)
             state = RunState(
                 source=str(self.source),
@@ -555,6 +589,7 @@ class Cluster:
                     topology=str(used),
                     log=str(self.run_dir / f"{s.name}.log"),
                     netns=network.host(s.name).netns if network is not None else None,
+                    metrics_port=s.metrics(),
                 )
             save_state(state)
         return state
@@ -593,8 +628,9 @@ class Cluster:
             with open(rec.log, "ab") as log:
                 log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {name}\n".encode())
                 log.flush()
+                metrics = f"{rec.host}:{rec.metrics_port}" if rec.metrics_port is not None else None
                 proc = subprocess.Popen(
-                    serve_command(rec.topology, name, state.time_scale, rec.netns),
+                    serve_command(rec.topology, name, state.time_scale, rec.netns, metrics),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -24,8 +24,8 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    commands = ("orginfo_cmd", "topology_cmd", "route_cmd", "node_cmd", "ops_cmd", "netns_cmd", "bench_cmd", "fuzz_cmd")
-    for name in commands:
+    commands = ("orginfo", "topology", "route", "node", "ops", "netns", "events", "bench", "fuzz")
+    for name in (f"{c}_cmd" for c in commands):
         try:
             module = importlib.import_module(f"linkstate.cli.{name}")
         except ModuleNotFoundError as exc:

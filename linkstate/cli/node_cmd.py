@@ -31,10 +31,12 @@ from linkstate.cli import netns_cmd
 from linkstate.cli.cluster import START_WAIT, Cluster, NodeRecord, format_status, node_alive
 from linkstate.cli.common import EXIT_FAILED, HelpGroup, fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
+from linkstate.core.catalog import Ev
 from linkstate.core.topology import ServerSpec, Topology, file_error
 from linkstate.logconfig import configure
 from linkstate.netns.enter import call_in
 from linkstate.service.client import ClientError, dump_frame
+from linkstate.service.metrics import MetricsAddress
 from linkstate.service.node import NodeService
 
 LOG_FORMATS = ("json", "console", "auto")
@@ -83,6 +85,9 @@ def parse_hostport(text: str, default_port: int | None) -> tuple[str, int | None
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="auto", show_default=True)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @click.option("--netns", metavar="NAME", help="Run inside this network namespace (real network mode; needs root).")
+@click.option("--metrics", "metrics_opt", metavar="ADDR[:PORT]|off",
+              help="Serve /metrics and /health here (default: the server's address at its metrics_port, else its "
+              "691 port + 20000; 'off': not at all).")  # fmt: skip
 def serve(
     topology_file: str,
     server: str,
@@ -91,6 +96,7 @@ def serve(
     log_format: str,
     log_level: str,
     netns: str | None,
+    metrics_opt: str | None,
 ) -> None:
     """Run one server's routing engine until SIGINT/SIGTERM; SIGHUP (or editing the file) reloads the topology."""
     if netns is not None:
@@ -104,8 +110,9 @@ def serve(
     if listen:
         host, lport = parse_hostport(listen, None)
         port = lport if lport is not None else port
+    metrics = metrics_address(metrics_opt, spec, host, port)
     configure(log_format, log_level)
-    error = trio.run(_serve, topo, server, host, port, Path(topology_file))
+    error = trio.run(_serve, topo, server, host, port, Path(topology_file), metrics)
     if error:
         fail(error, EXIT_FAILED)
 
@@ -120,28 +127,52 @@ def _enter(netns: str) -> None:
         fail(str(exc), EXIT_FAILED)
 
 
-async def _serve(topo: Topology, server: str, host: str, port: int, path: Path) -> str | None:
+def metrics_address(option: str | None, spec: ServerSpec, host: str, port: int) -> MetricsAddress | None:
+    """Where `serve` answers /metrics and /health: `--metrics ADDR[:PORT]` (it must bind), `off`, or by default
+    the server's address at its `metrics_port` (it must bind) or at its 691 port + 20000 (the node runs without
+    metrics when that one is taken)."""
+    if option == "off":
+        return None
+    if option is None:
+        return MetricsAddress(host, spec.metrics(port), required=spec.metrics_port is not None)
+    mhost, mport = parse_hostport(option, None)
+    return MetricsAddress(mhost, mport if mport is not None else spec.metrics(port))
+
+
+async def _serve(
+    topo: Topology, server: str, host: str, port: int, path: Path, metrics: MetricsAddress | None
+) -> str | None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
-            svc = NodeService(topo, server, host=host, port=port, topology_path=path)
+            svc = NodeService(topo, server, host=host, port=port, topology_path=path, metrics=metrics)
             try:
                 await nursery.start(svc.run)
             except (OSError, ExceptionGroup) as exc:
                 os_error = _find_os_error(exc)
                 if os_error is None:
                     raise
-                which = port if svc.bound_port is None else svc.smtp_port
-                what = "691" if svc.bound_port is None else "SMTP"
-                return f"cannot listen on {host}:{which} ({what}): {_os_reason(os_error)}"
+                return _listen_error(svc, os_error)
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    svc.log.info("sighup", action="reload topology")
+                    svc.events.emit(Ev.SIGHUP, action="reload topology")
                     svc.reload()
                     continue
-                svc.log.info("signal", signal=signal.Signals(signum).name, action="shutting down")
+                svc.events.emit(Ev.SIGNAL, signal=signal.Signals(signum).name, action="shutting down")
                 break
             nursery.cancel_scope.cancel()
     return None
+
+
+def _listen_error(svc: NodeService, exc: OSError) -> str:
+    """The one line for a listener that could not be opened: 691, else metrics (an SMTP port that cannot be bound is
+    not fatal: the node runs without it and says so)."""
+    if svc.bound_port is None:
+        where, what, hint = f"{svc.host}:{svc.port}", "691", ""
+    else:
+        m = svc.metrics_address
+        where = f"{m.host}:{m.port}" if m is not None else "?"
+        what, hint = "metrics", "; choose another with --metrics ADDR:PORT or none with --metrics off"
+    return f"cannot listen on {where} ({what}): {_os_reason(exc)}{hint}"
 
 
 def _find_os_error(exc: BaseException) -> OSError | None:
@@ -303,7 +334,8 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool, wait_s: flo
         problems = trio.run(cluster.await_answers, [r.name for r in recs], wait_s)
         for rec in recs:
             what = f"did not come up: {problems[rec.name]}" if rec.name in problems else "listens on"
-            where = f"{rec.host}:{rec.port}  log {rec.log}" if rec.name not in problems else f"(log {rec.log})"
+            where = f"{rec.host}:{rec.port}  metrics {rec.metrics_url}  log {rec.log}"
+            where = where if rec.name not in problems else f"(log {rec.log})"
             click.echo(f"  {rec.name:<12} pid {rec.pid:<7} {what} {where}")
         if problems:
             fail(f"{_count(len(problems), 'server')} of {len(recs)} did not come up ({', '.join(problems)}): "

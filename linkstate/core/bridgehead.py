@@ -6,8 +6,11 @@ bridgehead of, the outbound sessions to the connector's remote bridgeheads: star
 takes a major or minor change (G33/G34), and every `bh_probe_interval` as a probe that also compares digests
 (R92, G39). Probe results become the bridgehead's observed state (G40): `CONN_NOT_AVAILABLE` after
 `bh_fail_threshold` failed sessions in a row, `CONN_AVAIL` on the next success; an operator may force a state.
-What a session brings in is decoded strictly and posted as a `Learned` fact, never merged partially; an observed
-state is posted as an `Observed` fact (linkstate.core.facts): the node's role decides what they mean.
+A failed session is a warning up to `bh_fail_threshold` failures in a row (and at least once a streak), info
+past it and while the node starts (within `master_settle` of the link's creation, before its first success: the
+servers of an organization start in any order; docs/EVENTS.md). What a session brings in is decoded strictly and
+posted as a `Learned` fact, never merged partially; an observed state is posted as an `Observed` fact
+(linkstate.core.facts): the node's role decides what they mean.
 Invariants: at most one outbound session per connector at a time (a trigger during one re-runs it after);
 nothing a peer sends raises; every failure is a Diagnostic.
 May import: the standard library, proto, linkstate.core (never node.py or a role).
@@ -15,11 +18,13 @@ May import: the standard library, proto, linkstate.core (never node.py or a role
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.events import ChangeKind, Proto
+from linkstate.core.events import Cause, ChangeKind, Proto
 from linkstate.core.facts import Learned, LinkIdle, Observed
 from linkstate.core.link2state_client import SmtpClientSession
 from linkstate.core.link2state_server import SmtpServerSession
@@ -32,6 +37,7 @@ from linkstate.core.link2state_session import (
     OrgInfoReceived,
     SessionFailed,
 )
+from linkstate.core.nexthop import SmartHostProbe
 from linkstate.core.topology import ConnectorSpec, ServerSpec
 from proto.codec import DEFAULT_LIMITS
 from proto.errors import DecodeError
@@ -39,28 +45,45 @@ from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
 
 
+class Target(enum.Enum):
+    """What a link's probes reach (G40): the connected group's bridgeheads (an X-LINK2STATE session), a smart
+    host (its SMTP greeting), a next-hop MTA (the TCP connect), or nothing (the state follows the listener)."""
+
+    REMOTE_BRIDGEHEADS = "remote bridgeheads"
+    SMART_HOST = "smart host"
+    NEXT_HOP_MTA = "next-hop MTA"
+    NOTHING = "nothing"
+
+
 @dataclass(kw_only=True)
 class Link:
     """One connector this server is a source bridgehead of."""
 
     connector: ConnectorSpec
-    remotes: tuple[ServerSpec, ...]
+    target: Target
+    remotes: tuple[ServerSpec, ...] = ()
     in_flight: int | None = None  # conn of the running session (or -1 while connecting)
     again: bool = False
     failures: int = 0
     next_probe: float = 0.0
-    observed: BridgeheadState = BridgeheadState.CONN_AVAIL
+    probed: BridgeheadState = BridgeheadState.CONN_AVAIL  # what the probes say
+    observed: BridgeheadState = BridgeheadState.CONN_AVAIL  # the state last reported (forced, listener, probes)
     forced: BridgeheadState | None = None
     reported_at: float = float("-inf")
     sessions: int = 0
     exchanged: int = 0
+    started_at: float = 0.0  # when the running (or last) session was asked for
+    starting_until: float = 0.0  # failures are quiet until then, while the link never succeeded
+    succeeded: bool = False
+    warned: bool = False  # this streak of failures has had its warning
 
 
 @dataclass
 class _Smtp:
-    session: SmtpServerSession | SmtpClientSession
+    session: SmtpServerSession | SmtpClientSession | SmartHostProbe
     link: Link | None = None  # set for outbound sessions
     done: bool = False
+    failure: str = ""  # why a probe of a smart host failed, for the bridgehead_session_failed event
 
 
 @dataclass
@@ -89,6 +112,7 @@ class Bridgehead:
         self.smtp: dict[int, _Smtp] = {}
         self.counters = Counters()
         self.links: dict[str, Link] = {}
+        self.listening = True  # this server's SMTP listener runs (the shell says when it does not)
         self.configure(now, is_master=is_master)
 
     # --- configuration -----------------------------------------------------------------------------------
@@ -100,38 +124,43 @@ class Bridgehead:
         topo = ctx.topology
         fresh: dict[str, Link] = {}
         for c in topo.connectors_from(ctx.rg.name):
-            if not c.connected_routing_group:
-                continue  # address-space connectors carry no link state
             mine = ctx.me.name in c.source_bridgeheads or (not c.source_bridgeheads and is_master)
             if not mine:
                 continue
-            names = c.remote_bridgeheads or (topo.routing_group(c.connected_routing_group).master,)
-            remotes = tuple(topo.server(n) for n in names)
+            target = _target(c)
+            remotes: tuple[ServerSpec, ...] = ()
+            if c.connected_routing_group:
+                names = c.remote_bridgeheads or (topo.routing_group(c.connected_routing_group).master,)
+                remotes = tuple(topo.server(n) for n in names)
             old = self.links.get(c.guid)
-            if old is not None:
+            if old is not None and old.target is target:
                 old.connector, old.remotes = c, remotes
                 fresh[c.guid] = old
             else:
-                fresh[c.guid] = Link(connector=c, remotes=remotes, next_probe=now)
+                settle = ctx.settings.scaled("master_settle")
+                fresh[c.guid] = Link(connector=c, target=target, remotes=remotes, next_probe=now,
+                                     starting_until=now + settle)  # fmt: skip
         self.links = fresh
 
     def next_deadline(self) -> float | None:
         """The earliest probe due of a link with no session running (None without links)."""
         due: float | None = None
         for link in self.links.values():
-            if link.in_flight is None and (due is None or link.next_probe < due):
+            if link.in_flight is None and link.target is not Target.NOTHING and (due is None or link.next_probe < due):
                 due = link.next_probe
         return due
 
     def on_timer(self, now: float) -> None:
         """Start the session of every idle link whose probe is due."""
         for link in self.links.values():
-            if link.in_flight is None and now >= link.next_probe:
+            if link.in_flight is None and now >= link.next_probe and link.target is not Target.NOTHING:
                 self._start(link, now)
 
     def trigger(self, now: float, reason: ChangeKind) -> None:
         """The table took a major or minor change: tell every remote bridgehead now (G34)."""
         for link in self.links.values():
+            if link.target is not Target.REMOTE_BRIDGEHEADS:
+                continue
             if link.in_flight is not None:
                 link.again = True
             else:
@@ -154,16 +183,29 @@ class Bridgehead:
         interval = self.ctx.settings.scaled("bh_probe_interval")
         link.next_probe = now + interval
         link.again = False
-        target = link.remotes[link.failures % len(link.remotes)]
         link.in_flight = -1
+        link.started_at = now
         link.sessions += 1
         self.counters.sessions_out += 1
-        self.out.connect(target.name, proto=Proto.SMTP, tag=link.connector.guid)
+        hop = link.connector.next_hop
+        if link.target is Target.REMOTE_BRIDGEHEADS or hop is None:
+            target = link.remotes[link.failures % len(link.remotes)]
+            self.out.connect(target.name, proto=Proto.SMTP, tag=link.connector.guid)
+        else:
+            self.out.connect_to(hop[0], hop[1], proto=Proto.SMTP, tag=link.connector.guid)
 
     def on_connected(self, conn: int, tag: str, now: float) -> None:
         link = self.links.get(tag)
         if link is None:
             self.out.close(conn, "connector no longer configured")
+            return
+        if link.target is Target.NEXT_HOP_MTA:  # the TCP connect is the probe
+            self.out.close(conn, "next-hop MTA reachable")
+            self._succeeded(link, exchanged=False, now=now)
+            return
+        if link.target is Target.SMART_HOST:
+            link.in_flight = conn
+            self.smtp[conn] = _Smtp(SmartHostProbe(link.connector.smart_host or ""), link)
             return
         ctx = self.ctx
         remote = link.remotes[link.failures % len(link.remotes)]
@@ -188,9 +230,12 @@ class Bridgehead:
         link.in_flight = None
         link.failures += 1
         threshold = self.ctx.settings.bh_fail_threshold
+        starting = not link.succeeded and now < link.starting_until
+        quiet = starting or (link.warned and link.failures > threshold)
+        link.warned = link.warned or not quiet
         self.out.diag(
-            "bridgehead_session_failed",
-            level="warning" if link.failures <= threshold else "info",
+            Ev.BRIDGEHEAD_SESSION_FAILED,
+            quiet=quiet,
             connector=link.connector.name,
             reason=reason,
             failures=link.failures,
@@ -202,6 +247,10 @@ class Bridgehead:
     def _succeeded(self, link: Link, exchanged: bool, now: float) -> None:
         link.in_flight = None
         link.failures = 0
+        link.succeeded, link.warned = True, False
+        duration = round(now - link.started_at, 6)
+        name = link.connector.name
+        self.out.diag(Ev.BRIDGEHEAD_SESSION_DONE, connector=name, exchanged=exchanged, duration_s=duration)
         if exchanged:
             link.exchanged += 1
             self.counters.exchanges += 1
@@ -209,23 +258,42 @@ class Bridgehead:
         self.out.post(LinkIdle(link.connector.guid))  # after the observation: it may start the link itself
 
     def _observe(self, link: Link, state: BridgeheadState, now: float, again: bool = False) -> None:
-        """Report a state change at once; with `again`, report a lasting state once more (at most once per
-        probe interval): a window that ended as oscillation leaves the connector UP, and only a later report
-        of a state that lasts can open the next window (R117–R118)."""
-        if link.forced is not None:
-            state = link.forced
+        """What a probe found: report the link's state if it changed; with `again`, report a lasting state once
+        more (at most once per probe interval): a window that ended as oscillation leaves the connector UP, and
+        only a later report of a state that lasts can open the next window (R117–R118)."""
+        link.probed = state
+        self._report(link, now, again)
+
+    def _report(self, link: Link, now: float, again: bool = False) -> None:
+        """Post the link's state — forced by an operator, else CONN_NOT_STARTED while this server's SMTP listener
+        is not running (G40), else what the probes found — when it changed (or again, see `_observe`)."""
+        state = link.forced or (BridgeheadState.CONN_NOT_STARTED if not self.listening else link.probed)
         interval = self.ctx.settings.scaled("bh_probe_interval")
         if state is not link.observed or (again and now - link.reported_at >= interval):
             link.observed = state
             link.reported_at = now
             self.out.post(Observed(link.connector.guid, state))
 
+    def listener(self, running: bool, now: float) -> None:
+        """This server's SMTP listener (its virtual server) started or stopped: every connector it is a source
+        bridgehead of is CONN_NOT_STARTED while it is down (G40)."""
+        self.listening = running
+        for link in self.links.values():
+            self._report(link, now)
+
+    def announce(self, now: float) -> None:
+        """The server (re)joined its group's exchange: post again what each link has observed (or is forced to),
+        so a (re)started master hears it (R130). A link not probed yet has nothing to tell."""
+        for link in self.links.values():
+            if link.forced is not None or link.reported_at != float("-inf"):
+                self.out.post(Observed(link.connector.guid, link.forced or link.observed))
+
     def force(self, connector: str, state: BridgeheadState | None, now: float) -> bool:
         link = self.links.get(connector)
         if link is None:
             return False
         link.forced = state
-        self._observe(link, state or BridgeheadState.CONN_AVAIL, now)
+        self._report(link, now)
         return True
 
     # --- inbound sessions ----------------------------------------------------------------------------------
@@ -283,7 +351,7 @@ class Bridgehead:
         if link is None or entry.done or link.in_flight is None:
             return
         entry.done = True
-        self._failed(link, "SMTP session ended before the exchange completed", now)
+        self._failed(link, entry.failure or "SMTP session ended before the exchange completed", now)
 
     def on_session_event(self, conn: int, event: Event, now: float) -> None:
         """One event of connection `conn`'s session (the node settles the facts it raises before the next)."""
@@ -303,36 +371,52 @@ class Bridgehead:
 
     def _on_auth_succeeded(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, AuthSucceeded)
-        self.out.diag("smtp_authenticated", event_id=event.event_id, peer=self.ctx.server_name(event.peer_guid))
+        self.out.diag(
+            Ev.CLIENT_AUTHENTICATED if event.event_id == 996 else Ev.AUTHENTICATED,
+            protocol=Proto.SMTP.value, peer=self.ctx.server_name(event.peer_guid), peer_kind="BRIDGEHEAD",
+        )  # fmt: skip
 
     def _on_auth_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, AuthFailed)
         self.out.diag(
-            "smtp_auth_failed",
-            level="warning",
-            event_id=event.event_id,
-            reason=event.reason,
+            Ev.CLIENT_AUTH_FAILED if event.event_id == 962 else Ev.AUTH_FAILED,
+            protocol=Proto.SMTP.value, conn=conn, reason=event.reason, cause=Cause.AUTH.value,
             peer=self.ctx.server_name(event.peer_guid) if event.peer_guid else "",
-        )
+        )  # fmt: skip
 
     def _on_session_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, SessionFailed)
+        if entry.link is not None and entry.link.target is Target.SMART_HOST:
+            entry.failure = event.reason  # no X-LINK2STATE here: the probe's failure is the link's
+            return
         self.counters.rejected += 1
         self.counters.by_reason[event.reason] = self.counters.by_reason.get(event.reason, 0) + 1
-        self.out.diag("link2state_rejected", level="warning", conn=conn, reason=event.reason, fatal=event.fatal)
+        self.out.diag(Ev.LINK2STATE_REJECTED, conn=conn, reason=event.reason, fatal=event.fatal)
 
     def _on_mail(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, MailReceived)
         self.counters.mail_received += 1
-        self.out.diag("mail_queued", sender=event.sender, recipients=len(event.recipients), size=len(event.data))
+        self.out.diag(Ev.MAIL_QUEUED, sender=event.sender, recipients=len(event.recipients), size=len(event.data))
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
             decoded = decode_strict_cached(frame, DEFAULT_LIMITS, self.ctx.sections)
         except DecodeError as exc:
-            self.out.diag("orginfo_rejected", level="warning", peer=self.ctx.server_name(peer), reason=str(exc))
+            self.out.diag(Ev.ORGINFO_REJECTED, peer=self.ctx.server_name(peer), reason=str(exc))
+            return
+        if decoded.tampered:
+            self.out.diag(Ev.ORGINFO_REJECTED, peer=self.ctx.server_name(peer), reason=decoded.tampered)
             return
         self.out.post(Learned(decoded.orginfo, f"smtp:{self.ctx.server_name(peer)}"))
+
+
+def _target(c: ConnectorSpec) -> Target:
+    """What the source bridgeheads of `c` probe (Target)."""
+    if c.connected_routing_group:
+        return Target.REMOTE_BRIDGEHEADS
+    if c.next_hop is None:
+        return Target.NOTHING
+    return Target.SMART_HOST if c.type == "smtp" else Target.NEXT_HOP_MTA
 
 
 _SESSION_EVENTS: dict[type, Callable[[Bridgehead, int, _Smtp, Event, float], None]] = {

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
+from linkstate.core.catalog import CATALOG, Ev
 from linkstate.core.facts import Fact, TableBumped
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.session691 import Session691
@@ -75,6 +76,7 @@ class Counters:
     """Traffic and event counts, for status views and benchmarks."""
 
     frames_out: Counter[str] = field(default_factory=Counter)
+    frames_in: int = 0  # 691 frames received after authentication
     bytes_out: int = 0
     bytes_in: int = 0
     table_changes: Counter[str] = field(default_factory=Counter)
@@ -96,8 +98,9 @@ class Outbox:
 
     # --- requests --------------------------------------------------------------------------------------
 
-    def diag(self, event: str, level: ev.Level = "info", event_id: int | None = None, **fields: object) -> None:
-        self._out.append(ev.Diagnostic(event, level, event_id, dict(fields)))
+    def diag(self, event: Ev, *, quiet: bool = False, **fields: object) -> None:
+        """Log `event` (the catalog gives its ID and level; `quiet`: its quieter level, where the catalog has one)."""
+        self._out.append(ev.Diagnostic(event, CATALOG[event].level_for(quiet), dict(fields)))
 
     def send(self, conn: int, msg: rg691.Message) -> None:
         c = self.conns.get(conn)
@@ -106,7 +109,7 @@ class Outbox:
         try:
             c.session.send(msg)
         except EncodeError as exc:  # a bug on our side: never let it take the node down
-            self.diag("encode_failed", level="error", reason=str(exc))
+            self.diag(Ev.ENCODE_FAILED, reason=str(exc))
             return
         self.counters.frames_out[type(msg).__name__] += 1
 
@@ -133,12 +136,19 @@ class Outbox:
         port = (spec.port_smtp or DEFAULT_SMTP_PORT) if smtp else (spec.port_691 or DEFAULT_691_PORT)
         self._out.append(ev.Connect(peer, spec.address or "127.0.0.1", port, proto, tag))
 
+    def connect_to(self, host: str, port: int, proto: ev.Proto, tag: str = "") -> None:
+        """A connection to a host that is not a server of the organization (a smart host, a next-hop MTA); its
+        `peer` is `host:port`."""
+        self._out.append(ev.Connect(f"{host}:{port}", host, port, proto, tag))
+
     def table_changed(self, kind: ev.ChangeKind, groups: Iterable[str] = (), bumped: bool = False) -> None:
-        """Record a change of the table; a major or minor one (own, or `bumped` in what was merged) goes to the
-        other groups at once (G33, G34: a `TableBumped` fact); user-only changes travel with the next session."""
+        """Record a change of the table; a major or minor one (own, or `bumped` in what was merged) resets routes
+        and goes to the other groups at once (G33, G34: a `TableBumped` fact); user-only changes do neither and
+        travel with the next session."""
         self.counters.table_changes[kind] += 1
-        self._out.append(ev.TableChanged(self.ctx.lsdb.digest, kind, tuple(groups)))
-        if bumped or kind is ev.ChangeKind.MAJOR or kind is ev.ChangeKind.MINOR:
+        routes = bumped or kind is ev.ChangeKind.MAJOR or kind is ev.ChangeKind.MINOR
+        self._out.append(ev.TableChanged(self.ctx.lsdb.digest, kind, tuple(groups), routes))
+        if routes:
             self.post(TableBumped(kind))
 
     def post(self, fact: Fact) -> None:

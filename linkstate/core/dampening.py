@@ -5,8 +5,9 @@ Owns: `Dampener`, which turns connector state *reports* into *commits* (each com
 bridgehead applies before reporting (G43).
 
 G41, as implemented (state_delay 600 s by default):
-  - The committed state of every connector starts UP.
-  - A DOWN report while the committed state is UP and no window is open opens a window [now, now + state_delay).
+  - The committed state of every connector starts UP, or as `seed` sets it.
+  - A DOWN report while the committed state is UP and no window is open opens a window [now, now + state_delay)
+    (a `WindowOpened` diagnostic is recorded).
     Every later report inside the window is recorded; a report differing from the previous one is a *change*
     (the opening DOWN is the first, as it differs from the committed UP).
   - At window end: >= 2 changes (DOWN then UP, or more) -> oscillating: the committed state stays UP, nothing is
@@ -56,7 +57,18 @@ class OscillationSuppressed:
     window_start: float
     at: float
     changes: int
-    name: str = "oscillation_suppressed"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowOpened:
+    """The `oscillation_window_opened` diagnostic: a DOWN report is held until `end` (G41)."""
+
+    connector_guid: str
+    start: float
+    end: float
+
+
+DampenerDiagnostic = OscillationSuppressed | WindowOpened
 
 
 @dataclass(slots=True)
@@ -90,7 +102,7 @@ class Dampener:
         self._windows: dict[str, _Window] = {}
         self._pending: dict[str, list[ConnectorState]] = {}  # compat_e2k batch
         self._batch_due: float | None = None
-        self._diagnostics: list[OscillationSuppressed] = []
+        self._diagnostics: list[DampenerDiagnostic] = []
         self.reports = 0
         self.minor_updates = 0
         self.suppressed = 0
@@ -111,12 +123,19 @@ class Dampener:
             ends.append(self._batch_due)
         return min(ends, default=None)
 
-    def diagnostics(self) -> list[OscillationSuppressed]:
+    def diagnostics(self) -> list[DampenerDiagnostic]:
         """Drain the diagnostics recorded since the last call."""
         out, self._diagnostics = self._diagnostics, []
         return out
 
     # ------------------------------------------------------------------------------------------------ inputs
+
+    def seed(self, connector_guid: str, state: ConnectorState) -> None:
+        """Start from `state` as committed, with nothing published as a change (a master rebuilding its states
+        from evidence after a start, R130); any open window or queued report of the key is dropped."""
+        self._committed[connector_guid] = state
+        self._windows.pop(connector_guid, None)
+        self._pending.pop(connector_guid, None)
 
     def report(self, connector_guid: str, state: ConnectorState, now: float) -> list[Commit]:
         """A member (or local queuing) reports a connector state at `now`."""
@@ -151,6 +170,7 @@ class Dampener:
             return []
         if state is DOWN and self.committed(guid) is UP:
             self._windows[guid] = _Window(now, now + self.state_delay, DOWN, 1)
+            self._diagnostics.append(WindowOpened(guid, now, now + self.state_delay))
             return []
         return self._commit_if_changed(guid, state, now)  # UP while DOWN: at once; otherwise nothing
 

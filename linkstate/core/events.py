@@ -2,9 +2,10 @@
 
 Owns: the frozen dataclasses passed between a `NodeCore` and the shell that runs it (linkstate.service or the
 pure simulator in linkstate.sim), and the closed vocabularies they carry: `Proto` (which protocol a connection
-speaks), `ChangeKind` (what changed the table) and `Level` (a diagnostic's severity). Connection ids are
-integers the shell assigns.
-May import: the standard library, proto.model, linkstate.core.topology.
+speaks), `ChangeKind` (what changed the table) and `Cause` (why a session failed); a `Diagnostic` names its
+event from the catalog (linkstate.core.catalog: `Ev`, which gives its ID and level) and may carry `Instant`s,
+moments on the core's clock that the shell writes as wall-clock times. Connection ids are integers the shell assigns.
+May import: the standard library, proto.model, linkstate.core.topology, linkstate.core.catalog.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from linkstate.core.catalog import CATALOG, Ev, Level
 from linkstate.core.topology import Topology
 from proto.model import BridgeheadState, OrgInfo
 
@@ -22,6 +24,17 @@ class Proto(enum.StrEnum):
 
     RG691 = "691"
     SMTP = "smtp"
+
+
+class Cause(enum.StrEnum):
+    """Why a session failed (the `cause` of an authentication or session failure): a wrong proof (AUTH), bytes
+    that do not parse (DECODE), a step or verb out of order (PROTOCOL), or the connection closed before
+    authentication completed (CLOSED)."""
+
+    AUTH = "auth"
+    DECODE = "decode"
+    PROTOCOL = "protocol"
+    CLOSED = "closed"
 
 
 class ChangeKind(enum.StrEnum):
@@ -38,14 +51,16 @@ class ChangeKind(enum.StrEnum):
     MERGE = "merge"
     PUSH = "push"
 
-    @property
-    def resets_routes(self) -> bool:
-        """Whether routes may have changed: everything but a user update (who is attached changes no cost)."""
-        return self is not ChangeKind.USER
-
 
 UpdateKind = Literal[ChangeKind.MAJOR, ChangeKind.MINOR, ChangeKind.USER]  # the master's bumps of its own version
-Level = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Instant:
+    """A moment on the core's clock (the `now` it was given): in a Diagnostic's fields, the shell writes it as a
+    wall-clock ISO-8601 time, never as the raw monotonic value."""
+
+    t: float
 
 # --- inputs ------------------------------------------------------------------------------------------------
 
@@ -103,6 +118,15 @@ class BridgeheadObserved:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerChanged:
+    """This server's `proto` listener started or stopped (an SMTP port that cannot be bound: the node runs without
+    its virtual server, and its bridgehead states are CONN_NOT_STARTED, G40)."""
+
+    proto: Proto
+    running: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FaultInjected:
     """An operator forces this bridgehead's state for `connector` (None clears the force)."""
 
@@ -143,6 +167,7 @@ Input = (
     | TopologyChanged
     | ServiceStatusChanged
     | BridgeheadObserved
+    | ListenerChanged
     | FaultInjected
     | TombstoneRequested
     | MasterUnknown
@@ -177,21 +202,32 @@ class Connect:
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """Something to log: `event` is a short snake_case name, `event_id` the Exchange event number if any."""
+    """Something to log: `event` is one of the catalog's (anything else is refused), `level` its level (or its
+    quiet level: the catalog says when), `fields` what the catalog lists for it."""
 
-    event: str
+    event: Ev
     level: Level = "info"
-    event_id: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.event, Ev):
+            raise TypeError(f"not an event of the catalog: {self.event!r}")
+
+    @property
+    def event_id(self) -> int:
+        return CATALOG[self.event].event_id
 
 
 @dataclass(frozen=True, slots=True)
 class TableChanged:
-    """The node's link-state table changed (`kind`: ChangeKind); routes must be reset when `kind.resets_routes`."""
+    """The node's link-state table changed (`kind`: ChangeKind). `resets_routes`: a major or minor version moved
+    (the master's own update, or carried by what was merged or pushed), so routes may have changed: "reset
+    routes", event 4005. A user update (who is attached, a service's status) changes no route (seed L9014)."""
 
     digest: str
     kind: ChangeKind
     groups: tuple[str, ...] = ()
+    resets_routes: bool = False
 
 
 Output = Send | Close | Connect | Diagnostic | TableChanged

@@ -2,7 +2,12 @@
 
 Owns: the one upstream connection to the group's master: connect with backoff and jitter, ATTACH, the
 `Simple_Poll` timer, applying the master's pushes (REPLY, then the revised packet when it still differs), and
-forwarding local state reports (STATE). While the master is away the member keeps serving its last table.
+forwarding local state reports (STATE): those queued while detached, then, once attached, what its bridgehead
+observed (a `JoinedGroup` fact: a restarted master rebuilds from it, R130). While the master is away the member
+keeps serving its last table.
+Failures to reach the master are warnings, but the retries after the first failure of a streak are info, and so
+is every failure while the node starts (within `master_settle` of the role's start and before it ever attached:
+the servers of a group start in any order; docs/EVENTS.md).
 Invariants: at most one upstream connection; a member never writes its group's section itself; applying a
 push adopts every section whose version is at least the local one (the master is the member's authority), so
 a table changed behind the member's back converges at the next poll.
@@ -11,9 +16,12 @@ May import: the standard library, proto, linkstate.core (never node.py).
 
 from __future__ import annotations
 
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.events import ChangeKind, Level
+from linkstate.core.events import ChangeKind
+from linkstate.core.facts import JoinedGroup
 from linkstate.core.role import RoleName, RoleStatus
+from linkstate.core.topology import ServerSpec
 from proto import rg691
 from proto.model import OrgInfo
 
@@ -22,14 +30,17 @@ class MemberRole:
     """A member of its routing group (module docstring), seen by the node through `linkstate.core.role.Role`.
 
     Reads its node through `ctx` and acts through `out`. Built `orphan` when the directory names no usable master
-    (R81): it then keeps its table and connects to no one."""
+    (R81): it then keeps its table and connects to no one. Built with `master` (a server of its group) when it
+    follows a master other than the directory's: the one with quorum that outvoted it (R80, G28)."""
 
     name = RoleName.MEMBER
 
-    def __init__(self, ctx: NodeContext, out: Outbox, now: float, *, orphan: bool = False) -> None:
+    def __init__(
+        self, ctx: NodeContext, out: Outbox, now: float, *, orphan: bool = False, master: ServerSpec | None = None
+    ) -> None:
         self.ctx = ctx
         self.out = out
-        self.master = ctx.topology.master_of(ctx.rg.name)
+        self.master = master or ctx.topology.master_of(ctx.rg.name)
         self.upstream: int | None = None
         self.connecting = False
         self.attached = False
@@ -39,6 +50,9 @@ class MemberRole:
         self.outbox: list[rg691.StateReport] = []  # state reports waiting for an attachment
         self.last_master_digest = ""
         self.orphan = orphan  # the directory names no usable master: keep the table, connect to no one (R128)
+        self.starting_until = now + ctx.settings.scaled("master_settle")  # quiet failures until then, if never attached
+        self.ever_attached = False
+        self.warned = False  # this streak of failures has had its warning
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -56,6 +70,7 @@ class MemberRole:
         return RoleStatus(
             name=self.name,
             attached=self.attached,
+            master="" if self.orphan else self.master.guid,
             attached_count=int(self.attached),
             quorum=self.attached,
             orphaned=self.orphan,
@@ -124,10 +139,12 @@ class MemberRole:
         delay = self.ctx.settings.backoff(self.attempt, "reconnect_max", self.ctx.rand())
         self.attempt += 1
         self.reconnect_at = now + delay
-        level: Level = "warning" if was_attached or self.attempt == 1 else "info"
+        starting = not self.ever_attached and now < self.starting_until
+        quiet = starting or (self.warned and not was_attached)
+        self.warned = self.warned or not quiet
         self.out.diag(
-            "master_unreachable",
-            level=level,
+            Ev.MASTER_UNREACHABLE,
+            quiet=quiet,
             master=self.master.name,
             reason=reason,
             attempt=self.attempt,
@@ -148,24 +165,27 @@ class MemberRole:
     def _on_attach_ack(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.AttachAck)
         if not msg.ok:
-            self.out.diag("attach_refused", level="error", master=self.master.name, reason=msg.reason)
+            self.out.diag(Ev.ATTACH_REFUSED_BY_MASTER, master=self.master.name, reason=msg.reason)
             self.out.close(conn, f"attach refused: {msg.reason}")
             self.on_lost(conn, now)
             return
         self.attached = True
+        self.ever_attached = True
+        self.warned = False
         self.attempt = 0
         self.last_master_digest = msg.digest
         self.poll_at = now + self.ctx.settings.scaled("poll_interval")
-        self.out.diag("attached", master=self.master.name, quorum=msg.quorum, attached=msg.attached)
+        self.out.diag(Ev.ATTACHED, master=self.master.name, quorum=msg.quorum, attached=msg.attached)
         for report in self.outbox:
             self.out.send(conn, report)
         self.outbox.clear()
+        self.out.post(JoinedGroup())  # the master (perhaps just restarted) hears what this bridgehead observed
 
     def _on_poll_response(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.PollResponse)
         self.last_master_digest = msg.digest
         if not msg.same:
-            self.out.diag("poll_different", master_digest=msg.digest, digest=self.ctx.lsdb.digest)
+            self.out.diag(Ev.POLL_DIFFERENT, master_digest=msg.digest, digest=self.ctx.lsdb.digest)
 
     def _on_orginfo(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.OrgInfoFrame)
@@ -197,7 +217,7 @@ class MemberRole:
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Detach)
-        self.out.diag("master_detached", level="warning", master=self.master.name, reason=msg.reason)
+        self.out.diag(Ev.MASTER_DETACHED, master=self.master.name, reason=msg.reason)
         self.out.close(conn, "master detached")
         self.on_lost(conn, now)
 
@@ -210,7 +230,7 @@ class MemberRole:
         result = lsdb.merge(org, own_group=self.ctx.rg.guid)
         if not result.changed:
             return
-        self.out.diag("orginfo_learned", source=source, groups=len(result.changed), digest=lsdb.digest)
+        self.out.diag(Ev.ORGINFO_LEARNED, source=source, groups=len(result.changed), digest=lsdb.digest)
         self.out.table_changed(ChangeKind.MERGE, result.changed, bumped=lsdb.bumps != bumps)
         upstream = self.upstream
         if self.attached and upstream is not None:  # the master merges it and fans it out

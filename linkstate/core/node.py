@@ -2,12 +2,14 @@
 
 Owns: the server's context (identity, topology, link-state table: linkstate.core.context), its outbox and 691
 connections (one Session691 each), its role (`MasterRole` when the topology names it master of its group,
-`MemberRole` otherwise), its bridgehead (the SMTP side) and its operator commands (linkstate.core.operator); the
-routing of every input to the part that owns it, and of every fact a part raises to the part that acts on it.
-Data flows one way: an input goes to one part; the part reads the context, writes requests to the outbox and
-posts facts; NodeCore then drains the facts in one loop (depth first: a fact's consequences before the next fact)
-and hands the outputs back. It applies directory reloads (major updates, master moves: relinquish with event 958,
-R81/R88) and turns local observations into state reports. Its public read is `view()`.
+`MemberRole` otherwise — or a member following the master with quorum that outvoted it, R80), its bridgehead (the
+SMTP side), its route answers (one router for its life, linkstate.core.routes) and its operator commands
+(linkstate.core.operator); the routing of every input to the part that owns it, and of every fact a part raises to
+the part that acts on it. Data flows one way: an input goes to one part; the part reads the context, writes
+requests to the outbox and posts facts; NodeCore then drains the facts in one loop (depth first: a fact's
+consequences before the next fact) and hands the outputs back. It applies directory reloads (major updates, master
+moves: relinquish with event 958, R81/R88), refuses an ORGINFO whose digest is not its bytes' (G39) and turns
+local observations into state reports. Its public reads are `view()` and `route()`.
 Invariants: the core never reads a clock or draws randomness (`now` is an argument, `nonce`/`rand` are passed
 in); it never raises on peer input: every fault closes that one connection and is reported as a Diagnostic;
 the parts never call NodeCore and NodeCore never writes a part's attributes.
@@ -21,12 +23,15 @@ from collections.abc import Callable
 from linkstate.core import events as ev
 from linkstate.core import facts
 from linkstate.core.bridgehead import Bridgehead
+from linkstate.core.catalog import Ev
 from linkstate.core.context import Conn691, NodeContext, Outbox
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
 from linkstate.core.operator import Operator
 from linkstate.core.role import Role, RoleName, RoleStatus
+from linkstate.core.routes import NodeRoutes
+from linkstate.core.routing import Route
 from linkstate.core.session691 import Authenticated, Fault, PeerKind, Session691
 from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Topology
 from linkstate.core.view import NodeView
@@ -67,7 +72,10 @@ class NodeCore:
         self.out = Outbox(self.ctx)
         self.role: Role = self._make_role(now)
         self.bridgehead = Bridgehead(self.ctx, self.out, now, is_master=self._is_master())
-        self.operator = Operator(self.ctx, self.out, self.bridgehead, status=self._status, settle=self._settle)
+        self.routes = NodeRoutes(self.ctx)
+        self.operator = Operator(
+            self.ctx, self.out, self.bridgehead, self.routes, status=self._status, settle=self._settle
+        )
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -92,7 +100,7 @@ class NodeCore:
             server=ctx.me.name,
             routing_group=ctx.rg.name,
             role=st.name,
-            master=None if st.orphaned else ctx.topology.master_of(ctx.rg.name).name,
+            master=None if st.orphaned else ctx.server_name(st.master),
             attached=st.attached,
             attached_members=tuple(ctx.server_name(g) for g in st.attached_members),
             quorum=st.quorum,
@@ -103,7 +111,13 @@ class NodeCore:
             authenticated=frozenset(conn for conn, c in self.out.conns.items() if c.session.authenticated),
             table_changes=dict(self.out.counters.table_changes),
             exchanges=self.bridgehead.counters.exchanges,
+            frames_in=self.out.counters.frames_in,
+            frames_out=self.out.counters.frames_out.total(),
         )
+
+    def route(self, query: rg691.RouteQuery) -> Route:
+        """Where this node routes `query`, from its own router (the answer to `ROUTE ASK`, linkstate.core.routes)."""
+        return self.routes.route(query)
 
     def _status(self) -> RoleStatus:
         return self.role.status()
@@ -122,7 +136,7 @@ class NodeCore:
         """The node starts: its role connects (member) or begins its settle period (master)."""
         ctx = self.ctx
         self.out.diag(
-            "node_started", server=ctx.me.name, rg=ctx.rg.name, role=self.role.name.value, digest=ctx.lsdb.digest
+            Ev.NODE_STARTED, server=ctx.me.name, rg=ctx.rg.name, role=self.role.name.value, digest=ctx.lsdb.digest
         )
         self.role.start(now)
         self._settle(now)
@@ -173,6 +187,7 @@ class NodeCore:
 
     def _on_bumped(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.TableBumped)
+        self.routes.reset()
         self.bridgehead.trigger(now, fact.kind)
 
     def _on_learned(self, fact: facts.Fact, now: float) -> None:
@@ -183,6 +198,22 @@ class NodeCore:
         assert isinstance(fact, facts.Observed)
         self._observe(fact.connector, fact.state.value, now)
 
+    def _on_joined(self, fact: facts.Fact, now: float) -> None:
+        assert isinstance(fact, facts.JoinedGroup)
+        self.bridgehead.announce(now)
+
+    def _on_outvoted(self, fact: facts.Fact, now: float) -> None:
+        """A master without quorum was outvoted (R80, G28): it follows the master with quorum, as a member, until
+        its directory names another master (linkstate.core.quorum)."""
+        assert isinstance(fact, facts.Outvoted)
+        master = self.ctx.topology.server_by_guid(fact.master)
+        if master is None or not self._is_master():
+            return
+        self.role.stop("this server is no longer master: another master has quorum")
+        self.role = MemberRole(self.ctx, self.out, now, master=master)
+        self.role.start(now)
+        self.bridgehead.configure(now, is_master=False)
+
     def _on_link_idle(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.LinkIdle)
         self.bridgehead.rerun(fact.connector, now)
@@ -190,7 +221,7 @@ class NodeCore:
     def _observe(self, connector: str, state: str, now: float) -> None:
         ctx = self.ctx
         if ctx.me.suppress_state_changes:
-            self.out.diag("state_change_suppressed", connector=ctx.connector_name(connector), state=state)
+            self.out.diag(Ev.STATE_CHANGE_SUPPRESSED, connector=ctx.connector_name(connector), state=state)
             return
         self.role.report_state(rg691.StateReport("BH", connector, ctx.me.vs_guid, state), now)
 
@@ -241,14 +272,11 @@ class NodeCore:
         if c is None:
             return
         if not c.session.authenticated and not c.session.closed:
-            event_id = 962 if c.session.peer_kind is PeerKind.CLIENT else 961
             self.out.diag(
-                "session_failed",
-                level="warning",
-                event_id=event_id,
-                conn=e.conn,
+                Ev.CLIENT_AUTH_FAILED if c.session.peer_kind is PeerKind.CLIENT else Ev.AUTH_FAILED,
+                protocol=ev.Proto.RG691.value, conn=e.conn, peer=c.peer or c.peer_host, cause=ev.Cause.CLOSED.value,
                 reason=f"connection closed before authentication completed ({e.reason})",
-            )
+            )  # fmt: skip
         self.role.on_lost(e.conn, now)
         self._settle(now)
 
@@ -263,30 +291,37 @@ class NodeCore:
         self.out.counters.bytes_in += len(e.data)
         for result in c.session.receive(e.data):
             if isinstance(result, Fault):
-                self.out.diag(
-                    "session_failed",
-                    level="warning",
-                    event_id=result.event_id,
-                    conn=e.conn,
-                    reason=result.reason,
-                )
+                self._fault(e.conn, c, result)
                 self.out.close(e.conn, result.reason)
                 self.role.on_lost(e.conn, now)
                 self._settle(now)
                 return
             if isinstance(result, Authenticated):
                 self.out.diag(
-                    "authenticated",
-                    event_id=result.event_id,
-                    peer=self.ctx.server_name(result.peer_guid),
-                    kind=result.peer_kind.value,
-                )
+                    Ev.CLIENT_AUTHENTICATED if result.peer_kind is PeerKind.CLIENT else Ev.AUTHENTICATED,
+                    protocol=ev.Proto.RG691.value, peer=self.ctx.server_name(result.peer_guid),
+                    peer_kind=result.peer_kind.value,
+                )  # fmt: skip
                 self.role.on_authenticated(e.conn, now)
                 continue
+            self.out.counters.frames_in += 1
             self._dispatch(e.conn, c, result, now)
             self._settle(now)
             if e.conn not in self.out.conns:
                 return
+
+    def _fault(self, conn: int, c: Conn691, fault: Fault) -> None:
+        """Log a failed 691 session: an authentication failure (961, 962) before authentication completed, a
+        session failure after."""
+        protocol, reason, cause = ev.Proto.RG691.value, fault.reason, fault.cause.value
+        if fault.event_id is None:
+            self.out.diag(Ev.SESSION_FAILED, protocol=protocol, conn=conn, reason=reason, cause=cause)
+            return
+        peer = self.ctx.server_name(c.session.peer_guid) if c.session.peer_guid else c.peer or c.peer_host
+        self.out.diag(
+            Ev.CLIENT_AUTH_FAILED if fault.event_id == 962 else Ev.AUTH_FAILED,
+            protocol=protocol, conn=conn, peer=peer, reason=reason, cause=cause,
+        )  # fmt: skip
 
     def _on_smtp_data(self, conn: int, data: bytes, now: float) -> None:
         self.out.counters.bytes_in += len(data)
@@ -304,14 +339,17 @@ class NodeCore:
         if c.session.peer_kind is PeerKind.CLIENT:
             self.operator.command(conn, msg, c.peer_host, now)
             return
+        if isinstance(msg, rg691.OrgInfoFrame) and msg.decoded.tampered:  # checked before anyone accepts it (G39)
+            self.out.diag(Ev.ORGINFO_REJECTED, conn=conn, reason=msg.decoded.tampered)
+            return
         if self.role.on_message(conn, msg, now):
             return
         if isinstance(msg, rg691.Attach):
-            master = self.ctx.topology.master_of(self.ctx.rg.name)
-            self.out.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master.name}"))
+            master = self.ctx.server_name(self.role.status().master)
+            self.out.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master}"))
             self.out.close(conn, "ATTACH to a non-master")
             return
-        self.out.diag("unexpected_message", level="warning", conn=conn, message=type(msg).__name__)
+        self.out.diag(Ev.UNEXPECTED_MESSAGE, conn=conn, message=type(msg).__name__)
 
     def _on_topology(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.TopologyChanged)
@@ -320,9 +358,7 @@ class NodeCore:
             new.server(ctx.me.name)
         except KeyError:
             self.out.diag(
-                "topology_rejected",
-                level="error",
-                event_id=929,
+                Ev.TOPOLOGY_REJECTED,
                 reason=f"server {ctx.me.name} is not in the new topology; keeping the old one",
             )
             return
@@ -331,10 +367,11 @@ class NodeCore:
         old_master = None if st.orphaned else ctx.topology.master_of(ctx.rg.name).name
         ctx.topology = new
         ctx.me = new.server(ctx.me.name)
+        self.routes.directory_changed()
         new_master = new.master_of(ctx.rg.name).name
-        self.out.diag("topology_loaded", master=new_master)
+        self.out.diag(Ev.TOPOLOGY_LOADED, master=new_master)
         if was_master and new_master != ctx.me.name:
-            self.out.diag("master_relinquished", level="warning", event_id=958, new_master=new_master)
+            self.out.diag(Ev.MASTER_RELINQUISHED, new_master=new_master, reason="the directory names another master")
             self._switch_role(now, "the routing group master moved")
         elif not was_master and new_master != old_master:
             self._switch_role(now, "the routing group master moved")
@@ -352,14 +389,12 @@ class NodeCore:
             return
         if st.name is RoleName.MASTER:
             self.out.diag(
-                "master_relinquished",
-                level="warning",
-                event_id=958,
+                Ev.MASTER_RELINQUISHED,
                 new_master=e.master,
                 reason="the directory names a master that does not exist",
             )
         else:
-            self.out.diag("master_unknown", level="warning", master=e.master)
+            self.out.diag(Ev.MASTER_UNKNOWN, master=e.master)
         self.role.stop("the routing group master no longer exists")
         self.role = self._make_role(now, orphan=True)
         self.bridgehead.configure(now, is_master=False)
@@ -379,6 +414,14 @@ class NodeCore:
         assert isinstance(e, ev.BridgeheadObserved)
         self._observe(e.connector, e.state.value, now)
         self._settle(now)
+
+    def _on_listener(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.ListenerChanged)
+        state = "running" if e.running else "not running"
+        self.out.diag(Ev.LISTENER_CHANGED, quiet=e.running, protocol=e.proto.value, state=state)
+        if e.proto is ev.Proto.SMTP:
+            self.bridgehead.listener(e.running, now)
+            self._settle(now)
 
     def _on_fault(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.FaultInjected)
@@ -402,6 +445,7 @@ _INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
     ev.TopologyChanged: NodeCore._on_topology,
     ev.ServiceStatusChanged: NodeCore._on_service,
     ev.BridgeheadObserved: NodeCore._on_bridgehead,
+    ev.ListenerChanged: NodeCore._on_listener,
     ev.FaultInjected: NodeCore._on_fault,
     ev.TombstoneRequested: NodeCore._on_tombstone,
     ev.MasterUnknown: NodeCore._on_master_unknown,
@@ -412,5 +456,7 @@ _FACTS: dict[type, Callable[[NodeCore, facts.Fact, float], None]] = {
     facts.TableBumped: NodeCore._on_bumped,
     facts.Learned: NodeCore._on_learned,
     facts.Observed: NodeCore._on_observed,
+    facts.JoinedGroup: NodeCore._on_joined,
+    facts.Outvoted: NodeCore._on_outvoted,
     facts.LinkIdle: NodeCore._on_link_idle,
 }

@@ -1,5 +1,6 @@
-"""The node's answers to operator tools: DUMP (the WinRoute-style view), INJECT (a Remonitor tombstone) and FAULT
-(force a bridgehead state), from a 691 client connection or from the shell's control inputs.
+"""The node's answers to operator tools: DUMP (the WinRoute-style view), INJECT (a Remonitor tombstone), FAULT
+(force a bridgehead state) and ROUTE (a route question, answered by linkstate.core.routes), from a 691 client
+connection or from the shell's control inputs.
 
 Owns: checking each command (who may inject what, R135; which states exist; whether this server is a source
 bridgehead of the connector), carrying it out through the outbox and the bridgehead, and the reply: the DUMP view
@@ -16,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from linkstate.core.bridgehead import Bridgehead
+from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.directory import tombstone
 from linkstate.core.facts import Learned
 from linkstate.core.role import RoleStatus
+from linkstate.core.routes import NodeRoutes
 from proto import rg691
 from proto.model import BridgeheadState, OrgInfo
 
@@ -33,6 +36,7 @@ class Operator:
         ctx: NodeContext,
         out: Outbox,
         bridgehead: Bridgehead,
+        routes: NodeRoutes,
         *,
         status: Callable[[], RoleStatus],
         settle: Callable[[float], None],
@@ -40,6 +44,7 @@ class Operator:
         self.ctx = ctx
         self.out = out
         self.bridgehead = bridgehead
+        self.routes = routes
         self.status = status
         self.settle = settle
 
@@ -48,13 +53,12 @@ class Operator:
     def dump(self, conn: int) -> None:
         """Answer DUMP: this server's standing in its group, then its table."""
         ctx, st = self.ctx, self.status()
-        master = ctx.topology.master_of(ctx.rg.name)
         view = rg691.Dump(
             True,
             ctx.me.guid,
             ctx.rg.guid,
             st.name.value,
-            master.guid,
+            st.master or ctx.topology.master_of(ctx.rg.name).guid,
             st.attached,
             st.quorum,
             st.attached_count,
@@ -64,7 +68,11 @@ class Operator:
         self.out.send_table(conn)
 
     def command(self, conn: int, msg: rg691.Message, peer_host: str, now: float) -> None:
-        """A client node's INJECT or FAULT: ACK with the digest after it took effect, or DETACH and close."""
+        """A client node's INJECT or FAULT: ACK with the digest after it took effect, or DETACH and close. A route
+        question is answered from the node's own router (`ROUTE ANSWER`)."""
+        if isinstance(msg, rg691.RouteQuery):
+            self.out.send(conn, self.routes.answer(msg))
+            return
         if isinstance(msg, rg691.Inject):
             refusal = self.inject(msg.routing_group, peer_host, now)
         elif isinstance(msg, rg691.StateReport) and msg.kind == "FAULT":
@@ -72,7 +80,7 @@ class Operator:
         else:
             refusal = f"{type(msg).__name__} is not a client command"
         if refusal:
-            self.out.diag("client_command_refused", level="warning", command=type(msg).__name__, reason=refusal)
+            self.out.diag(Ev.CLIENT_COMMAND_REFUSED, command=type(msg).__name__, reason=refusal)
             self.out.send(conn, rg691.Detach(refusal))
             self.out.close(conn, refusal)
         else:
@@ -91,7 +99,7 @@ class Operator:
         if section is None:
             return f"routing group {rg_guid} is not in this server's table"
         dead = tombstone(section)
-        self.out.diag("tombstone_injected", routing_group=rg_guid, version=str(dead.version))
+        self.out.diag(Ev.TOMBSTONE_INJECTED, routing_group=rg_guid, version=str(dead.version))
         self.out.post(Learned(OrgInfo((dead,)), "remonitor"))
         self.settle(now)
         return ""
@@ -107,7 +115,7 @@ class Operator:
         if not self.bridgehead.force(connector, state, now):
             return "this server is not a source bridgehead of that connector"
         self.settle(now)
-        self.out.diag("fault_injected", connector=self.ctx.connector_name(connector), state=value)
+        self.out.diag(Ev.FAULT_INJECTED, connector=self.ctx.connector_name(connector), state=value)
         return ""
 
     # --- from the shell's control inputs ----------------------------------------------------------------------
@@ -115,9 +123,9 @@ class Operator:
     def fault_input(self, connector: str, state: BridgeheadState | None, now: float) -> None:
         refusal = self.fault(connector, state.value if state else "CLEAR", now)
         if refusal:
-            self.out.diag("fault_refused", level="warning", reason=refusal)
+            self.out.diag(Ev.FAULT_REFUSED, reason=refusal)
 
     def tombstone_input(self, rg_guid: str, peer_host: str, now: float) -> None:
         refusal = self.inject(rg_guid, peer_host, now)
         if refusal:
-            self.out.diag("inject_refused", level="warning", reason=refusal)
+            self.out.diag(Ev.INJECT_REFUSED, reason=refusal)

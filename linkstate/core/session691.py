@@ -5,8 +5,9 @@ linkstate.core.machine) and the framing of one connection (a proto.rg691.Framer)
 each AUTH step, any other verb, and a frame that does not parse. Authentication comes before anything else
 (DECISIONS §2): in every state before AUTHENTICATED only the next `AUTH` step is accepted; anything else closes the
 connection.
-Invariants: a session never raises; protocol faults become `Fault` results carrying the Exchange event ID and a
-one-line reason, after which the session is CLOSED and ignores further input (h11's local/remote error split).
+Invariants: a session never raises; protocol faults become `Fault` results carrying the Exchange event ID, its
+`Cause` and a one-line reason, after which the session is CLOSED and ignores further input (h11's local/remote
+error split).
 The state changes only through the table. Randomness (nonces) is passed in by the caller.
 
 States (responder = the side that accepted, initiator = the side that connected):
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from linkstate.core import auth
+from linkstate.core.events import Cause
 from linkstate.core.machine import Outcome, Table
 from proto import rg691
 from proto.codec import DEFAULT_LIMITS, Limits
@@ -57,10 +59,11 @@ class S(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """The session failed: log `event_id` (961/962 for authentication, None otherwise) and close."""
+    """The session failed: log `event_id` (961/962 before authentication completed, None after) and close."""
 
     reason: str
     event_id: int | None = None
+    cause: Cause = Cause.PROTOCOL
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +202,10 @@ class Session691:
         return 962 if kind is PeerKind.CLIENT else 961
 
     @staticmethod
-    def _fault(results: list[Result], reason: str, event_id: int | None = None) -> Outcome:
-        results.append(Fault(reason, event_id))
+    def _fault(
+        results: list[Result], reason: str, event_id: int | None = None, cause: Cause = Cause.PROTOCOL
+    ) -> Outcome:
+        results.append(Fault(reason, event_id, cause))
         return Outcome.REFUSED
 
     # -- actions: each returns how its step went; TRANSITIONS says where that leads ----------------------------
@@ -214,7 +219,7 @@ class Session691:
         msg = inp.msg
         assert isinstance(msg, rg691.AuthHello)
         if not auth.valid_nonce(msg.nonce):
-            return self._fault(results, "malformed nonce in AUTH HELLO", 961)
+            return self._fault(results, "malformed nonce in AUTH HELLO", 961, Cause.DECODE)
         self.peer_guid, self.peer_kind, self._peer_nonce = msg.guid, PeerKind(msg.kind), msg.nonce
         self._my_nonce = self.nonce()
         proof = auth.proof(self.secret, auth.RESPONDER, msg.nonce, self._my_nonce, msg.guid, self.local_guid)
@@ -229,7 +234,7 @@ class Session691:
         )
         if not ok:
             reason = "the server's authentication proof is wrong (secret mismatch?)"
-            return self._fault(results, reason, self._auth_event())
+            return self._fault(results, reason, self._auth_event(), Cause.AUTH)
         self.peer_guid, self._peer_nonce = msg.guid, msg.nonce
         proof = auth.proof(self.secret, auth.INITIATOR, self._my_nonce, msg.nonce, self.local_guid, msg.guid)
         self.pending.append(rg691.encode_message(rg691.AuthProof(proof)))
@@ -250,7 +255,7 @@ class Session691:
         if not ok:
             self.pending.append(rg691.encode_message(rg691.AuthResult(False, "authentication failed")))
             reason = f"peer {self.peer_guid} failed authentication (secret mismatch?)"
-            return self._fault(results, reason, self._auth_event())
+            return self._fault(results, reason, self._auth_event(), Cause.AUTH)
         self.pending.append(rg691.encode_message(rg691.AuthResult(True)))
         return self._authenticated_now(results)
 
@@ -258,7 +263,7 @@ class Session691:
         msg = inp.msg
         assert isinstance(msg, rg691.AuthResult)
         if not msg.ok:
-            return self._fault(results, f"refused by the server: {msg.reason}", self._auth_event())
+            return self._fault(results, f"refused by the server: {msg.reason}", self._auth_event(), Cause.AUTH)
         self.peer_kind = PeerKind.SERVER
         return self._authenticated_now(results)
 
@@ -281,7 +286,8 @@ class Session691:
         return self._fault(results, f"unexpected {type(inp.msg).__name__} after authentication")
 
     def _bad_frame(self, inp: _In, results: list[Result]) -> Outcome:
-        return self._fault(results, f"bad frame: {inp.error}", self._auth_event() if not self.authenticated else None)
+        event_id = self._auth_event() if not self.authenticated else None
+        return self._fault(results, f"bad frame: {inp.error}", event_id, Cause.DECODE)
 
     def _ignore(self, inp: _In, results: list[Result]) -> Outcome:
         return Outcome.OK

@@ -49,7 +49,8 @@ _HYPHENATED = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _SMTP_SPACE = re.compile(rf"\*|\*\.{_DOMAIN.pattern}|{_DOMAIN.pattern}")
-_SMART_HOST = re.compile(rf"\[\d{{1,3}}(?:\.\d{{1,3}}){{3}}\]|{_LABEL}(?:\.{_LABEL})+")
+_SMART_HOST = re.compile(rf"(\[\d{{1,3}}(?:\.\d{{1,3}}){{3}}\]|{_LABEL}(?:\.{_LABEL})+)(?::(\d{{1,5}}))?")
+DEFAULT_NEXT_HOP_PORTS = {"smtp": 25, "x400": 102}  # SMTP; X.400 over TCP (RFC 1006)
 _BAD_CHARS = re.compile(r"[\r\n\x00]")
 _TOML_LINE = re.compile(r"at line (\d+)")
 
@@ -169,6 +170,18 @@ class Restrictions:
     allowed_priorities: tuple[str, ...] = PRIORITIES
 
 
+METRICS_PORT_OFFSET = 20000
+
+
+def default_metrics_port(port_691: int) -> int:
+    """The metrics port of a server whose entry names none: its 691 port + 20000 (691 -> 20691; the dev ports
+    `cluster up` picks, 6910+n -> 26910+n), or - 20000 when that would pass 65535. A local cluster's dev ports
+    are 2525+n (SMTP) and 6910+n (691), below 11295 for any cluster whose dev ports do not collide themselves
+    (fewer than 4385 servers), while derived metrics ports start at 20691: they never meet."""
+    port = port_691 + METRICS_PORT_OFFSET
+    return port if port <= 65535 else port_691 - METRICS_PORT_OFFSET
+
+
 @dataclass(frozen=True, slots=True)
 class RoutingGroupSpec:
     name: str
@@ -186,8 +199,16 @@ class ServerSpec:
     address: str | None = None
     port_691: int | None = None
     port_smtp: int | None = None
+    metrics_port: int | None = None
     suppress_state_changes: bool = False
     legacy: bool = False
+
+    def metrics(self, port_691: int | None = None) -> int:
+        """The port of this server's /metrics and /health: `metrics_port`, else derived from the 691 port it
+        listens on (`port_691`, default its own or 691): see `default_metrics_port`."""
+        if self.metrics_port is not None:
+            return self.metrics_port
+        return default_metrics_port(port_691 if port_691 is not None else (self.port_691 or 691))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,12 +226,21 @@ class ConnectorSpec:
     restrictions: Restrictions = field(default_factory=Restrictions)
     no_pf_referrals: bool = False
     dns_routed: bool = False
-    smart_host: str | None = None
+    smart_host: str | None = None  # smtp: the smart host; x400: the next-hop MTA. FQDN or [IPv4], optional :port
     legacy: bool = False
 
     @property
     def any_local_server(self) -> bool:
         return not self.source_bridgeheads
+
+    @property
+    def next_hop(self) -> tuple[str, int] | None:
+        """(host, port) the source bridgeheads send through and probe: the smart host or next-hop MTA (G40)."""
+        m = _SMART_HOST.fullmatch(self.smart_host or "")
+        if m is None:
+            return None
+        port = int(m.group(2)) if m.group(2) else DEFAULT_NEXT_HOP_PORTS.get(self.type, 25)
+        return m.group(1).strip("[]"), port
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,6 +578,7 @@ def _read_servers(root: _Table, org: str, domain: str | None) -> list[tuple[Serv
             address=address,
             port_691=t.int_range("port_691", 1, 65535, None),
             port_smtp=t.int_range("port_smtp", 1, 65535, None),
+            metrics_port=t.int_range("metrics_port", 1, 65535, None),
             suppress_state_changes=t.get("suppress_state_changes", bool, False),
             legacy=t.get("legacy", bool, False),
         )
@@ -600,8 +631,9 @@ def _read_connectors(root: _Table, org: str) -> list[tuple[ConnectorSpec, str]]:
         name = t.text("name", required=True) or ""
         dns = t.get("dns_routed", bool, False)
         smart = t.text("smart_host")
-        if smart is not None and not _SMART_HOST.fullmatch(smart):
-            t.error("smart_host", f"must be an FQDN or [IP], got {smart!r}")
+        hop = _SMART_HOST.fullmatch(smart) if smart is not None else None
+        if smart is not None and (hop is None or (hop.group(2) is not None and not 0 < int(hop.group(2)) < 65536)):
+            t.error("smart_host", f"must be an FQDN or [IP], with an optional :port (1-65535), got {smart!r}")
         spec = ConnectorSpec(
             name=name,
             guid=_guid_value(t, "guid", derive_guid(org, "connector", name)),
@@ -665,6 +697,11 @@ def _check_servers(srv: list[tuple[ServerSpec, str]], rg_names: set[str], p: lis
     for s, path in srv:
         if s.routing_group and s.routing_group not in rg_names:
             p.append(Problem(f"{path}.routing_group", f"unknown routing group {s.routing_group!r}"))
+        own = {"port_691": s.port_691 or 691, "port_smtp": s.port_smtp or 25}
+        for key, port in own.items():
+            if s.metrics() == port:
+                where = "metrics_port" if s.metrics_port is not None else "port_691"
+                p.append(Problem(f"{path}.{where}", f"the metrics port {port} is also this server's {key}"))
 
 
 def _check_bridgeheads(
@@ -709,8 +746,8 @@ def _check_connector(
         bad("remote_bridgeheads", "only a connector to a routing group has remote bridgeheads")
     if c.dns_routed and (c.smart_host or c.type != "smtp"):
         bad("dns_routed", "only an smtp connector without a smart_host can be DNS-routed")
-    if c.smart_host and c.type != "smtp":
-        bad("smart_host", "only an smtp connector has a smart host")
+    if c.smart_host and c.type == "routing_group":
+        bad("smart_host", "only an smtp connector (its smart host) or an x400 connector (its next-hop MTA) has one")
     _check_bridgeheads(c, path, servers, rg_names, p)
 
 

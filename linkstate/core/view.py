@@ -2,8 +2,9 @@
 
 Owns: the frozen snapshot of one node's standing: which server and group, its role, the master it follows,
 whether it is attached and who is attached to it, quorum, whether a master has published, whether it is orphaned,
-its table's digest and its own group's version, which 691 connections are authenticated, and its table-change
-counts. Reading a view never changes the node; a view does not change when the node does (take a new one).
+its table's digest and its own group's version, which 691 connections are authenticated, its table-change
+counts and its 691 frame counts. Reading a view never changes the node; a view does not change when the node
+does (take a new one).
 May import: the standard library, proto, linkstate.core.
 """
 
@@ -25,7 +26,8 @@ class NodeView:
     `master`: the name of the master the directory designates, None while orphaned; `version`: this server's copy
     of its own group's section version (None before it holds one); `authenticated`: the ids of the 691
     connections past mutual authentication; `table_changes`: table changes by kind since the node started;
-    `exchanges`: X-LINK2STATE exchanges its outbound sessions completed with a packet sent."""
+    `exchanges`: X-LINK2STATE exchanges its outbound sessions completed with a packet sent; `frames_in`,
+    `frames_out`: TCP 691 frames received and sent after authentication (AUTH frames are not counted)."""
 
     server: str
     routing_group: str
@@ -41,6 +43,8 @@ class NodeView:
     authenticated: frozenset[int]
     table_changes: Mapping[str, int]
     exchanges: int
+    frames_in: int = 0
+    frames_out: int = 0
 
     @property
     def is_master(self) -> bool:

@@ -3,10 +3,13 @@
 Owns: the 691 listener, one reader and one writer task per connection, outbound connects with a timeout,
 the pump task that is the only caller of the core (it waits for input until the core's next deadline, then
 calls `on_timer`), transport timeouts (unauthenticated and idle connections), a cap on connections, the
-directory watcher (file mtime + SIGHUP via `reload()`), and logging of the core's Diagnostics.
+directory watcher (file mtime + SIGHUP via `reload()`), its log (`events`, linkstate.service.eventlog: the
+core's Diagnostics and its own events, all from the catalog), and, when given a
+`MetricsAddress`, the listener of /metrics and /health (linkstate.service.metrics, .http): the pump hands the
+metrics every input and every batch of outputs, and they read the core when scraped.
 Invariants: the core is touched only by the pump; each connection has a single writer; a slow or hostile peer
 can fill only its own bounded queue, after which it is disconnected; nothing a peer sends can stop the node.
-May import: the standard library, trio, structlog, proto, linkstate.core.
+May import: the standard library, trio, structlog, proto, linkstate.core, linkstate.service.
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ import trio
 
 from linkstate import __version__
 from linkstate.core import events as ev
+from linkstate.core.catalog import Ev
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Topology, TopologyError, unknown_master
+from linkstate.service.eventlog import EventLog
+from linkstate.service.http import HttpEndpoint
+from linkstate.service.metrics import MetricsAddress, NodeMetrics
 from linkstate.service.topofile import load_topology
 from linkstate.service.transport import TcpTransport, Transport
 
@@ -53,6 +60,7 @@ class NodeService:
         port: int | None = None,
         smtp_port: int | None = None,
         topology_path: Path | None = None,
+        metrics: MetricsAddress | None = None,
         rand: Callable[[], float] = random.random,
         nonce: Callable[[], str] = lambda: secrets.token_hex(16),
     ) -> None:
@@ -66,7 +74,7 @@ class NodeService:
         self.topology_path = topology_path
         self.rand = rand
         self.nonce = nonce
-        self.log = structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group)
+        self.events = EventLog(structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group))
         self.core: NodeCore | None = None
         self.conns: dict[int, _Conn] = {}
         self._ids = itertools.count(1)
@@ -75,6 +83,9 @@ class NodeService:
         self._mtime: float | None = None
         self.bound_port: int | None = None
         self.bound_smtp_port: int | None = None
+        self.metrics_address = metrics
+        self.metrics: NodeMetrics | None = None
+        self.bound_metrics_port: int | None = None
         self.on_table_changed: Callable[[ev.TableChanged], None] | None = None
 
     # --- running -----------------------------------------------------------------------------------------
@@ -83,19 +94,22 @@ class NodeService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.bound_port = await nursery.start(self.transport.serve, self.host, self.port, self._inbound)
-            self.bound_smtp_port = await nursery.start(
-                self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
-            )
+            smtp_up = await self._listen_smtp()
+            await self._serve_metrics(nursery)
             now = trio.current_time()
             self.core = NodeCore(
                 self.topology, self.server, nonce=self.nonce, rand=self.rand, now=now, version=__version__
             )
             self._apply(self.core.start(now))
-            self.log.info(
-                "listening",
+            if not smtp_up:  # the node runs without its SMTP virtual server: its bridgeheads are CONN_NOT_STARTED
+                self._apply(self.core.handle(ev.ListenerChanged(ev.Proto.SMTP, running=False), now))
+                nursery.start_soon(self._retry_smtp)
+            self.events.emit(
+                Ev.LISTENING,
                 host=self.host,
                 port=self.bound_port,
                 smtp_port=self.bound_smtp_port,
+                metrics=self.metrics_url or "",
                 role=self.core.view().role.value,
             )
             if self.topology_path is not None:
@@ -108,6 +122,31 @@ class NodeService:
                 with trio.CancelScope(shield=True):
                     await self._shutdown()
 
+    async def _listen_smtp(self, *, retry: bool = False) -> bool:
+        """Start the SMTP listener; a port that cannot be bound is logged (once) and the node starts without it
+        (G40)."""
+        assert self._nursery is not None
+        try:
+            self.bound_smtp_port = await self._nursery.start(
+                self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
+            )
+        except OSError as exc:
+            if not retry:
+                every = self.topology.settings.scaled("bh_probe_interval")
+                self.events.emit(Ev.SMTP_LISTENER_FAILED, host=self.host, port=self.smtp_port,
+                                 reason=exc.strerror or str(exc), retry_every_s=every)  # fmt: skip
+            return False
+        return True
+
+    async def _retry_smtp(self) -> None:
+        """Try the SMTP port again every probe interval until it binds; then the bridgehead states recover."""
+        while True:
+            await trio.sleep(self.topology.settings.scaled("bh_probe_interval"))
+            if await self._listen_smtp(retry=True):
+                self.events.emit(Ev.SMTP_LISTENING, host=self.host, port=self.bound_smtp_port)
+                self.post(ev.ListenerChanged(ev.Proto.SMTP, running=True))
+                return
+
     async def _pump(self) -> None:
         assert self.core is not None
         core = self.core
@@ -115,6 +154,8 @@ class NodeService:
             deadline = core.next_deadline()
             with trio.move_on_at(deadline if deadline is not None else math.inf):
                 event = await self._inbox.receive()
+                if self.metrics is not None:
+                    self.metrics.on_input(event)
                 self._apply(core.handle(event, trio.current_time()))
                 continue
             self._apply(core.on_timer(trio.current_time()))
@@ -126,14 +167,40 @@ class NodeService:
         with trio.move_on_after(1):
             while self.conns:
                 await trio.sleep(0.01)
-        self.log.info("stopped")
+        self.events.emit(Ev.STOPPED)
+
+    async def _serve_metrics(self, nursery: trio.Nursery) -> None:
+        """Listen for /metrics and /health; a default address that cannot be bound leaves the node without."""
+        where = self.metrics_address
+        if where is None:
+            return
+        metrics = NodeMetrics(self)
+        endpoint = HttpEndpoint(metrics.routes(), on_error=self._page_failed)
+        try:
+            self.bound_metrics_port = await nursery.start(self.transport.serve, where.host, where.port, endpoint.handle)
+        except (OSError, BaseExceptionGroup) as exc:
+            if where.required or not _is_os_error(exc):
+                raise
+            self.events.emit(Ev.METRICS_UNAVAILABLE, host=where.host, port=where.port, reason=str(exc))
+            return
+        self.metrics = metrics
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where /metrics answers (None without metrics)."""
+        if self.metrics is None or self.metrics_address is None:
+            return None
+        return self.metrics_address.url(self.bound_metrics_port)
+
+    def _page_failed(self, path: str, exc: Exception) -> None:
+        self.events.emit(Ev.CONNECTION_ERROR, conn=0, peer="http", reason=f"GET {path}: {exc!r}")
 
     def post(self, event: ev.Input) -> None:
         """Hand an input to the core (from CLI/control code running in the same trio run)."""
         try:
             self._inbox_send.send_nowait(event)
         except trio.WouldBlock:
-            self.log.warning("inbox_full", dropped=type(event).__name__)
+            self.events.emit(Ev.INBOX_FULL, dropped=type(event).__name__)
 
     def reload(self) -> None:
         """Re-read the topology file; an invalid file is rejected and the old topology stays (event 929)."""
@@ -142,9 +209,8 @@ class NodeService:
         try:
             topo = load_topology(self.topology_path)
         except TopologyError as exc:
-            self.log.error(
-                "topology_rejected",
-                event_id=929,
+            self.events.emit(
+                Ev.TOPOLOGY_REJECTED,
                 problems=len(exc.problems),
                 first=exc.problems[0].format(str(self.topology_path)) if exc.problems else "",
             )
@@ -153,7 +219,7 @@ class NodeService:
                 self.post(ev.MasterUnknown(unknown))
             return
         except OSError as exc:
-            self.log.error("topology_rejected", event_id=929, reason=str(exc))
+            self.events.emit(Ev.TOPOLOGY_REJECTED, reason=str(exc))
             return
         topo = _with_time_scale(topo, self.topology.settings.time_scale)
         self.topology = topo
@@ -180,6 +246,8 @@ class NodeService:
     # --- outputs -----------------------------------------------------------------------------------------
 
     def _apply(self, outputs: list[ev.Output]) -> None:
+        if self.metrics is not None:
+            self.metrics.on_outputs(outputs)
         for out in outputs:
             _OUTPUTS[type(out)](self, out)
 
@@ -191,7 +259,7 @@ class NodeService:
         try:
             conn.send.send_nowait(out.data)
         except trio.WouldBlock:
-            self.log.warning("peer_too_slow", conn=out.conn, peer=conn.peer)
+            self.events.emit(Ev.PEER_TOO_SLOW, conn=out.conn, peer=conn.peer)
             self._drop(out.conn)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
@@ -211,16 +279,13 @@ class NodeService:
 
     def _out_diag(self, out: ev.Output) -> None:
         assert isinstance(out, ev.Diagnostic)
-        fields = dict(out.fields)
-        if out.event_id is not None:
-            fields["event_id"] = out.event_id
-        getattr(self.log, out.level, self.log.info)(out.event, **fields)
+        self.events.diagnostic(out)
 
     def _out_table(self, out: ev.Output) -> None:
         assert isinstance(out, ev.TableChanged)
-        self.log.info("orginfo_applied", digest=out.digest, kind=out.kind.value, groups=len(out.groups))
-        if out.kind.resets_routes:
-            self.log.info("reset_routes", event_id=4005, digest=out.digest)
+        self.events.emit(Ev.ORGINFO_APPLIED, digest=out.digest, kind=out.kind.value, groups=len(out.groups))
+        if out.resets_routes:
+            self.events.emit(Ev.RESET_ROUTES, digest=out.digest, kind=out.kind.value)
         if self.on_table_changed is not None:
             self.on_table_changed(out)
 
@@ -234,8 +299,8 @@ class NodeService:
 
     async def _accept(self, stream: trio.abc.Stream, proto: ev.Proto) -> None:
         if len(self.conns) >= MAX_CONNECTIONS:
-            self.log.warning(
-                "connection_refused", reason="too many connections", limit=MAX_CONNECTIONS, proto=proto.value
+            self.events.emit(
+                Ev.CONNECTION_REFUSED, reason="too many connections", limit=MAX_CONNECTIONS, protocol=proto.value
             )
             with trio.move_on_after(1):
                 try:
@@ -276,7 +341,7 @@ class NodeService:
                     nursery.cancel_scope.cancel()
         except Exception as exc:  # a connection task must never take the node down
             reason = f"connection error: {exc!r}"
-            self.log.error("connection_error", conn=conn, peer=peer, reason=reason)
+            self.events.emit(Ev.CONNECTION_ERROR, conn=conn, peer=peer, reason=reason)
         finally:
             self.conns.pop(conn, None)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
@@ -301,7 +366,7 @@ class NodeService:
                     data = await stream.receive_some(READ_SIZE)
                 if scope.cancelled_caught:
                     what = "idle" if authenticated else "did not authenticate in time"
-                    self.log.warning("connection_timeout", conn=conn, reason=what)
+                    self.events.emit(Ev.CONNECTION_TIMEOUT, conn=conn, reason=what)
                     return f"timeout: {what}"
                 if not data:
                     return "closed by peer"
@@ -356,6 +421,13 @@ def _with_time_scale(topo: Topology, scale: float) -> Topology:
     if topo.settings.time_scale == scale:
         return topo
     return replace(topo, settings=replace(topo.settings, time_scale=scale))
+
+
+def _is_os_error(exc: BaseException) -> bool:
+    """An OSError, or an exception group made only of them (as a listener's nursery raises it)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_os_error(e) for e in exc.exceptions)
+    return isinstance(exc, OSError)
 
 
 def _peer_host(stream: trio.abc.Stream) -> str:

@@ -40,9 +40,10 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
 
 
 def test_exec_start_is_a_serve_command_the_cli_accepts() -> None:
-    argv = shlex.split(_exec_start().replace("${LINKSTATE_TOPOLOGY}", "/etc/linkstate/topology.toml"))
+    line = _exec_start().replace("${LINKSTATE_TOPOLOGY}", "/etc/linkstate/topology.toml")
+    argv = shlex.split(line.replace("$LINKSTATE_OPTS", "--metrics 127.0.0.1:20691"))  # as README suggests
     assert argv[:2] == [INSTALLED, "serve"]
     args = [a.replace("%i", "EX1") for a in argv[2:]]
     ctx = serve.make_context("serve", args)
     assert ctx.params["server"] == "EX1" and ctx.params["topology_file"] == "/etc/linkstate/topology.toml"
-    assert ctx.params["log_format"] == "json"
+    assert ctx.params["log_format"] == "json" and ctx.params["metrics_opt"] == "127.0.0.1:20691"

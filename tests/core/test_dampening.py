@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkstate.core.dampening import Commit, Dampener, LocalStateFilter, OscillationSuppressed
+from linkstate.core.dampening import Commit, Dampener, LocalStateFilter, OscillationSuppressed, WindowOpened
 from proto.model import ConnectorState
 
 UP, DOWN = ConnectorState.UP, ConnectorState.DOWN
@@ -25,7 +25,7 @@ def test_f9_oscillation_inside_one_window() -> None:
     commits += d.on_timer(600)
     assert commits == [] and d.committed(C1) is UP
     assert d.minor_updates == 0 and d.suppressed == 1
-    assert d.diagnostics() == [OscillationSuppressed(C1, 0, 600, 4)]
+    assert d.diagnostics() == [WindowOpened(C1, 0, 600), OscillationSuppressed(C1, 0, 600, 4)]
     assert d.diagnostics() == [] and d.next_deadline() is None
 
 

@@ -92,7 +92,14 @@ def test_a_flapping_connector_inside_one_window_sends_no_minor_update(net: SimNe
     assert minor_updates(net) == before
     assert committed(net) == []
     assert net.digests() == digests
-    assert any(d.event == "oscillation_suppressed" for _, _, d in net.diagnostics)
+    windows = [(t, d) for t, _, d in net.diagnostics if d.event == "oscillation_window_opened"]
+    assert [d.fields["bridgehead"] for _, d in windows] == ["SEA-BH1", ""]  # the bridgehead's and the connector's
+    (opened_at, opened) = windows[1]
+    suppressions = [d for _, _, d in net.diagnostics if d.event == "oscillation_suppressed"]
+    [suppressed] = [d for d in suppressions if not d.fields["bridgehead"]]
+    # times are Instants on the core's clock (the service writes them as wall-clock ISO-8601), never raw floats
+    assert opened.fields["window_end"] == ev.Instant(opened_at + 600) == suppressed.fields["window_end"]
+    assert suppressed.fields["window_start"] == ev.Instant(opened_at) and suppressed.fields["changes"] >= 2
 
 
 def test_compat_e2k_sends_one_minor_update_per_flap() -> None:
@@ -157,7 +164,8 @@ def test_a_deleted_group_stays_until_a_tombstone_spreads_org_wide(net: SimNetwor
         assert section.version.major == old.version.major + 1
         assert section.smtp_address.startswith("deleted") and not section.members and not section.connectors
     assert net.converged()
-    assert route(net, "SEA-S2", "TOK-S2")[0] != "route"
+    assert route(net, "SEA-S2", "TOK-S2") == ("unreachable", None, ())  # a tombstoned group: no path (G53)
+    assert route(net, "SEA-S2") == ("route", 20, ("Seattle", "London", "Brussels"))  # nothing else changed
 
 
 def test_inject_is_refused_from_the_server_itself(net: SimNetwork) -> None:
@@ -167,3 +175,19 @@ def test_inject_is_refused_from_the_server_itself(net: SimNetwork) -> None:
     net.run_for(5)
     assert not net.nodes["BRU-S2"].lsdb.section(tokyo).is_tombstone  # type: ignore[union-attr]
     assert any(d.event == "inject_refused" for _, n, d in net.diagnostics if n == "BRU-S2")
+
+
+def test_a_bridgehead_whose_peers_are_not_up_yet_logs_info_until_the_start_up_period_ends() -> None:
+    """docs/EVENTS.md: within `master_settle` (300 s) of the start, before a link's first success, a failed
+    X-LINK2STATE session is info; after it, one warning per streak (then info past `bh_fail_threshold`)."""
+    net = SimNetwork(seattle())
+    net.start("SEA-BH1")
+    net.start("SEA-S2")
+    net.run_for(600)
+    failed = [(t, d.fields["connector"], d.level) for t, n, d in net.diagnostics
+              if n == "SEA-BH1" and d.event == "bridgehead_session_failed"]  # fmt: skip
+    early = {level for t, _, level in failed if t < 300}
+    assert len(failed) > 10 and early == {"info"}
+    for connector in {c for _, c, _ in failed}:
+        late = [level for t, c, level in failed if t >= 300 and c == connector]
+        assert late[0] == "warning" and set(late[1:]) == {"info"}, (connector, late)

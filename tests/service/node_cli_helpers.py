@@ -43,9 +43,12 @@ def write_topology(
     path: Path, names: list[str], ports: list[int], *, host: str = "127.0.0.1", smtp: list[int] | None = None
 ) -> Path:
     """One routing group `RG`, the first name its master, every server on `host` with explicit ports (free
-    SMTP ports are picked when `smtp` is not given, so no node ever tries port 25)."""
+    SMTP ports are picked when `smtp` is not given, so no node ever tries port 25; free metrics ports always, so
+    none depends on the port its 691 port derives)."""
     if smtp is None:
         smtp = [p for p in free_ports(len(names) + len(ports)) if p not in ports][: len(names)]
+    taken = {*ports, *smtp}
+    metrics = [p for p in free_ports(len(names) + len(taken)) if p not in taken][: len(names)]
     lines = [
         "[organization]",
         'name = "Test"',
@@ -58,7 +61,7 @@ def write_topology(
     ]
     for i, (name, port) in enumerate(zip(names, ports, strict=True)):
         lines += ["", "[[servers]]", f'name = "{name}"', 'routing_group = "RG"', f'address = "{host}"']
-        lines += [f"port_691 = {port}", f"port_smtp = {smtp[i]}"]
+        lines += [f"port_691 = {port}", f"port_smtp = {smtp[i]}", f"metrics_port = {metrics[i]}"]
     path.write_text("\n".join(lines) + "\n")
     return path
 

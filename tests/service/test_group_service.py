@@ -158,8 +158,9 @@ async def test_hostile_peer_is_closed_and_the_group_keeps_its_state(name: str, p
             await trio.sleep(0.2)
             assert digests(services) == held
             assert all(s.core.view().attached for s in services.values())
-    failures = [e for e in logs if e["event"] in ("session_failed", "connection_timeout")]
+    failures = [e for e in logs if e["event"] in ("auth_failed", "connection_timeout")]
     assert failures, f"no event logged for {name}"
+    assert all(e["event_id"] in (961, 30305) for e in failures)
 
 
 @pytest.mark.tcp
@@ -205,5 +206,5 @@ async def test_member_with_wrong_secret_is_refused_on_tcp() -> None:
             await trio.sleep(1.0)
             assert services["RED-1"].core.lsdb.digest == held
             assert not services["RED-3"].core.view().attached and services["RED-2"].core.view().attached
-    ids = {e.get("event_id") for e in logs if e["event"] == "session_failed"}
+    ids = {e.get("event_id") for e in logs if e["event"] == "auth_failed"}
     assert 961 in ids
