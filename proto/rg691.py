@@ -39,6 +39,7 @@ VERBS = (
     "DETACH",
     "INJECT",
     "DUMP",
+    "ROUTE",
 )
 _WIRE_VERB = {"SIMPLE_POLL": "Simple_Poll"}  # the seed's spelling (L9100); matched case-insensitively
 _HEX32 = re.compile(rb"[0-9a-f]{32}")
@@ -173,6 +174,41 @@ class Dump:
     servers: int = 0
 
 
+ROUTE_KINDS = ("ADDRESS", "SERVER", "GROUP")
+ROUTE_PRIORITIES = ("high", "normal", "low")
+ROUTE_STATUSES = ("route", "queued", "unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteQuery:
+    """`ROUTE ASK`: where would `server` (a GUID) send a message to `destination` — an address (ADDRESS), or a
+    server's or group's GUID (SERVER, GROUP) — for this message class. Answered from the node's own router."""
+
+    server: str
+    kind: str
+    destination: str
+    sender: str = ""
+    size: int | None = None
+    priority: str = "normal"
+    referral: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAnswer:
+    """`ROUTE ANSWER`: the node's answer (`connector`, `space_connector`: GUIDs, "" for none; `path`: the groups'
+    GUIDs from the sender's)."""
+
+    status: str
+    connector: str = ""
+    cost: int | None = None
+    next_hop: str = ""
+    path: tuple[str, ...] = ()
+    space_type: str = ""
+    space_address: str = ""
+    space_cost: int | None = None
+    space_connector: str = ""
+
+
 Message = (
     AuthHello
     | AuthChallenge
@@ -189,6 +225,8 @@ Message = (
     | Detach
     | Inject
     | Dump
+    | RouteQuery
+    | RouteAnswer
 )
 
 
@@ -293,6 +331,31 @@ def _enc_dump(msg: Message) -> bytes:
     )
 
 
+def _opt(value: int | str | None) -> str:
+    """An optional number (hex) or GUID: `-` when absent."""
+    if value is None or value == "":
+        return "-"
+    return f"{value:x}" if isinstance(value, int) else value
+
+
+def _enc_route(msg: Message) -> bytes:
+    if isinstance(msg, RouteQuery):
+        _check_hex32(msg.server)
+        if msg.kind not in ROUTE_KINDS or msg.priority not in ROUTE_PRIORITIES:
+            raise EncodeError(f"bad ROUTE query: kind {msg.kind!r}, priority {msg.priority!r}")
+        kind = "REFERRAL" if msg.referral else "NORMAL"
+        return frame("ROUTE", f"ASK {msg.server} {msg.kind} {lstr(msg.destination)} {lstr(msg.sender)} "
+                              f"{_opt(msg.size)} {msg.priority} {kind}".encode())  # fmt: skip
+    assert isinstance(msg, RouteAnswer)
+    if msg.status not in ROUTE_STATUSES:
+        raise EncodeError(f"bad ROUTE status {msg.status!r}")
+    _check_hex32(*(g for g in (msg.connector, msg.space_connector, *msg.path) if g))
+    path = " ".join((f"{len(msg.path):x}", *msg.path))
+    return frame("ROUTE", f"ANSWER {msg.status} {_opt(msg.connector)} {_opt(msg.cost)} {lstr(msg.next_hop)} {path} "
+                          f"{lstr(msg.space_type)} {lstr(msg.space_address)} {_opt(msg.space_cost)} "
+                          f"{_opt(msg.space_connector)}".encode())  # fmt: skip
+
+
 def _enc_orginfo(msg: Message) -> bytes:
     assert isinstance(msg, OrgInfoFrame)
     return msg.raw
@@ -313,6 +376,8 @@ _ENCODERS = {
     Inject: _enc_simple,
     StateReport: _enc_state,
     Dump: _enc_dump,
+    RouteQuery: _enc_route,
+    RouteAnswer: _enc_route,
     OrgInfoFrame: _enc_orginfo,
 }
 
@@ -393,6 +458,25 @@ class _Tokens:
         value = raw.decode("utf-8", "replace")
         self.pos = start + n + 1
         return value
+
+    def choice(self, options: tuple[str, ...]) -> str:
+        start = self.pos
+        w = self.word()
+        if w not in options:
+            raise DecodeError(self.base + start, f"expected one of {', '.join(options)}, got {w[:40]!r}")
+        return w
+
+    def opt_num(self) -> int | None:
+        if self.data[self.pos : self.pos + 2] in (b"-", b"- "):
+            self.word()
+            return None
+        return self.num()
+
+    def opt_hex32(self) -> str:
+        if self.data[self.pos : self.pos + 2] in (b"-", b"- "):
+            self.word()
+            return ""
+        return self.hex32()
 
     def end(self) -> None:
         if self.pos < len(self.data):
@@ -505,6 +589,23 @@ def _dec_dump(t: _Tokens) -> Message:
     return msg
 
 
+def _dec_route(t: _Tokens) -> Message:
+    sub = t.choice(("ASK", "ANSWER"))
+    if sub == "ASK":
+        server, kind, destination, sender, size = t.hex32(), t.choice(ROUTE_KINDS), t.string(), t.string(), t.opt_num()
+        referral = t.choice(ROUTE_PRIORITIES), t.choice(("NORMAL", "REFERRAL")) == "REFERRAL"
+        msg: Message = RouteQuery(server, kind, destination, sender, size, referral[0], referral[1])
+    else:
+        status, connector, cost, hop = t.choice(ROUTE_STATUSES), t.opt_hex32(), t.opt_num(), t.string()
+        count = t.num()
+        if count > 1000:
+            raise t.fail(f"a path of {count} groups")
+        path = tuple(t.hex32() for _ in range(count))
+        msg = RouteAnswer(status, connector, cost, hop, path, t.string(), t.string(), t.opt_num(), t.opt_hex32())
+    t.end()
+    return msg
+
+
 _DECODERS = {
     "AUTH": _dec_auth,
     "ATTACH": _dec_attach,
@@ -517,6 +618,7 @@ _DECODERS = {
     "DETACH": _dec_detach,
     "INJECT": _dec_inject,
     "DUMP": _dec_dump,
+    "ROUTE": _dec_route,
 }
 
 

@@ -42,15 +42,15 @@ import trio
 from linkstate.cli.cluster import START_WAIT, Cluster, NodeStatus, format_status
 from linkstate.cli.common import CliError
 from linkstate.cli.netns_cmd import remove_network
-from linkstate.cli.route_cmd import describe
+from linkstate.cli.route_cmd import describe, query_for, route_from_answer
 from linkstate.cli.winroute import render
-from linkstate.core.routing import Route, Router
+from linkstate.core.routing import MessageClass, Route
 from linkstate.core.topology import Topology, TopologyError
 from linkstate.netns import fabric
 from linkstate.netns.enter import call_in
 from linkstate.netns.fabric import Fabric
 from linkstate.netns.plan import NetPlan, NetPlanError, new_prefix, plan_network
-from linkstate.service.client import ClientError, dump, dump_frame
+from linkstate.service.client import ClientError, ask_route, dump_frame
 from linkstate.service.topofile import load_topology
 from proto.model import Version
 
@@ -285,13 +285,14 @@ SOURCE, DEST, LOST = "SEA-S2", "BRU-S2", "LON-BH1"  # Seattle's mail for Brussel
 
 
 async def live_route(run: DemoRun) -> Route:
-    """Where SEA-S2 sends Brussels' mail now, from SEA-S2's own live table (as `route --node` answers)."""
+    """Where SEA-S2 sends Brussels' mail now, as SEA-S2 itself answers (what `route --node` asks)."""
     rec = run.cluster.require_state().servers[SOURCE]
+    query = query_for(run.topo, SOURCE, {"to_server": DEST}, MessageClass())
     try:
-        _, decoded = await call_in(rec.netns, dump, rec.host, rec.port, run.topo.secret, timeout=5)
+        answer = await call_in(rec.netns, ask_route, rec.host, rec.port, run.topo.secret, query, timeout=5)
     except ClientError as exc:
-        raise DemoFailed(f"DUMP of {SOURCE}: {exc.reason}") from None
-    return Router(run.topo).route(decoded.orginfo, SOURCE, to_server=DEST)
+        raise DemoFailed(f"route query to {SOURCE}: {exc.reason}") from None
+    return route_from_answer(answer, run.topo)
 
 
 async def wait_route(run: DemoRun, cost: int, why: str) -> None:

@@ -164,11 +164,10 @@ async def _serve(
 
 
 def _listen_error(svc: NodeService, exc: OSError) -> str:
-    """The one line for a listener that could not be opened: the first of 691, SMTP, metrics not bound."""
+    """The one line for a listener that could not be opened: 691, else metrics (an SMTP port that cannot be bound is
+    not fatal: the node runs without it and says so)."""
     if svc.bound_port is None:
         where, what, hint = f"{svc.host}:{svc.port}", "691", ""
-    elif svc.bound_smtp_port is None:
-        where, what, hint = f"{svc.host}:{svc.smtp_port}", "SMTP", ""
     else:
         m = svc.metrics_address
         where = f"{m.host}:{m.port}" if m is not None else "?"

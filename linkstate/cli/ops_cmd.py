@@ -3,8 +3,8 @@
 Owns: fault injection into a running local cluster (a server: stop/start its process; a connector: force its
 source bridgeheads' state over TCP 691 with `STATE FAULT`, or in netns mode take its links down, see netns_cmd;
 a group's links cut, every link healed), the Remonitor-style tombstone (`INJECT`, G53–G54,
-refused by the node when the tool runs on it, R135), and the live route query (the table comes from a node's
-`DUMP` instead of the directory).
+refused by the node when the tool runs on it, R135), and the live route query (`ROUTE ASK`: the node answers
+from its own router and table instead of the directory).
 May import: anything in the project.
 """
 
@@ -19,12 +19,12 @@ from linkstate.cli import netns_cmd
 from linkstate.cli.cluster import Cluster
 from linkstate.cli.common import EXIT_FAILED, HelpGroup, fail, print_json
 from linkstate.cli.node_cmd import _target, cluster_group, start_server
-from linkstate.cli.route_cmd import describe
+from linkstate.cli.route_cmd import describe, query_for, route_from_answer
 from linkstate.cli.topology_cmd import load_or_fail
-from linkstate.core.routing import MessageClass, Router, RoutingError
+from linkstate.core.routing import MessageClass
 from linkstate.core.topology import Topology
 from linkstate.netns.enter import call_in
-from linkstate.service.client import ClientError, command, dump
+from linkstate.service.client import ClientError, ask_route, command, dump
 from proto import rg691
 
 STATES = {"down": "CONN_NOT_AVAILABLE", "up": "CLEAR"}
@@ -218,20 +218,18 @@ def live_route(
     msg: MessageClass,
     as_json: bool,
 ) -> None:
-    """The route query of `linkstate route`, answered from a running node's table (DUMP)."""
+    """The route query of `linkstate route`, answered by a running node from its own router and table."""
     topo = load_or_fail(topology_file)
     host, port = _target(node, topo, topology_file)
     ns = netns_cmd.namespace_of(topology_file, host)
+    query = query_for(topo, from_server, dest, msg)
     try:
-        _, decoded = trio.run(lambda: call_in(ns, dump, host, port, topo.secret, timeout=10))
+        answer = trio.run(lambda: call_in(ns, ask_route, host, port, topo.secret, query, timeout=10))
     except ClientError as exc:
         fail(exc.reason, EXIT_FAILED)
-    try:
-        result = Router(topo).route(decoded.orginfo, from_server, msg=msg, **dest)  # type: ignore[arg-type]
-    except RoutingError as exc:
-        fail(str(exc))
+    result = route_from_answer(answer, topo)
     if as_json:
-        print_json({**result.to_json(), "node": f"{host}:{port}", "digest": decoded.digest})
+        print_json({**result.to_json(), "node": f"{host}:{port}"})
     else:
         click.echo(describe(result))
 

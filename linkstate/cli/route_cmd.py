@@ -1,10 +1,10 @@
 """`linkstate route`: ask the route engine where a message from a server would go.
 
 Owns: the what-if route query over a topology file: the table is built from the directory (build_orginfo)
-with `--down` servers/connectors marked unavailable, then one lookup; with `--node HOST[:PORT]` the table is a
-running node's live one (linkstate.cli.ops_cmd). Text output for a person, `--json`
-for tools: `{status, connector, next_hop, cost, path, address_space}`. Unknown names: one `error:` line,
-exit 2.
+with `--down` servers/connectors marked unavailable, then one lookup; with `--node HOST[:PORT]` the running node
+answers from its own router and table (`ROUTE ASK`, linkstate.cli.ops_cmd), sticky choices included (R55).
+Text output for a person, `--json` for tools: `{status, connector, next_hop, cost, path, address_space}`.
+Unknown names: one `error:` line, exit 2.
 May import: click, the standard library, proto, linkstate.core, linkstate.cli.
 """
 
@@ -15,8 +15,9 @@ import click
 from linkstate.cli.common import fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.directory import build_orginfo
-from linkstate.core.routing import MessageClass, Route, Router, RouteStatus, RoutingError
+from linkstate.core.routing import ConnectorRef, MessageClass, Route, Router, RouteStatus, RoutingError, SpaceRef
 from linkstate.core.topology import Topology
+from proto import rg691
 
 
 def _check_names(topo: Topology, names: tuple[str, ...]) -> None:
@@ -24,6 +25,41 @@ def _check_names(topo: Topology, names: tuple[str, ...]) -> None:
     for n in names:
         if n not in known:
             fail(f"--down {n!r}: no server or connector of that name")
+
+
+def query_for(topo: Topology, from_server: str, dest: dict[str, str | None], msg: MessageClass) -> rg691.RouteQuery:
+    """The `ROUTE ASK` for a question put by name (`dest`: exactly one of to, to_server, to_group)."""
+    kind, value = next((k, v) for k, v in dest.items() if v is not None)
+    destination = {"to": lambda: value, "to_server": lambda: topo.server(value).guid,
+                   "to_group": lambda: topo.routing_group(value).guid}[kind]()  # fmt: skip
+    kinds = {"to": "ADDRESS", "to_server": "SERVER", "to_group": "GROUP"}
+    return rg691.RouteQuery(topo.server(from_server).guid, kinds[kind], destination, msg.sender or "", msg.size,
+                            msg.priority, msg.referral)  # fmt: skip
+
+
+def route_from_answer(answer: rg691.RouteAnswer, topo: Topology) -> Route:
+    """A node's `ROUTE ANSWER` as a Route, named with the directory (GUIDs it does not know stay GUIDs)."""
+
+    def ref(guid: str) -> ConnectorRef:
+        spec = topo.connector_by_guid(guid)
+        return ConnectorRef(guid, spec.name if spec else None)
+
+    def group(guid: str) -> str:
+        spec = topo.routing_group_by_guid(guid)
+        return spec.name if spec else guid
+
+    space = None
+    if answer.space_type:
+        space = SpaceRef(answer.space_type, answer.space_address, answer.space_cost or 0, ref(answer.space_connector))
+    return Route(
+        status=RouteStatus(answer.status),
+        connector=ref(answer.connector) if answer.connector else None,
+        next_hop=answer.next_hop or None,
+        cost=answer.cost,
+        path=tuple(group(g) for g in answer.path),
+        path_guids=answer.path,
+        address_space=space,
+    )
 
 
 def describe(route: Route) -> str:

@@ -18,6 +18,7 @@ May import: the standard library, proto, linkstate.core (never node.py or a role
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,10 +37,21 @@ from linkstate.core.link2state_session import (
     OrgInfoReceived,
     SessionFailed,
 )
+from linkstate.core.nexthop import SmartHostProbe
 from linkstate.core.topology import ConnectorSpec, ServerSpec
 from proto.errors import DecodeError
 from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
+
+
+class Target(enum.Enum):
+    """What a link's probes reach (G40): the connected group's bridgeheads (an X-LINK2STATE session), a smart
+    host (its SMTP greeting), a next-hop MTA (the TCP connect), or nothing (the state follows the listener)."""
+
+    REMOTE_BRIDGEHEADS = "remote bridgeheads"
+    SMART_HOST = "smart host"
+    NEXT_HOP_MTA = "next-hop MTA"
+    NOTHING = "nothing"
 
 
 @dataclass(kw_only=True)
@@ -47,12 +59,14 @@ class Link:
     """One connector this server is a source bridgehead of."""
 
     connector: ConnectorSpec
-    remotes: tuple[ServerSpec, ...]
+    target: Target
+    remotes: tuple[ServerSpec, ...] = ()
     in_flight: int | None = None  # conn of the running session (or -1 while connecting)
     again: bool = False
     failures: int = 0
     next_probe: float = 0.0
-    observed: BridgeheadState = BridgeheadState.CONN_AVAIL
+    probed: BridgeheadState = BridgeheadState.CONN_AVAIL  # what the probes say
+    observed: BridgeheadState = BridgeheadState.CONN_AVAIL  # the state last reported (forced, listener, probes)
     forced: BridgeheadState | None = None
     reported_at: float = float("-inf")
     sessions: int = 0
@@ -65,9 +79,10 @@ class Link:
 
 @dataclass
 class _Smtp:
-    session: SmtpServerSession | SmtpClientSession
+    session: SmtpServerSession | SmtpClientSession | SmartHostProbe
     link: Link | None = None  # set for outbound sessions
     done: bool = False
+    failure: str = ""  # why a probe of a smart host failed, for the bridgehead_session_failed event
 
 
 @dataclass
@@ -96,6 +111,7 @@ class Bridgehead:
         self.smtp: dict[int, _Smtp] = {}
         self.counters = Counters()
         self.links: dict[str, Link] = {}
+        self.listening = True  # this server's SMTP listener runs (the shell says when it does not)
         self.configure(now, is_master=is_master)
 
     # --- configuration -----------------------------------------------------------------------------------
@@ -107,39 +123,43 @@ class Bridgehead:
         topo = ctx.topology
         fresh: dict[str, Link] = {}
         for c in topo.connectors_from(ctx.rg.name):
-            if not c.connected_routing_group:
-                continue  # address-space connectors carry no link state
             mine = ctx.me.name in c.source_bridgeheads or (not c.source_bridgeheads and is_master)
             if not mine:
                 continue
-            names = c.remote_bridgeheads or (topo.routing_group(c.connected_routing_group).master,)
-            remotes = tuple(topo.server(n) for n in names)
+            target = _target(c)
+            remotes: tuple[ServerSpec, ...] = ()
+            if c.connected_routing_group:
+                names = c.remote_bridgeheads or (topo.routing_group(c.connected_routing_group).master,)
+                remotes = tuple(topo.server(n) for n in names)
             old = self.links.get(c.guid)
-            if old is not None:
+            if old is not None and old.target is target:
                 old.connector, old.remotes = c, remotes
                 fresh[c.guid] = old
             else:
                 settle = ctx.settings.scaled("master_settle")
-                fresh[c.guid] = Link(connector=c, remotes=remotes, next_probe=now, starting_until=now + settle)
+                fresh[c.guid] = Link(connector=c, target=target, remotes=remotes, next_probe=now,
+                                     starting_until=now + settle)  # fmt: skip
         self.links = fresh
 
     def next_deadline(self) -> float | None:
         """The earliest probe due of a link with no session running (None without links)."""
         due: float | None = None
         for link in self.links.values():
-            if link.in_flight is None and (due is None or link.next_probe < due):
+            if link.in_flight is None and link.target is not Target.NOTHING and (due is None or link.next_probe < due):
                 due = link.next_probe
         return due
 
     def on_timer(self, now: float) -> None:
         """Start the session of every idle link whose probe is due."""
         for link in self.links.values():
-            if link.in_flight is None and now >= link.next_probe:
+            if link.in_flight is None and now >= link.next_probe and link.target is not Target.NOTHING:
                 self._start(link, now)
 
     def trigger(self, now: float, reason: ChangeKind) -> None:
         """The table took a major or minor change: tell every remote bridgehead now (G34)."""
         for link in self.links.values():
+            if link.target is not Target.REMOTE_BRIDGEHEADS:
+                continue
             if link.in_flight is not None:
                 link.again = True
             else:
@@ -162,17 +182,29 @@ class Bridgehead:
         interval = self.ctx.settings.scaled("bh_probe_interval")
         link.next_probe = now + interval
         link.again = False
-        target = link.remotes[link.failures % len(link.remotes)]
         link.in_flight = -1
         link.started_at = now
         link.sessions += 1
         self.counters.sessions_out += 1
-        self.out.connect(target.name, proto=Proto.SMTP, tag=link.connector.guid)
+        hop = link.connector.next_hop
+        if link.target is Target.REMOTE_BRIDGEHEADS or hop is None:
+            target = link.remotes[link.failures % len(link.remotes)]
+            self.out.connect(target.name, proto=Proto.SMTP, tag=link.connector.guid)
+        else:
+            self.out.connect_to(hop[0], hop[1], proto=Proto.SMTP, tag=link.connector.guid)
 
     def on_connected(self, conn: int, tag: str, now: float) -> None:
         link = self.links.get(tag)
         if link is None:
             self.out.close(conn, "connector no longer configured")
+            return
+        if link.target is Target.NEXT_HOP_MTA:  # the TCP connect is the probe
+            self.out.close(conn, "next-hop MTA reachable")
+            self._succeeded(link, exchanged=False, now=now)
+            return
+        if link.target is Target.SMART_HOST:
+            link.in_flight = conn
+            self.smtp[conn] = _Smtp(SmartHostProbe(link.connector.smart_host or ""), link)
             return
         ctx = self.ctx
         remote = link.remotes[link.failures % len(link.remotes)]
@@ -226,23 +258,42 @@ class Bridgehead:
         self.out.post(LinkIdle(link.connector.guid))  # after the observation: it may start the link itself
 
     def _observe(self, link: Link, state: BridgeheadState, now: float, again: bool = False) -> None:
-        """Report a state change at once; with `again`, report a lasting state once more (at most once per
-        probe interval): a window that ended as oscillation leaves the connector UP, and only a later report
-        of a state that lasts can open the next window (R117–R118)."""
-        if link.forced is not None:
-            state = link.forced
+        """What a probe found: report the link's state if it changed; with `again`, report a lasting state once
+        more (at most once per probe interval): a window that ended as oscillation leaves the connector UP, and
+        only a later report of a state that lasts can open the next window (R117–R118)."""
+        link.probed = state
+        self._report(link, now, again)
+
+    def _report(self, link: Link, now: float, again: bool = False) -> None:
+        """Post the link's state — forced by an operator, else CONN_NOT_STARTED while this server's SMTP listener
+        is not running (G40), else what the probes found — when it changed (or again, see `_observe`)."""
+        state = link.forced or (BridgeheadState.CONN_NOT_STARTED if not self.listening else link.probed)
         interval = self.ctx.settings.scaled("bh_probe_interval")
         if state is not link.observed or (again and now - link.reported_at >= interval):
             link.observed = state
             link.reported_at = now
             self.out.post(Observed(link.connector.guid, state))
 
+    def listener(self, running: bool, now: float) -> None:
+        """This server's SMTP listener (its virtual server) started or stopped: every connector it is a source
+        bridgehead of is CONN_NOT_STARTED while it is down (G40)."""
+        self.listening = running
+        for link in self.links.values():
+            self._report(link, now)
+
+    def announce(self, now: float) -> None:
+        """The server (re)joined its group's exchange: post again what each link has observed (or is forced to),
+        so a (re)started master hears it (R130). A link not probed yet has nothing to tell."""
+        for link in self.links.values():
+            if link.forced is not None or link.reported_at != float("-inf"):
+                self.out.post(Observed(link.connector.guid, link.forced or link.observed))
+
     def force(self, connector: str, state: BridgeheadState | None, now: float) -> bool:
         link = self.links.get(connector)
         if link is None:
             return False
         link.forced = state
-        self._observe(link, state or BridgeheadState.CONN_AVAIL, now)
+        self._report(link, now)
         return True
 
     # --- inbound sessions ----------------------------------------------------------------------------------
@@ -301,7 +352,7 @@ class Bridgehead:
         if link is None or entry.done or link.in_flight is None:
             return
         entry.done = True
-        self._failed(link, "SMTP session ended before the exchange completed", now)
+        self._failed(link, entry.failure or "SMTP session ended before the exchange completed", now)
 
     def on_session_event(self, conn: int, event: Event, now: float) -> None:
         """One event of connection `conn`'s session (the node settles the facts it raises before the next)."""
@@ -336,6 +387,9 @@ class Bridgehead:
 
     def _on_session_failed(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, SessionFailed)
+        if entry.link is not None and entry.link.target is Target.SMART_HOST:
+            entry.failure = event.reason  # no X-LINK2STATE here: the probe's failure is the link's
+            return
         self.counters.rejected += 1
         self.counters.by_reason[event.reason] = self.counters.by_reason.get(event.reason, 0) + 1
         self.out.diag(Ev.LINK2STATE_REJECTED, conn=conn, reason=event.reason, fatal=event.fatal)
@@ -351,7 +405,19 @@ class Bridgehead:
         except DecodeError as exc:
             self.out.diag(Ev.ORGINFO_REJECTED, peer=self.ctx.server_name(peer), reason=str(exc))
             return
+        if decoded.tampered:
+            self.out.diag(Ev.ORGINFO_REJECTED, peer=self.ctx.server_name(peer), reason=decoded.tampered)
+            return
         self.out.post(Learned(decoded.orginfo, f"smtp:{self.ctx.server_name(peer)}"))
+
+
+def _target(c: ConnectorSpec) -> Target:
+    """What the source bridgeheads of `c` probe (Target)."""
+    if c.connected_routing_group:
+        return Target.REMOTE_BRIDGEHEADS
+    if c.next_hop is None:
+        return Target.NOTHING
+    return Target.SMART_HOST if c.type == "smtp" else Target.NEXT_HOP_MTA
 
 
 _SESSION_EVENTS: dict[type, Callable[[Bridgehead, int, _Smtp, Event, float], None]] = {

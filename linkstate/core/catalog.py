@@ -48,6 +48,9 @@ class Ev(enum.StrEnum):
     SIGHUP = "sighup"
     TOPOLOGY_LOADED = "topology_loaded"
     MASTER_UNKNOWN = "master_unknown"
+    SMTP_LISTENER_FAILED = "smtp_listener_failed"
+    SMTP_LISTENING = "smtp_listening"
+    LISTENER_CHANGED = "listener_changed"
     # 301xx a group's master
     MASTER_STARTED = "master_started"
     MASTER_PUBLISHED = "master_published"
@@ -56,6 +59,8 @@ class Ev(enum.StrEnum):
     ATTACH_REFUSED = "attach_refused"
     STATE_IGNORED = "state_ignored"
     STATE_CHANGE_PINNED = "state_change_pinned"
+    QUORUM_PROBE_ANSWERED = "quorum_probe_answered"
+    MASTER_CONFLICT = "master_conflict"
     VERSION_REFUSED = "version_refused"
     VERSION_SATURATED = "version_saturated"
     # 302xx a member
@@ -85,6 +90,7 @@ class Ev(enum.StrEnum):
     ORGINFO_APPLIED = "orginfo_applied"
     ORGINFO_LEARNED = "orginfo_learned"
     CONNECTOR_STATE_COMMITTED = "connector_state_committed"
+    BRIDGEHEAD_STATE_COMMITTED = "bridgehead_state_committed"
     OSCILLATION_WINDOW_OPENED = "oscillation_window_opened"
     OSCILLATION_SUPPRESSED = "oscillation_suppressed"
     SECTIONS_REFUSED = "sections_refused"
@@ -129,7 +135,8 @@ CATALOG: Mapping[Ev, EventSpec] = {
     Ev.MASTER_RELINQUISHED: EventSpec(
         958, "warning", ("new_master", "reason"),
         "This server is no longer its group's master (the directory names another, or a server that does not "
-        "exist); it stops acting as master.",
+        "exist, or it lacked quorum and another master of its group has it: it follows that one); it stops acting "
+        "as master.",
     ),
     Ev.AUTH_FAILED: EventSpec(
         961, "warning", _AUTH,
@@ -151,7 +158,8 @@ CATALOG: Mapping[Ev, EventSpec] = {
     ),
     Ev.RESET_ROUTES: EventSpec(
         4005, "info", ("digest", "kind"),
-        "Routes are recomputed: the table took a change that can move them (every kind but a user update).",
+        "Routes are recomputed: the table took a change that can move them (a major or minor version moved: the "
+        "master's own update, or one carried by a push or a merge; never a user update).",
     ),
     Ev.NODE_STARTED: EventSpec(
         30001, "info", ("server", "rg", "role", "digest"), "The routing engine of this server started."
@@ -170,6 +178,21 @@ CATALOG: Mapping[Ev, EventSpec] = {
         30008, "warning", ("master",),
         "The directory names as this group's master a server it does not hold: the member keeps its table and "
         "attaches to no one until the directory is fixed (R81).",
+    ),
+    Ev.SMTP_LISTENER_FAILED: EventSpec(
+        30009, "error", ("host", "port", "reason", "retry_every_s"),
+        "The SMTP port could not be bound: the node runs without its virtual server (its connectors report "
+        "CONN_NOT_STARTED, G40) and tries again every `bh_probe_interval`.",
+    ),
+    Ev.SMTP_LISTENING: EventSpec(
+        30010, "info", ("host", "port"), "The SMTP port that could not be bound at the start is bound now."
+    ),
+    Ev.LISTENER_CHANGED: EventSpec(
+        30011, "error", ("protocol", "state"),
+        "A listener of this server stopped or started (`state`); while SMTP is not running every connector this "
+        "server is a source bridgehead of is CONN_NOT_STARTED (G40).",
+        quiet="info",
+        quiet_when="when it runs again",
     ),
     Ev.MASTER_STARTED: EventSpec(
         30101, "info", ("rg", "settle_s"),
@@ -198,13 +221,23 @@ CATALOG: Mapping[Ev, EventSpec] = {
         30107, "info", ("connector", "state"),
         "A connector with no alternate path stays UP whatever its bridgeheads report (R121, G42).",
     ),
+    Ev.QUORUM_PROBE_ANSWERED: EventSpec(
+        30108, "info", ("server", "role", "master", "quorum"),
+        "A master that has lacked quorum for `master_settle` asked a server of its group (DUMP) whom it follows "
+        "(R80, G28): the server's role, its master and that master's quorum.",
+    ),
+    Ev.MASTER_CONFLICT: EventSpec(
+        30109, "error", ("other_master", "reason"),
+        "Another server publishes this group as its master with quorum too: two copies of the directory disagree "
+        "on the group; neither publishes above the other (R80).",
+    ),
     Ev.VERSION_REFUSED: EventSpec(
-        30108, "warning", ("member", "version"),
+        30110, "warning", ("member", "version"),
         "An ATTACH reported a version of this group more than `max_version_jump` above the master's: the master "
         "does not move above it (docs/SECURITY.md).",
     ),
     Ev.VERSION_SATURATED: EventSpec(
-        30109, "error", ("version",),
+        30111, "error", ("version",),
         "The group's major version is at 2^64-1: it cannot be published above, the version stays.",
     ),
     Ev.ATTACHED: EventSpec(30201, "info", ("master", "quorum", "attached"), "This member attached to its master."),
@@ -279,7 +312,9 @@ CATALOG: Mapping[Ev, EventSpec] = {
         "1,024 bytes: the MS05-021 shapes); nothing of it is merged (`fatal`: the connection closes too).",
     ),
     Ev.ORGINFO_REJECTED: EventSpec(
-        30404, "warning", ("peer", "reason"), "A packet from a bridgehead did not decode strictly: nothing is merged."
+        30404, "warning", ("peer", "conn", "reason"),
+        "A packet (from a bridgehead, or on a 691 connection) did not decode strictly, or the digest it carries is "
+        "not the MD5 of its bytes: nothing in it is merged.",
     ),
     Ev.MAIL_QUEUED: EventSpec(30405, "info", ("sender", "recipients", "size"), "A (simulated) message was accepted."),
     Ev.STATE_CHANGE_SUPPRESSED: EventSpec(
@@ -298,17 +333,23 @@ CATALOG: Mapping[Ev, EventSpec] = {
         30503, "info", ("connector", "state"),
         "The master committed a connector's state: a minor update, published at once (routes reset: 4005).",
     ),
+    Ev.BRIDGEHEAD_STATE_COMMITTED: EventSpec(
+        30506, "info", ("connector", "bridgehead", "state"),
+        "The master committed the state of one source bridgehead of a connector (after its own window, like a "
+        "connector's): a minor update.",
+    ),
     Ev.OSCILLATION_WINDOW_OPENED: EventSpec(
-        30504, "info", ("connector", "state", "window_end"),
-        "A connector went DOWN while UP: the master holds the change until `window_end` (`state_delay`) to see "
-        "whether it oscillates (G41).",
+        30504, "info", ("connector", "bridgehead", "state", "window_end"),
+        "A connector (or one of its source bridgeheads, `bridgehead`) went DOWN while UP: the master holds the "
+        "change until `window_end` (`state_delay`) to see whether it oscillates (G41).",
     ),
     Ev.OSCILLATION_SUPPRESSED: EventSpec(
-        30505, "warning", ("connector", "changes", "window_start", "window_end"),
-        "A connector changed state `changes` times inside one window: it stays UP and nothing is published (G41).",
+        30505, "warning", ("connector", "bridgehead", "changes", "window_start", "window_end"),
+        "A connector (or one of its source bridgeheads) changed state `changes` times inside one window: it stays "
+        "UP and nothing is published (G41); what holds at the window's end is reported again.",
     ),
     Ev.SECTIONS_REFUSED: EventSpec(
-        30506, "warning", ("reason", "count", "guids"),
+        30507, "warning", ("reason", "count", "guids"),
         "The table's limits refused or dropped received sections (a version jump above `max_version_jump`, the "
         "table's size, groups the directory does not know over their bounds): one line per input and reason "
         "(docs/SECURITY.md).",
@@ -339,6 +380,7 @@ FIELDS: Mapping[str, str] = {
     "action": "what the node does about it",
     "attached": "how many members are attached to the master",
     "attempt": "the number of the attempt in this streak",
+    "bridgehead": "a source bridgehead's server name (empty: the connector itself)",
     "cause": "auth (a wrong proof), decode (a bad frame), protocol (a verb out of order) or closed (before "
     "authentication completed)",
     "changes": "conflicting reports inside the window",
@@ -360,9 +402,10 @@ FIELDS: Mapping[str, str] = {
     "master": "the name of the group's master",
     "master_digest": "the master's digest",
     "member": "a member's name (or its GUID when unknown)",
+    "other_master": "the other server that publishes this group as its master",
     "message": "the message type",
     "metrics": "the metrics URL (empty: none)",
-    "new_master": "the master the directory names now",
+    "new_master": "the master this server follows now (the directory's, or the one with quorum)",
     "peer": "the peer's server name (or GUID when unknown)",
     "peer_host": "the peer's IP address",
     "peer_kind": "what the peer said it is: MEMBER, CLIENT, BRIDGEHEAD or SERVER",
@@ -374,6 +417,7 @@ FIELDS: Mapping[str, str] = {
     "recipients": "how many recipients",
     "refused": "how many connections were refused since the last such line",
     "retry_in_s": "seconds until the next attempt",
+    "retry_every_s": "seconds between attempts",
     "rg": "the server's routing group",
     "role": "master or member",
     "routing_group": "a routing group's GUID",

@@ -142,12 +142,19 @@ class Outbox:
         port = (spec.port_smtp or DEFAULT_SMTP_PORT) if smtp else (spec.port_691 or DEFAULT_691_PORT)
         self._out.append(ev.Connect(peer, spec.address or "127.0.0.1", port, proto, tag))
 
+    def connect_to(self, host: str, port: int, proto: ev.Proto, tag: str = "") -> None:
+        """A connection to a host that is not a server of the organization (a smart host, a next-hop MTA); its
+        `peer` is `host:port`."""
+        self._out.append(ev.Connect(f"{host}:{port}", host, port, proto, tag))
+
     def table_changed(self, kind: ev.ChangeKind, groups: Iterable[str] = (), bumped: bool = False) -> None:
-        """Record a change of the table; a major or minor one (own, or `bumped` in what was merged) goes to the
-        other groups at once (G33, G34: a `TableBumped` fact); user-only changes travel with the next session."""
+        """Record a change of the table; a major or minor one (own, or `bumped` in what was merged) resets routes
+        and goes to the other groups at once (G33, G34: a `TableBumped` fact); user-only changes do neither and
+        travel with the next session."""
         self.counters.table_changes[kind] += 1
-        self._out.append(ev.TableChanged(self.ctx.lsdb.digest, kind, tuple(groups)))
-        if bumped or kind is ev.ChangeKind.MAJOR or kind is ev.ChangeKind.MINOR:
+        routes = bumped or kind is ev.ChangeKind.MAJOR or kind is ev.ChangeKind.MINOR
+        self._out.append(ev.TableChanged(self.ctx.lsdb.digest, kind, tuple(groups), routes))
+        if routes:
             self.post(TableBumped(kind))
 
     def post(self, fact: Fact) -> None:

@@ -5,7 +5,7 @@ Owns: `Dampener`, which turns connector state *reports* into *commits* (each com
 bridgehead applies before reporting (G43).
 
 G41, as implemented (state_delay 600 s by default):
-  - The committed state of every connector starts UP.
+  - The committed state of every connector starts UP, or as `seed` sets it.
   - A DOWN report while the committed state is UP and no window is open opens a window [now, now + state_delay)
     (a `WindowOpened` diagnostic is recorded).
     Every later report inside the window is recorded; a report differing from the previous one is a *change*
@@ -129,6 +129,13 @@ class Dampener:
         return out
 
     # ------------------------------------------------------------------------------------------------ inputs
+
+    def seed(self, connector_guid: str, state: ConnectorState) -> None:
+        """Start from `state` as committed, with nothing published as a change (a master rebuilding its states
+        from evidence after a start, R130); any open window or queued report of the key is dropped."""
+        self._committed[connector_guid] = state
+        self._windows.pop(connector_guid, None)
+        self._pending.pop(connector_guid, None)
 
     def report(self, connector_guid: str, state: ConnectorState, now: float) -> list[Commit]:
         """A member (or local queuing) reports a connector state at `now`."""

@@ -5,7 +5,8 @@ describes it, versions 0.0.0 = "never participated", R113/G31/G63) and `tombston
 Encoding choices (requirements G16–G20, G53, G56, G57):
   - RG addresses: SMTP `*.<GUID>`, X.400 `c=US;a= ;p=<org>;o=Exchange;cn=<GUID>;*`,
     X.500 `/o=<org>/ou=<admin group>/*/<GUID>`, <GUID> being the hyphenated upper-case form.
-  - connector type `RGC` / `SMTP` / `X400`, or `EDK` for a legacy connector (never marked down, R50);
+  - connector type `RGC` / `SMTP` / `X400`, or `EDK` for a legacy connector (flagged, or a legacy server among
+    its source or remote bridgeheads: never marked down, R50);
     source address `_<guid>_S`; target address `_<guid>_D` when remote bridgeheads are named, the smart
     host for a smart-host SMTP connector, empty otherwise (G19); DN
     `/o=<org>/ou=<ag>/cn=Configuration/cn=Routing Groups/cn=<rg>/cn=Connections/cn=<connector>`.
@@ -71,11 +72,12 @@ def connector_dn(topo: Topology, c: ConnectorSpec) -> str:
 
 
 def is_legacy(topo: Topology, c: ConnectorSpec) -> bool:
-    """EDK: flagged legacy, or a legacy (5.5) server among its bridgeheads (R50, G63)."""
+    """EDK: flagged legacy, or a legacy (5.5) server among its bridgeheads, source or remote (R50: "routing group
+    connectors where one bridgehead server is an Exchange 5.5 server"; G63)."""
     if c.legacy:
         return True
     names = c.source_bridgeheads or tuple(s.name for s in topo.servers_in(c.routing_group))
-    return any(topo.server(n).legacy for n in names)
+    return any(topo.server(n).legacy for n in (*names, *c.remote_bridgeheads))
 
 
 def never_down(topo: Topology, c: ConnectorSpec) -> bool:

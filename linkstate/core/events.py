@@ -51,11 +51,6 @@ class ChangeKind(enum.StrEnum):
     MERGE = "merge"
     PUSH = "push"
 
-    @property
-    def resets_routes(self) -> bool:
-        """Whether routes may have changed: everything but a user update (who is attached changes no cost)."""
-        return self is not ChangeKind.USER
-
 
 UpdateKind = Literal[ChangeKind.MAJOR, ChangeKind.MINOR, ChangeKind.USER]  # the master's bumps of its own version
 
@@ -123,6 +118,15 @@ class BridgeheadObserved:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerChanged:
+    """This server's `proto` listener started or stopped (an SMTP port that cannot be bound: the node runs without
+    its virtual server, and its bridgehead states are CONN_NOT_STARTED, G40)."""
+
+    proto: Proto
+    running: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FaultInjected:
     """An operator forces this bridgehead's state for `connector` (None clears the force)."""
 
@@ -163,6 +167,7 @@ Input = (
     | TopologyChanged
     | ServiceStatusChanged
     | BridgeheadObserved
+    | ListenerChanged
     | FaultInjected
     | TombstoneRequested
     | MasterUnknown
@@ -215,11 +220,14 @@ class Diagnostic:
 
 @dataclass(frozen=True, slots=True)
 class TableChanged:
-    """The node's link-state table changed (`kind`: ChangeKind); routes must be reset when `kind.resets_routes`."""
+    """The node's link-state table changed (`kind`: ChangeKind). `resets_routes`: a major or minor version moved
+    (the master's own update, or carried by what was merged or pushed), so routes may have changed: "reset
+    routes", event 4005. A user update (who is attached, a service's status) changes no route (seed L9014)."""
 
     digest: str
     kind: ChangeKind
     groups: tuple[str, ...] = ()
+    resets_routes: bool = False
 
 
 Output = Send | Close | Connect | Diagnostic | TableChanged

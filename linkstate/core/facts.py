@@ -3,7 +3,9 @@
 Owns: the frozen dataclasses a role, the bridgehead or the operator module posts to its outbox when something it
 did matters to another part: the table took a major or minor change (`TableBumped`: the bridgehead tells the other
 groups), a packet came from outside the group (`Learned`: the role merges it), a bridgehead state was observed
-(`Observed`: the role reports or commits it), a bridgehead link went idle (`LinkIdle`: the bridgehead reruns it if a
+(`Observed`: the role reports or commits it), the server (re)joined its group's exchange (`JoinedGroup`: the
+bridgehead tells what it has observed again), a master without quorum was outvoted (`Outvoted`: the node makes it
+a member of the master with quorum), a bridgehead link went idle (`LinkIdle`: the bridgehead reruns it if a
 change arrived meanwhile, once the link's own observation has been handled).
 Invariants: a fact names what happened, never which part must act; `NodeCore` alone decides who handles it. A fact
 raised while another is handled is handled before the facts that were already waiting (depth first), so effects
@@ -44,10 +46,25 @@ class Observed:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinedGroup:
+    """This server (re)joined its group's exchange: a master that started, a member whose ATTACH was accepted.
+    Its master has heard nothing from this server's bridgehead yet (R130: a restarted master rebuilds from what
+    members report)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outvoted:
+    """This server was master of its group without quorum, and `master` (a server GUID) is master of it with the
+    acknowledgement of ⌊N/2⌋+1 servers (R80, G28): this one relinquished (958) and follows it."""
+
+    master: str
+
+
+@dataclass(frozen=True, slots=True)
 class LinkIdle:
     """The outbound session of `connector` ended well; if a change arrived during it, the link runs again."""
 
     connector: str
 
 
-Fact = TableBumped | Learned | Observed | LinkIdle
+Fact = TableBumped | Learned | Observed | JoinedGroup | Outvoted | LinkIdle

@@ -91,14 +91,13 @@ class Refusals:
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    """What a merge did: sections taken, own-group data ignored?, split-brain GUIDs, own version, and the
-    received section of the own group when its version was plausible (the master lifts its version above it)."""
+    """What a merge did: sections taken, own-group data ignored?, split-brain GUIDs, own version (the highest
+    plausible one: a refused version does not count)."""
 
     changed: tuple[Guid, ...] = ()
     ignored_own: bool = False
     conflicts: tuple[Guid, ...] = ()
     highest_own: Version | None = None
-    own: RoutingGroup | None = None
 
     @property
     def any_change(self) -> bool:
@@ -233,7 +232,6 @@ class LinkStateDB:
         changed: list[Guid] = []
         conflicts: list[Guid] = []
         ignored_own = False
-        own: RoutingGroup | None = None
         highest_own: Version | None = self.version_of(own_group) if own_group else None
         for rg in org.routing_groups:
             if rg.guid == own_group:
@@ -241,7 +239,6 @@ class LinkStateDB:
                 if not self.plausible(rg.guid, rg.version):
                     self.refused.add(_JUMP, rg.guid)
                     continue
-                own = rg
                 if highest_own is None or rg.version > highest_own:
                     highest_own = rg.version
                 continue
@@ -253,7 +250,7 @@ class LinkStateDB:
         dropped = self._trim_unknown()
         if dropped:
             changed = [g for g in changed if g not in dropped]
-        return MergeResult(_dedup(changed), ignored_own, _dedup(conflicts), highest_own, own)
+        return MergeResult(_dedup(changed), ignored_own, _dedup(conflicts), highest_own)
 
     def adopt(self, org: OrgInfo) -> tuple[Guid, ...]:
         """Take every received section whose version is at least ours (a member trusting its master), within the

@@ -1,12 +1,14 @@
 """The master service node of a routing group (requirements R79–R88, R128–R130, G26–G33, G48).
 
 Owns: the group's authoritative section: who is attached (members' `connected` YES/NO), members' service
-status, committed bridgehead and connector states, the version and its bumps (major on a directory change of
-its own group, minor on a committed connector change, user on attach/detach/service changes), the settle
-period after a (re)start, quorum, and the push of the full OrgInfo to every attached member on each change.
+status, the committed bridgehead and connector states (kept by linkstate.core.connstate), the version and its
+bumps (major on a directory change of its own group, minor on a committed connector change, user on
+attach/detach/service changes), the settle period after a (re)start and the rebuild that ends it (R130), quorum,
+and the push of the full OrgInfo to every attached member on each change.
 Invariants: only this role writes its own group's section; versions never go backwards and the first version
-published after a start is above every version of its group a member reported (G31); foreign data about its
-own group is ignored (R107) but lifts the next version above it.
+published after a start is above every version of its group it saw (G31); once published, foreign data about its
+own group is ignored (R107) but lifts the next version above it; before that, it holds the organization's copy
+(R129) and publishes no state without evidence (R130).
 May import: the standard library, proto, linkstate.core (never node.py).
 """
 
@@ -15,12 +17,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from linkstate.core.catalog import Ev
+from linkstate.core.connstate import GroupStates
 from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.dampening import Commit, Dampener, DampenerDiagnostic, WindowOpened
+from linkstate.core.dampening import Commit, DampenerDiagnostic, WindowOpened
 from linkstate.core.directory import build_section
 from linkstate.core.events import ChangeKind, Instant, UpdateKind
+from linkstate.core.facts import JoinedGroup, Outvoted
+from linkstate.core.quorum import QuorumWatch
 from linkstate.core.role import RoleName, RoleStatus
-from linkstate.core.routing import connector_pinned
 from proto import rg691
 from proto.model import BridgeheadState, ConnectorState, OrgInfo, RoutingGroup, Version
 
@@ -38,29 +42,26 @@ class MasterRole:
         self.out = out
         self.attached_members: dict[str, int] = {}  # member GUID -> its conn
         self.services: dict[str, str] = {}
-        self.bh_states: dict[tuple[str, str], BridgeheadState] = {}  # committed (connector, vs) -> state
-        self.conn_states: dict[str, ConnectorState] = {}  # committed connector -> state
-        self.reported: dict[tuple[str, str], BridgeheadState] = {}  # latest reported (connector, vs) -> state
+        self.states = GroupStates(ctx, now)  # live bridgeheads, their reports, committed connector states
         self.epoch = ctx.nonce()  # a fresh version GUID at every master start (G31)
         self.version = Version()
-        self.highest_seen = Version()
+        self.acked_top = Version()  # the highest version of this group its own table or an attached member held
+        self.foreign_top = Version()  # the highest version of this group seen at or above its own, not its own
         self.published = False
         self.settle_deadline: float | None = now + ctx.settings.scaled("master_settle")
-        self.dampener = Dampener(
-            ctx.settings.scaled("state_delay"),
-            compat_e2k=ctx.settings.compat_e2k,
-            batch_interval=ctx.settings.scaled("poll_interval"),
-            epoch=now,
-        )
-        self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
+        self.watch = QuorumWatch(ctx, out, now, quorum=self.quorum)
+        self._conflict = ""  # the version GUID of the other master last reported as a conflict
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
         own = self.ctx.lsdb.section(self.ctx.rg.guid)
         if own is not None:
-            self.highest_seen = max(self.highest_seen, own.version)
+            self.acked_top = max(self.acked_top, own.version)
+        if own is None or own.version == Version():
+            self.ctx.lsdb.put(self._unavailable())
         self.out.diag(Ev.MASTER_STARTED, rg=self.ctx.rg.name, settle_s=self.ctx.settings.scaled("master_settle"))
+        self.out.post(JoinedGroup())  # its own bridgehead tells what it has observed (after a role switch)
         self._maybe_publish(now)
 
     def stop(self, reason: str) -> None:
@@ -68,11 +69,13 @@ class MasterRole:
             self.out.send(conn, rg691.Detach(reason))
             self.out.close(conn, reason)
         self.attached_members.clear()
+        self.watch.close()
 
     def status(self) -> RoleStatus:
         return RoleStatus(
             name=self.name,
             attached=True,
+            master=self.ctx.me.guid,
             attached_members=tuple(self.attached_members),
             attached_count=len(self.attached_members),
             quorum=self.quorum,
@@ -85,13 +88,14 @@ class MasterRole:
         return len(self.attached_members) + 1 >= n // 2 + 1
 
     def next_deadline(self) -> float | None:
-        return _earliest(self.settle_deadline, self.dampener.next_deadline())
+        return _earliest(_earliest(self.settle_deadline, self.states.next_deadline()), self.watch.next_deadline())
 
     def on_timer(self, now: float) -> None:
         if self.settle_deadline is not None and now >= self.settle_deadline:
             self.settle_deadline = None
             self._publish(now, reason="settle period over")
-        self._apply_commits(self.dampener.on_timer(now), now)
+        self._apply_commits(self.states.on_timer(now), now)
+        self.watch.on_timer(now, set(self.attached_members))
 
     # --- messages --------------------------------------------------------------------------------------
 
@@ -103,21 +107,46 @@ class MasterRole:
         return True
 
     def on_connected(self, conn: int, now: float) -> None:
-        """A master opens no 691 connection of its own."""
+        """The only 691 connections a master opens are its quorum probes."""
+        self.watch.opened(conn)
 
     def on_connect_failed(self, reason: str, now: float) -> None:
-        """A master opens no 691 connection of its own."""
+        """A probe found nobody there: nothing to learn."""
 
     def on_authenticated(self, conn: int, now: float) -> None:
-        """Members speak first (ATTACH): nothing to do until they do."""
+        """Members speak first (ATTACH); a probe asks DUMP."""
+        self.watch.authenticated(conn)
 
     def on_lost(self, conn: int, now: float) -> None:
+        self.watch.lost(conn)
         for guid, c in list(self.attached_members.items()):
             if c == conn:
                 del self.attached_members[guid]
                 member, attached = self.ctx.server_name(guid), len(self.attached_members)
                 self.out.diag(Ev.MEMBER_DETACHED, member=member, attached=attached)
                 self._commit(ChangeKind.USER, now)
+                self._liveness(guid, now, live=False)
+                self.watch.update(self.quorum, now)
+
+    def _on_dump(self, conn: int, msg: rg691.Message, now: float) -> None:
+        """A quorum probe's answer (linkstate.core.quorum): outvoted by a master with quorum, relinquish (958)."""
+        assert isinstance(msg, rg691.Dump)
+        rival = self.watch.answered(conn, msg, now)
+        if rival is None:
+            return
+        n, grace = len(self.ctx.topology.servers_in(self.ctx.rg.name)), self.watch.grace
+        why = f"it has the acknowledgement of {n // 2 + 1} of {n} servers; this server lacked quorum {grace:g} s"
+        self.out.diag(Ev.MASTER_RELINQUISHED, new_master=self.ctx.server_name(rival), reason=why)
+        self.out.post(Outvoted(rival))
+
+    def _liveness(self, member: str, now: float, *, live: bool) -> None:
+        """A member's server came or went: the connectors it is a source bridgehead of follow (issue 10, item 1)."""
+        spec = self.ctx.topology.server_by_guid(member)
+        if spec is None:
+            return
+        states = self.states
+        commits = states.attach(spec.vs_guid, now) if live else states.detach(spec.vs_guid, now)
+        self._apply_commits(commits, now)
 
     def _on_attach(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Attach)
@@ -144,7 +173,7 @@ class MasterRole:
         if not ctx.lsdb.plausible(ctx.rg.guid, reported):  # a forged version: not a reason to move (issue 11)
             out.diag(Ev.VERSION_REFUSED, member=member.name, version=str(reported))
             reported = Version()
-        self.highest_seen = max(self.highest_seen, reported)
+        self.acked_top = max(self.acked_top, reported)
         out.send(
             conn,
             rg691.AttachAck(
@@ -156,13 +185,18 @@ class MasterRole:
             ),
         )
         out.diag(Ev.MEMBER_ATTACHED, member=member.name, attached=len(self.attached_members), quorum=self.quorum)
+        self._liveness(member.guid, now, live=True)
+        self.watch.update(self.quorum, now)
+        if msg.digest != ctx.lsdb.digest:
+            # published: the member takes what is newer; not yet: its answer (REPLY FOLLOWS and its table) brings
+            # this group's section as the organization holds it, the start of the rebuild (R129, R130)
+            out.send_table(conn)
         if self.published:
-            if self._ahead(reported, msg.version_guid):  # the member saw a later epoch: publish above it
-                self._commit(ChangeKind.MAJOR, now, above=reported)
+            above = self._above(reported, msg.version_guid)
+            if above is not None:
+                self._commit(ChangeKind.MAJOR, now, above=above)
             else:
                 self._commit(ChangeKind.USER, now)
-            if msg.digest != ctx.lsdb.digest:
-                out.send_table(conn)
         else:
             self._maybe_publish(now)
 
@@ -188,14 +222,17 @@ class MasterRole:
         self.merge_foreign(org, now)
 
     def merge_foreign(self, org: OrgInfo, now: float) -> None:
-        """Merge a packet from a member or a bridgehead (R107): own group ignored, others newer-wins."""
+        """Merge a packet from a member or a bridgehead (R107): own group ignored, others newer-wins. Before its
+        first publication after a start the master takes its own group's section newer-wins too: it holds what
+        the organization holds until it has rebuilt its own (R129, R130)."""
         bumps = self.ctx.lsdb.bumps
-        result = self.ctx.lsdb.merge(org, own_group=self.ctx.rg.guid)
-        theirs = result.own  # None when absent or its version was refused as implausible
-        if theirs is not None:
-            self.highest_seen = max(self.highest_seen, theirs.version)
-            mine = self.ctx.lsdb.section(self.ctx.rg.guid)
-            if self.published and theirs != mine and self._ahead(theirs.version, theirs.version_guid):
+        theirs = org.group(self.ctx.rg.guid)
+        if theirs is not None and not self.ctx.lsdb.plausible(self.ctx.rg.guid, theirs.version):
+            theirs = None  # a forged version (the merge refuses it too): not a reason to move (issue 11)
+        result = self.ctx.lsdb.merge(org, own_group=self.ctx.rg.guid if self.published else None)
+        if theirs is not None and self._ahead(theirs.version, theirs.version_guid) and not self._rival(theirs):
+            self.foreign_top = max(self.foreign_top, theirs.version)
+            if self.published and self.quorum:
                 self._commit(ChangeKind.MAJOR, now, above=theirs.version)
         if result.changed:
             self.out.table_changed(ChangeKind.MERGE, result.changed, bumped=self.ctx.lsdb.bumps != bumps)
@@ -204,6 +241,29 @@ class MasterRole:
     def _ahead(self, version: Version, version_guid: str) -> bool:
         """Someone holds a version of this group at or above ours from another epoch: ours must move above."""
         return version > self.version or (version == self.version and version_guid != self.epoch)
+
+    def _rival(self, theirs: RoutingGroup) -> bool:
+        """A section of this group, not its own publication, in which another server is master with quorum.
+
+        Only a master with quorum publishes above what it did not publish (R80, G28: two masters never outbid each
+        other without end; the one without quorum waits, and is outvoted after its grace period). And not above
+        such a section: two servers with quorum each means two directories that disagree on the group; both keep
+        their own, the organization keeps the higher, and `master_conflict` says so."""
+        if theirs.master == self.ctx.me.guid or not _shows_quorum(theirs):
+            return False
+        if self._conflict != theirs.version_guid:
+            self._conflict = theirs.version_guid
+            why = "another server publishes this group with quorum: check each server's copy of the directory"
+            self.out.diag(Ev.MASTER_CONFLICT, other_master=self.ctx.server_name(theirs.master), reason=why)
+        return True
+
+    def _above(self, reported: Version, version_guid: str) -> Version | None:
+        """What a (re)attaching member makes this master publish above: the member's own version when it is ahead
+        (the member must take the next push), and, once the master has quorum, any other epoch's it saw."""
+        candidates = [reported] if self._ahead(reported, version_guid) else []
+        if self.quorum and self.foreign_top >= self.version:
+            candidates.append(self.foreign_top)
+        return max(candidates, default=None)
 
     def _on_state(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.StateReport)
@@ -216,6 +276,7 @@ class MasterRole:
                 self._commit(ChangeKind.USER, now)
             return
         self._report_bridgehead(msg.subject, msg.item, msg.value, now)
+        self._maybe_publish(now)
 
     def _report_bridgehead(self, connector: str, vs: str, value: str, now: float) -> None:
         spec = self.ctx.topology.connector_by_guid(connector)
@@ -227,45 +288,11 @@ class MasterRole:
         except ValueError:
             self.out.diag(Ev.STATE_IGNORED, connector=connector, reason=f"unknown state {value!r}")
             return
-        self.reported[(connector, vs)] = state
-        if self._pinned(connector):
+        if self.states.pinned(connector):
             # no alternate path: the connector stays UP and no link-state traffic is generated (R121, G42)
             self.out.diag(Ev.STATE_CHANGE_PINNED, connector=spec.name, state=state.value)
             return
-        derived = self._derived_state(spec.guid, self.reported)
-        if derived is self.dampener.committed(connector):
-            self._refresh_bridgeheads(connector, now)
-        self._apply_commits(self.dampener.report(connector, derived, now), now)
-
-    def _pinned(self, connector: str) -> bool:
-        settings = self.ctx.settings
-        if settings.compat_e2k:
-            return False
-        digest = self.ctx.lsdb.digest
-        if self._pinned_cache is None or self._pinned_cache[0] != digest:
-            self._pinned_cache = (digest, {})
-        known = self._pinned_cache[1]
-        if connector not in known:  # one connector's search, not the whole table's (G42)
-            known[connector] = connector_pinned(self.ctx.lsdb.snapshot(), connector, settings.leaf_rule)
-        return known[connector]
-
-    def _refresh_bridgeheads(self, connector: str, now: float) -> None:
-        """A bridgehead changed but the connector's state did not: publish the bridgehead states (minor).
-
-        Inside an open window, or while the connector is committed DOWN, nothing is published: the states wait for
-        the connector's own commit."""
-        quiet = self.dampener.committed(connector) is ConnectorState.UP and not self.dampener.window_open(connector)
-        if quiet and self._take_reports(connector):
-            self._commit(ChangeKind.MINOR, now)
-
-    def _take_reports(self, connector: str) -> bool:
-        """Make the latest reported bridgehead states of `connector` the published ones; True if any changed."""
-        changed = False
-        for (c, vs), bh in self.reported.items():
-            if c == connector and self.bh_states.get((c, vs), BridgeheadState.CONN_AVAIL) is not bh:
-                self.bh_states[(c, vs)] = bh
-                changed = True
-        return changed
+        self._apply_commits(self.states.report(spec, vs, state, now), now)
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         self.out.close(conn, "member detached")
@@ -273,54 +300,54 @@ class MasterRole:
 
     # --- state and versions -----------------------------------------------------------------------------
 
-    def _derived_state(self, connector: str, states: dict[tuple[str, str], BridgeheadState]) -> ConnectorState:
-        """DOWN only when every explicit source bridgehead is not available (R46–R47)."""
-        spec = self.ctx.topology.connector_by_guid(connector)
-        if spec is None or not spec.source_bridgeheads:
-            return ConnectorState.UP
-        vs_guids = [self.ctx.topology.bridgehead_of(name) for name in spec.source_bridgeheads]
-        all_down = all(
-            states.get((connector, vs), BridgeheadState.CONN_AVAIL) is not BridgeheadState.CONN_AVAIL for vs in vs_guids
-        )
-        return ConnectorState.DOWN if all_down else ConnectorState.UP
-
     def _apply_commits(self, commits: list[Commit], now: float) -> None:
-        for diag in self.dampener.diagnostics():
+        states = self.states
+        for diag in states.diagnostics():
             self._log_window(diag)
         if not commits:
             return
         for commit in commits:
-            connector, state = commit.connector_guid, commit.state
-            self.conn_states[connector] = state
-            self._take_reports(connector)
-            self.out.diag(Ev.CONNECTOR_STATE_COMMITTED, connector=self.ctx.connector_name(connector), state=state.value)
+            done = states.commit(commit)
+            if done.bridgehead:
+                self.out.diag(Ev.BRIDGEHEAD_STATE_COMMITTED, connector=done.connector, bridgehead=done.bridgehead,
+                              state=done.state)  # fmt: skip
+            else:
+                self.out.diag(Ev.CONNECTOR_STATE_COMMITTED, connector=done.connector, state=done.state)
         self._commit(ChangeKind.MINOR, now)
 
     def _log_window(self, diag: DampenerDiagnostic) -> None:
-        """What the dampener noted: a window opened, or one that ended as oscillation (times as Instants)."""
-        connector = self.ctx.connector_name(diag.connector_guid)
+        """What the dampener noted: a window opened, or one that ended as oscillation (times as Instants), for a
+        connector or one of its bridgeheads (`bridgehead` "" for the connector itself)."""
+        connector, bridgehead = self.states.describe(diag.connector_guid)
         if isinstance(diag, WindowOpened):
             self.out.diag(
-                Ev.OSCILLATION_WINDOW_OPENED, connector=connector, state=ConnectorState.DOWN.value,
-                window_end=Instant(diag.end),
+                Ev.OSCILLATION_WINDOW_OPENED, connector=connector, bridgehead=bridgehead,
+                state=ConnectorState.DOWN.value, window_end=Instant(diag.end),
             )  # fmt: skip
             return
         self.out.diag(
-            Ev.OSCILLATION_SUPPRESSED, connector=connector, changes=diag.changes,
+            Ev.OSCILLATION_SUPPRESSED, connector=connector, bridgehead=bridgehead, changes=diag.changes,
             window_start=Instant(diag.window_start), window_end=Instant(diag.at),
         )  # fmt: skip
 
     def _maybe_publish(self, now: float) -> None:
+        """Publish before the settle period ends once every member has attached and every live bridgehead has
+        reported (nothing left to guess, R130)."""
+        if self.published:
+            return
         expected = {s.guid for s in self.ctx.topology.servers_in(self.ctx.rg.name)} - {self.ctx.me.guid}
-        if not self.published and expected <= set(self.attached_members):
-            self._publish(now, reason="every member attached")
+        if expected <= set(self.attached_members) and self.states.ready():
+            self._publish(now, reason="every member attached and reported")
 
     def _publish(self, now: float, reason: str) -> None:
         if self.published:
             return
         self.published = True
         self.settle_deadline = None
-        self.version = self.highest_seen.bump_major()
+        held = self.ctx.lsdb.section(self.ctx.rg.guid)  # what the organization holds, if anything (merge_foreign)
+        self.states.rebuild(held if held is not None and held.version > Version() else None, now)
+        base = max(self.acked_top, self.foreign_top) if self.quorum else self.acked_top  # R80: see merge_foreign
+        self.version = base.bump_major()  # (base.major + 1).0.0, saturating at 2**64-1
         self._check_saturated()
         attached = len(self.attached_members)
         self.out.diag(Ev.MASTER_PUBLISHED, version=str(self.version), reason=reason, attached=attached)
@@ -344,6 +371,18 @@ class MasterRole:
         if self.version.saturated:
             self.out.diag(Ev.VERSION_SATURATED, version=str(self.version))
 
+    def _unavailable(self) -> RoutingGroup:
+        """Where a (re)started master begins (R130, DECISIONS §2): its own section with every other server
+        `connected NO`, every source bridgehead unavailable and every connector that can be down DOWN, at version
+        0.0.0 with the lowest version GUID, so that no table holding the directory's copy (or anything newer) ever
+        takes it instead: only this master's own table and a member as new as it is hold it, until the master
+        adopts the organization's copy or publishes."""
+        ctx = self.ctx
+        servers = [s.name for s in ctx.topology.servers_in(ctx.rg.name)]
+        section = build_section(ctx.topology, ctx.rg.name, version_guid="0" * 32, down=servers)
+        members = tuple(replace(m, connected=m.guid == ctx.me.guid) for m in section.members)
+        return replace(section, members=members)
+
     def build_own_section(self) -> RoutingGroup:
         ctx = self.ctx
         base = build_section(ctx.topology, ctx.rg.name, version=self.version, version_guid=self.epoch)
@@ -354,8 +393,9 @@ class MasterRole:
         )
         connectors = []
         for c in base.connectors:
-            bhs = tuple(replace(b, state=self.bh_states.get((c.guid, b.guid), b.state)) for b in c.bridgeheads)
-            connectors.append(replace(c, bridgeheads=bhs, state=self.conn_states.get(c.guid, c.state)))
+            bh_states, conn_states = self.states.bh_states, self.states.conn_states
+            bhs = tuple(replace(b, state=bh_states.get((c.guid, b.guid), b.state)) for b in c.bridgeheads)
+            connectors.append(replace(c, bridgeheads=bhs, state=conn_states.get(c.guid, c.state)))
         return replace(base, members=members, connectors=tuple(connectors))
 
     def _write_section(self, kind: UpdateKind) -> None:
@@ -365,18 +405,28 @@ class MasterRole:
             self._push_all(except_conn=None)
 
     def topology_changed(self, now: float) -> None:
-        """The directory changed: a major update if this group's section differs beyond versions (R105)."""
+        """The directory changed (seed L8980–L9014, R105): a server added to or removed from the group is a user
+        update; any other change of this group's section (a connector added, removed or changed, the group's
+        addresses) is a major one."""
+        self.states.directory_changed(now)
         if not self.published:
             return
         current = self.ctx.lsdb.section(self.ctx.rg.guid)
         candidate = self.build_own_section()
-        if current is None or replace(candidate, version=current.version) != current:
+        if current is None or replace(candidate, version=current.version, members=current.members) != current:
             self._commit(ChangeKind.MAJOR, now)
+        elif candidate.members != current.members:
+            self._commit(ChangeKind.USER, now)
 
     def _push_all(self, except_conn: int | None) -> None:
         for conn in self.attached_members.values():
             if conn != except_conn:
                 self.out.send_table(conn)
+
+
+def _shows_quorum(section: RoutingGroup) -> bool:
+    """The section's own members list shows its master acknowledged by ⌊N/2⌋+1 of them (connected YES)."""
+    return sum(m.connected for m in section.members) >= len(section.members) // 2 + 1
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:
@@ -393,6 +443,7 @@ _HANDLERS = {
     rg691.OrgInfoFrame: MasterRole._on_orginfo,
     rg691.StateReport: MasterRole._on_state,
     rg691.Detach: MasterRole._on_detach,
+    rg691.Dump: MasterRole._on_dump,
 }
 
 __all__ = ["MasterRole"]

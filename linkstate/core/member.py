@@ -2,7 +2,9 @@
 
 Owns: the one upstream connection to the group's master: connect with backoff and jitter, ATTACH, the
 `Simple_Poll` timer, applying the master's pushes (REPLY, then the revised packet when it still differs), and
-forwarding local state reports (STATE). While the master is away the member keeps serving its last table.
+forwarding local state reports (STATE): those queued while detached, then, once attached, what its bridgehead
+observed (a `JoinedGroup` fact: a restarted master rebuilds from it, R130). While the master is away the member
+keeps serving its last table.
 Failures to reach the master are warnings, but the retries after the first failure of a streak are info, and so
 is every failure while the node starts (within `master_settle` of the role's start and before it ever attached:
 the servers of a group start in any order; docs/EVENTS.md).
@@ -17,7 +19,9 @@ from __future__ import annotations
 from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.events import ChangeKind
+from linkstate.core.facts import JoinedGroup
 from linkstate.core.role import RoleName, RoleStatus
+from linkstate.core.topology import ServerSpec
 from proto import rg691
 from proto.model import OrgInfo
 
@@ -26,14 +30,17 @@ class MemberRole:
     """A member of its routing group (module docstring), seen by the node through `linkstate.core.role.Role`.
 
     Reads its node through `ctx` and acts through `out`. Built `orphan` when the directory names no usable master
-    (R81): it then keeps its table and connects to no one."""
+    (R81): it then keeps its table and connects to no one. Built with `master` (a server of its group) when it
+    follows a master other than the directory's: the one with quorum that outvoted it (R80, G28)."""
 
     name = RoleName.MEMBER
 
-    def __init__(self, ctx: NodeContext, out: Outbox, now: float, *, orphan: bool = False) -> None:
+    def __init__(
+        self, ctx: NodeContext, out: Outbox, now: float, *, orphan: bool = False, master: ServerSpec | None = None
+    ) -> None:
         self.ctx = ctx
         self.out = out
-        self.master = ctx.topology.master_of(ctx.rg.name)
+        self.master = master or ctx.topology.master_of(ctx.rg.name)
         self.upstream: int | None = None
         self.connecting = False
         self.attached = False
@@ -63,6 +70,7 @@ class MemberRole:
         return RoleStatus(
             name=self.name,
             attached=self.attached,
+            master="" if self.orphan else self.master.guid,
             attached_count=int(self.attached),
             quorum=self.attached,
             orphaned=self.orphan,
@@ -171,6 +179,7 @@ class MemberRole:
         for report in self.outbox:
             self.out.send(conn, report)
         self.outbox.clear()
+        self.out.post(JoinedGroup())  # the master (perhaps just restarted) hears what this bridgehead observed
 
     def _on_poll_response(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.PollResponse)

@@ -2,12 +2,14 @@
 
 Owns: the server's context (identity, topology, link-state table: linkstate.core.context), its outbox and 691
 connections (one Session691 each), its role (`MasterRole` when the topology names it master of its group,
-`MemberRole` otherwise), its bridgehead (the SMTP side) and its operator commands (linkstate.core.operator); the
-routing of every input to the part that owns it, and of every fact a part raises to the part that acts on it.
-Data flows one way: an input goes to one part; the part reads the context, writes requests to the outbox and
-posts facts; NodeCore then drains the facts in one loop (depth first: a fact's consequences before the next fact)
-and hands the outputs back. It applies directory reloads (major updates, master moves: relinquish with event 958,
-R81/R88) and turns local observations into state reports. Its public read is `view()`.
+`MemberRole` otherwise — or a member following the master with quorum that outvoted it, R80), its bridgehead (the
+SMTP side), its route answers (one router for its life, linkstate.core.routes) and its operator commands
+(linkstate.core.operator); the routing of every input to the part that owns it, and of every fact a part raises to
+the part that acts on it. Data flows one way: an input goes to one part; the part reads the context, writes
+requests to the outbox and posts facts; NodeCore then drains the facts in one loop (depth first: a fact's
+consequences before the next fact) and hands the outputs back. It applies directory reloads (major updates, master
+moves: relinquish with event 958, R81/R88), refuses an ORGINFO whose digest is not its bytes' (G39) and turns
+local observations into state reports. Its public reads are `view()` and `route()`.
 Invariants: the core never reads a clock or draws randomness (`now` is an argument, `nonce`/`rand` are passed
 in); it never raises on peer input: every fault closes that one connection and is reported as a Diagnostic;
 the parts never call NodeCore and NodeCore never writes a part's attributes.
@@ -28,6 +30,8 @@ from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
 from linkstate.core.operator import Operator
 from linkstate.core.role import Role, RoleName, RoleStatus
+from linkstate.core.routes import NodeRoutes
+from linkstate.core.routing import Route
 from linkstate.core.session691 import Authenticated, Fault, PeerKind, Session691
 from linkstate.core.topology import RoutingGroupSpec, ServerSpec, Topology
 from linkstate.core.view import NodeView
@@ -68,7 +72,10 @@ class NodeCore:
         self.out = Outbox(self.ctx)
         self.role: Role = self._make_role(now)
         self.bridgehead = Bridgehead(self.ctx, self.out, now, is_master=self._is_master())
-        self.operator = Operator(self.ctx, self.out, self.bridgehead, status=self._status, settle=self._settle)
+        self.routes = NodeRoutes(self.ctx)
+        self.operator = Operator(
+            self.ctx, self.out, self.bridgehead, self.routes, status=self._status, settle=self._settle
+        )
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -93,7 +100,7 @@ class NodeCore:
             server=ctx.me.name,
             routing_group=ctx.rg.name,
             role=st.name,
-            master=None if st.orphaned else ctx.topology.master_of(ctx.rg.name).name,
+            master=None if st.orphaned else ctx.server_name(st.master),
             attached=st.attached,
             attached_members=tuple(ctx.server_name(g) for g in st.attached_members),
             quorum=st.quorum,
@@ -107,6 +114,10 @@ class NodeCore:
             frames_in=self.out.counters.frames_in,
             frames_out=self.out.counters.frames_out.total(),
         )
+
+    def route(self, query: rg691.RouteQuery) -> Route:
+        """Where this node routes `query`, from its own router (the answer to `ROUTE ASK`, linkstate.core.routes)."""
+        return self.routes.route(query)
 
     def _status(self) -> RoleStatus:
         return self.role.status()
@@ -176,6 +187,7 @@ class NodeCore:
 
     def _on_bumped(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.TableBumped)
+        self.routes.reset()
         self.bridgehead.trigger(now, fact.kind)
 
     def _on_learned(self, fact: facts.Fact, now: float) -> None:
@@ -185,6 +197,22 @@ class NodeCore:
     def _on_observed(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.Observed)
         self._observe(fact.connector, fact.state.value, now)
+
+    def _on_joined(self, fact: facts.Fact, now: float) -> None:
+        assert isinstance(fact, facts.JoinedGroup)
+        self.bridgehead.announce(now)
+
+    def _on_outvoted(self, fact: facts.Fact, now: float) -> None:
+        """A master without quorum was outvoted (R80, G28): it follows the master with quorum, as a member, until
+        its directory names another master (linkstate.core.quorum)."""
+        assert isinstance(fact, facts.Outvoted)
+        master = self.ctx.topology.server_by_guid(fact.master)
+        if master is None or not self._is_master():
+            return
+        self.role.stop("this server is no longer master: another master has quorum")
+        self.role = MemberRole(self.ctx, self.out, now, master=master)
+        self.role.start(now)
+        self.bridgehead.configure(now, is_master=False)
 
     def _on_link_idle(self, fact: facts.Fact, now: float) -> None:
         assert isinstance(fact, facts.LinkIdle)
@@ -314,11 +342,14 @@ class NodeCore:
         if c.session.peer_kind is PeerKind.CLIENT:
             self.operator.command(conn, msg, c.peer_host, now)
             return
+        if isinstance(msg, rg691.OrgInfoFrame) and msg.decoded.tampered:  # checked before anyone accepts it (G39)
+            self.out.diag(Ev.ORGINFO_REJECTED, conn=conn, reason=msg.decoded.tampered)
+            return
         if self.role.on_message(conn, msg, now):
             return
         if isinstance(msg, rg691.Attach):
-            master = self.ctx.topology.master_of(self.ctx.rg.name)
-            self.out.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master.name}"))
+            master = self.ctx.server_name(self.role.status().master)
+            self.out.send(conn, rg691.AttachAck(False, reason=f"not the master; the master is {master}"))
             self.out.close(conn, "ATTACH to a non-master")
             return
         self.out.diag(Ev.UNEXPECTED_MESSAGE, conn=conn, message=type(msg).__name__)
@@ -340,6 +371,7 @@ class NodeCore:
         ctx.topology = new
         ctx.me = new.server(ctx.me.name)
         ctx.lsdb.configure(new)
+        self.routes.directory_changed()
         new_master = new.master_of(ctx.rg.name).name
         self.out.diag(Ev.TOPOLOGY_LOADED, master=new_master)
         if was_master and new_master != ctx.me.name:
@@ -387,6 +419,14 @@ class NodeCore:
         self._observe(e.connector, e.state.value, now)
         self._settle(now)
 
+    def _on_listener(self, e: ev.Input, now: float) -> None:
+        assert isinstance(e, ev.ListenerChanged)
+        state = "running" if e.running else "not running"
+        self.out.diag(Ev.LISTENER_CHANGED, quiet=e.running, protocol=e.proto.value, state=state)
+        if e.proto is ev.Proto.SMTP:
+            self.bridgehead.listener(e.running, now)
+            self._settle(now)
+
     def _on_fault(self, e: ev.Input, now: float) -> None:
         assert isinstance(e, ev.FaultInjected)
         self.operator.fault_input(e.connector, e.state, now)
@@ -409,6 +449,7 @@ _INPUTS: dict[type, Callable[[NodeCore, ev.Input, float], None]] = {
     ev.TopologyChanged: NodeCore._on_topology,
     ev.ServiceStatusChanged: NodeCore._on_service,
     ev.BridgeheadObserved: NodeCore._on_bridgehead,
+    ev.ListenerChanged: NodeCore._on_listener,
     ev.FaultInjected: NodeCore._on_fault,
     ev.TombstoneRequested: NodeCore._on_tombstone,
     ev.MasterUnknown: NodeCore._on_master_unknown,
@@ -419,5 +460,7 @@ _FACTS: dict[type, Callable[[NodeCore, facts.Fact, float], None]] = {
     facts.TableBumped: NodeCore._on_bumped,
     facts.Learned: NodeCore._on_learned,
     facts.Observed: NodeCore._on_observed,
+    facts.JoinedGroup: NodeCore._on_joined,
+    facts.Outvoted: NodeCore._on_outvoted,
     facts.LinkIdle: NodeCore._on_link_idle,
 }

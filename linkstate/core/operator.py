@@ -1,5 +1,6 @@
-"""The node's answers to operator tools: DUMP (the WinRoute-style view), INJECT (a Remonitor tombstone) and FAULT
-(force a bridgehead state), from a 691 client connection or from the shell's control inputs.
+"""The node's answers to operator tools: DUMP (the WinRoute-style view), INJECT (a Remonitor tombstone), FAULT
+(force a bridgehead state) and ROUTE (a route question, answered by linkstate.core.routes), from a 691 client
+connection or from the shell's control inputs.
 
 Owns: checking each command (who may inject what, R135; which states exist; whether this server is a source
 bridgehead of the connector), carrying it out through the outbox and the bridgehead, and the reply: the DUMP view
@@ -24,6 +25,7 @@ from linkstate.core.directory import tombstone
 from linkstate.core.facts import Learned
 from linkstate.core.ratelimit import TokenBucket
 from linkstate.core.role import RoleStatus
+from linkstate.core.routes import NodeRoutes
 from proto import rg691
 from proto.model import BridgeheadState, OrgInfo
 
@@ -37,6 +39,7 @@ class Operator:
         ctx: NodeContext,
         out: Outbox,
         bridgehead: Bridgehead,
+        routes: NodeRoutes,
         *,
         status: Callable[[], RoleStatus],
         settle: Callable[[float], None],
@@ -44,6 +47,7 @@ class Operator:
         self.ctx = ctx
         self.out = out
         self.bridgehead = bridgehead
+        self.routes = routes
         self.status = status
         self.settle = settle
         self._dumps: dict[int, TokenBucket] = {}  # conn -> DUMP answers it has left (made at its first DUMP)
@@ -62,13 +66,12 @@ class Operator:
             self.out.close(conn, reason)
             return
         ctx, st = self.ctx, self.status()
-        master = ctx.topology.master_of(ctx.rg.name)
         view = rg691.Dump(
             True,
             ctx.me.guid,
             ctx.rg.guid,
             st.name.value,
-            master.guid,
+            st.master or ctx.topology.master_of(ctx.rg.name).guid,
             st.attached,
             st.quorum,
             st.attached_count,
@@ -87,7 +90,11 @@ class Operator:
         return bucket.take(now)
 
     def command(self, conn: int, msg: rg691.Message, peer_host: str, now: float) -> None:
-        """A client node's INJECT or FAULT: ACK with the digest after it took effect, or DETACH and close."""
+        """A client node's INJECT or FAULT: ACK with the digest after it took effect, or DETACH and close. A route
+        question is answered from the node's own router (`ROUTE ANSWER`)."""
+        if isinstance(msg, rg691.RouteQuery):
+            self.out.send(conn, self.routes.answer(msg))
+            return
         if isinstance(msg, rg691.Inject):
             refusal = self.inject(msg.routing_group, peer_host, now)
         elif isinstance(msg, rg691.StateReport) and msg.kind == "FAULT":

@@ -31,10 +31,12 @@ class RoleStatus:
     its ATTACH). `attached_members`: the GUIDs of the members attached to a master (empty for a member).
     `attached_count`: what DUMP reports (a master: its attached members; a member: 1 when attached, else 0).
     `published`: a master has published its section since it started. `orphaned`: the directory names no usable
-    master; the server keeps its table and attaches to no one (R81, R128)."""
+    master; the server keeps its table and attaches to no one (R81, R128). `master`: the master it is or follows —
+    the directory's, or the one with quorum that outvoted it (R80)."""
 
     name: RoleName
     attached: bool
+    master: str = ""  # the GUID of the master this server is or follows ("" while orphaned)
     attached_members: tuple[str, ...] = ()
     attached_count: int = 0
     quorum: bool = False

@@ -562,6 +562,12 @@ class Router:
 
     # --------------------------------------------------------------------------------------- public
 
+    def with_topology(self, topology: Topology) -> Router:
+        """A router for a reloaded directory (its names and settings) that keeps this one's sticky choices (R55)."""
+        fresh = Router(topology, seed=self.seed)
+        fresh._sticky = self._sticky
+        return fresh
+
     def route(
         self,
         table: OrgInfo | LinkStateDB,

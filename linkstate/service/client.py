@@ -2,7 +2,8 @@
 
 Owns: `dump(host, port, secret)` (the node's local view and its decoded OrgInfo), `dump_frame(...)` (the
 same plus the raw frame bytes, for `winroute --raw`), `command(...)` (an operator command: INJECT a tombstone,
-STATE FAULT to force a bridgehead state; returns the node's digest), and `ClientError`, the one typed failure.
+STATE FAULT to force a bridgehead state; returns the node's digest), `ask_route(...)` (a route question the node
+answers from its own router), and `ClientError`, the one typed failure.
 Every failure is a `ClientError` whose `reason` is one line and whose `kind` says what went wrong:
   refused   nothing listens there (or the address cannot be reached);
   timeout   the whole exchange did not finish within `timeout` seconds;
@@ -94,7 +95,32 @@ async def command(
     uses that server's address, so the node can refuse what R135 forbids). A refusal is a `ClientError` of
     kind `refused` carrying the node's reason.
     """
+    answer = await _ask(host, port, secret, request, rg691.Ack, timeout=timeout, local_address=local_address)
+    assert isinstance(answer, rg691.Ack)
+    return answer.digest
+
+
+async def ask_route(host: str, port: int, secret: bytes, query: rg691.RouteQuery, *, timeout: float = 10) -> (
+    rg691.RouteAnswer
+):
+    """A route question (`ROUTE ASK`), answered by the node from its own router (`ROUTE ANSWER`)."""
+    answer = await _ask(host, port, secret, query, rg691.RouteAnswer, timeout=timeout)
+    assert isinstance(answer, rg691.RouteAnswer)
+    return answer
+
+
+async def _ask(
+    host: str, port: int, secret: bytes, request: rg691.Message, expect: type, *, timeout: float,
+    local_address: str | None = None,
+) -> object:  # fmt: skip
+    """One request, one answer of type `expect`: connect, authenticate as a CLIENT node, ask, read."""
     where = f"{host}:{port}"
+
+    def until(result: object, seen: list[object]) -> object | None:
+        if isinstance(result, expect):
+            return result
+        raise ClientError("protocol", f"unexpected {type(result).__name__} in answer to {type(request).__name__}")
+
     try:
         with trio.fail_after(timeout):
             try:
@@ -102,17 +128,10 @@ async def command(
             except OSError as exc:
                 raise ClientError("refused", f"cannot connect to {where}: {_os_reason(exc)}") from None
             async with stream:
-                answer, _ = await _converse(stream, where, secret, request, _until_ack)
-                assert isinstance(answer, rg691.Ack)
-                return answer.digest
+                answer, _ = await _converse(stream, where, secret, request, until)
+                return answer
     except trio.TooSlowError:
         raise ClientError("timeout", f"{where} did not answer within {timeout:g} s") from None
-
-
-def _until_ack(result: object, seen: list[object]) -> object | None:
-    if isinstance(result, rg691.Ack):
-        return result
-    raise ClientError("protocol", f"unexpected {type(result).__name__} in answer to a command")
 
 
 async def _converse(

@@ -259,7 +259,8 @@ def _exchange_done(m: NodeMetrics, fields: Fields) -> None:
 
 def _window(outcome: str) -> Callable[[NodeMetrics, Fields], None]:
     def count(m: NodeMetrics, fields: Fields) -> None:
-        m.tallies.windows[outcome] += 1
+        if not fields.get("bridgehead"):  # a connector's window (each source bridgehead has its own too)
+            m.tallies.windows[outcome] += 1
 
     return count
 
@@ -371,7 +372,8 @@ def _traffic_families(t: _Tallies, view: NodeView | None) -> Iterator[Metric]:
         decode.add_metric([protocol], float(t.decode_failures[protocol]))
         auth.add_metric([protocol], float(t.auth_failures[protocol]))
     windows = CounterMetricFamily(
-        "linkstate_oscillation_windows", "State-delay windows the master opened and suppressed.", labels=["outcome"]
+        "linkstate_oscillation_windows", "Connectors' state-delay windows the master opened and suppressed.",
+        labels=["outcome"],
     )
     for outcome in WINDOW_OUTCOMES:
         windows.add_metric([outcome], float(t.windows[outcome]))

@@ -124,15 +124,16 @@ class NodeService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.bound_port = await nursery.start(self.transport.serve, self.host, self.port, self._inbound)
-            self.bound_smtp_port = await nursery.start(
-                self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
-            )
+            smtp_up = await self._listen_smtp()
             await self._serve_metrics(nursery)
             now = trio.current_time()
             self.core = NodeCore(
                 self.topology, self.server, nonce=self.nonce, rand=self.rand, now=now, version=__version__
             )
             self._apply(self.core.start(now))
+            if not smtp_up:  # the node runs without its SMTP virtual server: its bridgeheads are CONN_NOT_STARTED
+                self._apply(self.core.handle(ev.ListenerChanged(ev.Proto.SMTP, running=False), now))
+                nursery.start_soon(self._retry_smtp)
             self.events.emit(
                 Ev.LISTENING,
                 host=self.host,
@@ -150,6 +151,31 @@ class NodeService:
             finally:
                 with trio.CancelScope(shield=True):
                     await self._shutdown()
+
+    async def _listen_smtp(self, *, retry: bool = False) -> bool:
+        """Start the SMTP listener; a port that cannot be bound is logged (once) and the node starts without it
+        (G40)."""
+        assert self._nursery is not None
+        try:
+            self.bound_smtp_port = await self._nursery.start(
+                self.transport.serve, self.host, self.smtp_port, self._inbound_smtp
+            )
+        except OSError as exc:
+            if not retry:
+                every = self.topology.settings.scaled("bh_probe_interval")
+                self.events.emit(Ev.SMTP_LISTENER_FAILED, host=self.host, port=self.smtp_port,
+                                 reason=exc.strerror or str(exc), retry_every_s=every)  # fmt: skip
+            return False
+        return True
+
+    async def _retry_smtp(self) -> None:
+        """Try the SMTP port again every probe interval until it binds; then the bridgehead states recover."""
+        while True:
+            await trio.sleep(self.topology.settings.scaled("bh_probe_interval"))
+            if await self._listen_smtp(retry=True):
+                self.events.emit(Ev.SMTP_LISTENING, host=self.host, port=self.bound_smtp_port)
+                self.post(ev.ListenerChanged(ev.Proto.SMTP, running=True))
+                return
 
     async def _pump(self) -> None:
         assert self.core is not None
@@ -306,7 +332,7 @@ class NodeService:
     def _out_table(self, out: ev.Output) -> None:
         assert isinstance(out, ev.TableChanged)
         self.events.emit(Ev.ORGINFO_APPLIED, digest=out.digest, kind=out.kind.value, groups=len(out.groups))
-        if out.kind.resets_routes:
+        if out.resets_routes:
             self.events.emit(Ev.RESET_ROUTES, digest=out.digest, kind=out.kind.value)
         if self.on_table_changed is not None:
             self.on_table_changed(out)

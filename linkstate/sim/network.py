@@ -1,9 +1,10 @@
 """The pure simulated network: NodeCores joined by an event heap in virtual time.
 
 Owns: delivery of the cores' outputs to each other with a fixed latency and per-connection FIFO order,
-connection set-up/tear-down, node stop/start, partitions, per-node timers, and traffic counters (split by
-protocol: 691 and SMTP). No trio, no sockets: thousands of hypothesis examples and 1,000-server benchmarks run
-here in virtual time.
+connection set-up/tear-down, node stop/start, partitions, per-node timers, traffic counters (split by
+protocol: 691 and SMTP), and hosts outside the organization (`external`: a smart host or next-hop MTA, by
+`host:port`, that accepts a connection and says one line — its greeting — then ignores what it is sent).
+No trio, no sockets: thousands of hypothesis examples and 1,000-server benchmarks run here in virtual time.
 Invariants: every event is processed in (time, sequence) order, so a run is a pure function of its inputs and
 its seed; a stopped node loses its state (a restart builds a fresh core, as a restarted process would).
 May import: the standard library, proto, linkstate.core.
@@ -51,6 +52,7 @@ class SimNetwork:
     diagnostics: list[tuple[float, str, ev.Diagnostic]] = field(default_factory=list)
     traffic: Traffic = field(default_factory=Traffic)
     partitions: set[frozenset[str]] = field(default_factory=set)
+    external: dict[str, bytes] = field(default_factory=dict)  # "host:port" -> its greeting; absent: refused
     on_output: Callable[[str, ev.Output], None] | None = None
 
     def __post_init__(self) -> None:
@@ -235,6 +237,9 @@ class SimNetwork:
     def _out_connect(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Connect)
         peer, proto, tag = out.peer, out.proto, out.tag
+        if peer in self.external and peer not in self.nodes:
+            self._connect_external(name, out)
+            return
         if peer not in self.nodes or frozenset((name, peer)) in self.partitions:
             failed = ev.ConnectFailed(peer, "connection refused", proto, tag)
             self._schedule(self.latency, lambda: self._deliver(name, failed))
@@ -250,6 +255,23 @@ class SimNetwork:
                 return
             self._deliver(peer, ev.PeerConnected(theirs, inbound=True, proto=proto, peer_host=name))
             self._deliver(name, ev.PeerConnected(mine, inbound=False, peer=peer, proto=proto, tag=tag))
+
+        self._schedule(self.latency, up)
+
+    def _connect_external(self, name: str, out: ev.Connect) -> None:
+        """A host outside the organization: it accepts and greets; what it is sent goes nowhere."""
+        mine = next(self._conn_ids)
+        outside = (f"@{out.peer}", next(self._conn_ids))  # no node has this name: deliveries to it are dropped
+        self._links[(name, mine)] = outside
+        self._links[outside] = (name, mine)
+        self._proto[(name, mine)] = self._proto[outside] = out.proto
+        greeting = self.external[out.peer]
+
+        def up() -> None:
+            if (name, mine) not in self._links:
+                return
+            self._deliver(name, ev.PeerConnected(mine, inbound=False, peer=out.peer, proto=out.proto, tag=out.tag))
+            self._deliver_data(name, mine, greeting)
 
         self._schedule(self.latency, up)
 

@@ -139,13 +139,19 @@ def test_master_moved_in_directory_relinquishes_with_958() -> None:
 
     text_topo = parse_topology(open_text().replace('master = "RED-1"', 'master = "RED-2"'), "moved.toml")
     assert rg.master == "RED-1"
+    old = own_version(net, "RED-3")
     for name in net.nodes:
         net.inject(name, ev.TopologyChanged(text_topo))
     net.run_for(120)
     assert net.nodes["RED-2"].view().is_master and not net.nodes["RED-1"].view().is_master
-    assert any(d.event_id == 958 for _, n, d in net.diagnostics if n == "RED-1")
+    assert [(d.event, d.event_id) for _, n, d in net.diagnostics if n == "RED-1" and d.event_id == 958] == [
+        ("master_relinquished", 958)
+    ]
     assert net.converged()
     assert net.nodes["RED-1"].view().attached and net.nodes["RED-3"].view().attached
+    section = net.nodes["RED-3"].lsdb.section(net.nodes["RED-3"].rg.guid)
+    assert section is not None and section.master == moved.server("RED-2").guid
+    assert section.version == Version(old.major + 1, 0, 0)  # a new master is a major update (L8980, G61)
 
 
 def open_text() -> str:

@@ -92,8 +92,11 @@ def test_a_flapping_connector_inside_one_window_sends_no_minor_update(net: SimNe
     assert minor_updates(net) == before
     assert committed(net) == []
     assert net.digests() == digests
-    [(opened_at, opened)] = [(t, d) for t, _, d in net.diagnostics if d.event == "oscillation_window_opened"]
-    [suppressed] = [d for _, _, d in net.diagnostics if d.event == "oscillation_suppressed"]
+    windows = [(t, d) for t, _, d in net.diagnostics if d.event == "oscillation_window_opened"]
+    assert [d.fields["bridgehead"] for _, d in windows] == ["SEA-BH1", ""]  # the bridgehead's and the connector's
+    (opened_at, opened) = windows[1]
+    suppressions = [d for _, _, d in net.diagnostics if d.event == "oscillation_suppressed"]
+    [suppressed] = [d for d in suppressions if not d.fields["bridgehead"]]
     # times are Instants on the core's clock (the service writes them as wall-clock ISO-8601), never raw floats
     assert opened.fields["window_end"] == ev.Instant(opened_at + 600) == suppressed.fields["window_end"]
     assert suppressed.fields["window_start"] == ev.Instant(opened_at) and suppressed.fields["changes"] >= 2
@@ -161,7 +164,8 @@ def test_a_deleted_group_stays_until_a_tombstone_spreads_org_wide(net: SimNetwor
         assert section.version.major == old.version.major + 1
         assert section.smtp_address.startswith("deleted") and not section.members and not section.connectors
     assert net.converged()
-    assert route(net, "SEA-S2", "TOK-S2")[0] != "route"
+    assert route(net, "SEA-S2", "TOK-S2") == ("unreachable", None, ())  # a tombstoned group: no path (G53)
+    assert route(net, "SEA-S2") == ("route", 20, ("Seattle", "London", "Brussels"))  # nothing else changed
 
 
 def test_inject_is_refused_from_the_server_itself(net: SimNetwork) -> None:

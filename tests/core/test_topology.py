@@ -144,6 +144,9 @@ INVALID = [
     ("connectors.2.address_spaces", [{"address": "*", "cost": 500}], "connectors[2].address_spaces[0].cost", "between"),
     ("connectors.2.type", "carrier-pigeon", "connectors[2].type", "must be one of"),
     ("connectors.2.smart_host", "not a host!", "connectors[2].smart_host", "FQDN"),
+    ("connectors.2.smart_host", "relay.example.org:0", "connectors[2].smart_host", ":port (1-65535)"),
+    ("connectors.2.smart_host", "relay.example.org:70000", "connectors[2].smart_host", ":port (1-65535)"),
+    ("connectors.0.smart_host", "relay.example.org", "connectors[0].smart_host", "x400 connector (its next-hop"),
     ("connectors.0.guid", "xyz", "connectors[0].guid", "not a GUID"),
     ("connectors.0.cosst", 3, "connectors[0].cosst", "unknown key"),
     ("connectors.1.name", "A-B", "connectors[1].name", "duplicate connector name"),
@@ -195,6 +198,30 @@ def test_every_problem_is_listed_with_lines() -> None:
         if p.path == "connectors[0].cost":
             assert p.line is not None and lines[p.line - 1].startswith("cost")
     assert "t.toml:" in str(info.value)
+
+
+def test_locating_many_problems_reads_each_line_a_bounded_number_of_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """N problems cost one pass over the file, not N (found by fuzzing: 10,000 problems took 95 s)."""
+    from linkstate.core import topology
+
+    calls = 0
+    header = topology._HEADER
+
+    class Counting:
+        def match(self, line: str) -> Any:
+            nonlocal calls
+            calls += 1
+            return header.match(line)
+
+    monkeypatch.setattr(topology, "_HEADER", Counting())
+    text = 'organization = { name = "O", secret = "s" }\n[[routing_groups]]\nname = "A"\nmaster = "s0"\n'
+    entry = '[[servers]]\nname = "s{}"\nrouting_group = "A"\naddress = "bad"\nbogus = 1\n'
+    text += "".join(entry.format(i) for i in range(300))
+    with pytest.raises(TopologyError) as info:
+        parse_topology(text)
+    assert len(info.value.problems) == 600
+    assert [p.line for p in info.value.problems[-2:]] == [text.count("\n") - 1, text.count("\n")]
+    assert calls <= 2 * text.count("\n")
 
 
 def test_invalid_toml_reports_its_line() -> None:
@@ -256,3 +283,24 @@ def test_backoff_doubles_to_its_cap_and_never_overflows() -> None:
     assert [s.backoff(a, "reconnect_max", 0.999999) for a in range(3)] == pytest.approx([1, 2, 4], rel=1e-5)
     assert s.backoff(10, "reconnect_max", 0.0) == 30  # capped at 60 s, halved by the lowest jitter
     assert s.backoff(100_000, "bh_probe_interval", 0.5) == pytest.approx(45)
+
+
+@pytest.mark.parametrize(
+    ("kind", "smart_host", "next_hop"),
+    [
+        ("smtp", "relay.example.org", ("relay.example.org", 25)),
+        ("smtp", "[127.0.0.1]:2599", ("127.0.0.1", 2599)),
+        ("x400", "mta.partner.example", ("mta.partner.example", 102)),
+        ("x400", "mta.partner.example:1102", ("mta.partner.example", 1102)),
+    ],
+)
+def test_a_smart_host_or_next_hop_mta_with_an_optional_port(kind: str, smart_host: str, next_hop: Any) -> None:
+    data = base()
+    net = data["connectors"][2]
+    net.pop("dns_routed")
+    net.update(type=kind, smart_host=smart_host)
+    if kind == "x400":
+        net["address_spaces"] = [{"type": "X400", "address": "c=US;a=;p=Partner;*", "cost": 5}]
+    topo = parse_topology(dump(data), "t.toml")
+    assert topo.connector("Net").next_hop == next_hop
+    assert topo.connector("A-B").next_hop is None

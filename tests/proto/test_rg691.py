@@ -48,6 +48,10 @@ messages = st.one_of(
         num,
         num,
     ),
+    st.builds(rg691.RouteQuery, hex32, st.sampled_from(rg691.ROUTE_KINDS), text, text, st.none() | num,
+              st.sampled_from(rg691.ROUTE_PRIORITIES), st.booleans()),
+    st.builds(rg691.RouteAnswer, st.sampled_from(rg691.ROUTE_STATUSES), st.just("") | hex32, st.none() | num, text,
+              st.lists(hex32, max_size=4).map(tuple), text, text, st.none() | num, st.just("") | hex32),
 )
 
 TABLE = OrgInfo((RoutingGroup(guid="ab" * 16, master="cd" * 16),))
