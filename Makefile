@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check bench mutation clean
+.PHONY: run test lint check bench fuzz mutation clean
+FUZZ_TIME ?= 60
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,fuzz]'
 	touch $(STAMP)
 
 ## run: the main job — a local multi-node cluster on the embedded example
@@ -40,6 +41,10 @@ JOBS ?= 2
 MUTATE ?=
 mutation: $(STAMP)
 	$(BIN)/python -m tests.mutation --jobs $(JOBS) $(MUTATE)
+
+## fuzz: every fuzz target for FUZZ_TIME seconds each (docs/FUZZING.md; findings in .fuzz/findings)
+fuzz: $(STAMP)
+	$(BIN)/linkstate fuzz all --time $(FUZZ_TIME)
 
 clean:
 	rm -rf $(VENV) build *.egg-info mutants

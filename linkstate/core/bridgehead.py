@@ -39,7 +39,6 @@ from linkstate.core.link2state_session import (
 )
 from linkstate.core.nexthop import SmartHostProbe
 from linkstate.core.topology import ConnectorSpec, ServerSpec
-from proto.codec import DEFAULT_LIMITS
 from proto.errors import DecodeError
 from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
@@ -217,6 +216,7 @@ class Bridgehead:
             ctx.nonce(),
             expected_peer=remote.guid,
             chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
+            limits=ctx.lsdb.limits.decode,
         )
         link.in_flight = conn
         self.smtp[conn] = _Smtp(session, link)
@@ -307,6 +307,7 @@ class Bridgehead:
             self._frame_source,
             ctx.nonce(),
             chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
+            limits=ctx.lsdb.limits.decode,
         )
         self.counters.sessions_in += 1
         self.smtp[conn] = _Smtp(session)
@@ -400,7 +401,7 @@ class Bridgehead:
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
-            decoded = decode_strict_cached(frame, DEFAULT_LIMITS, self.ctx.sections)
+            decoded = decode_strict_cached(frame, self.ctx.lsdb.limits.decode, self.ctx.sections)
         except DecodeError as exc:
             self.out.diag(Ev.ORGINFO_REJECTED, peer=self.ctx.server_name(peer), reason=str(exc))
             return
