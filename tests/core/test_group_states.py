@@ -8,12 +8,10 @@ oscillation windows open and end when.
 from __future__ import annotations
 
 from linkstate.core.connstate import Committed, GroupStates
-from linkstate.core.context import NodeContext
 from linkstate.core.dampening import Commit, OscillationSuppressed, WindowOpened
-from linkstate.core.lsdb import LinkStateDB
 from proto.model import BridgeheadState, ConnectorState
-from proto.sectioncache import SectionCache
 from tests.core.failure_helpers import failover
+from tests.core.role_helpers import context
 
 TOPO = failover()
 SPEC = TOPO.connector("Hub-Branch")
@@ -28,15 +26,7 @@ AVAIL, NOT_AVAILABLE, NOT_STARTED = (BridgeheadState.CONN_AVAIL, BridgeheadState
 
 def published() -> GroupStates:
     """HUB-M's states after its first publication: HUB-A attached and reported Hub-Branch available."""
-    ctx = NodeContext(
-        topology=TOPO,
-        me=TOPO.server("HUB-M"),
-        lsdb=LinkStateDB.from_topology(TOPO),
-        nonce=lambda: "0" * 32,
-        rand=lambda: 0.5,
-        sections=SectionCache(),
-    )
-    states = GroupStates(ctx, 0.0)
+    states = GroupStates(context(TOPO, "HUB-M"), 0.0)
     assert states.attach(A, 0.0) == [] and states.report(SPEC, A, AVAIL, 0.0) == []  # nothing before the rebuild
     states.rebuild(None, 0.0)
     assert states.conn_states[HB] is UP and states.bh_states[(HB, A)] is AVAIL

@@ -7,13 +7,11 @@ and the node remembers its most recent `REMEMBERED` questions.
 
 from __future__ import annotations
 
-from linkstate.core.context import NodeContext
-from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.routes import REMEMBERED, NodeRoutes
 from linkstate.core.topology import Topology, parse_topology
 from proto import rg691
-from proto.sectioncache import SectionCache
 from tests.core.failure_helpers import failover
+from tests.core.role_helpers import context
 
 ALICE = "CN=Alice,CN=Users,DC=example,DC=com"  # in sales
 MALLORY = "CN=Mallory,CN=Users,DC=example,DC=com"
@@ -75,15 +73,7 @@ address_spaces = [{ type = "SMTP", address = "*", cost = 5 }]
 
 
 def node_routes(topo: Topology, me: str) -> NodeRoutes:
-    ctx = NodeContext(
-        topology=topo,
-        me=topo.server(me),
-        lsdb=LinkStateDB.from_topology(topo),
-        nonce=lambda: "0" * 32,
-        rand=lambda: 0.5,
-        sections=SectionCache(),
-    )
-    return NodeRoutes(ctx)
+    return NodeRoutes(context(topo, me))
 
 
 def test_an_external_answer_names_the_connector_its_address_space_and_the_next_hop() -> None:

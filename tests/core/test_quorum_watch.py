@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from linkstate.core import events as ev
 from linkstate.core.catalog import Ev
-from linkstate.core.context import NodeContext, Outbox
-from linkstate.core.lsdb import LinkStateDB
+from linkstate.core.context import Outbox
 from linkstate.core.quorum import QuorumWatch
 from linkstate.core.role import RoleName
 from linkstate.sim.network import SimNetwork
 from proto import rg691
-from proto.sectioncache import SectionCache
 from tests.core.failure_helpers import events
 from tests.core.group_fixtures import one_group
+from tests.core.role_helpers import context
 from tests.core.test_quorum import stale_group
 
 TOPO = one_group()  # Redmond: RED-1 (its master), RED-2, RED-3; master_settle 60 s
@@ -27,14 +26,7 @@ RED1, RED2, RED3 = (TOPO.server(n).guid for n in ("RED-1", "RED-2", "RED-3"))
 
 
 def watch(*, quorum: bool, now: float = 10.0, me: str = "RED-2") -> tuple[QuorumWatch, Outbox]:
-    ctx = NodeContext(
-        topology=TOPO,
-        me=TOPO.server(me),
-        lsdb=LinkStateDB.from_topology(TOPO),
-        nonce=lambda: "0" * 32,
-        rand=lambda: 0.5,
-        sections=SectionCache(),
-    )
+    ctx = context(TOPO, me)
     out = Outbox(ctx)
     return QuorumWatch(ctx, out, now, quorum=quorum), out
 
