@@ -155,4 +155,6 @@ def test_two_masters_without_quorum_never_outvote_each_other() -> None:
     net.start("RED-3")  # RED-3's directory names RED-1: it attaches there, RED-1 has quorum and outvotes RED-2
     net.run_for(2 * GRACE + 5)
     assert net.nodes["RED-2"].view().master == "RED-1" and net.nodes["RED-2"].view().attached
-    assert [f["new_master"] for f in events(net, "master_relinquished", "RED-2")] == ["RED-1"]
+    assert [(f["new_master"], f["reason"]) for f in events(net, "master_relinquished", "RED-2")] == [
+        ("RED-1", "it has the acknowledgement of 2 of 3 servers; this server lacked quorum 60 s")
+    ]

@@ -1,0 +1,101 @@
+"""linkstate.core.master through the role's own API (MasterRole, the node's real context, a recording outbox):
+a member detaching, a section of its own group published by another master (with and without quorum), and
+members re-attaching at, or above, the master's version (R80, R84, R107, G28, G31).
+
+Redmond (one_group): RED-1 is master, RED-2 and RED-3 members; `FOUR` adds RED-4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from linkstate.core import events as ev
+from linkstate.core.master import MasterRole
+from linkstate.core.topology import Topology, parse_topology
+from proto import rg691
+from proto.model import OrgInfo, Version
+from tests.core.group_fixtures import ONE_GROUP, one_group
+from tests.core.role_helpers import RecordingOutbox, context
+
+FOUR = parse_topology(ONE_GROUP.format(cost=1) + '\n[[servers]]\nname = "RED-4"\nrouting_group = "Redmond"\n', "four")
+
+
+def master(topo: Topology) -> tuple[MasterRole, RecordingOutbox]:
+    ctx = context(topo, "RED-1")
+    out = RecordingOutbox(ctx)
+    role = MasterRole(ctx, out, 0.0)
+    role.start(0.0)
+    out.take()
+    return role, out
+
+
+ZERO = Version()
+
+
+def attach(role: MasterRole, name: str, conn: int, now: float, version: Version = ZERO,
+           version_guid: str = "0" * 32) -> None:  # fmt: skip
+    topo, ctx = role.ctx.topology, role.ctx
+    msg = rg691.Attach(topo.server(name).guid, ctx.rg.guid, ctx.me.guid, ctx.lsdb.digest, version.major,
+                       version.minor, version.user, version_guid)  # fmt: skip
+    assert role.on_message(conn, msg, now)
+
+
+def published(topo: Topology) -> tuple[MasterRole, RecordingOutbox]:
+    role, out = master(topo)
+    attach(role, "RED-2", 5, 1.0)
+    attach(role, "RED-3", 6, 2.0)
+    role.on_timer(60.0)  # the settle period is over (FOUR: RED-4 never attached)
+    assert role.published and role.version == Version(1, 0, 0)
+    out.take()
+    out.sent.clear()
+    return role, out
+
+
+def test_a_member_that_detaches_is_closed_logged_and_a_user_update() -> None:
+    role, out = published(one_group())
+    assert role.on_message(5, rg691.Detach("shutting down"), 3.0)
+    outputs = out.take()
+    assert [(o.conn, o.reason) for o in outputs if isinstance(o, ev.Close)] == [(5, "member detached")]
+    detached = [o.fields for o in outputs if isinstance(o, ev.Diagnostic) and o.event == "member_detached"]
+    assert detached == [{"member": "RED-2", "attached": 1}]
+    assert role.version == Version(1, 0, 1)
+    assert tuple(role.attached_members) == (role.ctx.topology.server("RED-3").guid,)
+
+
+def foreign(role: MasterRole, *, connected: set[str], version: Version) -> OrgInfo:
+    """Its own group's section as another master (RED-4) would publish it, `connected` servers acknowledging."""
+    topo = role.ctx.topology
+    own = role.ctx.lsdb.section(role.ctx.rg.guid)
+    assert own is not None
+    present = {topo.server(n).guid for n in connected}
+    members = tuple(replace(m, connected=m.guid in present) for m in own.members)
+    return OrgInfo((replace(own, master=topo.server("RED-4").guid, version=version, version_guid="e" * 32,
+                            members=members),))  # fmt: skip
+
+
+def test_a_master_with_quorum_publishes_above_another_masters_section_without_quorum() -> None:
+    role, out = published(FOUR)  # RED-1 with RED-2 and RED-3: 3 of 4
+    role.merge_foreign(foreign(role, connected={"RED-4", "RED-2"}, version=Version(5)), 70.0)  # 2 of 4: no quorum
+    assert role.version == Version(6, 0, 0)
+    assert [e for e, _ in out.diags() if e == "master_conflict"] == []
+
+
+def test_another_master_with_quorum_is_a_conflict_not_outbid() -> None:
+    role, out = published(FOUR)
+    role.merge_foreign(foreign(role, connected={"RED-4", "RED-2", "RED-3"}, version=Version(5)), 70.0)
+    assert role.version == Version(1, 0, 0)
+    conflicts = [f for e, f in out.diags() if e == "master_conflict"]
+    assert [f["other_master"] for f in conflicts] == ["RED-4"]
+
+
+def test_a_member_reattaching_at_the_masters_version_is_a_user_update() -> None:
+    role, out = published(one_group())
+    attach(role, "RED-3", 7, 70.0, role.version, role.epoch)  # the same version, the same epoch: nothing to move
+    assert [(o.conn, o.reason) for o in out.taken(ev.Close)] == [(6, "replaced by a new attachment")]  # type: ignore[attr-defined]
+    assert role.version == Version(1, 0, 1)
+
+
+def test_a_member_reattaching_above_the_master_makes_it_publish_above() -> None:
+    role, _ = published(one_group())
+    attach(role, "RED-3", 7, 70.0, Version(4, 2, 0), "d" * 32)
+    assert role.version == Version(5, 0, 0)
