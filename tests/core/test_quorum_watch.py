@@ -12,10 +12,11 @@ from linkstate.core.catalog import Ev
 from linkstate.core.context import Outbox
 from linkstate.core.quorum import QuorumWatch
 from linkstate.core.role import RoleName
+from linkstate.core.topology import parse_topology
 from linkstate.sim.network import SimNetwork
 from proto import rg691
 from tests.core.failure_helpers import events
-from tests.core.group_fixtures import one_group
+from tests.core.group_fixtures import ONE_GROUP, one_group
 from tests.core.role_helpers import context
 from tests.core.test_quorum import stale_group
 
@@ -157,4 +158,16 @@ def test_two_masters_without_quorum_never_outvote_each_other() -> None:
     assert net.nodes["RED-2"].view().master == "RED-1" and net.nodes["RED-2"].view().attached
     assert [(f["new_master"], f["reason"]) for f in events(net, "master_relinquished", "RED-2")] == [
         ("RED-1", "it has the acknowledgement of 2 of 3 servers; this server lacked quorum 60 s")
+    ]
+
+
+def test_the_outvoted_reason_counts_the_quorum_of_a_four_server_group() -> None:
+    four = ONE_GROUP.format(cost=1) + '\n[[servers]]\nname = "RED-4"\nrouting_group = "Redmond"\n'
+    net = SimNetwork(parse_topology(four, "four.toml"))
+    for name in ("RED-1", "RED-3", "RED-4"):
+        net.start(name)
+    net.start("RED-2", parse_topology(four.replace('master = "RED-1"', 'master = "RED-2"'), "stale.toml"))
+    net.run_for(2 * GRACE + 5)
+    assert [(f["new_master"], f["reason"]) for f in events(net, "master_relinquished", "RED-2")] == [
+        ("RED-1", "it has the acknowledgement of 3 of 4 servers; this server lacked quorum 60 s")
     ]
