@@ -84,6 +84,7 @@ def test_a_failure_in_the_first_second_is_held_like_any_other() -> None:
         (reported, "Hub-Branch", "HUB-A", reported + DELAY),
         (reported, "Hub-Branch", "", reported + DELAY),
     ]
+    assert [d.fields["state"] for _, _, d in net.diagnostics if d.event == "oscillation_window_opened"] == ["DOWN"] * 2
     assert [(round(t, 3), c, s) for t, c, s in commit_times(net)] == [(reported + DELAY, "Hub-Branch", "DOWN")]
     assert bridgehead_states(net, "BR-1", "Hub-Branch") == {"HUB-A": NOT_AVAILABLE}
 
