@@ -57,10 +57,16 @@ def test_e2k_batches_fall_every_poll_interval_from_the_masters_start() -> None:
     assert windows(net) == []
 
 
-def test_a_bridgehead_back_is_committed_once_per_change() -> None:
+def hub_a_dead() -> SimNetwork:
+    """The failover example after HUB-A died and the state delay passed: Hub-Branch committed DOWN."""
     net = started(failover())
     net.stop("HUB-A")
     net.run_for(DELAY + 10)
+    return net
+
+
+def test_a_bridgehead_back_is_committed_once_per_change() -> None:
+    net = hub_a_dead()
     net.start("HUB-A")
     net.run_for(5)
     states = [(c, s) for _, c, s in commit_times(net, "bridgehead_state_committed")]
@@ -231,9 +237,7 @@ def test_the_seed_leaf_rule_pins_only_the_connectors_of_leaf_groups(rule: str, p
 
 
 def test_a_master_restarted_while_a_bridgehead_is_dead_damps_nothing_before_it_publishes_then_takes_it_back() -> None:
-    net = started(failover())
-    net.stop("HUB-A")
-    net.run_for(DELAY + 10)
+    net = hub_a_dead()
     net.stop("HUB-M")
     net.run_for(60)
     restarted = net.now
