@@ -167,3 +167,13 @@ def test_stopping_detaches_every_member_with_the_reason() -> None:
     assert out.sent == [(5, rg691.Detach("shutting down")), (6, rg691.Detach("shutting down"))]
     assert [(c.conn, c.reason) for c in out.taken(ev.Close)] == [(5, "shutting down"), (6, "shutting down")]  # type: ignore[attr-defined]
     assert role.status().attached_count == 0
+
+
+def test_a_poll_is_answered_with_the_masters_digest_and_the_table_when_they_differ() -> None:
+    role, out = published(one_group())
+    digest = role.ctx.lsdb.digest
+    assert role.on_message(5, rg691.SimplePoll(digest), 70.0)
+    assert out.sent == [(5, rg691.PollResponse(True, digest))]
+    out.sent.clear()
+    assert role.on_message(5, rg691.SimplePoll("ab" * 16), 71.0)
+    assert out.sent == [(5, rg691.PollResponse(False, digest)), (5, "TABLE")]
