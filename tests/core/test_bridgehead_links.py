@@ -64,7 +64,7 @@ def test_failed_sessions_back_off_and_turn_into_not_available_at_the_threshold()
         bh.on_connect_failed(HB, "connection refused", at)
         assert failures(out) == [(loud, "Hub-Branch", "connection refused", n)]  # warnings up to the threshold
         at += 1
-    assert bh.next_deadline() == SETTLE + 1 + 1.5  # backoff(2): 2 x reconnect_min x 0.75
+    assert bh.next_deadline() == SETTLE + 1 + 3.0  # backoff(2): 4 x reconnect_min x 0.75
     assert out.take_facts() == [Observed(HB, NOT_AVAILABLE)]  # the third failure in a row
     bh.on_timer(bh.next_deadline() or 0.0)
     bh.on_connect_failed(HB, "connection refused", SETTLE + 10)  # past the threshold: info, reported again later
