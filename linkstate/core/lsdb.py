@@ -1,31 +1,123 @@
 """The link-state table: one section per routing group ever seen, merged by version (G31, G32).
 
-Owns: `LinkStateDB` (the table a node holds), its merge rules, and caches of each section's canonical
-bytes, the digest, the full ORGINFO frame and the snapshot.
+Owns: `LinkStateDB` (the table a node holds), its merge rules, its change log (a sequence number per store, so a
+master knows which sections changed since a member last held its table), the cache of each section's canonical
+bytes, and `TableState` / `TableStates`: a table's content as an immutable object (its sections in GUID order,
+their bytes, the digest; lazily the ORGINFO frame, the snapshot, the delta exchange's summary and values derived
+from it), shared through a memo by every table that holds exactly those sections — the nodes of a simulated network
+share one memo, so ten thousand servers holding one table hold one digest, one frame and one summary between them.
 Merge rules (G32): per section, the received copy replaces the local one iff its version is greater.
 The master of X (`own_group=X`) never takes remote data about X, but `highest_own` reports the highest
 version of X seen so it can publish above it. Sections are never deleted; tombstones are ordinary
 sections. Equal versions with different contents (split brain): the copy whose version GUID sorts higher
 wins (then, for full determinism, the one whose canonical bytes sort higher), reported in `conflicts`.
 Invariants: stored sections are canonical; a section's version never goes backwards through `merge`;
-merge is idempotent and order-independent; `digest`/`frame`/`snapshot` always describe the current
+merge is idempotent and order-independent; `digest`/`frame`/`snapshot`/`state` always describe the current
 sections and are recomputed only after a change, re-encoding only the sections that changed (and not even
-those when the table's decode cache, its owner's, holds their bytes); storing or merging the very object stored is
-a no-op. The directory's initial table is built once per Topology object and kept with it (`Topology.derived`).
+those when the table's decode cache, its owner's, holds their bytes); a memo hit is checked by the bytes of every
+section (a tuple compare, by identity first), never by a hash alone; storing or merging the very object stored is a
+no-op. The directory's initial table is built once per Topology object and kept with it (`Topology.derived`).
 May import: the standard library, proto, linkstate.core.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import hashlib
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from linkstate.core.directory import build_orginfo
 from linkstate.core.topology import Topology
 from proto.encode import digest_of_sections, encode_section, frame_from_sections
 from proto.model import Guid, OrgInfo, RoutingGroup, Version, canonical_group
 from proto.sectioncache import SectionCache
+from proto.summary import Summary
+
+CHANGE_LOG = 4096  # stores remembered by a table's change log (a member further behind gets the whole table)
+_T = TypeVar("_T")
+
+
+class TableState:
+    """A table's content, immutable (module docstring): `guids` in order, their `raws` (canonical section bytes) and
+    `sections`, the `digest`; `frame()`, `snapshot()`, `summary()` and `derived(key, fn)` are built once, on first
+    use, and shared by every table holding this state."""
+
+    __slots__ = ("_derived", "_frame", "_memo", "_snapshot", "_summary", "digest", "guids", "raws", "sections")
+
+    def __init__(
+        self, guids: tuple[Guid, ...], raws: tuple[bytes, ...], sections: tuple[RoutingGroup, ...], memo: TableStates
+    ) -> None:
+        self.guids = guids
+        self.raws = raws
+        self.sections = sections
+        self.digest = digest_of_sections(raws)
+        self._memo = memo
+        self._frame: bytes | None = None
+        self._snapshot: OrgInfo | None = None
+        self._summary: Summary | None = None
+        self._derived: dict[str, Any] = {}
+
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = frame_from_sections(self.raws, self.digest)
+        return self._frame
+
+    def snapshot(self) -> OrgInfo:
+        if self._snapshot is None:
+            self._snapshot = OrgInfo(self.sections)
+        return self._snapshot
+
+    def summary(self) -> Summary:
+        """What the delta exchange compares (proto.summary), section digests from the memo's shared cache."""
+        if self._summary is None:
+            versions = tuple(rg.version for rg in self.sections)
+            self._summary = Summary(self.guids, versions, self.raws, self.digest, self._memo.section_digest)
+        return self._summary
+
+    def derived(self, key: str, build: Callable[[TableState], _T]) -> _T:
+        """A value computed from this state once (e.g. the connectors with no alternate path)."""
+        if key not in self._derived:
+            self._derived[key] = build(self)
+        value: _T = self._derived[key]
+        return value
+
+
+class TableStates:
+    """The memo of table states (module docstring): the most recent `size` states by their sections' bytes, and the
+    MD5 of recently seen section bytes. Owned by a node, or shared by the nodes of one simulated network."""
+
+    def __init__(self, size: int = 8, digests: int = 65_536) -> None:
+        self.size = size
+        self.digests = digests
+        self._states: OrderedDict[tuple[bytes, ...], TableState] = OrderedDict()
+        self._section_digests: dict[bytes, str] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def state(self, guids: tuple[Guid, ...], raws: tuple[bytes, ...], sections: Callable[[], tuple[RoutingGroup, ...]]
+              ) -> TableState:  # fmt: skip
+        found = self._states.get(raws)
+        if found is not None and found.guids == guids:
+            self._states.move_to_end(raws)
+            self.hits += 1
+            return found
+        self.misses += 1
+        state = TableState(guids, raws, sections(), self)
+        self._states[raws] = state
+        if len(self._states) > self.size:
+            self._states.popitem(last=False)
+        return state
+
+    def section_digest(self, raw: bytes) -> str:
+        digest = self._section_digests.get(raw)
+        if digest is None:
+            if len(self._section_digests) >= self.digests:
+                self._section_digests.clear()
+            digest = self._section_digests[raw] = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+        return digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,27 +138,33 @@ class LinkStateDB:
     """A node's link-state table (module docstring). Not thread-safe; owned by one pump. `cache` is the decode
     cache of the sessions that feed it (the canonical bytes of a section decoded there are not encoded again)."""
 
-    def __init__(self, sections: Iterable[RoutingGroup] = (), *, cache: SectionCache | None = None) -> None:
+    def __init__(
+        self, sections: Iterable[RoutingGroup] = (), *, cache: SectionCache | None = None,
+        states: TableStates | None = None,
+    ) -> None:  # fmt: skip
         self._cache = cache
+        self._states = states if states is not None else TableStates()
         self._sections: dict[Guid, RoutingGroup] = {}
         self._bytes: dict[Guid, bytes] = {}
         self._order: tuple[Guid, ...] | None = None
         self.bumps = 0  # stores that changed a section's major or minor version (or added a section): G33
-        self._digest: str | None = None
-        self._frame: bytes | None = None
-        self._snapshot: OrgInfo | None = None
+        self.seq = 0  # stores so far: the change log's clock
+        self._log: deque[tuple[int, Guid]] = deque(maxlen=CHANGE_LOG)
+        self._state: TableState | None = None
         for rg in sections:
             self.put(rg)
 
     @classmethod
-    def from_topology(cls, topo: Topology, *, cache: SectionCache | None = None) -> LinkStateDB:
+    def from_topology(
+        cls, topo: Topology, *, cache: SectionCache | None = None, states: TableStates | None = None
+    ) -> LinkStateDB:
         """Every group of the directory at version 0.0.0 (never participated).
 
         The table is a pure function of the directory: it is built once per Topology object and kept with it, so
         the servers of one simulated organization share one build instead of building it each.
         """
         sections, encoded = topo.derived("lsdb.initial", _initial_table)
-        db = cls(cache=cache)
+        db = cls(cache=cache, states=states)
         db._sections, db._bytes = dict(sections), dict(encoded)
         return db
 
@@ -93,23 +191,40 @@ class LinkStateDB:
         rg = self._sections.get(guid)
         return rg.version if rg else None
 
+    def state(self) -> TableState:
+        """The table's content as an immutable, shared object (module docstring); the same until the table changes."""
+        state = self._state
+        if state is None:
+            guids = self.guids()
+            raws = tuple(map(self._bytes.__getitem__, guids))
+            sections = self._sections
+            state = self._state = self._states.state(guids, raws, lambda: tuple(map(sections.__getitem__, guids)))
+        return state
+
     def snapshot(self) -> OrgInfo:
         """The table in canonical order; the same object until the table changes."""
-        if self._snapshot is None:
-            self._snapshot = OrgInfo(tuple(self._sections[g] for g in self.guids()))
-        return self._snapshot
+        return self.state().snapshot()
 
     @property
     def digest(self) -> str:
-        if self._digest is None:
-            self._digest = digest_of_sections([self._bytes[g] for g in self.guids()])
-        return self._digest
+        return self.state().digest
 
     def frame(self) -> bytes:
         """The whole ORGINFO frame (header, digest, sections)."""
-        if self._frame is None:
-            self._frame = frame_from_sections([self._bytes[g] for g in self.guids()], self.digest)
-        return self._frame
+        return self.state().frame()
+
+    def changed_since(self, seq: int) -> tuple[Guid, ...] | None:
+        """The sections stored after store number `seq` (GUID order), or None when the log no longer reaches back."""
+        log = self._log
+        if seq >= self.seq:
+            return ()
+        if not log or log[0][0] > seq + 1:
+            return None
+        return tuple(sorted({g for s, g in log if s > seq}))
+
+    def sections_frame(self, guids: Iterable[Guid]) -> bytes:
+        """A frame holding only these sections (GUID order, unknown ones skipped); its digest is its own MD5."""
+        return frame_from_sections([self._bytes[g] for g in sorted(set(guids)) if g in self._bytes])
 
     # ------------------------------------------------------------------------------------------- writing
 
@@ -168,6 +283,8 @@ class LinkStateDB:
             self.bumps += 1
         self._sections[rg.guid] = rg
         self._bytes[rg.guid] = data
+        self.seq += 1
+        self._log.append((self.seq, rg.guid))
         self._invalidate(keep_order=True)
 
     def _encoded(self, rg: RoutingGroup) -> bytes:
@@ -178,11 +295,7 @@ class LinkStateDB:
     def _invalidate(self, keep_order: bool = False) -> None:
         if not keep_order:
             self._order = None
-        self._digest = None
-        self._frame = None
-        self._snapshot = None
-
-
+        self._state = None
 
 
 class _Verdict(enum.Enum):

@@ -25,7 +25,7 @@ from linkstate.core import facts
 from linkstate.core.bridgehead import Bridgehead
 from linkstate.core.catalog import Ev
 from linkstate.core.context import Conn691, NodeContext, Outbox
-from linkstate.core.lsdb import LinkStateDB
+from linkstate.core.lsdb import LinkStateDB, TableStates
 from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
 from linkstate.core.operator import Operator
@@ -56,14 +56,16 @@ class NodeCore:
         now: float = 0.0,
         version: str = "0.1.0",
         sections: SectionCache | None = None,
+        tables: TableStates | None = None,
     ) -> None:
-        """`sections`: the decode cache this node's sessions share (a simulated network shares one among its nodes;
-        by default the node has its own)."""
+        """`sections`: the decode cache this node's sessions share; `tables`: the memo of table states its table
+        uses (linkstate.core.lsdb). A simulated network shares both among its nodes; by default the node has its
+        own."""
         sections = sections if sections is not None else SectionCache()
         self.ctx = NodeContext(
             topology=topology,
             me=topology.server(server),
-            lsdb=LinkStateDB.from_topology(topology, cache=sections),
+            lsdb=LinkStateDB.from_topology(topology, cache=sections, states=tables),
             nonce=nonce,
             rand=rand,
             sections=sections,
@@ -238,6 +240,7 @@ class NodeCore:
             fqdn=ctx.me.fqdn,
             version=ctx.version,
             sections=ctx.sections,
+            extensions=ctx.settings.delta,
         )
 
     def _on_connected(self, e: ev.Input, now: float) -> None:
@@ -339,7 +342,7 @@ class NodeCore:
         if c.session.peer_kind is PeerKind.CLIENT:
             self.operator.command(conn, msg, c.peer_host, now)
             return
-        if isinstance(msg, rg691.OrgInfoFrame) and msg.decoded.tampered:  # checked before anyone accepts it (G39)
+        if isinstance(msg, rg691.OrgInfoFrame | rg691.Delta) and msg.decoded.tampered:  # checked first (G39)
             self.out.diag(Ev.ORGINFO_REJECTED, conn=conn, reason=msg.decoded.tampered)
             return
         if self.role.on_message(conn, msg, now):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
+from linkstate.core.lsdb import TableStates
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Topology
 from proto.sectioncache import SectionCache
@@ -67,6 +68,7 @@ class SimNetwork:
         self._rng = random.Random(self.seed)
         self._nonce_counter = itertools.count()
         self._sections = SectionCache()  # the decode cache the nodes of this network share
+        self._tables = TableStates(size=256)  # and the memo of their tables' states (linkstate.core.lsdb)
 
     # --- building ------------------------------------------------------------------------------------------
 
@@ -84,6 +86,7 @@ class SimNetwork:
             rand=rng.random,
             now=self.now,
             sections=self._sections,
+            tables=self._tables,
         )
         self.nodes[name] = core
         self._apply(name, core.start(self.now))
