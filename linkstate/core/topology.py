@@ -41,6 +41,7 @@ CONNECTOR_TYPES = ("routing_group", "smtp", "x400")
 SCOPES = ("organization", "routing_group")
 PRIORITIES = ("high", "normal", "low")
 LEAF_RULES = ("general", "seed")
+EXCHANGES = ("delta", "full")  # `exchange`: our extensions when the peer has them too, or the seed's exchange only
 ADDRESS_TYPES = ("SMTP", "X400", "X500")
 DEFAULT_ADMIN_GROUP = "First Administrative Group"
 
@@ -121,8 +122,15 @@ class Settings:
     chunk_raw_bytes: int = MAX_CHUNK_RAW  # the most raw bytes a 1,024-byte X-LINK2STATE line can carry (993)
     check_connector_restrictions: bool = False
     compat_e2k: bool = False
+    exchange: str = "delta"  # EXCHANGES; "full" (or compat_e2k) keeps the seed's exchange byte for byte
     leaf_rule: str = "general"
     time_scale: float = 1.0
+
+    @property
+    def delta(self) -> bool:
+        """Whether this node offers and uses the negotiated extensions (pipelined chunks, section-level delta,
+        docs/PROTOCOL.md §2.5 and §3.11): `exchange = "delta"` and not `compat_e2k`."""
+        return self.exchange == "delta" and not self.compat_e2k
 
     def scaled(self, name: str) -> float:
         """A timer in real seconds: its configured value divided by `time_scale`."""
@@ -538,6 +546,7 @@ def _read_settings(root: _Table) -> Settings:
     for flag in ("check_connector_restrictions", "compat_e2k"):
         values[flag] = t.get(flag, bool, False)
     values["leaf_rule"] = t.choice("leaf_rule", LEAF_RULES, "general")
+    values["exchange"] = t.choice("exchange", EXCHANGES, "delta")
     values.setdefault("master_settle", values.get("poll_interval", 300.0))
     t.finish()
     s = Settings(**values)
