@@ -36,6 +36,7 @@ from linkstate.core.link2state_session import (
     MailReceived,
     OrgInfoReceived,
     SessionFailed,
+    SummarySource,
 )
 from linkstate.core.nexthop import SmartHostProbe
 from linkstate.core.topology import ConnectorSpec, ServerSpec
@@ -43,6 +44,7 @@ from proto.codec import DEFAULT_LIMITS
 from proto.errors import DecodeError
 from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
+from proto.summary import Summary
 
 
 class Target(enum.Enum):
@@ -217,6 +219,7 @@ class Bridgehead:
             ctx.nonce(),
             expected_peer=remote.guid,
             chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
+            get_summary=self._summary_source(),
         )
         link.in_flight = conn
         self.smtp[conn] = _Smtp(session, link)
@@ -307,12 +310,20 @@ class Bridgehead:
             self._frame_source,
             ctx.nonce(),
             chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
+            get_summary=self._summary_source(),
         )
         self.counters.sessions_in += 1
         self.smtp[conn] = _Smtp(session)
 
     def _frame_source(self) -> tuple[str, bytes]:
         return self.ctx.lsdb.digest, self.ctx.lsdb.frame()
+
+    def _summary_source(self) -> SummarySource | None:
+        """The table as the delta exchange sees it, when this node offers the extensions (docs/PROTOCOL.md §3.11)."""
+        return self._summary if self.ctx.settings.delta else None
+
+    def _summary(self) -> Summary:
+        return self.ctx.lsdb.state().summary()
 
     # --- data ----------------------------------------------------------------------------------------------
 
@@ -328,10 +339,13 @@ class Bridgehead:
         return entry.session.receive_data(data)
 
     def flush(self, conn: int, now: float) -> None:
-        """Send what the session wrote; close the connection once the session is over."""
+        """Send what the session wrote (a client session first resumes: what it handed over is merged by now); close
+        the connection once the session is over."""
         entry = self.smtp.get(conn)
         if entry is None:
             return
+        if type(entry.session) is SmtpClientSession:
+            entry.session.resume()
         data = entry.session.data_to_send()
         if data:
             self.counters.bytes_out += len(data)
