@@ -13,7 +13,8 @@ Owns:
   - `frame_digest(frame)`: the digest field of a frame's header, without decoding the rest.
   - the negotiated extensions' items (docs/PROTOCOL.md §3.11), recognised only when the caller parses with
     `extensions=True` (else they are unknown keywords, as they always were): `Ext(keyword, value)` for
-    `WINDOW=<n>`, `DELTA=<md5>`, `TREE=...`, `LIST=...`, `GET=...` (the summary values are proto.summary's),
+    `WINDOW=<n>`, `DELTA=<md5>`, `TREE=...`, `LIST=...`, `GET=...`, `PUSH=<md5>` (the summary values are
+    proto.summary's),
     the EHLO keywords that advertise them, and multi-line replies of several items.
 Invariants: chunk data is raw OrgInfo bytes (printable ASCII, spaces, possibly non-ASCII UTF-8; never CR, LF
 or NUL), kept as bytes and never stripped; the first chunk starts with the `{len8}` header. The reassembler
@@ -106,6 +107,7 @@ class ExtKeyword(enum.Enum):
     TREE = "TREE"  # the buckets under one prefix
     LIST = "LIST"  # a bucket's entries (a command asks for one; its reply lists them)
     GET = "GET"  # sections the client wants
+    PUSH = "PUSH"  # the client's changed sections follow (its digest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,14 @@ With a summary source (`get_summary`) it uses what the server advertises of the 
 rounds instead of the full exchange: `DELTA=<digest>`, the server's buckets compared with its own snapshot's, `LIST=`
 for each bucket that differs (pipelined), then `GET=` for what it lacks and its own sections frame, the server's
 sections frame back; once those are merged (`resume()`, called by its owner after it handled the events) it checks
-with a new round. A round that finds nothing to explain a difference, or a third round, falls back to the seed's
-full exchange; a round that would only send again what the last one sent (the peer keeps its own copy of a section,
-e.g. its own group) ends the session: the rest is the peer's merge rules, not something a transfer can fix.
+with a new round (`DELTA=` again: equal digests end the session). A round whose summaries cannot explain the
+difference (no bucket differs, or no section to move) falls back to the seed's full exchange; a round that would
+only move again what the last one moved (the peer keeps its own copy of a section, e.g. of its own group) ends the
+session: the rest is the peer's merge rules, not something a transfer can fix; so does a fourth round (the tables
+are changing under the session: the next change or probe runs the link again). With `keep` the session stays open
+after a dialogue that ended well (KEPT: `again()` starts the next, `noop()` keeps it alive; its owner closes it), and
+with `push` (on a kept session too) it first sends the sections changed since the link last agreed (`PUSH=`), then
+checks.
 Invariants: the state changes only through the table; no exception escapes `receive_data`; no I/O, no clock, no
 randomness (the nonce is passed in); without the extensions every byte is the seed's dialogue.
 May import: the standard library, proto.* and linkstate.core (auth, machine, link2state_session).
@@ -29,6 +34,7 @@ from linkstate.core.link2state_session import (
     AuthFailed,
     AuthSucceeded,
     Done,
+    Event,
     FrameSource,
     OrgInfoReceived,
     SessionFailed,
@@ -49,7 +55,7 @@ from proto.smtp import (
 )
 
 _MORE_COMMAND = l2s.format_command(l2s.More())
-MAX_ROUNDS = 3  # delta rounds in one session before the seed's full exchange
+MAX_ROUNDS = 3  # delta rounds that moved sections, in one session
 
 class ClientState(enum.Enum):
     __hash__ = object.__hash__  # members are singletons compared by identity: the table lookup hashes in C
@@ -63,6 +69,8 @@ class ClientState(enum.Enum):
     GIVING = "GIVING"  # GET= and our sections frame sent, waiting for MOREs and the server's first chunk
     TAKING = "TAKING"  # taking the server's sections frame (MORE sent)
     CHECK = "CHECK"  # the server's sections handed over: waiting for them to be merged (RESUME)
+    PUSHING = "PUSHING"  # PUSH= and our changed sections sent, waiting for the MOREs and 200 Done
+    KEPT = "KEPT"  # a dialogue ended well; the session stays open for the next (again()), NOOP keeps it alive
     DIGEST = "DIGEST"  # opening LAST CHUNK sent, waiting for DONE_RESPONSE or the server's first chunk
     RECEIVING = "RECEIVING"  # taking the server's chunks (MORE sent)
     SENDING = "SENDING"  # streaming our chunks, waiting for 250 MORE / 200 Done
@@ -85,6 +93,9 @@ class ClientInput(enum.Enum):
     L2S_TREE = "L2S_TREE"  # 250 X-LINK2STATE TREE=... (one or more lines)
     L2S_LIST = "L2S_LIST"  # 250 X-LINK2STATE LIST=... (one or more lines)
     RESUME = "RESUME"  # not a reply: the owner handled the events (resume())
+    AGAIN = "AGAIN"  # not a reply: the owner starts the next dialogue on a kept session (again())
+    KEEPALIVE = "KEEPALIVE"  # not a reply: the owner wants a NOOP sent on a kept session (noop())
+    NOOP_OK = "NOOP_OK"  # the 250 answering one of our NOOPs
     OTHER = "OTHER"  # any other positive reply
     ERROR = "ERROR"  # 4xx / 5xx
     MALFORMED = "MALFORMED"  # not a reply, or a line over the bound
@@ -138,15 +149,22 @@ class SmtpClientSession(SmtpSession):
         chunk_raw_bytes: int = l2s.DEFAULT_CHUNK_RAW,
         limits: Limits = DEFAULT_LIMITS,
         get_summary: SummarySource | None = None,
+        keep: bool = False,
+        push: bytes | None = None,
     ) -> None:
+        """`get_summary`: use the extensions the server offers; `keep`: then stay open after a dialogue for the next
+        (`again`); `push`: a frame of the sections changed since this link last agreed, sent first (PUSH=)."""
         super().__init__(local_guid, secret, fqdn, get_frame, nonce, chunk_raw_bytes, limits, get_summary)
         self.expected_peer = expected_peer
+        self.keep = keep
+        self._push = push
         self.state = ClientState.GREETING
         self._replies = ReplyParser()
         self._frame = b""
         self._offered_window = 0  # X-LINK2STATE-PIPELINING <n> in the server's EHLO (0: not offered)
         self._offered_delta = False  # X-LINK2STATE-DELTA in the server's EHLO
-        self._delta_opened = False  # the opening pipelined after WINDOW= was DELTA=
+        self._opening = Outcome.FULL  # how the dialogue opened (FULL, DELTA, PUSH): WINDOW='s reply leads there
+        self._noops = 0  # NOOPs sent whose 250 has not come back
         self.rounds = 0  # delta rounds that transferred sections
         self._depth = 1
         self._lists: dict[str, list[sm.Entry]] = {}  # the server's entries of each bucket asked for
@@ -154,11 +172,33 @@ class SmtpClientSession(SmtpSession):
         self._sent: set[sm.Entry] = set()  # what the last round transferred, both ways
         self.delta_bytes = 0  # section bytes the delta rounds carried, both ways (frames)
 
-    def resume(self) -> None:
+    def resume(self) -> list[Event]:
         """The owner handled the events of the last `receive_data` (merged what was handed over): a pending check
-        goes out now, read from the table as it is after the merge."""
-        if not self.closed:
+        goes out now, read from the table as it is after the merge. Returns the events that caused."""
+        if self.state is ClientState.CHECK:  # RESUME changes nothing in any other state (the table's _stay rows)
             self._dispatch(_Reply(ClientInput.RESUME))
+            return self._take_events()
+        return []
+
+    @property
+    def kept(self) -> bool:
+        """Idle between dialogues, authenticated, ready for `again()`."""
+        return self.state is ClientState.KEPT
+
+    def again(self, push: bytes | None = None) -> list[Event]:
+        """The next dialogue on a kept session: a delta round, or `push` first (the sections changed since the
+        link last agreed). Returns the events that caused."""
+        self._push = push
+        return self._owner(ClientInput.AGAIN)
+
+    def noop(self) -> list[Event]:
+        """Keep a kept session alive (the peer closes a connection idle for its command timeout)."""
+        return self._owner(ClientInput.KEEPALIVE)
+
+    def _owner(self, kind: ClientInput) -> list[Event]:
+        if not self.closed:
+            self._dispatch(_Reply(kind))
+        return self._take_events()
 
     def _on_eof(self) -> None:
         self._dispatch(_Reply(ClientInput.EOF))
@@ -178,6 +218,8 @@ class SmtpClientSession(SmtpSession):
 
     def _classify(self, reply: Reply) -> _Reply:
         first = reply.lines[0]
+        if self._noops and reply.code == 250 and len(reply.lines) == 1 and not first.startswith(_L2S_REPLY_PREFIX):
+            return _Reply(ClientInput.NOOP_OK, reply)
         if reply.code == 250 and len(reply.lines) == 1 and first.startswith(_L2S_REPLY_PREFIX):
             try:  # the canonical spelling: `parse_reply_text` would strip the same prefix
                 item = l2s.parse_reply_item(first[_L2S_PREFIX_LEN:], self.extensions)
@@ -278,9 +320,42 @@ class SmtpClientSession(SmtpSession):
         window = min(l2s.DEFAULT_WINDOW, self._offered_window)
         if window > 1:  # pipelined: the request, then the opening right behind it (RFC 2920)
             self._send(l2s.format_command(l2s.Ext(l2s.ExtKeyword.WINDOW, str(window))))
-        self._delta_opened = self._offered_delta
-        opened = self._open_delta() if self._delta_opened else self._open_full()
-        return Outcome.WINDOW if window > 1 else opened
+        if not self._offered_delta:
+            self._opening = self._open_full()
+        else:
+            self._opening = self._open_push() if self._push is not None else self._open_delta()
+        return Outcome.WINDOW if window > 1 else self._opening
+
+    def _again(self, inp: _Reply) -> Outcome:
+        self.rounds, self._sent = 0, set()
+        return self._open_push() if self._push is not None else self._open_delta()
+
+    def _open_push(self) -> Outcome:
+        """Our changed sections first (`PUSH=<digest>`, then their frame): the server takes them, then we check."""
+        assert self.get_summary is not None and self._push is not None
+        frame, self._push = self._push, None
+        self._send(l2s.format_command(l2s.Ext(l2s.ExtKeyword.PUSH, self.get_summary().digest)))
+        self.rounds += 1
+        self.delta_bytes += len(frame)
+        self._awaiting = 1  # the MORE answering PUSH= itself
+        self._stream(frame)
+        return Outcome.PUSH
+
+    def _pushed(self, inp: _Reply) -> Outcome:
+        """200 Done: the server took our sections (and merged them before it answered): the check follows."""
+        if self._awaiting or not self._streamed():
+            return self._fail("server said 200 Done before our LAST CHUNK")
+        self._chunks = None
+        return self._open_delta()
+
+    def _keepalive(self, inp: _Reply) -> Outcome:
+        self._noops += 1
+        self._send(format_command(Verb.NOOP))
+        return Outcome.OK
+
+    def _noop_ok(self, inp: _Reply) -> Outcome:
+        self._noops -= 1
+        return Outcome.OK
 
     def _open_full(self) -> Outcome:
         """The seed's opening: our digest in a digest-only LAST CHUNK (the packet is the one of that moment)."""
@@ -301,10 +376,18 @@ class SmtpClientSession(SmtpSession):
         if not granted.isdigit() or not 1 <= int(granted) <= l2s.DEFAULT_WINDOW:
             return self._fail(f"the server granted a window of {granted[:20]!r}")
         self.window = int(granted)
-        return Outcome.DELTA if self._delta_opened else Outcome.FULL
+        return self._opening
 
     def _digests_equal(self, inp: _Reply) -> Outcome:
-        self._emit(Done(exchanged=self.rounds > 0))
+        return self._end(exchanged=self.rounds > 0, agreed=True)
+
+    def _end(self, *, exchanged: bool, agreed: bool = False) -> Outcome:
+        """The dialogue ended well: keep the session for the next one (a server with the extensions, `keep`), or
+        QUIT."""
+        self._emit(Done(exchanged=exchanged, agreed=agreed))
+        self._snapshot, self._chunks = None, None
+        if self.keep and self._offered_delta:
+            return Outcome.KEPT
         return self._quit()
 
     # --- delta rounds (docs/PROTOCOL.md §3.11) -----------------------------------------------------------------
@@ -363,8 +446,7 @@ class SmtpClientSession(SmtpSession):
         if not moved:
             return self._fall_back()
         if moved <= self._sent:  # the server kept its own copies last round: a transfer cannot settle it
-            self._emit(Done(exchanged=True))
-            return self._quit()
+            return self._end(exchanged=True)
         self._sent = moved
         self.rounds += 1
         gets = sm.get_items([e.guid for e in want])
@@ -377,7 +459,7 @@ class SmtpClientSession(SmtpSession):
         return Outcome.SENDING
 
     def _given(self, inp: _Reply) -> Outcome:
-        """A MORE: for a GET line, or for one of our chunks (the window lets the next one go)."""
+        """A MORE: for a GET= or PUSH= line, or for one of our chunks (the window lets the next one go)."""
         if self._awaiting > 0:
             self._awaiting -= 1
             return Outcome.SENDING
@@ -403,10 +485,11 @@ class SmtpClientSession(SmtpSession):
         return Outcome.CHECK
 
     def _check(self, inp: _Reply) -> Outcome:
-        """What the server sent is merged: the next round compares the tables as they are now (equal: done); the
-        last allowed round is the seed's full exchange."""
+        """What the server sent is merged: the next round compares the tables as they are now (equal: done). After
+        MAX_ROUNDS rounds that each moved sections the tables are changing under us (other sessions are merging
+        too): the session ends, and the next change or probe runs the link again."""
         self._chunks, self._snapshot = None, None
-        return self._open_delta() if self.rounds < MAX_ROUNDS else self._open_full()
+        return self._open_delta() if self.rounds < MAX_ROUNDS else self._end(exchanged=True)
 
     def _stay(self, inp: _Reply) -> Outcome:
         return Outcome.OK
@@ -437,8 +520,7 @@ class SmtpClientSession(SmtpSession):
         assert self._chunks is not None
         if not self._streamed():
             return self._fail("server said 200 Done before our LAST CHUNK")
-        self._emit(Done(exchanged=True))
-        return self._quit()
+        return self._end(exchanged=True)
 
     def _quit(self) -> Outcome:
         self._send(format_command(Verb.QUIT))
@@ -472,33 +554,44 @@ def _client_table() -> Table[ClientState, ClientInput, ClientAction]:
     t[(S.EHLO, X.R250)] = (A._start_auth, {R.OK: S.AUTH_CHALLENGE} | fails)
     t[(S.AUTH_CHALLENGE, X.R334)] = (A._answer_challenge, {R.OK: S.AUTH_RESULT} | fails)
     t[(S.AUTH_CHALLENGE, X.ERROR)] = (A._auth_refused, fails)
-    opened = {R.WINDOW: S.WINDOW, R.DELTA: S.TREE, R.FULL: S.DIGEST}
+    opened = {R.WINDOW: S.WINDOW, R.DELTA: S.TREE, R.FULL: S.DIGEST, R.PUSH: S.PUSHING}
+    ended = {R.DONE: S.QUITTING, R.KEPT: S.KEPT}
     t[(S.AUTH_RESULT, X.R235)] = (A._open_link2state, opened)
     t[(S.AUTH_RESULT, X.ERROR)] = (A._auth_refused, fails)
     t[(S.WINDOW, X.L2S_WINDOW)] = (A._window_granted, opened | fails)
-    t[(S.DIGEST, X.L2S_DONE)] = (A._digests_equal, {R.DONE: S.QUITTING})
+    t[(S.DIGEST, X.L2S_DONE)] = (A._digests_equal, ended)
     # delta rounds: buckets, LIST replies, GET and our sections, the server's sections, the merge, the check
-    t[(S.TREE, X.L2S_DONE)] = (A._digests_equal, {R.DONE: S.QUITTING})
+    t[(S.TREE, X.L2S_DONE)] = (A._digests_equal, ended)
     t[(S.TREE, X.L2S_TREE)] = (A._buckets, {R.OK: S.LISTING, R.FULL: S.DIGEST} | fails)
-    transfer = {R.OK: S.LISTING, R.SENDING: S.GIVING, R.FULL: S.DIGEST, R.DONE: S.QUITTING} | fails
+    transfer = {R.OK: S.LISTING, R.SENDING: S.GIVING, R.FULL: S.DIGEST} | ended | fails
     t[(S.LISTING, X.L2S_LIST)] = (A._listed, transfer)
     t[(S.GIVING, X.L2S_MORE)] = (A._given, {R.SENDING: S.GIVING} | fails)
     taking = {R.RECEIVING: S.TAKING, R.CHECK: S.CHECK} | fails
     t[(S.GIVING, X.L2S_CHUNK)] = (A._take, taking)
     t[(S.TAKING, X.L2S_CHUNK)] = (A._take, taking)
-    t[(S.CHECK, X.RESUME)] = (A._check, {R.DELTA: S.TREE, R.FULL: S.DIGEST})
+    t[(S.CHECK, X.RESUME)] = (A._check, {R.DELTA: S.TREE} | ended)
     # the server's packet: more chunks to take, or its LAST one taken and our first chunk sent
     taking = {R.RECEIVING: S.RECEIVING, R.SENDING: S.SENDING} | fails
     t[(S.DIGEST, X.L2S_CHUNK)] = (A._receive_chunk, taking)
     t[(S.RECEIVING, X.L2S_CHUNK)] = (A._receive_chunk, taking)
     t[(S.SENDING, X.L2S_MORE)] = (A._more, {R.SENDING: S.SENDING} | fails)
-    t[(S.SENDING, X.R200)] = (A._server_done, {R.DONE: S.QUITTING} | fails)
+    t[(S.SENDING, X.R200)] = (A._server_done, ended | fails)
+    # a push first (the sections changed since the link last agreed), then the check
+    t[(S.PUSHING, X.L2S_MORE)] = (A._given, {R.SENDING: S.PUSHING} | fails)
+    t[(S.PUSHING, X.R200)] = (A._pushed, {R.DELTA: S.TREE} | fails)
+    # a kept session: the next dialogue, keepalives, QUIT
+    t[(S.KEPT, X.AGAIN)] = (A._again, {R.DELTA: S.TREE, R.PUSH: S.PUSHING})
+    t[(S.KEPT, X.KEEPALIVE)] = (A._keepalive, {R.OK: S.KEPT})
+    for i in (X.EOF, X.ERROR):  # the server closed an idle session (its timeout, a restart): nothing failed
+        t[(S.KEPT, i)] = (A._finished, {R.OK: S.CLOSED})
     for i in X:  # after QUIT, whatever comes (221, an error, the close) ends the session quietly
         t[(S.QUITTING, i)] = (A._finished, {R.OK: S.CLOSED})
         t[(S.CLOSED, i)] = (A._finished, {R.OK: S.CLOSED})
-    for s in S:  # nothing waits for a merge but the check
+    for s in S:  # nothing waits for a merge but the check; a NOOP's 250 may come back in any state
         if s is not S.CHECK:
             t[(s, X.RESUME)] = (A._stay, {R.OK: s})
+        if s not in (S.QUITTING, S.CLOSED):
+            t[(s, X.NOOP_OK)] = (A._noop_ok, {R.OK: s})
     return t
 
 

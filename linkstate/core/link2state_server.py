@@ -64,6 +64,7 @@ class ServerState(enum.Enum):
     DELTA = "DELTA"  # a delta round: our buckets sent, answering LIST / GET, or the client's sections begin
     DELTA_RECV = "DELTA_RECV"  # taking the client's sections frame
     DELTA_SEND = "DELTA_SEND"  # streaming our sections frame, waiting for MORE
+    PUSH_RECV = "PUSH_RECV"  # taking the sections the client pushes (PUSH=)
     MAIL = "MAIL"  # after MAIL FROM
     RCPT = "RCPT"  # after at least one RCPT TO
     DATA = "DATA"  # taking message lines
@@ -81,6 +82,7 @@ class ServerInput(enum.Enum):
     L2S_DELTA = "L2S_DELTA"  # extension: DELTA=<md5>
     L2S_LIST = "L2S_LIST"  # extension: LIST=<prefix>
     L2S_GET = "L2S_GET"  # extension: GET=<guids>
+    L2S_PUSH = "L2S_PUSH"  # extension: PUSH=<md5>
     MAIL = "MAIL"
     RCPT = "RCPT"
     DATA = "DATA"
@@ -121,6 +123,7 @@ _EXT_INPUTS = {
     l2s.ExtKeyword.DELTA: ServerInput.L2S_DELTA,
     l2s.ExtKeyword.LIST: ServerInput.L2S_LIST,
     l2s.ExtKeyword.GET: ServerInput.L2S_GET,
+    l2s.ExtKeyword.PUSH: ServerInput.L2S_PUSH,
 }
 
 
@@ -415,6 +418,15 @@ class SmtpServerSession(SmtpSession):
         self._emit(OrgInfoReceived(frame, self.peer_guid or ""))
         return self._sent_sections() if self._stream(self._snapshot.frame_of(self._gets)) else Outcome.SENDING
 
+    def _push_open(self, inp: _In) -> Outcome:
+        """The client pushes the sections it changed since we last agreed: take them like any packet."""
+        assert isinstance(inp.item, l2s.Ext)
+        if not GUID_PATTERN.fullmatch(inp.item.value):
+            return self._error(l2s.Link2StateError.payload("PUSH takes a digest of 32 lowercase hex digits").reply)
+        self._reassembler.reset()
+        self._send(_MORE_REPLY)
+        return Outcome.OK
+
     def _sent_sections(self) -> Outcome:
         """The round is over: both sections frames went across."""
         self._drop_dialogue()
@@ -463,6 +475,7 @@ class SmtpServerSession(SmtpSession):
             ServerInput.L2S_DELTA: "X-LINK2STATE inside a mail transaction",
             ServerInput.L2S_LIST: "X-LINK2STATE LIST outside a delta round",
             ServerInput.L2S_GET: "X-LINK2STATE GET outside a delta round",
+            ServerInput.L2S_PUSH: "X-LINK2STATE inside a mail transaction",
             ServerInput.MAIL: "Nested MAIL command",
             ServerInput.RCPT: "Need MAIL before RCPT",
             ServerInput.DATA: "Need MAIL and RCPT before DATA",
@@ -575,7 +588,7 @@ def _server_table() -> Table[ServerState, ServerInput, ServerAction]:
     closed = ok(S.CLOSED)
     dialogue = _DIALOGUE
     command_states = (S.CONNECTED, S.READY, S.IDLE, *dialogue, S.MAIL, S.RCPT)
-    extensions = (X.L2S_WINDOW, X.L2S_DELTA, X.L2S_LIST, X.L2S_GET)
+    extensions = (X.L2S_WINDOW, X.L2S_DELTA, X.L2S_LIST, X.L2S_GET, X.L2S_PUSH)
 
     # commands that behave the same wherever commands are read
     for s in command_states:
@@ -623,6 +636,7 @@ def _server_table() -> Table[ServerState, ServerInput, ServerAction]:
     t[(S.IDLE, X.L2S_CHUNK)] = (A._l2s_open, opened | err(S.IDLE))
     t[(S.IDLE, X.L2S_WINDOW)] = (A._window, ok(S.IDLE) | err(S.IDLE))
     t[(S.IDLE, X.L2S_DELTA)] = (A._delta_open, {R.DONE: S.IDLE, R.OK: S.DELTA} | err(S.IDLE))
+    t[(S.IDLE, X.L2S_PUSH)] = (A._push_open, ok(S.PUSH_RECV) | err(S.IDLE))
     t[(S.IDLE, X.MAIL)] = (A._mail, {R.OK: S.MAIL, R.REFUSED: S.IDLE})  # 552: the declared size is too big
     t[(S.IDLE, X.RCPT)] = (A._bad_sequence, err(S.IDLE))
     t[(S.RCPT, X.DATA)] = (A._data_start, ok(S.DATA))
@@ -640,6 +654,9 @@ def _server_table() -> Table[ServerState, ServerInput, ServerAction]:
     t[(S.DELTA, X.L2S_CHUNK)] = (A._delta_recv, sections)
     t[(S.DELTA_RECV, X.L2S_CHUNK)] = (A._delta_recv, sections)
     t[(S.DELTA_SEND, X.L2S_MORE)] = (A._l2s_more, {R.SENDING: S.DELTA_SEND, R.DONE: S.IDLE})
+    # the pushed frame is taken like the client's packet: MORE, then 200 Done (written after the caller merged it,
+    # so the client's check that follows compares merged tables)
+    t[(S.PUSH_RECV, X.L2S_CHUNK)] = (A._l2s_recv, {R.RECEIVING: S.PUSH_RECV, R.DONE: S.IDLE} | err(S.IDLE))
 
     # message text
     for i in X:
@@ -656,6 +673,7 @@ def _server_table() -> Table[ServerState, ServerInput, ServerAction]:
 
 _DIALOGUE = (
     ServerState.L2S_SEND, ServerState.L2S_RECV, ServerState.DELTA, ServerState.DELTA_RECV, ServerState.DELTA_SEND,
+    ServerState.PUSH_RECV,
 )  # fmt: skip
 SERVER_TABLE = _server_table()
 INITIAL = (ServerState.CONNECTED,)

@@ -76,9 +76,11 @@ class OrgInfoReceived:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """The X-LINK2STATE dialogue ended well: `exchanged` is False when the digests were equal."""
+    """The X-LINK2STATE dialogue ended well: `exchanged` is False when the digests were equal; `agreed`: it ended
+    with both tables equal (a delta round's check), so what changes next can be pushed (docs/PROTOCOL.md §3.11)."""
 
     exchanged: bool
+    agreed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ class Outcome(enum.Enum):
     DELTA = "delta"  # a delta round began: the peer's buckets come next
     FULL = "full"  # the seed's full exchange follows (the delta's last resort)
     CHECK = "check"  # the peer's sections are taken: the check waits until they are merged
+    PUSH = "push"  # our changed sections went first (PUSH=): the peer's MOREs and 200 Done come next
+    KEPT = "kept"  # the dialogue ended well and the session stays open for the next one
 
 
 StateT = TypeVar("StateT", bound=enum.Enum)

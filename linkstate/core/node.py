@@ -78,6 +78,9 @@ class NodeCore:
         self.operator = Operator(
             self.ctx, self.out, self.bridgehead, self.routes, status=self._status, settle=self._settle
         )
+        self._deadline: float | None = None
+        self._deadline_known = False  # `_deadline` is next_deadline() until an input may have moved it
+        self._quiet = False  # the input being handled only moved bytes (an SMTP line, no session event)
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -142,18 +145,29 @@ class NodeCore:
         )
         self.role.start(now)
         self._settle(now)
+        self._deadline_known = False
         return self.out.take()
 
     def handle(self, event: ev.Input, now: float) -> list[ev.Output]:
         """One input at time `now`: the part that owns it acts, the facts it raised are drained, and everything the
         node wants done comes back, in order (docs/ARCHITECTURE.md: one received frame)."""
         handler = _INPUTS[type(event)]
+        self._quiet = False
         handler(self, event, now)
         self._settle(now)  # every handler settles after each part it calls; nothing may wait for the next input
+        if not self._quiet:
+            self._deadline_known = False
         return self.out.take()
 
     def next_deadline(self) -> float | None:
-        """The earliest time `on_timer` has work (the role's timers, the bridgehead's probes), or None."""
+        """The earliest time `on_timer` has work (the role's timers, the bridgehead's probes), or None. Computed once
+        after an input that may have moved it, and kept while inputs only move bytes (an SMTP line that raised no
+        session event: most of an exchange's lines)."""
+        if not self._deadline_known:
+            self._deadline, self._deadline_known = self._compute_deadline(), True
+        return self._deadline
+
+    def _compute_deadline(self) -> float | None:
         role, links = self.role.next_deadline(), self.bridgehead.next_deadline()
         if role is None:
             return links
@@ -161,14 +175,17 @@ class NodeCore:
 
     def on_timer(self, now: float) -> list[ev.Output]:
         """Time `now` has come (at or after `next_deadline()`): the role, then the bridgehead, do what is due."""
+        self._deadline_known = False
         self.role.on_timer(now)
         self._settle(now)
         self.bridgehead.on_timer(now)
         self._settle(now)
+        self._deadline_known = False
         return self.out.take()
 
     def shutdown(self, reason: str = "shutting down") -> list[ev.Output]:
         """The node stops: its role detaches, every connection closes."""
+        self._deadline_known = False
         self.role.stop(reason)
         self.bridgehead.stop()
         for conn in list(self.out.conns):
@@ -329,11 +346,13 @@ class NodeCore:
     def _on_smtp_data(self, conn: int, data: bytes, now: float) -> None:
         self.out.counters.bytes_in += len(data)
         bridgehead = self.bridgehead
-        for event in bridgehead.receive(conn, data):
+        events = bridgehead.receive(conn, data)
+        for event in events:
             bridgehead.on_session_event(conn, event, now)
             self._settle(now)
-        bridgehead.flush(conn, now)
+        quiet = bridgehead.flush(conn, now)
         self._settle(now)
+        self._quiet = quiet and not events
 
     def _dispatch(self, conn: int, c: Conn691, msg: rg691.Message, now: float) -> None:
         if isinstance(msg, rg691.Dump) and not msg.response:

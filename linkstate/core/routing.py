@@ -274,8 +274,28 @@ def pinned_connectors(org: OrgInfo, leaf_rule: str = "general") -> frozenset[Gui
 
 def connector_pinned(org: OrgInfo, connector: Guid, leaf_rule: str = "general") -> bool:
     """`connector in pinned_connectors(org, leaf_rule)`, searching only from that connector's own edges."""
-    graph = _build_graph(org)
-    return any(_pinned(graph, e, leaf_rule) for e in graph.edges if e.conn.guid == connector)
+    return PinnedIndex(org).pinned(connector, leaf_rule)
+
+
+class PinnedIndex:
+    """`connector_pinned` for one table, asked many times: the group graph is built once, each answer kept (a
+    table's state keeps one, shared by every node that holds the table: linkstate.core.lsdb.TableState.derived)."""
+
+    def __init__(self, org: OrgInfo) -> None:
+        self.org = org
+        self._graph: _Graph | None = None
+        self._known: dict[tuple[Guid, str], bool] = {}
+
+    def pinned(self, connector: Guid, leaf_rule: str = "general") -> bool:
+        key = (connector, leaf_rule)
+        known = self._known.get(key)
+        if known is None:
+            if self._graph is None:
+                self._graph = _build_graph(self.org)
+            graph = self._graph
+            edges = (e for e in graph.edges if e.conn.guid == connector)
+            known = self._known[key] = any(_pinned(graph, e, leaf_rule) for e in edges)
+        return known
 
 
 def _pinned(graph: _Graph, edge: _Edge, leaf_rule: str) -> bool:
