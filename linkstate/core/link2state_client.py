@@ -379,7 +379,7 @@ class SmtpClientSession(SmtpSession):
         return self._opening
 
     def _digests_equal(self, inp: _Reply) -> Outcome:
-        return self._end(exchanged=self.rounds > 0, agreed=True)
+        return self._end(exchanged=self.rounds > 0, agreed=self._offered_delta)  # agreement matters to a push
 
     def _end(self, *, exchanged: bool, agreed: bool = False) -> Outcome:
         """The dialogue ended well: keep the session for the next one (a server with the extensions, `keep`), or

@@ -582,6 +582,7 @@ SERVER_PATHS: dict[ServerState, list[bytes]] = {
         b"X-LINK2STATE GET=" + f"{0:032x}".encode() + b"\r\n",
         b"X-LINK2STATE LAST CHUNK=" + frame_from_sections([]) + b"\r\n",
     ],
+    ServerState.PUSH_RECV: [b"X-LINK2STATE PUSH=" + b"f" * 32 + b"\r\n", b"X-LINK2STATE FIRST CHUNK={0000\r\n"],
 }
 NEEDS_AUTH = {
     ServerState.IDLE,
@@ -594,8 +595,9 @@ NEEDS_AUTH = {
     ServerState.DELTA,
     ServerState.DELTA_RECV,
     ServerState.DELTA_SEND,
+    ServerState.PUSH_RECV,
 }
-DELTA_STATES = {ServerState.DELTA, ServerState.DELTA_RECV, ServerState.DELTA_SEND}
+DELTA_STATES = {ServerState.DELTA, ServerState.DELTA_RECV, ServerState.DELTA_SEND, ServerState.PUSH_RECV}
 
 INPUT_SAMPLES = [
     b"EHLO x\r\n",
@@ -624,6 +626,7 @@ INPUT_SAMPLES = [
     b"X-LINK2STATE LIST=0\r\n",
     b"X-LINK2STATE GET=" + b"0" * 32 + b"\r\n",
     b"X-LINK2STATE TREE=*\r\n",
+    b"X-LINK2STATE PUSH=" + b"0" * 32 + b"\r\n",
 ]
 
 
