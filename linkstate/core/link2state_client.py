@@ -10,7 +10,8 @@ rounds instead of the full exchange: `DELTA=<digest>`, the server's buckets comp
 for each bucket that differs (pipelined), then `GET=` for what it lacks and its own sections frame, the server's
 sections frame back; once those are merged (`resume()`, called by its owner after it handled the events) it checks
 with a new round (`DELTA=` again: equal digests end the session). A round whose summaries cannot explain the
-difference (no bucket differs, or no section to move) falls back to the seed's full exchange; a round that would
+difference (no bucket differs, or no section to move) ends with empty frames both ways and falls back to the seed's
+full exchange; a round that would
 only move again what the last one moved (the peer keeps its own copy of a section, e.g. of its own group) ends the
 session: the rest is the peer's merge rules, not something a transfer can fix; so does a fourth round (the tables
 are changing under the session: the next change or probe runs the link again). With `keep` the session stays open
@@ -45,6 +46,7 @@ from linkstate.core.machine import Outcome, Table
 from proto import link2state as l2s
 from proto import summary as sm
 from proto.codec import DEFAULT_LIMITS, Limits
+from proto.encode import frame_from_sections
 from proto.smtp import (
     LineTooLong,
     Reply,
@@ -170,6 +172,7 @@ class SmtpClientSession(SmtpSession):
         self._lists: dict[str, list[sm.Entry]] = {}  # the server's entries of each bucket asked for
         self._awaiting = 0  # LIST replies still to come / GET replies still to come
         self._sent: set[sm.Entry] = set()  # what the last round transferred, both ways
+        self._falling_back = False  # this round ends empty, then the seed's full exchange
         self.delta_bytes = 0  # section bytes the delta rounds carried, both ways (frames)
 
     def resume(self) -> list[Event]:
@@ -414,9 +417,12 @@ class SmtpClientSession(SmtpSession):
         return Outcome.OK
 
     def _fall_back(self) -> Outcome:
-        """The summaries cannot explain the difference: the seed's full exchange settles it."""
-        self._snapshot = None
-        return self._open_full()
+        """The summaries cannot explain the difference: the seed's full exchange settles it, once this round is
+        over (the server is in it: it takes our empty sections frame and answers with its own, empty)."""
+        self._falling_back = True
+        self._awaiting = 0
+        self._stream(frame_from_sections([]))
+        return Outcome.SENDING
 
     def _listed(self, inp: _Reply) -> Outcome:
         """One bucket's entries from the server; after the last one, what each side lacks goes across."""
@@ -480,6 +486,9 @@ class SmtpClientSession(SmtpSession):
         if frame is None:
             self._send(_MORE_COMMAND)
             return Outcome.RECEIVING
+        if self._falling_back:  # the round that ends a fallback moved nothing: the seed's exchange now
+            self._falling_back, self._snapshot, self._chunks = False, None, None
+            return self._open_full()
         self.delta_bytes += len(frame)
         self._emit(OrgInfoReceived(frame, self.peer_guid or ""))
         return Outcome.CHECK
@@ -562,11 +571,11 @@ def _client_table() -> Table[ClientState, ClientInput, ClientAction]:
     t[(S.DIGEST, X.L2S_DONE)] = (A._digests_equal, ended)
     # delta rounds: buckets, LIST replies, GET and our sections, the server's sections, the merge, the check
     t[(S.TREE, X.L2S_DONE)] = (A._digests_equal, ended)
-    t[(S.TREE, X.L2S_TREE)] = (A._buckets, {R.OK: S.LISTING, R.FULL: S.DIGEST} | fails)
-    transfer = {R.OK: S.LISTING, R.SENDING: S.GIVING, R.FULL: S.DIGEST} | ended | fails
+    t[(S.TREE, X.L2S_TREE)] = (A._buckets, {R.OK: S.LISTING, R.SENDING: S.GIVING} | fails)
+    transfer = {R.OK: S.LISTING, R.SENDING: S.GIVING} | ended | fails
     t[(S.LISTING, X.L2S_LIST)] = (A._listed, transfer)
     t[(S.GIVING, X.L2S_MORE)] = (A._given, {R.SENDING: S.GIVING} | fails)
-    taking = {R.RECEIVING: S.TAKING, R.CHECK: S.CHECK} | fails
+    taking = {R.RECEIVING: S.TAKING, R.CHECK: S.CHECK, R.FULL: S.DIGEST} | fails
     t[(S.GIVING, X.L2S_CHUNK)] = (A._take, taking)
     t[(S.TAKING, X.L2S_CHUNK)] = (A._take, taking)
     t[(S.CHECK, X.RESUME)] = (A._check, {R.DELTA: S.TREE} | ended)

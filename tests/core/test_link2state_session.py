@@ -24,8 +24,8 @@ from linkstate.core.link2state_session import (
     OrgInfoReceived,
     SessionFailed,
 )
-from linkstate.core.machine import Outcome, edges, reachable
 from linkstate.core.lsdb import LinkStateDB
+from linkstate.core.machine import Outcome, edges, reachable
 from proto import link2state as l2s
 from proto.encode import digest, encode, frame_from_sections
 from proto.model import Member, OrgInfo, RoutingGroup

@@ -18,17 +18,19 @@ from linkstate.core.lsdb import LinkStateDB
 from proto.codec import decode_strict
 from proto.model import Member, RoutingGroup, Version
 
+ZERO = Version()
+
 SECRET = b"secret"
 SERVER = ("5e" * 16, "0f" * 16)
 CLIENT = ("c1" * 16, "a5" * 16)
 
 
-def group(n: int, version: Version = Version(), tag: str = "") -> RoutingGroup:
+def group(n: int, version: Version = ZERO, tag: str = "") -> RoutingGroup:
     """The one-group sections of §3.9: group n, master 0x1n, one member 0x2n."""
     return RoutingGroup(
         guid=f"{n:032x}",
         master=f"{0x10 + n:032x}",
-        version=version,
+        version=version or Version(),
         smtp_address=f"rg{n}{tag}.example",
         members=(Member(f"{0x20 + n:032x}"),),
     )
