@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check bench clean
+.PHONY: run test lint check bench fuzz clean
+FUZZ_TIME ?= 60
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,fuzz]'
 	touch $(STAMP)
 
 ## run: the main job — a local multi-node cluster on the embedded example
@@ -32,6 +33,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/convergence.py run --shape ring --groups 20 --servers 2 --event minor --transport tcp --runs 5
 	$(BIN)/python bench/convergence.py run --shape ring --groups 20 --servers 2 --event oscillation
 	$(BIN)/python bench/convergence.py run --shape ring --groups 250 --servers 4 --event minor --runs 1
+
+## fuzz: every fuzz target for FUZZ_TIME seconds each (docs/FUZZING.md; findings in .fuzz/findings)
+fuzz: $(STAMP)
+	$(BIN)/linkstate fuzz all --time $(FUZZ_TIME)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

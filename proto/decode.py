@@ -15,7 +15,8 @@ Invariants:
     digest=carried) == b`), and its computed digest is the MD5 of the input's own section bytes;
   - tolerant accepts a superset (separators ` \\t\\r\\n\\0.`, a missing `ORGINFO` tag, any hex case, leading
     zeros, `VS_` bridgehead states, wrong string lengths repaired within a bounded search, counts/order/outer
-    length only warned about) and equals strict on canonical input;
+    length only warned about; duplicate GUIDs refused) and equals strict on canonical input, and what it
+    accepts always encodes to bytes strict accepts;
   - every failure is `DecodeError(offset, reason)`; limits are checked before slicing; the repair search is
     bounded per string (`REPAIR_CANDIDATES`, `REPAIR_WINDOW`) and per frame (a budget linear in the input).
 May import: the standard library and proto.* (never construct here: this is the fast path).
@@ -481,13 +482,23 @@ class _Parser:
             pos = nxt + 1
 
     def _order(self, guids: list[tuple[int, str]], what: str) -> None:
+        """GUIDs strictly ascending. Tolerant mode warns about the order but, like the JSON form, refuses a
+        duplicate: no canonical table holds one, so the encoder could only write what strict refuses."""
+        unordered = False
         for (_, a), (off, b) in itertools.pairwise(guids):
             if a < b:
                 continue
-            reason = f"duplicate {what} GUID {b}" if a == b else f"{what} GUIDs out of order ({b} after {a})"
-            if self.strict:
+            if a == b or self.strict:
+                reason = f"duplicate {what} GUID {b}" if a == b else f"{what} GUIDs out of order ({b} after {a})"
                 raise DecodeError(off, reason)
-            self._warn(off, reason)
+            self._warn(off, f"{what} GUIDs out of order ({b} after {a})")
+            unordered = True
+        if unordered:  # a duplicate need not be next to its twin in an unordered list
+            seen: set[str] = set()
+            for off, guid in guids:
+                if guid in seen:
+                    raise DecodeError(off, f"duplicate {what} GUID {guid}")
+                seen.add(guid)
 
     def _count(self, declared: str, offset: int, actual: int) -> None:
         n = int(declared, 16)

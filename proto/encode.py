@@ -3,7 +3,7 @@
 Owns: model -> canonical bytes (DECIDE §1: one space as separator, lowercase hex, `{len8}` frame header counting
 every byte after the `}`, sections/members/connectors/bridgeheads sorted by GUID), and the MD5 digest over the
 bytes that follow the digest's trailing separator. Refuses what it cannot write canonically (`EncodeError`):
-malformed GUIDs, negative numbers, CR/LF/NUL inside strings.
+malformed GUIDs, negative numbers, CR/LF/NUL inside strings, two records of one list sharing a GUID.
 Per-section bytes are exposed (`encode_section`, `frame_from_sections`) so the link-state table can cache them.
 May import: the standard library and proto.model / proto.errors.
 """
@@ -11,6 +11,7 @@ May import: the standard library and proto.model / proto.errors.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -116,6 +117,7 @@ def _connector(c: Connector) -> str:
     bhs = c.bridgeheads
     if len(bhs) > 1:
         bhs = tuple(sorted(bhs, key=_by_guid))
+        _unique(bhs, "bridgehead")
     arrows = f"( {' '.join([_arrow(a) for a in c.address_spaces])})" if c.address_spaces else "()"
     bh = f"( {' '.join([_bridgehead(b) for b in bhs])})" if bhs else "()"
     targ = f"( {' '.join([f'{_s(t)} ' for t in c.target_bridgeheads])})" if c.target_bridgeheads else "()"
@@ -128,6 +130,13 @@ def _connector(c: Connector) -> str:
         f"{_dn_block(c.reserved3)} {_dn_block(c.reserved4)}  ARROWS "
         f"{arrows} BH {bh} TARGBH {targ} STATE {c.state.value})"
     )
+
+
+def _unique(items: Sequence[Member | Connector | Bridgehead], what: str) -> None:
+    """Sorted records with distinct GUIDs: a duplicate has no canonical form (strict decoding refuses it)."""
+    for a, b in itertools.pairwise(items):
+        if a.guid == b.guid:
+            raise EncodeError(f"two {what}s share the GUID {a.guid}")
 
 
 def _group_list(items: Iterable[str]) -> str:
@@ -157,6 +166,10 @@ def encode_section(rg: RoutingGroup) -> bytes:
     v = rg.version
     members = sorted(rg.members, key=_by_guid) if len(rg.members) > 1 else rg.members
     conns = sorted(rg.connectors, key=_by_guid) if len(rg.connectors) > 1 else rg.connectors
+    if len(members) > 1:
+        _unique(members, "member")
+    if len(conns) > 1:
+        _unique(conns, "connector")
     member_list = f"( {' '.join([_member(m) for m in members])})" if members else "()"
     conn_list = f"( {' '.join([_connector(c) for c in conns])})" if conns else "()"
     text = (

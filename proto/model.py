@@ -35,21 +35,40 @@ class ConnectorState(enum.Enum):
     DOWN = "DOWN"
 
 
+VERSION_MAX = (1 << 64) - 1  # each version field is at most 16 hex digits on the wire (docs/PROTOCOL.md §1)
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Version:
-    """major.minor.user, compared lexicographically (requirements G31)."""
+    """major.minor.user, compared lexicographically (requirements G31).
+
+    Bumps never leave the wire's range: a full field carries into the next one up (a user bump at VERSION_MAX is a
+    minor bump, a minor bump at VERSION_MAX a major bump), and a major bump at VERSION_MAX saturates — it returns the
+    version unchanged (`saturated`), so no sequence of bumps can make a version unencodable (docs/PROTOCOL.md §2.4).
+    """
 
     major: int = 0
     minor: int = 0
     user: int = 0
 
+    @property
+    def saturated(self) -> bool:
+        """No bump can raise this version any more."""
+        return self.major >= VERSION_MAX
+
     def bump_major(self) -> Version:
+        if self.major >= VERSION_MAX:
+            return self
         return Version(self.major + 1, 0, 0)
 
     def bump_minor(self) -> Version:
+        if self.minor >= VERSION_MAX:
+            return self.bump_major()
         return Version(self.major, self.minor + 1, 0)
 
     def bump_user(self) -> Version:
+        if self.user >= VERSION_MAX:
+            return self.bump_minor()
         return Version(self.major, self.minor, self.user + 1)
 
     def __str__(self) -> str:

@@ -8,8 +8,10 @@ decoded by every node, so a member offering them can attach to any master), and,
 `extensions` (a node that offers them), the `DELTA <digest> <ORGINFO frame>` push and `REPLY <digest> RESEND`.
 Invariants: a frame's header is exactly `{` + 8 lowercase hex + `}` and counts every byte after the `}`; the
 body starts with one space then the verb; nothing else may precede a frame once the banner has been read.
-Limits are checked before buffering a body. Errors are `DecodeError(offset, reason)` with the offset in the
-connection's byte stream.
+Limits are checked before buffering a body. Payload words are printable ASCII and `{len}` strings hold no CR, LF
+or NUL and at most `limits.max_string` bytes (what the encoder accepts: no decoded message can make a later encode
+fail). The banner verdict (a line of at most MAX_BANNER bytes, LF included) is the same for every split of the
+bytes. Errors are `DecodeError(offset, reason)` with the offset in the connection's byte stream.
 May import: the standard library and proto.*.
 """
 
@@ -48,6 +50,8 @@ CAPABILITIES = (CAP_DELTA,)
 _WIRE_VERB = {"SIMPLE_POLL": "Simple_Poll"}  # the seed's spelling (L9100); matched case-insensitively
 _HEX32 = re.compile(rb"[0-9a-f]{32}")
 _HEXNUM = re.compile(rb"[0-9a-f]+")
+_WORD = re.compile(rb"[\x21-\x7e]+")
+_FORBIDDEN = re.compile(rb"[\r\n\x00]")
 
 
 def banner(fqdn: str, version: str) -> bytes:
@@ -423,12 +427,17 @@ _ENCODERS = {
 
 
 class _Tokens:
-    """Space-separated payload tokens with `{len}` strings read by count."""
+    """Space-separated payload tokens with `{len}` strings read by count.
 
-    def __init__(self, payload: bytes, base: int) -> None:
+    Words are printable ASCII; strings hold no CR, LF or NUL and at most `max_string` bytes: the lexical rules of
+    docs/PROTOCOL.md §1.2, the same the encoder enforces, so nothing decoded here can make a later encode fail.
+    """
+
+    def __init__(self, payload: bytes, base: int, max_string: int = DEFAULT_LIMITS.max_string) -> None:
         self.data = payload
         self.pos = 0
         self.base = base
+        self.max_string = max_string
 
     def fail(self, reason: str) -> DecodeError:
         return DecodeError(self.base + self.pos, reason)
@@ -441,11 +450,10 @@ class _Tokens:
         tok = self.data[self.pos : end]
         if not tok:
             raise self.fail("empty field")
+        if not _WORD.fullmatch(tok):
+            raise self.fail(f"a field holds a byte that is not printable ASCII: {tok[:40]!r}")
         self.pos = end + 1
-        try:
-            return tok.decode("ascii")
-        except UnicodeDecodeError:
-            raise self.fail("non-ASCII token") from None
+        return tok.decode("ascii")
 
     def hex32(self) -> str:
         start = self.pos
@@ -479,10 +487,16 @@ class _Tokens:
         if digits and not _HEXNUM.fullmatch(digits):
             raise self.fail("bad string length")
         n = int(digits, 16) if digits else 0
+        if n > self.max_string:
+            raise self.fail(f"string of {n} bytes exceeds the {self.max_string} limit")
         start = close + 1
         if start + n > len(d):
             raise self.fail("string runs past the frame")
-        value = d[start : start + n].decode("utf-8", "replace")
+        raw = d[start : start + n]
+        bad = _FORBIDDEN.search(raw)
+        if bad is not None:
+            raise DecodeError(self.base + start + bad.start(), "string holds a CR, LF or NUL")
+        value = raw.decode("utf-8", "replace")
         self.pos = start + n + 1
         return value
 
@@ -679,7 +693,7 @@ def decode_frame(
     if dec is None:
         raise DecodeError(offset + 11, f"unknown verb {verb_b[:20]!r}")
     payload = b"" if end < 0 else raw[end + 1 :]
-    return dec(_Tokens(payload, offset + (len(raw) - len(payload))))
+    return dec(_Tokens(payload, offset + (len(raw) - len(payload)), limits.max_string))
 
 
 def _orginfo(raw: bytes, offset: int, limits: Limits, sections: SectionCache | None) -> Decoded:
@@ -732,10 +746,11 @@ class Framer:
         return out
 
     def _read_banner(self) -> bool:
-        nl = self._buf.find(b"\n")
+        """The banner line, LF included, is at most MAX_BANNER bytes: the same verdict for every split."""
+        nl = self._buf.find(b"\n", 0, MAX_BANNER)
         if nl < 0:
-            if len(self._buf) > MAX_BANNER:
-                raise DecodeError(self._consumed, "no banner line within 512 bytes")
+            if len(self._buf) >= MAX_BANNER:
+                raise DecodeError(self._consumed, f"no banner line within {MAX_BANNER} bytes")
             return False
         line = self._take(nl + 1)
         if not line.startswith(BANNER_PREFIX):

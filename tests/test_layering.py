@@ -1,6 +1,7 @@
 """Imports run one way: proto <- linkstate.core <- linkstate.service <- linkstate.sim <- linkstate.cli; linkstate.netns
 (real network mode) sits beside the CLI: it may use every layer below and the CLI may use it, never the reverse. The
-core is pure.
+core is pure. linkstate.fuzz is a top layer beside the CLI too: it may import proto, the core and the service, and
+only the CLI imports it.
 
 Every module's imports are parsed (not executed) and each arrow is checked against the layer's allow-list; inside
 linkstate.core no import cycle exists, counting imports under TYPE_CHECKING and inside functions. The core reads no
@@ -39,6 +40,10 @@ ALLOWED: dict[str, set[str]] = {
     "linkstate.netns": {
         "proto", "linkstate.core", "linkstate.service", "linkstate.sim", "linkstate.netns", "trio", "structlog",
         "pyroute2",
+    },
+    # a top layer beside linkstate.cli (which alone imports it); the fuzzing engines are optional
+    "linkstate.fuzz": {
+        "proto", "linkstate.core", "linkstate.service", "linkstate.fuzz", "trio", "atheris", "hypothesis",
     },
 }
 

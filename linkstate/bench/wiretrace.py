@@ -1,9 +1,10 @@
 """Wire traces of fixed simulated scenarios: what every node wrote, byte for byte, hashed.
 
 Owns: `SCENARIOS` (small organizations of the convergence benchmark and one example topology, each driven through
-its start-up and a few events on the pure simulated network), `trace(name, settings)` (the SHA-256 of every `Send`
-output in order — virtual time, node, connection, bytes — with the message and byte counts and the digests the
-nodes end with) and the command line `python -m linkstate.bench.wiretrace record|check FILE [--set KEY=VALUE]`.
+its start-up and a few events on the pure simulated network), `trace(name, settings)` (the SHA-256 of what every
+node wrote on every connection — each connection's byte stream, as a peer reads it, however the node split its
+writes — with the byte count and the digests the nodes end with) and the command line
+`python -m linkstate.bench.wiretrace record|check FILE [--set KEY=VALUE]`.
 The seed's exchange (`exchange = "full"`, `compat_e2k = true`, or a peer without the extensions) must write the
 same bytes as the code before issue 13 for the same seed: `bench/wire-baseline.json` holds the traces recorded
 before that issue, `check` compares against it (tests/bench/test_wire_baseline.py runs the small ones).
@@ -32,13 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Tap:
-    """Hashes every Send of a network, in order, and counts them."""
+    """Hashes the byte stream each node writes on each connection (connection ids are the network's, assigned in
+    order, so the same run numbers them the same)."""
 
     def __init__(self, net: SimNetwork, inner: Callable[[str, ev.Output], None] | None = None) -> None:
         self.net = net
         self.inner = inner
-        self.hash = hashlib.sha256()
-        self.messages = 0
+        self.streams: dict[tuple[str, int], Any] = {}
         self.bytes = 0
         net.on_output = self
 
@@ -46,14 +47,18 @@ class _Tap:
         if self.inner is not None:
             self.inner(name, out)
         if type(out) is ev.Send:
-            self.hash.update(b"%.6f %s %d %d\n" % (self.net.now, name.encode(), out.conn, len(out.data)))
-            self.hash.update(out.data)
-            self.messages += 1
+            stream = self.streams.get((name, out.conn))
+            if stream is None:
+                stream = self.streams[(name, out.conn)] = hashlib.sha256()
+            stream.update(out.data)
             self.bytes += len(out.data)
 
     def result(self) -> dict[str, Any]:
+        whole = hashlib.sha256()
+        for (name, conn), stream in sorted(self.streams.items()):
+            whole.update(b"%s %d %s\n" % (name.encode(), conn, stream.hexdigest().encode()))
         digests = sorted(set(self.net.digests().values()))
-        return {"sha256": self.hash.hexdigest(), "messages": self.messages, "bytes": self.bytes, "digests": digests}
+        return {"sha256": whole.hexdigest(), "streams": len(self.streams), "bytes": self.bytes, "digests": digests}
 
 
 def _minor(drv: SimDriver, plan: Plan, k: int) -> None:
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         got = trace(name, settings)
         same = got == want.get(name)
         bad += not same
-        print(f"{name}: {'same bytes' if same else 'DIFFERENT'} ({got['messages']} messages, {got['bytes']} bytes)")
+        print(f"{name}: {'same bytes' if same else 'DIFFERENT'} ({got['streams']} streams, {got['bytes']} bytes)")
     return 1 if bad else 0
 
 

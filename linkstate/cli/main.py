@@ -24,7 +24,7 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    commands = ("orginfo", "topology", "route", "node", "ops", "netns", "events", "bench")
+    commands = ("orginfo", "topology", "route", "node", "ops", "netns", "events", "bench", "fuzz")
     for name in (f"{c}_cmd" for c in commands):
         try:
             module = importlib.import_module(f"linkstate.cli.{name}")

@@ -46,7 +46,6 @@ from linkstate.core.link2state_session import (
 )
 from linkstate.core.nexthop import SmartHostProbe
 from linkstate.core.topology import ConnectorSpec, ServerSpec
-from proto.codec import DEFAULT_LIMITS
 from proto.errors import DecodeError
 from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
@@ -303,6 +302,7 @@ class Bridgehead:
             get_summary=(lambda: self._snapshot(link)) if delta else None,
             keep=delta,
             push=self._push_for(link),
+            limits=ctx.lsdb.limits.decode,
         )
         link.in_flight = conn
         self.smtp[conn] = _Smtp(session, link)
@@ -394,6 +394,7 @@ class Bridgehead:
             ctx.nonce(),
             chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
             get_summary=self._summary_source(),
+            limits=ctx.lsdb.limits.decode,
         )
         self.counters.sessions_in += 1
         self.smtp[conn] = _Smtp(session)
@@ -520,7 +521,7 @@ class Bridgehead:
 
     def _learn(self, frame: bytes, peer: str, now: float) -> None:
         try:
-            decoded = decode_strict_cached(frame, DEFAULT_LIMITS, self.ctx.sections)
+            decoded = decode_strict_cached(frame, self.ctx.lsdb.limits.decode, self.ctx.sections)
         except DecodeError as exc:
             self.out.diag(Ev.ORGINFO_REJECTED, peer=self.ctx.server_name(peer), reason=str(exc))
             return

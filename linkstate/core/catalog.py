@@ -47,7 +47,6 @@ class Ev(enum.StrEnum):
     SIGNAL = "signal"
     SIGHUP = "sighup"
     TOPOLOGY_LOADED = "topology_loaded"
-    INBOX_FULL = "inbox_full"
     MASTER_UNKNOWN = "master_unknown"
     SMTP_LISTENER_FAILED = "smtp_listener_failed"
     SMTP_LISTENING = "smtp_listening"
@@ -62,6 +61,8 @@ class Ev(enum.StrEnum):
     STATE_CHANGE_PINNED = "state_change_pinned"
     QUORUM_PROBE_ANSWERED = "quorum_probe_answered"
     MASTER_CONFLICT = "master_conflict"
+    VERSION_REFUSED = "version_refused"
+    VERSION_SATURATED = "version_saturated"
     # 302xx a member
     ATTACHED = "attached"
     MASTER_UNREACHABLE = "master_unreachable"
@@ -76,6 +77,8 @@ class Ev(enum.StrEnum):
     CONNECTION_TIMEOUT = "connection_timeout"
     PEER_TOO_SLOW = "peer_too_slow"
     ENCODE_FAILED = "encode_failed"
+    CONNECTION_EVICTED = "connection_evicted"
+    CONNECTION_DROPPED = "connection_dropped"
     # 304xx the bridgehead (SMTP, X-LINK2STATE)
     BRIDGEHEAD_SESSION_FAILED = "bridgehead_session_failed"
     BRIDGEHEAD_SESSION_DONE = "bridgehead_session_done"
@@ -90,12 +93,14 @@ class Ev(enum.StrEnum):
     BRIDGEHEAD_STATE_COMMITTED = "bridgehead_state_committed"
     OSCILLATION_WINDOW_OPENED = "oscillation_window_opened"
     OSCILLATION_SUPPRESSED = "oscillation_suppressed"
+    SECTIONS_REFUSED = "sections_refused"
     # 306xx operator commands
     CLIENT_COMMAND_REFUSED = "client_command_refused"
     TOMBSTONE_INJECTED = "tombstone_injected"
     INJECT_REFUSED = "inject_refused"
     FAULT_INJECTED = "fault_injected"
     FAULT_REFUSED = "fault_refused"
+    DUMP_RATE_EXCEEDED = "dump_rate_exceeded"
     # 307xx metrics
     METRICS_UNAVAILABLE = "metrics_unavailable"
 
@@ -169,9 +174,6 @@ CATALOG: Mapping[Ev, EventSpec] = {
     Ev.TOPOLOGY_LOADED: EventSpec(
         30006, "info", ("master",), "A changed directory was applied (`master`: its group's master now)."
     ),
-    Ev.INBOX_FULL: EventSpec(
-        30007, "warning", ("dropped",), "The node's input queue was full: an operator input was dropped."
-    ),
     Ev.MASTER_UNKNOWN: EventSpec(
         30008, "warning", ("master",),
         "The directory names as this group's master a server it does not hold: the member keeps its table and "
@@ -229,6 +231,15 @@ CATALOG: Mapping[Ev, EventSpec] = {
         "Another server publishes this group as its master with quorum too: two copies of the directory disagree "
         "on the group; neither publishes above the other (R80).",
     ),
+    Ev.VERSION_REFUSED: EventSpec(
+        30110, "warning", ("member", "version"),
+        "An ATTACH reported a version of this group more than `max_version_jump` above the master's: the master "
+        "does not move above it (docs/SECURITY.md).",
+    ),
+    Ev.VERSION_SATURATED: EventSpec(
+        30111, "error", ("version",),
+        "The group's major version is at 2^64-1: it cannot be published above, the version stays.",
+    ),
     Ev.ATTACHED: EventSpec(30201, "info", ("master", "quorum", "attached"), "This member attached to its master."),
     Ev.MASTER_UNREACHABLE: EventSpec(
         30202, "warning", ("master", "reason", "attempt", "retry_in_s"),
@@ -255,21 +266,34 @@ CATALOG: Mapping[Ev, EventSpec] = {
         30302, "warning", ("conn", "message"), "An authenticated peer sent a message no part of the node takes."
     ),
     Ev.CONNECTION_REFUSED: EventSpec(
-        30303, "warning", ("protocol", "reason", "limit"),
-        "An inbound connection was closed at once: the node holds as many connections as it allows.",
+        30303, "warning", ("protocol", "reason", "refused"),
+        "Inbound connections were closed at once (every slot held, or over a connection rate); at most one line "
+        "a second per protocol, `refused` counting them (docs/SECURITY.md).",
     ),
     Ev.CONNECTION_ERROR: EventSpec(
         30304, "error", ("conn", "peer", "reason"), "A connection failed in an unexpected way; the node goes on."
     ),
     Ev.CONNECTION_TIMEOUT: EventSpec(
-        30305, "warning", ("conn", "reason"),
-        "A connection was closed for silence (idle past its timeout, or not authenticated in time).",
+        30305, "warning", ("conn", "protocol", "reason"),
+        "A connection was closed: idle past its timeout, or not authenticated within `attach_timeout` of opening "
+        "(an absolute deadline, whatever it sent).",
     ),
     Ev.PEER_TOO_SLOW: EventSpec(
-        30306, "warning", ("conn", "peer"), "A peer did not read what the node sent: its connection is dropped."
+        30306, "warning", ("conn", "peer", "unwritten", "limit", "reason"),
+        "A peer did not read what the node sent (its unwritten output would pass `max_output_bytes`, or stayed "
+        "unread for `attach_timeout`): its connection is dropped.",
     ),
     Ev.ENCODE_FAILED: EventSpec(
         30307, "error", ("reason",), "A message could not be encoded (a bug): it is not sent, the node goes on."
+    ),
+    Ev.CONNECTION_EVICTED: EventSpec(
+        30308, "warning", ("conn", "protocol", "peer_host", "reason"),
+        "An unauthenticated connection was closed to make room for a new one (its address held too many, or the "
+        "unauthenticated budget was full: the most crowded address's oldest goes; `peer_host` is the newcomer's).",
+    ),
+    Ev.CONNECTION_DROPPED: EventSpec(
+        30309, "warning", ("conn", "protocol", "reason"),
+        "A peer sent more than 4 KiB before authenticating: its connection is closed.",
     ),
     Ev.BRIDGEHEAD_SESSION_FAILED: EventSpec(
         30401, "warning", ("connector", "reason", "failures"),
@@ -324,6 +348,12 @@ CATALOG: Mapping[Ev, EventSpec] = {
         "A connector (or one of its source bridgeheads) changed state `changes` times inside one window: it stays "
         "UP and nothing is published (G41); what holds at the window's end is reported again.",
     ),
+    Ev.SECTIONS_REFUSED: EventSpec(
+        30507, "warning", ("reason", "count", "guids"),
+        "The table's limits refused or dropped received sections (a version jump above `max_version_jump`, the "
+        "table's size, groups the directory does not know over their bounds): one line per input and reason "
+        "(docs/SECURITY.md).",
+    ),
     Ev.CLIENT_COMMAND_REFUSED: EventSpec(
         30601, "warning", ("command", "reason"), "An operator tool's command was refused; its connection closes."
     ),
@@ -336,6 +366,10 @@ CATALOG: Mapping[Ev, EventSpec] = {
         30604, "info", ("connector", "state"), "An operator forced this bridgehead's state for a connector."
     ),
     Ev.FAULT_REFUSED: EventSpec(30605, "warning", ("reason",), "A fault request from the shell was refused."),
+    Ev.DUMP_RATE_EXCEEDED: EventSpec(
+        30606, "warning", ("conn", "peer_host"),
+        "A connection asked for more DUMPs than `dump_burst` at once then `dump_rate` a second: DETACH and close.",
+    ),
     Ev.METRICS_UNAVAILABLE: EventSpec(
         30701, "warning", ("host", "port", "reason"),
         "The default metrics port could not be bound: the node runs without /metrics and /health.",
@@ -352,15 +386,16 @@ FIELDS: Mapping[str, str] = {
     "changes": "conflicting reports inside the window",
     "command": "the operator command (a 691 message type)",
     "conn": "the node's id of the connection",
+    "count": "how many",
     "connector": "a connector's name",
     "digest": "the MD5 digest of the node's table",
-    "dropped": "the input that was dropped",
     "duration_s": "seconds from the connect to the end of the session",
     "exchanged": "whether packets were sent (false: the digests matched)",
     "failures": "failed sessions in a row on this connector",
     "fatal": "whether the connection closes too",
     "first": "the first problem, with file, key path and line",
     "groups": "how many routing groups (sections) changed",
+    "guids": "the first GUIDs concerned (at most three)",
     "host": "an IPv4 address",
     "kind": "the table change: major, minor, user, merge or push",
     "limit": "the limit that was reached",
@@ -372,6 +407,7 @@ FIELDS: Mapping[str, str] = {
     "metrics": "the metrics URL (empty: none)",
     "new_master": "the master this server follows now (the directory's, or the one with quorum)",
     "peer": "the peer's server name (or GUID when unknown)",
+    "peer_host": "the peer's IP address",
     "peer_kind": "what the peer said it is: MEMBER, CLIENT, BRIDGEHEAD or SERVER",
     "port": "a TCP port",
     "problems": "how many problems the file has",
@@ -379,6 +415,7 @@ FIELDS: Mapping[str, str] = {
     "quorum": "whether the master has quorum",
     "reason": "why, in one line",
     "recipients": "how many recipients",
+    "refused": "how many connections were refused since the last such line",
     "retry_in_s": "seconds until the next attempt",
     "retry_every_s": "seconds between attempts",
     "rg": "the server's routing group",
@@ -392,6 +429,7 @@ FIELDS: Mapping[str, str] = {
     "smtp_port": "the SMTP port",
     "source": "where the packet came from",
     "state": "a connector or bridgehead state",
+    "unwritten": "bytes queued for the peer and not yet written",
     "version": "a section version, major.minor.user",
     "window_end": "when the window ends (wall-clock ISO-8601)",
     "window_start": "when the window opened (wall-clock ISO-8601)",

@@ -114,9 +114,15 @@ class Outbox:
         self.counters.frames_out[type(msg).__name__] += 1
 
     def send_table(self, conn: int) -> None:
+        """The table as its own Send of the table's cached frame, after what the session has queued: every connection
+        the same table goes to shares one bytes object, so a peer that asks for it again and again costs no memory
+        (docs/SECURITY.md)."""
         c = self.conns.get(conn)
         if c is not None and c.session.authenticated:
-            c.session.send_raw(self.ctx.lsdb.frame())
+            self._flush(conn, c)
+            frame = self.ctx.lsdb.frame()
+            self.counters.bytes_out += len(frame)
+            self._out.append(ev.Send(conn, frame))
             self.counters.frames_out["OrgInfoFrame"] += 1
 
     def send_delta(self, conn: int, guids: Iterable[str]) -> None:
@@ -169,7 +175,12 @@ class Outbox:
         return facts
 
     def take(self) -> list[ev.Output]:
-        """Every output asked for since the last call, then what each 691 session has queued."""
+        """Every output asked for since the last call, then one event for what the table's limits refused meanwhile
+        (linkstate.core.lsdb), then what each 691 session has queued."""
+        if self.ctx.lsdb.refused:
+            refused = self.ctx.lsdb.take_refusals()
+            for reason, count in refused.counts.items():
+                self.diag(Ev.SECTIONS_REFUSED, reason=reason, count=count, guids=refused.examples[reason])
         for conn, c in self.conns.items():  # flushing neither adds nor removes connections
             if c.session.pending:  # take_pending() of nothing is b"": nothing to send
                 self._flush(conn, c)

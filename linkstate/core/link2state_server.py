@@ -71,6 +71,11 @@ class ServerState(enum.Enum):
     CLOSED = "CLOSED"
 
 
+_AUTHENTICATED = frozenset(
+    {ServerState.IDLE, ServerState.L2S_SEND, ServerState.L2S_RECV, ServerState.MAIL, ServerState.RCPT, ServerState.DATA}
+)
+
+
 class ServerInput(enum.Enum):
     __hash__ = object.__hash__  # members are singletons compared by identity: the table lookup hashes in C
     EHLO = "EHLO"
@@ -176,6 +181,11 @@ class SmtpServerSession(SmtpSession):
         self._recipients: list[str] = []
         self._data: DataReader | None = None
         self._send(format_reply(220, f"{fqdn} linkstate ESMTP ready"))
+
+    @property
+    def authenticated(self) -> bool:
+        """X-EXPS succeeded on this connection (the shell stops its authentication clock)."""
+        return self.state in _AUTHENTICATED
 
     # -------------------------------------------------------------------------------------------- input
 

@@ -1,22 +1,34 @@
 """The link-state table: one section per routing group ever seen, merged by version (G31, G32).
 
-Owns: `LinkStateDB` (the table a node holds), its merge rules, its change log (a sequence number per store, so a
-master knows which sections changed since a member last held its table), the cache of each section's canonical
-bytes, and `TableState` / `TableStates`: a table's content as an immutable object (its sections in GUID order,
-their bytes, the digest; lazily the ORGINFO frame, the snapshot, the delta exchange's summary and values derived
-from it), shared through a memo by every table that holds exactly those sections — the nodes of a simulated network
-share one memo, so ten thousand servers holding one table hold one digest, one frame and one summary between them.
+Owns: `LinkStateDB` (the table a node holds), its merge rules, the limits a merge enforces (`TableLimits`), its
+change log (a sequence number per store, so a master knows which sections changed since a member last held its
+table), the cache of each section's canonical bytes, and `TableState` / `TableStates`: a table's content as an
+immutable object (its sections in GUID order, their bytes, the digest; lazily the ORGINFO frame, the snapshot, the
+delta exchange's summary and values derived from it), shared through a memo by every table that holds exactly those
+sections — the nodes of a simulated network share one memo, so ten thousand servers holding one table hold one
+digest, one frame and one summary between them.
 Merge rules (G32): per section, the received copy replaces the local one iff its version is greater.
 The master of X (`own_group=X`) never takes remote data about X, but `highest_own` reports the highest
-version of X seen so it can publish above it. Sections are never deleted; tombstones are ordinary
+version of X seen so it can publish above it. Sections are not deleted by merges; tombstones are ordinary
 sections. Equal versions with different contents (split brain): the copy whose version GUID sorts higher
 wins (then, for full determinism, the one whose canonical bytes sort higher), reported in `conflicts`.
+Limits (issue 11, docs/SECURITY.md), checked at merge with the numbers the decoder uses, so what a node holds it
+can always encode and every peer can decode:
+  - a received major above the held one (0 when none) by more than `max_version_jump` is refused;
+  - sections of groups the directory does not know are bounded (`max_unknown_sections`, `max_unknown_bytes`): the
+    table keeps those whose GUIDs sort lowest, the longest such run within both bounds, and drops the rest. The
+    rule depends only on the set seen, never on arrival order, so every node converges on the same subset;
+  - a section of a known group is taken only while the known groups' sections stay within `max_table_bytes` less
+    `max_unknown_bytes` and `TABLE_HEADROOM` (room for the node's own section, which the directory bounds and which
+    merges never refuse). So the whole frame stays within `max_table_bytes`, every node's decode limit.
+  Every refusal is counted in `refused` (reason -> count, first GUIDs) for the node to report as one event.
 Invariants: stored sections are canonical; a section's version never goes backwards through `merge`;
-merge is idempotent and order-independent; `digest`/`frame`/`snapshot`/`state` always describe the current
-sections and are recomputed only after a change, re-encoding only the sections that changed (and not even
-those when the table's decode cache, its owner's, holds their bytes); a memo hit is checked by the bytes of every
-section (a tuple compare, by identity first), never by a hash alone; storing or merging the very object stored is a
-no-op. The directory's initial table is built once per Topology object and kept with it (`Topology.derived`).
+merge is idempotent and order-independent within the limits; `digest`/`frame`/`snapshot`/`state` always describe
+the current sections and are recomputed only after a change, re-encoding only the sections that changed (and not
+even those when the table's decode cache, its owner's, holds their bytes); a memo hit is checked by the bytes of
+every section (a tuple compare, by identity first), never by a hash alone; storing or merging the very object
+stored is a no-op. The directory's initial table is built once per Topology object and kept with it
+(`Topology.derived`).
 May import: the standard library, proto, linkstate.core.
 """
 
@@ -26,11 +38,12 @@ import enum
 import hashlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from linkstate.core.directory import build_orginfo
-from linkstate.core.topology import Topology
+from linkstate.core.topology import Settings, Topology
+from proto.codec import DEFAULT_LIMITS, Limits
 from proto.encode import digest_of_sections, encode_section, frame_from_sections
 from proto.model import Guid, OrgInfo, RoutingGroup, Version, canonical_group
 from proto.sectioncache import SectionCache
@@ -120,9 +133,61 @@ class TableStates:
         return digest
 
 
+TABLE_HEADROOM = 64 * 1024  # of max_table_bytes, kept for the node's own section to grow into
+FRAME_OVERHEAD = 53  # `{len8} ORGINFO <digest> ` and the final separator; each section adds its bytes + 1
+REFUSED_EXAMPLES = 3  # GUIDs kept per refusal reason, for the event
+
+
+@dataclass(frozen=True, slots=True)
+class TableLimits:
+    """The bounds of module docstring, from the directory's settings (defaults: `Settings`)."""
+
+    max_table_bytes: int = 4 * 1024 * 1024
+    max_unknown_sections: int = 256
+    max_unknown_bytes: int = 1024 * 1024
+    max_version_jump: int = 1 << 32
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> TableLimits:
+        return cls(s.max_table_bytes, s.max_unknown_sections, s.max_unknown_bytes, s.max_version_jump)
+
+    @property
+    def decode(self) -> Limits:
+        """What this node's decoders accept: frames no larger than the table it may hold."""
+        return replace(DEFAULT_LIMITS, max_frame=min(DEFAULT_LIMITS.max_frame, self.max_table_bytes))
+
+    @property
+    def known_budget(self) -> int:
+        """Bytes the known groups' sections (and their separators) may take: the table limit less the unknown
+        groups' budget and the headroom for the node's own section."""
+        return self.max_table_bytes - self.max_unknown_bytes - TABLE_HEADROOM - FRAME_OVERHEAD
+
+    def plausible(self, version: Version, held: Version | None) -> bool:
+        """A received version may move the major at most `max_version_jump` above the one held (issue 11)."""
+        return version.major - (held.major if held is not None else 0) <= self.max_version_jump
+
+
+@dataclass
+class Refusals:
+    """Sections a merge refused or dropped since the node last reported: reason -> count and first GUIDs."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[Guid]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def add(self, reason: str, guid: Guid) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        first = self.examples.setdefault(reason, [])
+        if len(first) < REFUSED_EXAMPLES:
+            first.append(guid)
+
+
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    """What a merge did: sections taken, own-group data ignored?, split-brain GUIDs, own version."""
+    """What a merge did: sections taken, own-group data ignored?, split-brain GUIDs, own version (the highest
+    plausible one: a refused version does not count)."""
 
     changed: tuple[Guid, ...] = ()
     ignored_own: bool = False
@@ -139,18 +204,28 @@ class LinkStateDB:
     cache of the sessions that feed it (the canonical bytes of a section decoded there are not encoded again)."""
 
     def __init__(
-        self, sections: Iterable[RoutingGroup] = (), *, cache: SectionCache | None = None,
+        self,
+        sections: Iterable[RoutingGroup] = (),
+        limits: TableLimits | None = None,
+        *,
+        cache: SectionCache | None = None,
         states: TableStates | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._cache = cache
         self._states = states if states is not None else TableStates()
         self._sections: dict[Guid, RoutingGroup] = {}
         self._bytes: dict[Guid, bytes] = {}
         self._order: tuple[Guid, ...] | None = None
         self.bumps = 0  # stores that changed a section's major or minor version (or added a section): G33
-        self.seq = 0  # stores so far: the change log's clock
+        self.seq = 0  # stores (and drops) so far: the change log's clock
         self._log: deque[tuple[int, Guid]] = deque(maxlen=CHANGE_LOG)
         self._state: TableState | None = None
+        self.limits = limits or TableLimits()
+        self._known: frozenset[Guid] | None = None  # the directory's groups; None: every group counts as known
+        self._size = FRAME_OVERHEAD  # the frame's length, kept as sections change
+        self._unknown_bytes = 0  # encoded bytes (+1 separator each) of the sections of unknown groups
+        self._unknown = 0
+        self.refused = Refusals()
         for rg in sections:
             self.put(rg)
 
@@ -158,15 +233,28 @@ class LinkStateDB:
     def from_topology(
         cls, topo: Topology, *, cache: SectionCache | None = None, states: TableStates | None = None
     ) -> LinkStateDB:
-        """Every group of the directory at version 0.0.0 (never participated).
+        """Every group of the directory at version 0.0.0 (never participated), under the directory's limits.
 
         The table is a pure function of the directory: it is built once per Topology object and kept with it, so
         the servers of one simulated organization share one build instead of building it each.
         """
-        sections, encoded = topo.derived("lsdb.initial", _initial_table)
+        sections, encoded, size = topo.derived("lsdb.initial", _initial_table)
         db = cls(cache=cache, states=states)
-        db._sections, db._bytes = dict(sections), dict(encoded)
+        db._sections, db._bytes, db._size = dict(sections), dict(encoded), size
+        db.configure(topo)
         return db
+
+    def configure(self, topo: Topology) -> None:
+        """Take the directory's limits and its set of groups (at start and on every reload); a group that left the
+        directory now counts against the unknown-group bounds."""
+        self.limits = TableLimits.from_settings(topo.settings)
+        self._known = frozenset(rg.guid for rg in topo.routing_groups)
+        self._unknown = self._unknown_bytes = 0
+        for guid, data in self._bytes.items():
+            if guid not in self._known:
+                self._unknown += 1
+                self._unknown_bytes += len(data) + 1
+        self._trim_unknown()
 
     # ------------------------------------------------------------------------------------------- reading
 
@@ -190,6 +278,22 @@ class LinkStateDB:
     def version_of(self, guid: Guid) -> Version | None:
         rg = self._sections.get(guid)
         return rg.version if rg else None
+
+    def plausible(self, guid: Guid, version: Version) -> bool:
+        """May `version` of group `guid` be believed (TableLimits.plausible against the version held)?"""
+        return self.limits.plausible(version, self.version_of(guid))
+
+    @property
+    def frame_size(self) -> int:
+        """len(self.frame()), without building it."""
+        return self._size
+
+    def is_known(self, guid: Guid) -> bool:
+        return self._known is None or guid in self._known
+
+    def take_refusals(self) -> Refusals:
+        out, self.refused = self.refused, Refusals()
+        return out
 
     def state(self) -> TableState:
         """The table's content as an immutable, shared object (module docstring); the same until the table changes."""
@@ -226,6 +330,7 @@ class LinkStateDB:
         """A frame holding only these sections (GUID order, unknown ones skipped); its digest is its own MD5."""
         return frame_from_sections([self._bytes[g] for g in sorted(set(guids)) if g in self._bytes])
 
+
     # ------------------------------------------------------------------------------------------- writing
 
     def put(self, rg: RoutingGroup) -> bool:
@@ -240,7 +345,7 @@ class LinkStateDB:
         return True
 
     def merge(self, org: OrgInfo, *, own_group: Guid | None = None) -> MergeResult:
-        """Merge a received table under G32 (module docstring)."""
+        """Merge a received table under G32 and the limits (module docstring)."""
         changed: list[Guid] = []
         conflicts: list[Guid] = []
         ignored_own = False
@@ -248,6 +353,9 @@ class LinkStateDB:
         for rg in org.routing_groups:
             if rg.guid == own_group:
                 ignored_own = True
+                if not self.plausible(rg.guid, rg.version):
+                    self.refused.add(_JUMP, rg.guid)
+                    continue
                 if highest_own is None or rg.version > highest_own:
                     highest_own = rg.version
                 continue
@@ -256,46 +364,114 @@ class LinkStateDB:
                 changed.append(rg.guid)
             if verdict is _Verdict.CONFLICT_TAKE or verdict is _Verdict.CONFLICT_KEEP:
                 conflicts.append(rg.guid)
+        dropped = self._trim_unknown()
+        if dropped:
+            changed = [g for g in changed if g not in dropped]
         return MergeResult(_dedup(changed), ignored_own, _dedup(conflicts), highest_own)
+
+    def adopt(self, org: OrgInfo) -> tuple[Guid, ...]:
+        """Take every received section whose version is at least ours (a member trusting its master), within the
+        unknown-group bounds (the master applies the same ones, so both keep the same subset)."""
+        changed = []
+        for rg in org.routing_groups:
+            local = self._sections.get(rg.guid)
+            if (local is None or rg.version >= local.version) and self.put(rg):
+                changed.append(rg.guid)
+        dropped = self._trim_unknown()
+        return tuple(g for g in changed if g not in dropped) if dropped else tuple(changed)
 
     def _consider(self, rg: RoutingGroup) -> _Verdict:
         local = self._sections.get(rg.guid)
         if local is rg or (local is not None and rg.version < local.version):  # the same object: the same bytes
             return _Verdict.KEEP
+        if not self.limits.plausible(rg.version, local.version if local is not None else None):
+            self.refused.add(_JUMP, rg.guid)
+            return _Verdict.KEEP
         rg = canonical_group(rg)
         data = self._encoded(rg)
         if local is None or rg.version > local.version:
-            self._store(rg, data)
-            return _Verdict.TAKE
+            return self._take(rg, data, _Verdict.TAKE)
         mine = self._bytes[rg.guid]
         if data == mine:
             return _Verdict.KEEP
         if (rg.version_guid, data) > (local.version_guid, mine):
-            self._store(rg, data)
-            return _Verdict.CONFLICT_TAKE
+            return self._take(rg, data, _Verdict.CONFLICT_TAKE)
         return _Verdict.CONFLICT_KEEP
+
+    def _take(self, rg: RoutingGroup, data: bytes, verdict: _Verdict) -> _Verdict:
+        """Store a received section unless its part of the table would outgrow its limit (module docstring)."""
+        lim = self.limits
+        if not self.is_known(rg.guid):
+            if len(data) + 1 > lim.max_unknown_bytes:  # could never be kept
+                self.refused.add(_UNKNOWN, rg.guid)
+                return _Verdict.KEEP
+        else:
+            old = self._bytes.get(rg.guid)
+            known = self._size - FRAME_OVERHEAD - self._unknown_bytes
+            if known + len(data) - (len(old) if old is not None else -1) > lim.known_budget:
+                self.refused.add(_FULL, rg.guid)
+                return _Verdict.KEEP
+        self._store(rg, data)
+        return verdict
 
     def _store(self, rg: RoutingGroup, data: bytes) -> None:
         old = self._sections.get(rg.guid)
+        old_len = len(self._bytes[rg.guid]) + 1 if old is not None else 0
         if old is None:
             self._order = None
         if old is None or (old.version.major, old.version.minor) != (rg.version.major, rg.version.minor):
             self.bumps += 1
         self._sections[rg.guid] = rg
         self._bytes[rg.guid] = data
-        self.seq += 1
-        self._log.append((self.seq, rg.guid))
+        self._logged(rg.guid)
+        self._size += len(data) + 1 - old_len
+        if self._known is not None and rg.guid not in self._known:
+            self._unknown += old is None
+            self._unknown_bytes += len(data) + 1 - old_len
         self._invalidate(keep_order=True)
+
+    def _trim_unknown(self) -> frozenset[Guid]:
+        """Keep the unknown groups' sections whose GUIDs sort lowest, within both bounds; drop the others."""
+        lim = self.limits
+        if self._unknown <= lim.max_unknown_sections and self._unknown_bytes <= lim.max_unknown_bytes:
+            return frozenset()
+        assert self._known is not None
+        unknown = sorted(g for g in self._sections if g not in self._known)
+        kept = total = 0
+        for guid in unknown:
+            size = len(self._bytes[guid]) + 1
+            if kept == lim.max_unknown_sections or total + size > lim.max_unknown_bytes:
+                break
+            kept += 1
+            total += size
+        dropped = frozenset(unknown[kept:])
+        for guid in dropped:
+            self._size -= len(self._bytes.pop(guid)) + 1
+            del self._sections[guid]
+            self._logged(guid)
+            self.refused.add(_UNKNOWN, guid)
+        self._unknown, self._unknown_bytes = kept, total
+        self._invalidate()
+        return dropped
 
     def _encoded(self, rg: RoutingGroup) -> bytes:
         """`encode_section(rg)`, taken from the decode cache when `rg` is a section it decoded (proto.sectioncache)."""
         raw = self._cache.raw_of(rg) if self._cache is not None else None
         return raw if raw is not None else encode_section(rg)
 
+    def _logged(self, guid: Guid) -> None:
+        self.seq += 1
+        self._log.append((self.seq, guid))
+
     def _invalidate(self, keep_order: bool = False) -> None:
         if not keep_order:
             self._order = None
         self._state = None
+
+
+_JUMP = "version jump above max_version_jump"
+_FULL = "table would exceed max_table_bytes"
+_UNKNOWN = "unknown routing group over max_unknown_sections/max_unknown_bytes"
 
 
 class _Verdict(enum.Enum):
@@ -307,10 +483,10 @@ class _Verdict(enum.Enum):
     CONFLICT_KEEP = "conflict-keep"
 
 
-def _initial_table(topo: Topology) -> tuple[dict[Guid, RoutingGroup], dict[Guid, bytes]]:
-    """The sections of the directory's table and their canonical bytes (`LinkStateDB.from_topology`)."""
+def _initial_table(topo: Topology) -> tuple[dict[Guid, RoutingGroup], dict[Guid, bytes], int]:
+    """The sections of the directory's table, their canonical bytes and the frame's size (`from_topology`)."""
     built = LinkStateDB(build_orginfo(topo).routing_groups)
-    return built._sections, built._bytes
+    return built._sections, built._bytes, built._size
 
 
 def _dedup(guids: list[Guid]) -> tuple[Guid, ...]:

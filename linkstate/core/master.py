@@ -175,6 +175,9 @@ class MasterRole:
             out.close(old, "replaced by a new attachment")
         self.attached_members[msg.member] = conn
         reported = Version(msg.major, msg.minor, msg.user)
+        if not ctx.lsdb.plausible(ctx.rg.guid, reported):  # a forged version: not a reason to move (issue 11)
+            out.diag(Ev.VERSION_REFUSED, member=member.name, version=str(reported))
+            reported = Version()
         self.acked_top = max(self.acked_top, reported)
         delta = rg691.CAP_DELTA in msg.caps and ctx.settings.delta
         out.send(
@@ -238,8 +241,10 @@ class MasterRole:
         first publication after a start the master takes its own group's section newer-wins too: it holds what
         the organization holds until it has rebuilt its own (R129, R130)."""
         bumps = self.ctx.lsdb.bumps
-        result = self.ctx.lsdb.merge(org, own_group=self.ctx.rg.guid if self.published else None)
         theirs = org.group(self.ctx.rg.guid)
+        if theirs is not None and not self.ctx.lsdb.plausible(self.ctx.rg.guid, theirs.version):
+            theirs = None  # a forged version (the merge refuses it too): not a reason to move (issue 11)
+        result = self.ctx.lsdb.merge(org, own_group=self.ctx.rg.guid if self.published else None)
         if theirs is not None and self._ahead(theirs.version, theirs.version_guid) and not self._rival(theirs):
             self.foreign_top = max(self.foreign_top, theirs.version)
             if self.published and self.quorum:
@@ -357,7 +362,8 @@ class MasterRole:
         held = self.ctx.lsdb.section(self.ctx.rg.guid)  # what the organization holds, if anything (merge_foreign)
         self.states.rebuild(held if held is not None and held.version > Version() else None, now)
         base = max(self.acked_top, self.foreign_top) if self.quorum else self.acked_top  # R80: see merge_foreign
-        self.version = Version(max(base.major + 1, 1), 0, 0)
+        self.version = base.bump_major()  # (base.major + 1).0.0, saturating at 2**64-1
+        self._check_saturated()
         attached = len(self.attached_members)
         self.out.diag(Ev.MASTER_PUBLISHED, version=str(self.version), reason=reason, attached=attached)
         self._write_section(ChangeKind.MAJOR)
@@ -372,7 +378,13 @@ class MasterRole:
             self.version = self.version.bump_minor()
         else:
             self.version = self.version.bump_user()
+        self._check_saturated()
         self._write_section(kind)
+
+    def _check_saturated(self) -> None:
+        """A major of 2**64-1 cannot be published above: the version stays (proto.model.Version), said loudly."""
+        if self.version.saturated:
+            self.out.diag(Ev.VERSION_SATURATED, version=str(self.version))
 
     def _unavailable(self) -> RoutingGroup:
         """Where a (re)started master begins (R130, DECISIONS §2): its own section with every other server

@@ -222,14 +222,9 @@ class MemberRole:
         resend = lsdb.digest != msg.target and not self.forwarding
         out.send(conn, rg691.Reply(lsdb.digest, False, resend=resend))
     def _adopt(self, org: OrgInfo) -> tuple[str, ...]:
-        """Take every received section whose version is at least ours (a member trusting its master)."""
-        lsdb = self.ctx.lsdb
-        changed = []
-        for section in org.routing_groups:
-            local = lsdb.section(section.guid)
-            if (local is None or section.version >= local.version) and lsdb.put(section):
-                changed.append(section.guid)
-        return tuple(changed)
+        """Take every received section whose version is at least ours (a member trusting its master), within the
+        table's bounds on unknown groups (linkstate.core.lsdb: the master keeps the same subset)."""
+        return self.ctx.lsdb.adopt(org)
 
     def _on_ack(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Ack)

@@ -258,6 +258,7 @@ class NodeCore:
             version=ctx.version,
             sections=ctx.sections,
             extensions=ctx.settings.delta,
+            limits=ctx.lsdb.limits.decode,
         )
 
     def _on_connected(self, e: ev.Input, now: float) -> None:
@@ -356,7 +357,9 @@ class NodeCore:
 
     def _dispatch(self, conn: int, c: Conn691, msg: rg691.Message, now: float) -> None:
         if isinstance(msg, rg691.Dump) and not msg.response:
-            self.operator.dump(conn)
+            self.operator.dump(conn, now)
+            if conn not in self.out.conns:  # closed: past its DUMP rate; the role forgets it too
+                self.role.on_lost(conn, now)
             return
         if c.session.peer_kind is PeerKind.CLIENT:
             self.operator.command(conn, msg, c.peer_host, now)
@@ -389,6 +392,7 @@ class NodeCore:
         old_master = None if st.orphaned else ctx.topology.master_of(ctx.rg.name).name
         ctx.topology = new
         ctx.me = new.server(ctx.me.name)
+        ctx.lsdb.configure(new)
         self.routes.directory_changed()
         new_master = new.master_of(ctx.rg.name).name
         self.out.diag(Ev.TOPOLOGY_LOADED, master=new_master)

@@ -4,9 +4,11 @@ connection or from the shell's control inputs.
 
 Owns: checking each command (who may inject what, R135; which states exist; whether this server is a source
 bridgehead of the connector), carrying it out through the outbox and the bridgehead, and the reply: the DUMP view
-and table, an ACK with the digest after the command took effect, or a DETACH with the one-line refusal.
+and table, an ACK with the digest after the command took effect, or a DETACH with the one-line refusal; and the DUMP
+rate of each connection (`dump_burst` at once, then `dump_rate` a second: beyond it DETACH and close, docs/SECURITY.md).
 Invariants: a refused command changes nothing and is logged (`client_command_refused`, `inject_refused`,
-`fault_refused`); an accepted one is logged once; the connection of a refused client command is closed. The
+`fault_refused`, `dump_rate_exceeded`); an accepted one is logged once; the connection of a refused client command
+is closed. The
 operator runs at the node's level: it may ask the node to settle (handle the facts a command raised) before it
 answers, because an answer carries the state after the command.
 May import: the standard library, proto, linkstate.core (never node.py or a role).
@@ -21,6 +23,7 @@ from linkstate.core.catalog import Ev
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.directory import tombstone
 from linkstate.core.facts import Learned
+from linkstate.core.ratelimit import TokenBucket
 from linkstate.core.role import RoleStatus
 from linkstate.core.routes import NodeRoutes
 from proto import rg691
@@ -47,11 +50,21 @@ class Operator:
         self.routes = routes
         self.status = status
         self.settle = settle
+        self._dumps: dict[int, TokenBucket] = {}  # conn -> DUMP answers it has left (made at its first DUMP)
 
     # --- from a 691 client connection --------------------------------------------------------------------
 
-    def dump(self, conn: int) -> None:
-        """Answer DUMP: this server's standing in its group, then its table."""
+    def dump(self, conn: int, now: float) -> None:
+        """Answer DUMP: this server's standing in its group, then its table (the shared frame) — or, past the
+        connection's DUMP rate, DETACH and close."""
+        if not self._dump_allowed(conn, now):
+            settings = self.ctx.settings
+            reason = f"DUMP rate exceeded ({settings.dump_burst} at once, then {settings.dump_rate:g}/s)"
+            c = self.out.conns.get(conn)
+            self.out.diag(Ev.DUMP_RATE_EXCEEDED, conn=conn, peer_host=c.peer_host if c else "")
+            self.out.send(conn, rg691.Detach(reason))
+            self.out.close(conn, reason)
+            return
         ctx, st = self.ctx, self.status()
         view = rg691.Dump(
             True,
@@ -66,6 +79,15 @@ class Operator:
         )
         self.out.send(conn, view)
         self.out.send_table(conn)
+
+    def _dump_allowed(self, conn: int, now: float) -> bool:
+        bucket = self._dumps.get(conn)
+        if bucket is None:
+            if len(self._dumps) > len(self.out.conns) + 16:  # forget the connections that are gone
+                self._dumps = {c: b for c, b in self._dumps.items() if c in self.out.conns}
+            settings = self.ctx.settings
+            bucket = self._dumps[conn] = TokenBucket(settings.dump_rate, settings.dump_burst, now)
+        return bucket.take(now)
 
     def command(self, conn: int, msg: rg691.Message, peer_host: str, now: float) -> None:
         """A client node's INJECT or FAULT: ACK with the digest after it took effect, or DETACH and close. A route

@@ -55,19 +55,23 @@ class DumpResult:
         return self.frame.decoded
 
 
-async def dump(host: str, port: int, secret: bytes, *, timeout: float = 10) -> tuple[rg691.Dump, Decoded]:
+async def dump(
+    host: str, port: int, secret: bytes, *, timeout: float = 10, local_address: str | None = None
+) -> tuple[rg691.Dump, Decoded]:
     """The local view and the decoded link-state table of the node at host:port."""
-    result = await dump_frame(host, port, secret, timeout=timeout)
+    result = await dump_frame(host, port, secret, timeout=timeout, local_address=local_address)
     return result.view, result.decoded
 
 
-async def dump_frame(host: str, port: int, secret: bytes, *, timeout: float = 10) -> DumpResult:
-    """Like `dump`, keeping the raw ORGINFO frame and the server's banner."""
+async def dump_frame(
+    host: str, port: int, secret: bytes, *, timeout: float = 10, local_address: str | None = None
+) -> DumpResult:
+    """Like `dump`, keeping the raw ORGINFO frame and the server's banner (`local_address`: as for `command`)."""
     where = f"{host}:{port}"
     try:
         with trio.fail_after(timeout):
             try:
-                stream = await trio.open_tcp_stream(host, port)
+                stream = await trio.open_tcp_stream(host, port, local_address=local_address)
             except OSError as exc:
                 raise ClientError("refused", f"cannot connect to {where}: {_os_reason(exc)}") from None
             async with stream:

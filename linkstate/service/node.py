@@ -1,14 +1,27 @@
 """NodeService: one server's routing engine on trio — the thin shell around a NodeCore.
 
-Owns: the 691 listener, one reader and one writer task per connection, outbound connects with a timeout,
-the pump task that is the only caller of the core (it waits for input until the core's next deadline, then
-calls `on_timer`), transport timeouts (unauthenticated and idle connections), a cap on connections, the
-directory watcher (file mtime + SIGHUP via `reload()`), its log (`events`, linkstate.service.eventlog: the
-core's Diagnostics and its own events, all from the catalog), and, when given a
+Owns: the 691 and SMTP listeners, one reader and one writer task per connection, outbound connects with a
+timeout, the pump task that is the only caller of the core (it waits for input until the core's next deadline,
+then calls `on_timer`), transport timeouts, connection budgets (linkstate.service.budget), per-connection output
+accounting, the directory watcher (file mtime + SIGHUP via `reload()`), its log (`events`,
+linkstate.service.eventlog: the core's Diagnostics and its own events, all from the catalog), and, when given a
 `MetricsAddress`, the listener of /metrics and /health (linkstate.service.metrics, .http): the pump hands the
 metrics every input and every batch of outputs, and they read the core when scraped.
+Resource bounds (issue 11, docs/SECURITY.md):
+  - a connection must authenticate within `attach_timeout` of opening (an absolute deadline that traffic does
+    not extend) and after at most UNAUTHENTICATED_INPUT bytes; after that it is idle-timed (691: 3 poll
+    intervals; SMTP: `smtp_command_timeout`);
+  - output is accounted in bytes per connection: a Send that would take a connection's unwritten output above
+    `max_output_bytes` drops the peer as too slow (a Send into an empty queue is always taken);
+  - back-pressure: a connection is read only while its unwritten output is at most its pause mark
+    (UNAUTHENTICATED_PAUSE before authentication, half of `max_output_bytes` after), at most READ_SIZE bytes at a
+    time, and each read is handed to the core and processed before the next one is read — so a command is not
+    processed while its replies cannot be queued; a peer that leaves its output unread for `attach_timeout` is
+    dropped;
+  - the inbox never drops anything: a connection's open and close always reach the core, in order with its data
+    (data is bounded by one unprocessed read per connection, lifecycle events by the connection budgets).
 Invariants: the core is touched only by the pump; each connection has a single writer; a slow or hostile peer
-can fill only its own bounded queue, after which it is disconnected; nothing a peer sends can stop the node.
+costs at most its own bounded buffers, after which it is disconnected; nothing a peer sends can stop the node.
 May import: the standard library, trio, structlog, proto, linkstate.core, linkstate.service.
 """
 
@@ -18,6 +31,7 @@ import itertools
 import math
 import random
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,24 +43,37 @@ from linkstate import __version__
 from linkstate.core import events as ev
 from linkstate.core.catalog import Ev
 from linkstate.core.node import NodeCore
-from linkstate.core.topology import Topology, TopologyError, unknown_master
+from linkstate.core.topology import Settings, Topology, TopologyError, unknown_master
+from linkstate.service.budget import ConnBudget
 from linkstate.service.eventlog import EventLog
 from linkstate.service.http import HttpEndpoint
 from linkstate.service.metrics import MetricsAddress, NodeMetrics
 from linkstate.service.topofile import load_topology
 from linkstate.service.transport import TcpTransport, Transport
 
-MAX_CONNECTIONS = 256
-SEND_QUEUE = 64
-INBOX = 1024
-READ_SIZE = 65536
+READ_SIZE = 16384  # bytes handed to the core at a time (what one read can make it answer is bounded by this)
+UNAUTHENTICATED_PAUSE = 64 * 1024  # unwritten output at which an unauthenticated peer is no longer read
+UNAUTHENTICATED_INPUT = 4096  # bytes a peer may send before it has authenticated (a handshake takes < 400)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Conn:
-    send: trio.MemorySendChannel[bytes | None]
-    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
+    """The shell's side of one connection: its slot, its clocks and its unwritten output."""
+
+    conn: int
+    proto: ev.Proto
+    inbound: bool
+    opened: float
     peer: str = ""
+    authenticated: bool = False
+    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
+    out: deque[bytes | None] = field(default_factory=deque)  # None: close after what is queued
+    queued: int = 0  # bytes in `out` and in the write under way
+    closing: bool = False  # closed or dropped: nothing more is queued
+    wake_writer: trio.Event = field(default_factory=trio.Event)
+    written: trio.Event = field(default_factory=trio.Event)
+    processed: trio.Event = field(default_factory=trio.Event)  # the core took the last read
+    received: int = 0  # bytes read so far
 
 
 class NodeService:
@@ -77,8 +104,11 @@ class NodeService:
         self.events = EventLog(structlog.get_logger("linkstate").bind(node=server, rg=spec.routing_group))
         self.core: NodeCore | None = None
         self.conns: dict[int, _Conn] = {}
+        self.budget = ConnBudget(topology.settings)
         self._ids = itertools.count(1)
-        self._inbox_send, self._inbox = trio.open_memory_channel[ev.Input](INBOX)
+        self._refused: dict[ev.Proto, tuple[float, int, str]] = {}  # proto -> (logged at, refused since, reason)
+        # unbounded in entries, never dropping: data is bounded by one unprocessed read per connection (module doc)
+        self._inbox_send, self._inbox = trio.open_memory_channel[ev.Input](math.inf)
         self._nursery: trio.Nursery | None = None
         self._mtime: float | None = None
         self.bound_port: int | None = None
@@ -157,8 +187,28 @@ class NodeService:
                 if self.metrics is not None:
                     self.metrics.on_input(event)
                 self._apply(core.handle(event, trio.current_time()))
+                if type(event) is ev.DataReceived:
+                    self._processed(event.conn)
                 continue
             self._apply(core.on_timer(trio.current_time()))
+
+    def _processed(self, conn: int) -> None:
+        """The core took a read: the reader may go on; note when the connection has just authenticated."""
+        c = self.conns.get(conn)
+        if c is None:
+            return
+        if not c.authenticated and self._core_authenticated(c):
+            c.authenticated = True
+            self.budget.authenticated(conn)
+        c.processed.set()
+
+    def _core_authenticated(self, c: _Conn) -> bool:
+        """Asked after each read until it says yes (a few times per connection)."""
+        assert self.core is not None
+        if c.proto is ev.Proto.SMTP:
+            entry = self.core.bridgehead.smtp.get(c.conn)
+            return entry is not None and bool(getattr(entry.session, "authenticated", True))
+        return c.conn in self.core.view().authenticated
 
     async def _shutdown(self) -> None:
         if self.core is None:
@@ -196,11 +246,8 @@ class NodeService:
         self.events.emit(Ev.CONNECTION_ERROR, conn=0, peer="http", reason=f"GET {path}: {exc!r}")
 
     def post(self, event: ev.Input) -> None:
-        """Hand an input to the core (from CLI/control code running in the same trio run)."""
-        try:
-            self._inbox_send.send_nowait(event)
-        except trio.WouldBlock:
-            self.events.emit(Ev.INBOX_FULL, dropped=type(event).__name__)
+        """Hand an input to the core (from CLI/control code running in the same trio run); never dropped."""
+        self._inbox_send.send_nowait(event)
 
     def reload(self) -> None:
         """Re-read the topology file; an invalid file is rejected and the old topology stays (event 929)."""
@@ -223,6 +270,7 @@ class NodeService:
             return
         topo = _with_time_scale(topo, self.topology.settings.time_scale)
         self.topology = topo
+        self.budget.configure(topo.settings)
         self.post(ev.TopologyChanged(topo))
 
     def _unknown_master(self, exc: TopologyError) -> str | None:
@@ -253,25 +301,25 @@ class NodeService:
 
     def _out_send(self, out: ev.Output) -> None:
         assert isinstance(out, ev.Send)
-        conn = self.conns.get(out.conn)
-        if conn is None:
+        c = self.conns.get(out.conn)
+        if c is None or c.closing:
             return
-        try:
-            conn.send.send_nowait(out.data)
-        except trio.WouldBlock:
-            self.events.emit(Ev.PEER_TOO_SLOW, conn=out.conn, peer=conn.peer)
-            self._drop(out.conn)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
+        limit = self.topology.settings.max_output_bytes
+        if c.queued and c.queued + len(out.data) > limit:
+            self.events.emit(Ev.PEER_TOO_SLOW, conn=out.conn, peer=c.peer, unwritten=c.queued, limit=limit)
+            self._drop(c)
+            return
+        c.out.append(out.data)
+        c.queued += len(out.data)
+        c.wake_writer.set()
 
     def _out_close(self, out: ev.Output) -> None:
         assert isinstance(out, ev.Close)
-        conn = self.conns.get(out.conn)
-        if conn is not None:
-            try:
-                conn.send.send_nowait(None)  # the writer flushes what is queued, then closes
-            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-                conn.cancel.cancel()
+        c = self.conns.get(out.conn)
+        if c is not None and not c.closing:
+            c.closing = True
+            c.out.append(None)  # the writer flushes what is queued, then closes
+            c.wake_writer.set()
 
     def _out_connect(self, out: ev.Output) -> None:
         assert isinstance(out, ev.Connect) and self._nursery is not None
@@ -298,105 +346,140 @@ class NodeService:
         await self._accept(stream, ev.Proto.SMTP)
 
     async def _accept(self, stream: trio.abc.Stream, proto: ev.Proto) -> None:
-        if len(self.conns) >= MAX_CONNECTIONS:
-            self.events.emit(
-                Ev.CONNECTION_REFUSED, reason="too many connections", limit=MAX_CONNECTIONS, protocol=proto.value
-            )
-            with trio.move_on_after(1):
-                try:
-                    await stream.aclose()
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
-            return
+        host = _peer_host(stream)
         conn = next(self._ids)
-        hello = ev.PeerConnected(conn, inbound=True, proto=proto, peer_host=_peer_host(stream))
-        await self._run_conn(conn, stream, hello, peer="inbound", proto=proto)
+        verdict = self.budget.admit(conn, proto, host, trio.current_time())
+        victim = self.conns.get(verdict.evict) if verdict.evict is not None else None
+        if victim is not None:
+            self.events.emit(
+                Ev.CONNECTION_EVICTED, conn=victim.conn, protocol=proto.value, peer_host=host, reason=verdict.reason
+            )
+            self._drop(victim)
+        if not verdict.admitted:
+            self._log_refused(proto, verdict.reason)
+            await _close(stream)
+            return
+        hello = ev.PeerConnected(conn, inbound=True, proto=proto, peer_host=host)
+        await self._run_conn(_Conn(conn, proto, True, trio.current_time(), peer="inbound"), stream, hello)
+
+    def _log_refused(self, proto: ev.Proto, reason: str) -> None:
+        """At most one `connection_refused` line per protocol and second, counting the refusals since the last."""
+        now = trio.current_time()
+        last, count, _ = self._refused.get(proto, (-math.inf, 0, ""))
+        if now - last >= 1.0:
+            self.events.emit(Ev.CONNECTION_REFUSED, reason=reason, protocol=proto.value, refused=count + 1)
+            self._refused[proto] = (now, 0, reason)
+        else:
+            self._refused[proto] = (last, count + 1, reason)
 
     async def _connect(self, out: ev.Connect) -> None:
         timeout = self.topology.settings.scaled("attach_timeout")
         try:
             with trio.fail_after(timeout):
-                stream = await self.transport.connect(out.host, out.port)
+                stream = await self.transport.connect(out.host, out.port, local_address=self.host)
         except (OSError, trio.TooSlowError) as exc:
             reason = "timed out" if isinstance(exc, trio.TooSlowError) else (exc.strerror or str(exc))
             self.post(ev.ConnectFailed(out.peer, f"{out.host}:{out.port}: {reason}", out.proto, out.tag))
             return
         conn = next(self._ids)
+        self.budget.outbound(conn, out.proto)
         hello = ev.PeerConnected(conn, inbound=False, peer=out.peer, proto=out.proto, tag=out.tag)
-        await self._run_conn(conn, stream, hello, peer=out.peer, proto=out.proto)
+        # an SMTP session we open is timed as an authenticated one: the peer is the bridgehead we chose
+        smtp = out.proto is ev.Proto.SMTP
+        state = _Conn(conn, out.proto, False, trio.current_time(), peer=out.peer, authenticated=smtp)
+        await self._run_conn(state, stream, hello)
 
-    async def _run_conn(
-        self, conn: int, stream: trio.abc.Stream, hello: ev.PeerConnected, peer: str, proto: ev.Proto = ev.Proto.RG691
-    ) -> None:
-        send, receive = trio.open_memory_channel[bytes | None](SEND_QUEUE)
-        state = _Conn(send, peer=peer)
-        self.conns[conn] = state
+    async def _run_conn(self, c: _Conn, stream: trio.abc.Stream, hello: ev.PeerConnected) -> None:
+        self.conns[c.conn] = c
         self.post(hello)
         reason = "closed by peer"
         try:
-            with state.cancel:
+            with c.cancel:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, stream, receive, nursery.cancel_scope)
-                    reason = await self._reader(conn, stream, proto)
+                    nursery.start_soon(self._writer, stream, c, nursery.cancel_scope)
+                    reason = await self._reader(c, stream)
                     nursery.cancel_scope.cancel()
+            if c.cancel.cancelled_caught:
+                reason = "dropped"
         except Exception as exc:  # a connection task must never take the node down
             reason = f"connection error: {exc!r}"
-            self.events.emit(Ev.CONNECTION_ERROR, conn=conn, peer=peer, reason=reason)
+            self.events.emit(Ev.CONNECTION_ERROR, conn=c.conn, peer=c.peer, reason=reason)
         finally:
-            self.conns.pop(conn, None)
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                try:
-                    await stream.aclose()
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
-            self.post(ev.PeerLost(conn, reason))
+            self.conns.pop(c.conn, None)
+            self.budget.release(c.conn)
+            c.out.clear()
+            with trio.CancelScope(shield=True):
+                await _close(stream)
+            self.post(ev.PeerLost(c.conn, reason))  # always reaches the core (the inbox never drops)
 
-    async def _reader(self, conn: int, stream: trio.abc.Stream, proto: ev.Proto) -> str:
+    async def _reader(self, c: _Conn, stream: trio.abc.Stream) -> str:
         settings = self.topology.settings
         try:
             while True:
-                authenticated = proto is ev.Proto.SMTP or self._authenticated(conn)
-                if proto is ev.Proto.SMTP:
-                    idle = settings.scaled("smtp_command_timeout")
-                elif authenticated:
-                    idle = settings.scaled("poll_interval") * 3
-                else:
-                    idle = settings.scaled("attach_timeout")
-                with trio.move_on_after(idle) as scope:
+                with trio.move_on_at(self._read_deadline(c, settings)) as scope:
+                    if not await self._writable(c, settings):
+                        return "timeout: peer does not read"
                     data = await stream.receive_some(READ_SIZE)
                 if scope.cancelled_caught:
-                    what = "idle" if authenticated else "did not authenticate in time"
-                    self.events.emit(Ev.CONNECTION_TIMEOUT, conn=conn, reason=what)
+                    what = "idle" if c.authenticated else "did not authenticate in time"
+                    self.events.emit(Ev.CONNECTION_TIMEOUT, conn=c.conn, protocol=c.proto.value, reason=what)
                     return f"timeout: {what}"
                 if not data:
                     return "closed by peer"
-                await self._inbox_send.send(ev.DataReceived(conn, bytes(data)))
+                c.received += len(data)
+                if not c.authenticated and c.received > UNAUTHENTICATED_INPUT:
+                    what = f"more than {UNAUTHENTICATED_INPUT} bytes before authenticating"
+                    self.events.emit(Ev.CONNECTION_DROPPED, conn=c.conn, protocol=c.proto.value, reason=what)
+                    return what
+                c.processed = trio.Event()
+                self._inbox_send.send_nowait(ev.DataReceived(c.conn, bytes(data)))
+                await c.processed.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             return f"transport error: {exc}"
 
-    def _authenticated(self, conn: int) -> bool:
-        return self.core is not None and conn in self.core.view().authenticated
+    def _read_deadline(self, c: _Conn, settings: Settings) -> float:
+        """Before authentication an absolute deadline from the open; after it, an idle timer from now."""
+        if not c.authenticated:
+            return c.opened + settings.scaled("attach_timeout")
+        if c.proto is ev.Proto.SMTP:
+            return trio.current_time() + settings.scaled("smtp_command_timeout")
+        return trio.current_time() + settings.scaled("poll_interval") * 3
 
-    async def _writer(
-        self,
-        stream: trio.abc.Stream,
-        receive: trio.MemoryReceiveChannel[bytes | None],
-        scope: trio.CancelScope,
-    ) -> None:
+    async def _writable(self, c: _Conn, settings: Settings) -> bool:
+        """Wait until the connection's unwritten output is at most its pause mark (module docstring); False when
+        the peer leaves it unread for `attach_timeout`."""
+        pause = settings.max_output_bytes // 2 if c.authenticated else UNAUTHENTICATED_PAUSE
+        if c.queued <= pause:
+            return True
+        with trio.move_on_after(settings.scaled("attach_timeout")):
+            while c.queued > pause:
+                c.written = trio.Event()
+                await c.written.wait()
+            return True
+        self.events.emit(Ev.PEER_TOO_SLOW, conn=c.conn, peer=c.peer, unwritten=c.queued, reason="does not read")
+        return False
+
+    async def _writer(self, stream: trio.abc.Stream, c: _Conn, scope: trio.CancelScope) -> None:
         try:
-            async for data in receive:
+            while True:
+                if not c.out:
+                    c.wake_writer = trio.Event()
+                    await c.wake_writer.wait()
+                    continue
+                data = c.out.popleft()
                 if data is None:
                     break
                 await stream.send_all(data)
+                c.queued -= len(data)
+                c.written.set()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:
             scope.cancel()
 
-    def _drop(self, conn: int) -> None:
-        c = self.conns.get(conn)
-        if c is not None:
-            c.cancel.cancel()
+    def _drop(self, c: _Conn) -> None:
+        c.closing = True
+        c.cancel.cancel()
 
 
 _OUTPUTS: dict[type, Callable[[NodeService, ev.Output], None]] = {
@@ -436,3 +519,11 @@ def _peer_host(stream: trio.abc.Stream) -> str:
         return str(sock.getpeername()[0]) if sock is not None else ""
     except OSError:
         return ""
+
+
+async def _close(stream: trio.abc.Stream) -> None:
+    with trio.move_on_after(1):
+        try:
+            await stream.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass

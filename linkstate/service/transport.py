@@ -17,7 +17,7 @@ Handler = Callable[[trio.abc.Stream], Awaitable[None]]
 
 
 class Transport(Protocol):
-    async def connect(self, host: str, port: int) -> trio.abc.Stream: ...
+    async def connect(self, host: str, port: int, *, local_address: str | None = None) -> trio.abc.Stream: ...
 
     async def serve(
         self,
@@ -30,8 +30,10 @@ class Transport(Protocol):
 
 
 class TcpTransport:
-    async def connect(self, host: str, port: int) -> trio.abc.Stream:
-        return await trio.open_tcp_stream(host, port)
+    async def connect(self, host: str, port: int, *, local_address: str | None = None) -> trio.abc.Stream:
+        """`local_address`: the source address (a node connects from its own address, so a peer's per-address
+        connection budget sees servers apart; docs/SECURITY.md)."""
+        return await trio.open_tcp_stream(host, port, local_address=local_address)
 
     async def serve(
         self,
@@ -53,7 +55,7 @@ class MemoryTransport:
     def __init__(self) -> None:
         self.listeners: dict[tuple[str, int], tuple[trio.Nursery, Handler]] = {}
 
-    async def connect(self, host: str, port: int) -> trio.abc.Stream:
+    async def connect(self, host: str, port: int, *, local_address: str | None = None) -> trio.abc.Stream:
         entry = self.listeners.get((host, port))
         if entry is None:
             raise OSError(errno.ECONNREFUSED, f"connection refused: {host}:{port}")

@@ -12,8 +12,8 @@ from strategies import orginfos, shuffled
 
 from proto.codec import DEFAULT_LIMITS, Limits, decode_strict, decode_tolerant, digest, encode
 from proto.decode import tolerant_parse
-from proto.errors import DecodeError
-from proto.model import OrgInfo
+from proto.errors import DecodeError, EncodeError
+from proto.model import Bridgehead, BridgeheadState, Connector, Member, OrgInfo, RoutingGroup
 from proto.reference import reference_decode, reference_decode_frame
 
 SAMPLE = (Path(__file__).resolve().parent.parent / "vectors" / "seed-sample-l8818.txt").read_bytes()
@@ -253,7 +253,8 @@ def test_order_and_counts_strict_errors_tolerant_warnings() -> None:
     dup = F2.replace(b.encode(), a.encode())
     with pytest.raises(DecodeError, match="duplicate"):
         decode_strict(dup)
-    assert any("duplicate" in w.reason for w in decode_tolerant(dup).warnings)
+    with pytest.raises(DecodeError, match="duplicate"):  # no canonical form: the JSON form refuses it too
+        decode_tolerant(dup)
     miscount = F2.replace(b" 6 ( ", b" 5 ( ")
     with pytest.raises(DecodeError, match="count") as info:
         decode_strict(miscount)
@@ -261,6 +262,24 @@ def test_order_and_counts_strict_errors_tolerant_warnings() -> None:
     d = decode_tolerant(miscount)
     assert len(d.orginfo.routing_groups[0].connectors[0].reject) == 6
     assert [w.offset for w in d.warnings if "count" in w.reason] == [F2.index(b" 6 ( ") + 1]
+
+
+def test_duplicates_are_refused_on_every_path() -> None:
+    """A duplicate GUID has no canonical form: tolerant decoding refuses it even where the list is out of order
+    (the twin is not next to it), and the encoder refuses to write one (the JSON form refused it already)."""
+    x, y, z = "1" * 32, "2" * 32, "3" * 32
+    three = encode(OrgInfo((RoutingGroup(guid=x, master=y, members=(Member(x), Member(y), Member(z))),)))
+    twin = three.replace(z.encode(), x.encode())  # members x, y, x: out of order, the twins apart
+    with pytest.raises(DecodeError, match=f"duplicate member GUID {x}"):
+        decode_tolerant(twin)
+    twin_bh = Bridgehead(y, BridgeheadState.CONN_AVAIL, "a")
+    for group in (
+        RoutingGroup(guid=x, master=y, members=(Member(y), Member(y))),
+        RoutingGroup(guid=x, master=y, connectors=(Connector(guid=z), Connector(guid=z))),
+        RoutingGroup(guid=x, master=y, connectors=(Connector(guid=z, bridgeheads=(twin_bh, twin_bh)),)),
+    ):
+        with pytest.raises(EncodeError, match="share the GUID"):
+            encode(OrgInfo((group,)))
 
 
 def test_strict_rejects_non_canonical_forms() -> None:

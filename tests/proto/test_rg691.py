@@ -117,3 +117,78 @@ def test_wire_spelling_of_simple_poll_and_case_insensitive_verbs() -> None:
     framer = rg691.Framer()
     framer.feed(raw.replace(b"Simple_Poll", b"SIMPLE_POLL"))
     assert framer.messages() == [rg691.SimplePoll("ab" * 16)]
+
+
+# --- hostile strings and banners (issue 11, items 7 and 8) ----------------------------------------------------
+
+
+@given(st.sampled_from([b"\r", b"\n", b"\x00"]), st.integers(0, 4))
+def test_strings_with_cr_lf_or_nul_are_refused_like_any_bad_frame(bad: bytes, at: int) -> None:
+    value = (b"abcd"[:at] + bad + b"abcd"[at:])
+    payload = b"SERVICE " + b"ab" * 16 + b" {%x}" % len(value) + value
+    raw = rg691.frame("STATE", payload)
+    framer = rg691.Framer()
+    framer.feed(raw)
+    try:
+        framer.messages()
+    except DecodeError as exc:
+        assert "CR, LF or NUL" in exc.reason
+        assert raw[exc.offset : exc.offset + 1] == bad  # the offset names the byte
+    else:
+        raise AssertionError(f"a string holding {bad!r} was accepted")
+
+
+def test_every_decoded_message_encodes_again() -> None:
+    """What the decoder accepts the encoder writes: the reason a peer's string can never break a later commit."""
+    value = "0701000000000101"
+    msg = rg691.StateReport("SERVICE", "ab" * 16, "", value)
+    framer = rg691.Framer()
+    framer.feed(rg691.encode_message(msg))
+    (got,) = framer.messages()
+    assert rg691.encode_message(got) == rg691.encode_message(msg)
+
+
+def test_a_string_over_the_string_limit_is_refused() -> None:
+    from proto.codec import Limits
+
+    value = b"x" * 100
+    raw = rg691.frame("DETACH", b"{%x}" % len(value) + value)
+    rg691.decode_frame(raw)  # within the default limit
+    try:
+        rg691.decode_frame(raw, limits=Limits(max_string=99))
+    except DecodeError as exc:
+        assert "exceeds" in exc.reason
+    else:
+        raise AssertionError("a string over max_string was accepted")
+
+
+@given(st.sampled_from([b"\r", b"\t", b"\x00", b"\x7f", b"\xff"]))
+def test_words_with_control_or_non_ascii_bytes_are_refused(bad: bytes) -> None:
+    raw = rg691.frame("STATE", b"FAULT " + b"ab" * 16 + b" CONN" + bad + b"AVAIL")
+    try:
+        rg691.decode_frame(raw)
+    except DecodeError as exc:
+        assert "printable ASCII" in exc.reason
+    else:
+        raise AssertionError(f"a word holding {bad!r} was accepted")
+
+
+@given(st.integers(400, 700), st.lists(st.integers(1, 800), max_size=10))
+@settings(max_examples=200, deadline=None)
+def test_the_banner_verdict_is_the_same_for_every_split(length: int, split: list[int]) -> None:
+    line = rg691.BANNER_PREFIX + b"x" * (length - len(rg691.BANNER_PREFIX) - 2) + b"\r\n"
+    assert len(line) == length
+    data = line + rg691.encode_message(rg691.AuthResult(True))
+
+    def verdict(cuts: list[int]) -> bool:
+        framer = rg691.Framer(expect_banner=True)
+        try:
+            _feed(framer, data, cuts)
+        except DecodeError:
+            return False
+        return framer.banner is not None
+
+    whole = verdict([])
+    assert whole == (length <= rg691.MAX_BANNER)
+    assert verdict(split) == whole
+    assert verdict(list(range(0, len(data), 100))) == whole  # 100-byte reads (the issue's case)

@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 from linkstate.core.topology import Topology
-from linkstate.service.node import MAX_CONNECTIONS, NodeService
+from linkstate.service.node import NodeService
 from linkstate.service.transport import MemoryTransport, TcpTransport, Transport
 from proto import rg691
 from tests.core.group_fixtures import one_group
@@ -180,14 +180,17 @@ async def test_500_connections_at_once_are_bounded() -> None:
                         break
             await trio.sleep(0.5)
             assert len(streams) == 500
-            assert len(services["RED-1"].conns) <= MAX_CONNECTIONS
+            master = services["RED-1"]
+            per_address = topo.settings.max_per_address  # all 500 come from 127.0.0.1
+            assert master.budget.unauthenticated("691") <= per_address
+            assert len(master.conns) <= per_address + 2 * len(SERVERS)
             for s in streams:
                 await s.aclose()
             await trio.sleep(0.5)
             assert digests(services) == held
             assert all(s.core.view().attached for s in services.values())
-            assert len(services["RED-1"].conns) <= len(SERVERS)
-    assert any(e["event"] == "connection_refused" for e in logs)
+            assert len(services["RED-1"].conns) <= 2 * len(SERVERS)
+    assert any(e["event"] == "connection_evicted" for e in logs)
 
 
 @pytest.mark.tcp

@@ -55,8 +55,8 @@ def counting_transport(base: Any, smtp_port: int, latency: float = 0.0) -> tuple
     counted = Counted()
 
     class Counting:
-        async def connect(self, host: str, port: int) -> Any:
-            stream = await base.connect(host, port)
+        async def connect(self, host: str, port: int, *, local_address: str | None = None) -> Any:
+            stream = await base.connect(host, port, local_address=local_address)
             return counting_stream(stream, "smtp" if port == smtp_port else "691", counted, latency)
 
         async def serve(self, host: str, port: int, handler: Any, *, task_status: Any = None) -> None:

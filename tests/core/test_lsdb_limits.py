@@ -1,0 +1,145 @@
+"""The table's limits, checked at merge (issue 11, items 2 and 3): what a node holds it can encode and every peer can
+decode; forged versions and unknown groups are refused or bounded, the same subset on every node."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linkstate.core.lsdb import TABLE_HEADROOM, LinkStateDB, TableLimits
+from linkstate.core.topology import Topology
+from proto.codec import decode_strict
+from proto.encode import encode
+from proto.model import VERSION_MAX, Member, OrgInfo, RoutingGroup, Version
+from tests.core.topology_helpers import example
+
+ONE = Version(1)
+
+
+def section(guid: str, version: Version = ONE, note: str = "", pad: int = 0) -> RoutingGroup:
+    address = f"*.{note}" + "x" * pad
+    return RoutingGroup(guid=guid, master=guid, version=version, smtp_address=address, members=(Member(guid),))
+
+
+def fake(i: int, version: Version = ONE, pad: int = 0) -> RoutingGroup:
+    """A section of a group no directory knows (GUIDs sort by i)."""
+    return section(f"{i:032x}", version, pad=pad)
+
+
+def bounded(topo: Topology, **bounds: int) -> Topology:
+    return replace(topo, settings=replace(topo.settings, **bounds))
+
+
+def test_a_forged_version_jump_is_refused_for_any_group_and_reported() -> None:
+    topo = example("seattle.toml")
+    db = LinkStateDB.from_topology(topo)
+    london = topo.routing_group("London").guid
+    seattle = topo.routing_group("Seattle").guid
+    held = db.digest
+    forged = replace(db.section(london), version=Version(VERSION_MAX), smtp_address="*.forged")  # type: ignore[arg-type]
+    r = db.merge(OrgInfo((forged,)))
+    assert r.changed == () and db.digest == held
+    own = replace(db.section(seattle), version=Version(VERSION_MAX))  # type: ignore[arg-type]
+    r = db.merge(OrgInfo((own,)), own_group=seattle)
+    assert r.ignored_own and r.highest_own == Version()  # the master does not move above it
+    refused = db.take_refusals()
+    assert refused.counts == {"version jump above max_version_jump": 2}
+    assert set(refused.examples["version jump above max_version_jump"]) == {london, seattle}
+    assert not db.refused  # taken once
+    ok = replace(db.section(london), version=Version(1 << 32))  # type: ignore[arg-type]
+    assert db.merge(OrgInfo((ok,))).changed == (london,)  # within the jump
+
+
+def test_unknown_groups_are_bounded_in_count_and_the_lowest_guids_stay() -> None:
+    db = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_unknown_sections=3))
+    known = len(db)
+    r = db.merge(OrgInfo(tuple(fake(i) for i in range(10, 20))))
+    assert r.changed == tuple(f"{i:032x}" for i in (10, 11, 12))
+    assert len(db) == known + 3
+    assert db.take_refusals().counts["unknown routing group over max_unknown_sections/max_unknown_bytes"] == 7
+    r = db.merge(OrgInfo((fake(5),)))  # a lower GUID pushes the highest kept one out
+    assert r.changed == (f"{5:032x}",)
+    assert f"{12:032x}" not in db and len(db) == known + 3
+    assert db.merge(OrgInfo((fake(30),))).changed == ()  # sorts after the kept ones: dropped at once
+
+
+def test_unknown_groups_are_bounded_in_bytes() -> None:
+    one = len(encode(OrgInfo((fake(1, pad=400),)))) - 53  # the section's bytes + separator, roughly 500
+    db = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_unknown_bytes=3 * one))
+    db.merge(OrgInfo(tuple(fake(i, pad=400) for i in range(1, 9))))
+    unknown = [g for g in db.guids() if not db.is_known(g)]
+    assert unknown == [f"{i:032x}" for i in (1, 2, 3)]
+    huge = fake(0, pad=4 * one)  # alone larger than the whole bound: refused, nothing else moves
+    assert db.merge(OrgInfo((huge,))).changed == ()
+    assert [g for g in db.guids() if not db.is_known(g)] == unknown
+
+
+def test_the_table_never_outgrows_what_every_peer_decodes() -> None:
+    limit, unknown = 160 * 1024, 32 * 1024  # the known groups get 160 - 32 - 64 (headroom) KiB
+    topo = bounded(example("seattle.toml"), max_table_bytes=limit, max_unknown_bytes=unknown)
+    db = LinkStateDB.from_topology(topo)
+    london = topo.routing_group("London").guid
+    big = replace(db.section(london), version=Version(2), x500_address="y" * 50_000)  # type: ignore[arg-type]
+    assert db.merge(OrgInfo((big,))).changed == (london,)
+    bigger = replace(big, version=Version(3), x400_address="z" * 10_000)
+    assert db.merge(OrgInfo((bigger,))).changed == ()  # the known groups' budget would be passed
+    assert db.take_refusals().counts == {"table would exceed max_table_bytes": 1}
+    db.merge(OrgInfo(tuple(fake(i, pad=400) for i in range(200))))  # and the unknown groups fill theirs
+    frame = db.frame()
+    assert len(frame) == db.frame_size <= limit - TABLE_HEADROOM
+    decode_strict(frame, db.limits.decode)  # what it holds, a peer with the same settings decodes
+
+
+def test_a_member_adopting_its_master_keeps_the_same_unknown_subset() -> None:
+    topo = bounded(example("seattle.toml"), max_unknown_sections=2)
+    master, member = LinkStateDB.from_topology(topo), LinkStateDB.from_topology(topo)
+    master.merge(OrgInfo(tuple(fake(i) for i in (7, 3, 9))))
+    member.merge(OrgInfo((fake(8),)))
+    member.adopt(master.snapshot())
+    assert member.digest == master.digest
+    assert [g for g in member.guids() if not member.is_known(g)] == [f"{3:032x}", f"{7:032x}"]
+
+
+def test_a_group_leaving_the_directory_counts_as_unknown_on_reload() -> None:
+    topo = bounded(example("seattle.toml"), max_unknown_sections=0)
+    db = LinkStateDB.from_topology(topo)
+    tokyo = topo.routing_group("Tokyo").guid
+    fewer = replace(topo, routing_groups=tuple(rg for rg in topo.routing_groups if rg.name != "Tokyo"))
+    db.configure(fewer)
+    assert tokyo not in db and len(db) == 3
+    assert db.frame_size == len(db.frame())
+
+
+G = [f"{i:032x}" for i in range(1, 9)]
+fakes = st.builds(
+    lambda i, v, pad: fake(i, Version(v), pad), st.integers(1, 8), st.integers(1, 3), st.integers(0, 300)
+)
+batches = st.lists(fakes, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(batches, min_size=1, max_size=5), st.randoms(use_true_random=False))
+def test_every_arrival_order_converges_on_the_same_subset(batches: list[list[RoutingGroup]], rnd: object) -> None:
+    """Two nodes that saw the same sections hold the same table, whatever the order, within both bounds."""
+    topo = bounded(example("seattle.toml"), max_unknown_sections=3, max_unknown_bytes=900)
+    a, b = LinkStateDB.from_topology(topo), LinkStateDB.from_topology(topo)
+    for batch in batches:
+        a.merge(OrgInfo(tuple(batch)))
+    shuffled = [s for batch in batches for s in batch]
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    for s in shuffled:
+        b.merge(OrgInfo((s,)))
+    a.merge(b.snapshot())  # one exchange each way, as bridgeheads do
+    b.merge(a.snapshot())
+    assert a.digest == b.digest
+    unknown = [g for g in a.guids() if not a.is_known(g)]
+    assert len(unknown) <= 3
+    assert sum(len(a.section_bytes(g) or b"") + 1 for g in unknown) <= 900
+    assert a.frame_size == len(a.frame())
+
+
+def test_decode_limits_follow_the_table_limit() -> None:
+    assert TableLimits(max_table_bytes=1 << 20).decode.max_frame == 1 << 20
+    assert TableLimits(max_table_bytes=1 << 30).decode.max_frame == 16 * 1024 * 1024  # never above the protocol's
