@@ -139,7 +139,8 @@ def run_sim(scn: Scenario, runs: int, latency: float, progress: Progress, organi
     drv = SimDriver(plan, latency, scn.seed)
     t0 = time.perf_counter()
     drv.warm_up(organic=organic)
-    scn.note = f"warm-up {time.perf_counter() - t0:.1f}s wall"
+    scn.warmup_s = time.perf_counter() - t0
+    scn.note = f"warm-up {scn.warmup_s:.1f}s wall"
     state_delay = float(scn.settings.get("state_delay", 600))
     budget = state_delay + 3600
     guid, bh = minor_connector(plan) if scn.event == "minor" else ("", "")
