@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -49,7 +50,7 @@ from proto.model import Guid, OrgInfo, RoutingGroup, Version, canonical_group
 from proto.sectioncache import SectionCache
 from proto.summary import Summary
 
-CHANGE_LOG = 4096  # stores remembered by a table's change log (a member further behind gets the whole table)
+CHANGE_LOG = 1024  # stores remembered by a table's change log (a member further behind gets the whole table)
 _T = TypeVar("_T")
 
 
@@ -218,7 +219,7 @@ class LinkStateDB:
         self._order: tuple[Guid, ...] | None = None
         self.bumps = 0  # stores that changed a section's major or minor version (or added a section): G33
         self.seq = 0  # stores (and drops) so far: the change log's clock
-        self._log: deque[tuple[int, Guid]] = deque(maxlen=CHANGE_LOG)
+        self._log: deque[Guid] = deque(maxlen=CHANGE_LOG)  # the GUID of store number seq - len + 1 ... seq
         self._state: TableState | None = None
         self.limits = limits or TableLimits()
         self._known: frozenset[Guid] | None = None  # the directory's groups; None: every group counts as known
@@ -322,9 +323,10 @@ class LinkStateDB:
         log = self._log
         if seq >= self.seq:
             return ()
-        if not log or log[0][0] > seq + 1:
+        behind = self.seq - seq  # the last `behind` stores
+        if behind > len(log):
             return None
-        return tuple(sorted({g for s, g in log if s > seq}))
+        return tuple(sorted(set(itertools.islice(log, len(log) - behind, None))))
 
     def sections_frame(self, guids: Iterable[Guid]) -> bytes:
         """A frame holding only these sections (GUID order, unknown ones skipped); its digest is its own MD5."""
@@ -337,8 +339,7 @@ class LinkStateDB:
         """Authoritative local write (a master for its own group), stored as given. True if changed."""
         if self._sections.get(rg.guid) is rg:  # the very object stored: nothing can change
             return False
-        rg = canonical_group(rg)
-        data = self._encoded(rg)
+        rg, data = self._canonical(rg)
         if self._bytes.get(rg.guid) == data:
             return False
         self._store(rg, data)
@@ -387,8 +388,7 @@ class LinkStateDB:
         if not self.limits.plausible(rg.version, local.version if local is not None else None):
             self.refused.add(_JUMP, rg.guid)
             return _Verdict.KEEP
-        rg = canonical_group(rg)
-        data = self._encoded(rg)
+        rg, data = self._canonical(rg)
         if local is None or rg.version > local.version:
             return self._take(rg, data, _Verdict.TAKE)
         mine = self._bytes[rg.guid]
@@ -454,14 +454,18 @@ class LinkStateDB:
         self._invalidate()
         return dropped
 
-    def _encoded(self, rg: RoutingGroup) -> bytes:
-        """`encode_section(rg)`, taken from the decode cache when `rg` is a section it decoded (proto.sectioncache)."""
+    def _canonical(self, rg: RoutingGroup) -> tuple[RoutingGroup, bytes]:
+        """The section in canonical form and its bytes: a section the decode cache decoded from canonical bytes
+        (checked once against `encode_section`, proto.sectioncache) is canonical already and its bytes are known."""
         raw = self._cache.raw_of(rg) if self._cache is not None else None
-        return raw if raw is not None else encode_section(rg)
+        if raw is not None:
+            return rg, raw
+        rg = canonical_group(rg)
+        return rg, encode_section(rg)
 
     def _logged(self, guid: Guid) -> None:
         self.seq += 1
-        self._log.append((self.seq, guid))
+        self._log.append(guid)
 
     def _invalidate(self, keep_order: bool = False) -> None:
         if not keep_order:

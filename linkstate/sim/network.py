@@ -22,7 +22,10 @@ from linkstate.core import events as ev
 from linkstate.core.lsdb import TableStates
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Topology
-from proto.sectioncache import SectionCache
+from proto.codec import DEFAULT_LIMITS
+from proto.encode import encode
+from proto.model import OrgInfo
+from proto.sectioncache import SectionCache, decode_strict_cached
 
 
 @dataclass
@@ -118,6 +121,13 @@ class SimNetwork:
     def inject(self, name: str, event: ev.Input) -> None:
         """Hand an input to a node now (topology change, observed state, ...)."""
         self._deliver(name, event)
+
+    def seed_table(self, org: OrgInfo) -> None:
+        """Hand every node these sections now (`TableSeeded`: merged as a bridgehead exchange would), decoded once
+        through the network's shared decode cache, so that no node encodes them again (a benchmark's warm-up)."""
+        decoded = decode_strict_cached(encode(org), DEFAULT_LIMITS, self._sections).orginfo
+        for name in list(self.nodes):
+            self._deliver(name, ev.TableSeeded(decoded))
 
     # --- running -------------------------------------------------------------------------------------------
 

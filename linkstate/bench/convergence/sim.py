@@ -94,9 +94,7 @@ class SimDriver:
             while self.net.now < end and not all(m.view().published for m in masters):
                 self.net.run_for(0.005)
             own = tuple(m.lsdb.section(rg.guid) for m, rg in zip(masters, groups, strict=True))
-            sections = OrgInfo(tuple(s for s in own if s is not None))
-            for name in list(self.net.nodes):
-                self.net.inject(name, ev.TableSeeded(sections))
+            self.net.seed_table(OrgInfo(tuple(s for s in own if s is not None)))
             self.resync()
         end = self.net.now + budget
         while self.net.now < end:
