@@ -450,10 +450,12 @@ class SmtpClientSession(SmtpSession):
             want += w
         moved = set(give) | set(want)
         if not moved:
+            self._lists = {}
             return self._fall_back()
         if moved <= self._sent:  # the server kept its own copies last round: a transfer cannot settle it
+            self._lists = {}
             return self._end(exchanged=True)
-        self._sent = moved
+        self._sent, self._lists = moved, {}
         self.rounds += 1
         gets = sm.get_items([e.guid for e in want])
         for item in gets:

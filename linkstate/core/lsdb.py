@@ -59,7 +59,7 @@ class TableState:
     `sections`, the `digest`; `frame()`, `snapshot()`, `summary()` and `derived(key, fn)` are built once, on first
     use, and shared by every table holding this state."""
 
-    __slots__ = ("_derived", "_frame", "_memo", "_snapshot", "_summary", "digest", "guids", "raws", "sections")
+    __slots__ = ("_derived", "_frame", "_maps", "_memo", "_snapshot", "_summary", "digest", "guids", "raws", "sections")
 
     def __init__(
         self, guids: tuple[Guid, ...], raws: tuple[bytes, ...], sections: tuple[RoutingGroup, ...], memo: TableStates
@@ -73,6 +73,15 @@ class TableState:
         self._snapshot: OrgInfo | None = None
         self._summary: Summary | None = None
         self._derived: dict[str, Any] = {}
+        self._maps: tuple[dict[Guid, RoutingGroup], dict[Guid, bytes]] | None = None
+
+    def maps(self) -> tuple[dict[Guid, RoutingGroup], dict[Guid, bytes]]:
+        """The sections and their bytes by GUID: dictionaries every table holding this state shares, read only
+        (a table copies them before it writes: LinkStateDB._own)."""
+        if self._maps is None:
+            guids = self.guids
+            self._maps = dict(zip(guids, self.sections, strict=True)), dict(zip(guids, self.raws, strict=True))
+        return self._maps
 
     def frame(self) -> bytes:
         if self._frame is None:
@@ -217,6 +226,7 @@ class LinkStateDB:
         self._sections: dict[Guid, RoutingGroup] = {}
         self._bytes: dict[Guid, bytes] = {}
         self._order: tuple[Guid, ...] | None = None
+        self._shared = False  # the dictionaries are a state's (or the directory's) and others read them: copy first
         self.bumps = 0  # stores that changed a section's major or minor version (or added a section): G33
         self.seq = 0  # stores (and drops) so far: the change log's clock
         self._log: deque[Guid] = deque(maxlen=CHANGE_LOG)  # the GUID of store number seq - len + 1 ... seq
@@ -241,7 +251,7 @@ class LinkStateDB:
         """
         sections, encoded, size = topo.derived("lsdb.initial", _initial_table)
         db = cls(cache=cache, states=states)
-        db._sections, db._bytes, db._size = dict(sections), dict(encoded), size
+        db._sections, db._bytes, db._size, db._shared = sections, encoded, size, True
         db.configure(topo)
         return db
 
@@ -249,7 +259,7 @@ class LinkStateDB:
         """Take the directory's limits and its set of groups (at start and on every reload); a group that left the
         directory now counts against the unknown-group bounds."""
         self.limits = TableLimits.from_settings(topo.settings)
-        self._known = frozenset(rg.guid for rg in topo.routing_groups)
+        self._known = topo.derived("lsdb.known", _known_groups)  # one set per directory, shared by its nodes
         self._unknown = self._unknown_bytes = 0
         for guid, data in self._bytes.items():
             if guid not in self._known:
@@ -304,6 +314,10 @@ class LinkStateDB:
             raws = tuple(map(self._bytes.__getitem__, guids))
             sections = self._sections
             state = self._state = self._states.state(guids, raws, lambda: tuple(map(sections.__getitem__, guids)))
+            # from now on this table reads the state's dictionaries (the same content, shared with every table that
+            # holds this state) and drops its own copies: ten thousand servers, a handful of tables in memory
+            self._sections, self._bytes = state.maps()
+            self._order, self._shared = state.guids, True
         return state
 
     def snapshot(self) -> OrgInfo:
@@ -414,7 +428,13 @@ class LinkStateDB:
         self._store(rg, data)
         return verdict
 
+    def _own(self) -> None:
+        """Copy the shared dictionaries before the first write (copy on write)."""
+        if self._shared:
+            self._sections, self._bytes, self._shared = dict(self._sections), dict(self._bytes), False
+
     def _store(self, rg: RoutingGroup, data: bytes) -> None:
+        self._own()
         old = self._sections.get(rg.guid)
         old_len = len(self._bytes[rg.guid]) + 1 if old is not None else 0
         if old is None:
@@ -445,6 +465,7 @@ class LinkStateDB:
             kept += 1
             total += size
         dropped = frozenset(unknown[kept:])
+        self._own()
         for guid in dropped:
             self._size -= len(self._bytes.pop(guid)) + 1
             del self._sections[guid]
@@ -491,6 +512,10 @@ def _initial_table(topo: Topology) -> tuple[dict[Guid, RoutingGroup], dict[Guid,
     """The sections of the directory's table, their canonical bytes and the frame's size (`from_topology`)."""
     built = LinkStateDB(build_orginfo(topo).routing_groups)
     return built._sections, built._bytes, built._size
+
+
+def _known_groups(topo: Topology) -> frozenset[Guid]:
+    return frozenset(rg.guid for rg in topo.routing_groups)
 
 
 def _dedup(guids: list[Guid]) -> tuple[Guid, ...]:

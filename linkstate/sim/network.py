@@ -58,6 +58,7 @@ class SimNetwork:
     partitions: set[frozenset[str]] = field(default_factory=set)
     external: dict[str, bytes] = field(default_factory=dict)  # "host:port" -> its greeting; absent: refused
     on_output: Callable[[str, ev.Output], None] | None = None
+    keep_diagnostics: bool = True  # False: `diagnostics` stays empty (a long benchmark that does not read them)
 
     def __post_init__(self) -> None:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
@@ -71,7 +72,7 @@ class SimNetwork:
         self._rng = random.Random(self.seed)
         self._nonce_counter = itertools.count()
         self._sections = SectionCache()  # the decode cache the nodes of this network share
-        self._tables = TableStates(size=256)  # and the memo of their tables' states (linkstate.core.lsdb)
+        self._tables = TableStates(size=32)  # and the memo of their tables' states (linkstate.core.lsdb)
 
     # --- building ------------------------------------------------------------------------------------------
 
@@ -290,7 +291,8 @@ class SimNetwork:
 
     def _out_diag(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Diagnostic)
-        self.diagnostics.append((self.now, name, out))
+        if self.keep_diagnostics:
+            self.diagnostics.append((self.now, name, out))
 
     def _out_table(self, name: str, out: ev.Output) -> None:
         return

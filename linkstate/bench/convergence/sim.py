@@ -135,6 +135,7 @@ def run_sim(scn: Scenario, runs: int, latency: float, progress: Progress, organi
         progress.step("oscillation")
         return
     drv = SimDriver(plan, latency, scn.seed)
+    drv.net.keep_diagnostics = False  # nothing here reads them, and at 10,000 servers they would fill the memory
     t0 = time.perf_counter()
     drv.warm_up(organic=organic)
     scn.warmup_s = time.perf_counter() - t0
