@@ -260,11 +260,9 @@ class LinkStateDB:
         directory now counts against the unknown-group bounds."""
         self.limits = TableLimits.from_settings(topo.settings)
         self._known = topo.derived("lsdb.known", _known_groups)  # one set per directory, shared by its nodes
-        self._unknown = self._unknown_bytes = 0
-        for guid, data in self._bytes.items():
-            if guid not in self._known:
-                self._unknown += 1
-                self._unknown_bytes += len(data) + 1
+        unknown = self._bytes.keys() - self._known
+        self._unknown = len(unknown)
+        self._unknown_bytes = sum(len(self._bytes[g]) + 1 for g in unknown)
         self._trim_unknown()
 
     # ------------------------------------------------------------------------------------------- reading
