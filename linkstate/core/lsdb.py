@@ -51,6 +51,7 @@ from proto.sectioncache import SectionCache
 from proto.summary import Summary
 
 CHANGE_LOG = 1024  # stores remembered by a table's change log (a member further behind gets the whole table)
+MARKS = 16  # a table's last states whose digests it remembers with their change count (`seq_of`)
 _T = TypeVar("_T")
 
 
@@ -230,6 +231,7 @@ class LinkStateDB:
         self.bumps = 0  # stores that changed a section's major or minor version (or added a section): G33
         self.seq = 0  # stores (and drops) so far: the change log's clock
         self._log: deque[Guid] = deque(maxlen=CHANGE_LOG)  # the GUID of store number seq - len + 1 ... seq
+        self._marks: OrderedDict[str, int] = OrderedDict()  # digest -> seq: the table's last MARKS states
         self._state: TableState | None = None
         self.limits = limits or TableLimits()
         self._known: frozenset[Guid] | None = None  # the directory's groups; None: every group counts as known
@@ -312,6 +314,10 @@ class LinkStateDB:
             raws = tuple(map(self._bytes.__getitem__, guids))
             sections = self._sections
             state = self._state = self._states.state(guids, raws, lambda: tuple(map(sections.__getitem__, guids)))
+            self._marks[state.digest] = self.seq
+            self._marks.move_to_end(state.digest)
+            if len(self._marks) > MARKS:
+                self._marks.popitem(last=False)
             # from now on this table reads the state's dictionaries (the same content, shared with every table that
             # holds this state) and drops its own copies: ten thousand servers, a handful of tables in memory
             self._sections, self._bytes = state.maps()
@@ -339,6 +345,11 @@ class LinkStateDB:
         if behind > len(log):
             return None
         return tuple(sorted(set(itertools.islice(log, len(log) - behind, None))))
+
+    def seq_of(self, digest: str) -> int | None:
+        """The change count at which this table last had `digest` (one of its last MARKS states), or None: what a
+        peer that reports that digest lacks is `changed_since` it."""
+        return self._marks.get(digest)
 
     def sections_frame(self, guids: Iterable[Guid]) -> bytes:
         """A frame holding only these sections (GUID order, unknown ones skipped); its digest is its own MD5."""

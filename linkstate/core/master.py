@@ -196,8 +196,14 @@ class MasterRole:
         self.watch.update(self.quorum, now)
         if msg.digest != ctx.lsdb.digest:
             # published: the member takes what is newer; not yet: its answer (REPLY FOLLOWS and its table) brings
-            # this group's section as the organization holds it, the start of the rebuild (R129, R130)
-            out.send_table(conn)
+            # this group's section as the organization holds it, the start of the rebuild (R129, R130). A delta
+            # member that holds one of our recent tables gets only what changed since (docs/PROTOCOL.md §2.5).
+            since = ctx.lsdb.seq_of(msg.digest) if delta else None
+            changed = ctx.lsdb.changed_since(since) if since is not None else None
+            if changed:
+                out.send_delta(conn, changed)
+            else:
+                out.send_table(conn)
         if delta:  # it holds our table now (equal digests, or it takes every section of the push)
             self.delta_members[conn] = ctx.lsdb.seq
         if self.published:
