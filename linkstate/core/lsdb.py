@@ -37,6 +37,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import itertools
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -60,7 +61,8 @@ class TableState:
     `sections`, the `digest`; `frame()`, `snapshot()`, `summary()` and `derived(key, fn)` are built once, on first
     use, and shared by every table holding this state."""
 
-    __slots__ = ("_derived", "_frame", "_maps", "_memo", "_snapshot", "_summary", "digest", "guids", "raws", "sections")
+    __slots__ = ("__weakref__", "_derived", "_frame", "_maps", "_memo", "_snapshot", "_summary", "digest", "guids",
+                 "raws", "sections")  # fmt: skip
 
     def __init__(
         self, guids: tuple[Guid, ...], raws: tuple[bytes, ...], sections: tuple[RoutingGroup, ...], memo: TableStates
@@ -110,30 +112,32 @@ class TableState:
 
 
 class TableStates:
-    """The memo of table states (module docstring): the most recent `size` states by their sections' bytes, and the
-    MD5 of recently seen section bytes. Owned by a node, or shared by the nodes of one simulated network."""
+    """The memo of table states (module docstring), by their sections' bytes: every state some table still holds
+    (weakly: a state no table holds goes), and the most recent `size` states besides; and the MD5 of recently seen
+    section bytes. Owned by a node, or shared by the nodes of one simulated network."""
 
     def __init__(self, size: int = 8, digests: int = 65_536) -> None:
         self.size = size
         self.digests = digests
-        self._states: OrderedDict[tuple[bytes, ...], TableState] = OrderedDict()
+        self._held: weakref.WeakValueDictionary[tuple[bytes, ...], TableState] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[tuple[bytes, ...], TableState] = OrderedDict()
         self._section_digests: dict[bytes, str] = {}
         self.hits = 0
         self.misses = 0
 
     def state(self, guids: tuple[Guid, ...], raws: tuple[bytes, ...], sections: Callable[[], tuple[RoutingGroup, ...]]
               ) -> TableState:  # fmt: skip
-        found = self._states.get(raws)
+        found = self._held.get(raws)
         if found is not None and found.guids == guids:
-            self._states.move_to_end(raws)
             self.hits += 1
-            return found
-        self.misses += 1
-        state = TableState(guids, raws, sections(), self)
-        self._states[raws] = state
-        if len(self._states) > self.size:
-            self._states.popitem(last=False)
-        return state
+        else:
+            self.misses += 1
+            found = self._held[raws] = TableState(guids, raws, sections(), self)
+        self._recent[raws] = found
+        self._recent.move_to_end(raws)
+        if len(self._recent) > self.size:
+            self._recent.popitem(last=False)
+        return found
 
     def section_digest(self, raw: bytes) -> str:
         digest = self._section_digests.get(raw)

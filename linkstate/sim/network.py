@@ -72,7 +72,7 @@ class SimNetwork:
         self._rng = random.Random(self.seed)
         self._nonce_counter = itertools.count()
         self._sections = SectionCache()  # the decode cache the nodes of this network share
-        self._tables = TableStates(size=32)  # and the memo of their tables' states (linkstate.core.lsdb)
+        self._tables = TableStates(size=8)  # and the memo of their tables' states (linkstate.core.lsdb)
 
     # --- building ------------------------------------------------------------------------------------------
 
