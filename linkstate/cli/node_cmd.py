@@ -34,7 +34,6 @@ from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.catalog import Ev
 from linkstate.core.topology import ServerSpec, Topology, file_error
 from linkstate.logconfig import configure
-from linkstate.netns.enter import call_in
 from linkstate.service.client import ClientError, dump_frame
 from linkstate.service.metrics import MetricsAddress
 from linkstate.service.node import NodeService
@@ -255,8 +254,15 @@ def _is_host(host: str) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="orginfo-decode JSON plus a `local` object.")
 @click.option("--raw", is_flag=True, help="The raw ORGINFO frame bytes to stdout.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10, show_default=True, help="Seconds.")
+@netns_cmd.outside_netns_option
 def winroute(
-    target: str, topology_file: str | None, secret_file: str | None, as_json: bool, raw: bool, timeout: float
+    target: str,
+    topology_file: str | None,
+    secret_file: str | None,
+    as_json: bool,
+    raw: bool,
+    timeout: float,
+    outside: bool,
 ) -> None:
     """Show the link-state table a node holds, as WinRoute did: connect to TCP 691 and DUMP it."""
     if as_json and raw:
@@ -275,9 +281,9 @@ def winroute(
         fail("the organization secret is needed: give --topology FILE or --secret-file F")
     host, port = _target(target, topo, topology_file)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    ns = netns_cmd.namespace_of(topology_file, host)
+    ns = netns_cmd.query_namespace(topology_file, host, outside=outside)
     try:
-        result = trio.run(lambda: call_in(ns, dump_frame, host, port, secret, timeout=timeout))
+        result = netns_cmd.run_in(ns, dump_frame, host, port, secret, timeout=timeout)
     except ClientError as exc:
         fail(exc.reason, EXIT_FAILED)
     if raw:
