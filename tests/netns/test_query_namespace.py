@@ -117,3 +117,24 @@ def test_a_namespace_that_is_gone_is_one_line() -> None:
 
     with pytest.raises(CliError, match=r"^no network namespace 'ls-000000-gone' \(is the cluster running\?\)$"):
         netns_cmd.run_in("ls-000000-gone", never)
+
+
+def test_fuzz_node_fuzzes_a_netns_node_inside_its_namespace_and_refuses_an_address_no_run_holds(
+    monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Path]
+) -> None:
+    from linkstate.fuzz import live
+
+    made: list[tuple[str | None, str]] = []
+
+    def run_in(ns: str | None, fn: Callable[..., Any], plan: live.Plan, *args: Any) -> Any:
+        made.append((ns, plan.host))
+        raise live.LiveError("stubbed")
+
+    monkeypatch.setattr(netns_cmd, "run_in", run_in)
+    monkeypatch.setattr(fabric, "unsupported", lambda: None)
+    holding(monkeypatch, {"198.18.1.1": ["ls-00beef-B1"]})
+    topo = str(files[0])
+    refused = invoke("fuzz", "node", "198.18.0.1", "--topology", topo, "--i-own-this-target", "198.18.0.1")
+    assert refused.exit_code == 2 and REFUSED in refused.output and made == []
+    assert invoke("fuzz", "node", "198.18.1.1", "--topology", topo).exit_code == 1  # no --i-own-this-target needed
+    assert made == [("ls-00beef-B1", "198.18.1.1")]
