@@ -92,9 +92,18 @@ class NodeRecord:
     started_at: float = 0.0
     netns: str | None = None  # the network namespace it runs in (netns mode)
     metrics_port: int | None = None  # where /metrics and /health answer (None: a run state from before them)
+    metrics_local: int | None = None  # netns mode: the port on 127.0.0.1 forwarding to them (cli.netns_metrics)
 
     @property
     def metrics_url(self) -> str | None:
+        """Where this machine's initial namespace reaches the node's /metrics (a netns node: the forwarder's)."""
+        if self.metrics_local is not None:
+            return f"http://127.0.0.1:{self.metrics_local}/metrics"
+        return self.metrics_node_url
+
+    @property
+    def metrics_node_url(self) -> str | None:
+        """Where the node itself serves /metrics (for a netns node: inside its namespace only)."""
         return None if self.metrics_port is None else f"http://{self.host}:{self.metrics_port}/metrics"
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 import trio
 
-from linkstate.cli import netns_cmd
+from linkstate.cli import netns_cmd, netns_metrics
 from linkstate.cli.cluster import START_WAIT, Cluster, NodeRecord, format_status, node_alive
 from linkstate.cli.common import EXIT_FAILED, HelpGroup, fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
@@ -333,21 +333,24 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool, wait_s: flo
     elif state.derived:
         click.echo(f"real ports not usable ({state.port_note}): nodes run on the dev-port copy {state.topology}")
     previous = signal.signal(signal.SIGTERM, interrupt_on_signal)
+    forwarders: netns_metrics.Listeners = []
     try:
         if network is not None:
             netns_cmd.build(network)
         recs = [cluster.spawn(name) for name in state.servers]
         problems = trio.run(cluster.await_answers, [r.name for r in recs], wait_s)
+        if network is not None:  # their /metrics answer inside their namespaces: forwarded from 127.0.0.1
+            forwarders = netns_metrics.open_listeners(cluster)
+            recs = [cluster.require_state().servers[r.name] for r in recs]
         for rec in recs:
-            what = f"did not come up: {problems[rec.name]}" if rec.name in problems else "listens on"
-            where = f"{rec.host}:{rec.port}  metrics {rec.metrics_url}  log {rec.log}"
-            where = where if rec.name not in problems else f"(log {rec.log})"
-            click.echo(f"  {rec.name:<12} pid {rec.pid:<7} {what} {where}")
+            click.echo(f"  {rec.name:<12} pid {rec.pid:<7} {_came_up(rec, problems.get(rec.name))}")
         if problems:
             fail(f"{_count(len(problems), 'server')} of {len(recs)} did not come up ({', '.join(problems)}): "
                  "stopping the cluster", EXIT_FAILED)  # fmt: skip
-        trio.run(_supervise, cluster, no_status)
+        trio.run(_supervise, cluster, no_status, forwarders)
     finally:
+        for sock, _ in forwarders:
+            sock.close()
         # a second Ctrl-C or SIGTERM must not cut the clean-up short and leave nodes running
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -360,6 +363,16 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool, wait_s: flo
         signal.signal(signal.SIGINT, previous_int)
 
 
+def _came_up(rec: NodeRecord, problem: str | None) -> str:
+    """The rest of a node's line after `cluster up` started it: where it listens and logs, or why it did not."""
+    if problem is not None:
+        return f"did not come up: {problem} (log {rec.log})"
+    metrics = f"metrics {rec.metrics_url}"
+    if rec.metrics_local is not None:  # a netns node: the URL above is the forwarder; the node's own is in there
+        metrics += f" (forwarded to {rec.metrics_node_url} in {rec.netns})"
+    return f"listens on {rec.host}:{rec.port}  {metrics}  log {rec.log}"
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
@@ -369,11 +382,13 @@ def interrupt_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-async def _supervise(cluster: Cluster, no_status: bool) -> None:
+async def _supervise(cluster: Cluster, no_status: bool, forwarders: netns_metrics.Listeners) -> None:
     tty = sys.stdout.isatty() and not no_status
     shown: list[str] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
+            if forwarders:
+                nursery.start_soon(netns_metrics.serve, forwarders)
 
             async def wait_signal() -> None:
                 async for _ in signals:

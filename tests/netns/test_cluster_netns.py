@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,10 @@ def test_cluster_up_netns_link_faults_queries_and_clean_after_a_crash(tmp_path: 
         prefix, supervisor = state["netns_prefix"], state["supervisor"]
         assert len(fabric.leftovers(prefix)) == 4  # two servers, two group bridges
         assert [s["host"] for s in status()["servers"]] == ["198.18.0.1", "198.18.1.1"]
+        metrics = status()["servers"][0]["metrics"]  # reachable from here: 127.0.0.1, forwarded into A1's namespace
+        assert metrics.startswith("http://127.0.0.1:"), metrics
+        with urllib.request.urlopen(metrics, timeout=10) as page:
+            assert 'linkstate_node_info{master="A1",role="master"' in page.read().decode()
 
         down = cli("cluster", "fault", topo, "A-B", "down")
         assert down.returncode == 0 and "A-B: 1 link(s) down (A1~B1)" in down.stdout, down.stderr
