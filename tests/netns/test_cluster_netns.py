@@ -26,7 +26,7 @@ from tests.service.node_cli_helpers import (
     wait_until,
 )
 
-pytestmark = pytest.mark.usefixtures("netns_ok")
+pytestmark = pytest.mark.usefixtures("netns_ok", "runs_cleaned")
 
 
 def test_demo_netns_reroutes_over_real_links_and_leaves_nothing(tmp_path: Path) -> None:
