@@ -158,7 +158,7 @@ async def _serve(
                     continue
                 svc.events.emit(Ev.SIGNAL, signal=signal.Signals(signum).name, action="shutting down")
                 break
-            nursery.cancel_scope.cancel()
+            svc.stop()  # a planned stop: its DETACH reaches the peers before it goes; `run` then returns
     return None
 
 
