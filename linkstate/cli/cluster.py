@@ -667,19 +667,30 @@ class Cluster:
             return rec, was
 
     def stop_all(self, timeout: float = STOP_TIMEOUT) -> list[str]:
-        """Stop every recorded node (in parallel) and close the run; returns the names that were running."""
+        """Stop every recorded node and close the run; returns the names that were running. Members go first (in
+        parallel), then the masters: a planned stop of the whole cluster leaves no member that lost its master,
+        so none has anything to warn about (docs/EVENTS.md)."""
         with locked(self.run_dir):
             state = self.state()
             if state is None:
                 return []
             live = [rec for rec in state.servers.values() if node_alive(rec)]
-            self._terminate([r.pid for r in live if r.pid is not None], [r.name for r in live], timeout)
+            for wave in self._waves(state, live):
+                self._terminate([r.pid for r in wave if r.pid is not None], [r.name for r in wave], timeout)
             for rec in state.servers.values():
                 rec.state = "stopped"
             state.supervisor = None
             save_state(state)
         self.reap()
         return [r.name for r in live]
+
+    def _waves(self, state: RunState, live: list[NodeRecord]) -> list[list[NodeRecord]]:
+        """The running nodes in the order a whole-cluster stop takes them: members, then the masters."""
+        try:
+            masters = {rg.master for rg in self.topology(state).routing_groups}
+        except TopologyError:
+            return [live]
+        return [[r for r in live if r.name not in masters], [r for r in live if r.name in masters]]
 
     def shutdown(self, timeout: float = STOP_TIMEOUT) -> tuple[list[str], int | None]:
         """Stop the whole cluster: its supervisor first (SIGTERM; it stops its nodes), then any node left.

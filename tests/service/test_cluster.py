@@ -23,6 +23,7 @@ from linkstate.cli.cluster import (
     format_status,
     node_alive,
     run_dir_for,
+    save_state,
 )
 from linkstate.cli.node_cmd import parse_hostport
 from linkstate.service.topofile import load_topology
@@ -208,12 +209,16 @@ def test_cluster_up_converges_and_stops_cleanly(tmp_path: Path, monkeypatch: pyt
             assert res.returncode == 0 and "started C" in res.stdout, res.stderr
             assert wait_until(converged, timeout=LOADED), str(_statuses(cluster))
             pids = [r.pid for r in cluster.require_state().servers.values()]
+            logs = [Path(r.log) for r in cluster.require_state().servers.values()]
+            logged = [log.stat().st_size for log in logs]
 
-            # `cluster stop FILE` stops everything, `cluster up` included
+            # `cluster stop FILE` stops everything, `cluster up` included, and a planned stop warns no one
             res = run_cli("cluster", "stop", str(path), timeout=2 * LOADED)
             assert res.returncode == 0, res.stderr
             assert res.stdout == f"stopped 3 servers: A, B, C\nand its 'linkstate cluster up' (pid {up.pid})\n"
             assert up.wait(timeout=LOADED) == 0, out.read_text()
+            tails = [log.read_bytes()[size:].decode() for log, size in zip(logs, logged, strict=True)]
+            assert not [ln for t in tails for ln in t.splitlines() if '"level": "warning"' in ln], tails
         finally:
             state = cluster.state()
             for rec in state.servers.values() if state else ():
@@ -280,3 +285,21 @@ def test_a_squatter_holds_a_port_its_last_owner_left_in_time_wait() -> None:
         node.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as trio's listeners
         with pytest.raises(OSError, match="in use"):
             node.bind(("127.0.0.1", port))
+
+
+def test_a_whole_cluster_stop_takes_the_members_before_the_masters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that no member ever loses its master in a planned stop (and warns, as for a crash)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    path = write_topology(tmp_path / "topology.toml", ["M", "A", "B"], free_ports(3))  # M: the group's master
+    cluster = Cluster(path)
+    state = cluster.prepare(load_topology(path), None)
+    for pid, rec in enumerate(state.servers.values(), start=1000):
+        rec.pid, rec.state = pid, "running"
+    save_state(state)
+    waves: list[list[str]] = []
+    monkeypatch.setattr("linkstate.cli.cluster.node_alive", lambda rec: True)
+    monkeypatch.setattr(Cluster, "_terminate", lambda self, pids, names, timeout: waves.append(sorted(names)))
+    assert sorted(cluster.stop_all()) == ["A", "B", "M"]
+    assert waves == [["A", "B"], ["M"]]
