@@ -138,7 +138,7 @@ class HttpEndpoint:
         method, target = parts[0], parts[1]
         if method not in ("GET", "HEAD"):
             return _error(405, "only GET and HEAD", (("Allow", "GET, HEAD"),)), True
-        path = target.split("?", 1)[0]
+        path = _path_of(target)
         route = self.routes.get(path)
         if route is None:
             return _error(404, f"no {path[:100]} here (try {', '.join(self.routes)})"), method == "GET"
@@ -148,6 +148,15 @@ class HttpEndpoint:
             if self.on_error is not None:
                 self.on_error(path, exc)
             return _error(500, f"internal error: {type(exc).__name__}"), method == "GET"
+
+
+def _path_of(target: str) -> str:
+    """The path of a request target: origin form (`/metrics?x`) or absolute form (`http://host:port/metrics`,
+    which an HTTP/1.1 server must accept, RFC 9112 §3.2.2)."""
+    scheme, sep, rest = target.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        target = "/" + rest.partition("/")[2]
+    return target.split("?", 1)[0]
 
 
 async def _read_head(stream: trio.abc.Stream) -> bytes | None:

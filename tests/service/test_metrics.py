@@ -222,6 +222,9 @@ async def exchange(ep: HttpEndpoint, request: bytes) -> bytes:
     [
         (b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n", b"200 OK"),
         (b"GET /ok?x=1 HTTP/1.0\n\n", b"200 OK"),
+        (b"GET http://127.0.1.1:20691/ok HTTP/1.1\r\n\r\n", b"200 OK"),
+        (b"GET HTTP://node/ok?x HTTP/1.1\r\n\r\n", b"200 OK"),
+        (b"GET http://node HTTP/1.1\r\n\r\n", b"404 Not Found"),
         (b"GET /nope HTTP/1.1\r\n\r\n", b"404 Not Found"),
         (b"POST /ok HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", b"405 Method Not Allowed"),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", b"400 Bad Request"),
