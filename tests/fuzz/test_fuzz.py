@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
 import trio
 from click.testing import CliRunner
 
-from linkstate.cli.main import cli
+from linkstate.cli.main import cli, main
 from linkstate.fuzz import engine, live, mutate
 from linkstate.fuzz.base import WAIVERS, Finding, enforcing, splits
 from linkstate.fuzz.targets import TARGETS, load
@@ -175,6 +176,34 @@ def test_cli_replay_names_the_target_from_the_path(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "use --target" in result.output
     result = CliRunner().invoke(cli, ["fuzz", "replay", "--target", "orginfo", str(stray)])
     assert result.exit_code == 0 and "1 passed, 0 failed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["orginfo", "--time", "inf"], "--time must be a positive number of seconds, got inf"),
+        (["--compare-mutators", "orginfo"], "name its targets with --target (orginfo, rg691), not 'orginfo'"),
+        (["orginfo", "--enforce", "bogus"], "unknown waiver 'bogus': no check is waived now (only 'all')"),
+        (["orginfo", "--corpus", "/dev/null"], "--corpus /dev/null is not a directory"),
+        (["orginfo", "--dict", "{passwd}"], "is not a libFuzzer dictionary: line 1 is not name=\"value\""),
+        (["replay", "--timeout", "-1", "{regressions}"], "'--timeout': -1.0 is not in the range"),
+        (["replay", "--target", "orginfo", "/dev/null"], "not a regular file or a directory: /dev/null"),
+    ],
+)
+def test_cli_bad_arguments_are_one_line_and_exit_2(
+    args: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each is refused before any worker starts: one `error:` line, exit 2, nothing on stdout (no run, no
+    internal error, no per-file failure, no '(no output)' from a worker that libFuzzer refused to start)."""
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    argv = [a.format(passwd=tmp_path / "passwd", regressions=FUZZ / "regressions" / "orginfo") for a in args]
+    monkeypatch.setattr(sys, "argv", ["linkstate", "fuzz", *argv])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main()
+    out = capsys.readouterr()
+    assert (info.value.code, out.out) == (2, "")
+    assert out.err.startswith("error: ") and out.err.count("\n") == 1 and says in out.err, out.err
 
 
 def test_cli_refuses_a_node_that_is_not_loopback(tmp_path: Path) -> None:
