@@ -19,6 +19,7 @@ from linkstate.fuzz.base import WAIVERS, Finding, enforcing, splits
 from linkstate.fuzz.targets import TARGETS, load
 from linkstate.service.node import NodeService
 from linkstate.service.topofile import load_topology
+from proto import link2state as proto_l2s
 from proto.decode import decode_strict, decode_tolerant
 from proto.model import OrgInfo, RoutingGroup, Version
 from tests.service.node_cli_helpers import SECRET, free_ports, write_topology
@@ -240,6 +241,25 @@ def _encode(org: OrgInfo) -> bytes:
     from proto.encode import encode
 
     return encode(org)
+
+
+def test_the_tables_a_live_batch_sends_over_x_link2state_can_travel(tmp_path: Path) -> None:
+    """The OrgInfo mutator writes CR, LF and NUL on purpose; such a table has no X-LINK2STATE form (chunks are
+    lines), and the client session building its chunks raised EncodeError, which ended `linkstate fuzz node`
+    with 'error: internal: EncodeError' (seed 7 against the single-group example's master)."""
+    ports, smtp = free_ports(2), free_ports(2)
+    topo = load_topology(write_topology(tmp_path / "t.toml", ["A", "B"], ports, smtp=smtp))
+    from linkstate.core.lsdb import LinkStateDB
+
+    table = LinkStateDB.from_topology(topo).frame()
+    plan = live.Plan("127.0.0.1", ports[0], smtp[0], topo.secret, topo, batch_size=50)
+    frames = [st.payload for seed in range(20) for st in live.make_batch(plan, table, random.Random(seed))
+              if st.channel == "smtp-auth"]  # fmt: skip
+    assert len(frames) > 100 and len(set(frames)) > 50
+    for frame in frames:
+        assert len(proto_l2s.Chunker(frame)) >= 1
+    crlf = live.Step("smtp-auth", "BRIDGEHEAD", topo.servers[1].guid, table[:100] + b"\r\n" + table[100:])
+    trio.run(live._send_smtp_auth, plan, crlf)  # nothing to send: returns before connecting (no node listens)
 
 
 @pytest.mark.tcp
