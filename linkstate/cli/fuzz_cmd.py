@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import click
 
+from linkstate.cli import netns_cmd
 from linkstate.cli.cluster import Cluster
 from linkstate.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, fail
 from linkstate.core.topology import Topology
@@ -233,8 +234,6 @@ def seeds(directory: Path | None) -> None:
 def node(target: str, topology_file: str, smtp_port: int | None, owned: tuple[str, ...], batches: int,
          batch_size: int, seconds: float, seed: int, findings: Path, replay_file: Path | None) -> None:  # fmt: skip
     """Fuzz a running node over TCP 691 and SMTP; after each batch it must answer DUMP with a valid table."""
-    import trio
-
     from linkstate.cli.node_cmd import _target
     from linkstate.core.topology import TopologyError
     from linkstate.fuzz import live
@@ -247,19 +246,20 @@ def node(target: str, topology_file: str, smtp_port: int | None, owned: tuple[st
         fail(str(exc).splitlines()[0])
     host, port = _target(target, topo, topology_file)  # a server name, and a running cluster's ports, work too
     smtp = smtp_port or _smtp_port(topo, topology_file, host, port)
+    ns = netns_cmd.query_namespace(topology_file, host)  # a node of a netns run on this machine: fuzzed in there
     try:
-        address = live.allowed_target(host, owned)
+        address = host if ns is not None else live.allowed_target(host, owned)
     except live.LiveError as exc:
         fail(str(exc))
     plan = live.Plan(address, port, smtp, topo.secret, topo, batches, batch_size, seconds, seed, findings)
     try:
         if replay_file is not None:
-            problem = trio.run(live.replay_batch, plan, live.read_batch(replay_file))
+            problem = netns_cmd.run_in(ns, live.replay_batch, plan, live.read_batch(replay_file))
             click.echo(f"FAIL  {problem}" if problem else "ok    the node answers DUMP and its table is valid")
             if problem:
                 raise SystemExit(EXIT_FAILED)
             return
-        report = trio.run(live.run, plan, click.echo)
+        report = netns_cmd.run_in(ns, live.run, plan, click.echo)
     except live.LiveError as exc:
         fail(str(exc), EXIT_FAILED)
     click.echo(f"{report.batches} batches, {report.connections} connections, {report.bytes_sent:,} bytes sent")

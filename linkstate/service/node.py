@@ -117,6 +117,7 @@ class NodeService:
         self.metrics: NodeMetrics | None = None
         self.bound_metrics_port: int | None = None
         self.on_table_changed: Callable[[ev.TableChanged], None] | None = None
+        self._pump_scope = trio.CancelScope()  # cancelled by `stop`: a planned stop
 
     # --- running -----------------------------------------------------------------------------------------
 
@@ -147,10 +148,18 @@ class NodeService:
                 nursery.start_soon(self._watch_topology)
             task_status.started(self)
             try:
-                await self._pump()
+                with self._pump_scope:
+                    await self._pump()
             finally:
                 with trio.CancelScope(shield=True):
                     await self._shutdown()
+            nursery.cancel_scope.cancel()  # after a planned stop: the listeners and the watcher go too
+
+    def stop(self) -> None:
+        """A planned stop (SIGTERM): the core takes no more input and detaches, its last frames (DETACH) are
+        written while the connections still run, then `run` returns. Cancelling `run` instead is a crash: the
+        connections end at once and the peers see them lost."""
+        self._pump_scope.cancel()
 
     async def _listen_smtp(self, *, retry: bool = False) -> bool:
         """Start the SMTP listener; a port that cannot be bound is logged (once) and the node starts without it
