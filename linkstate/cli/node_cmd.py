@@ -37,6 +37,7 @@ from linkstate.logconfig import configure
 from linkstate.service.client import ClientError, dump_frame
 from linkstate.service.metrics import MetricsAddress
 from linkstate.service.node import NodeService
+from linkstate.service.topofile import read_secret
 
 LOG_FORMATS = ("json", "console", "auto")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -270,7 +271,7 @@ def winroute(
     topo = load_or_fail(topology_file) if topology_file else None
     if secret_file is not None:
         try:
-            secret = Path(secret_file).read_bytes().strip()
+            secret = read_secret(secret_file).strip()
         except OSError as exc:
             fail(f"cannot read {secret_file}: {file_error(exc)}")
         if not secret:

@@ -297,14 +297,17 @@ CATALOG: Mapping[Ev, EventSpec] = {
     ),
     Ev.BRIDGEHEAD_SESSION_FAILED: EventSpec(
         30401, "warning", ("connector", "reason", "failures"),
-        "An outbound X-LINK2STATE session of a connector this server is a source bridgehead of failed; after "
-        "`bh_fail_threshold` failures in a row the bridgehead reports CONN_NOT_AVAILABLE.",
+        "An outbound session of a connector this server is a source bridgehead of failed: an X-LINK2STATE "
+        "session with the connected group's bridgeheads, or the probe of an SMTP connector's smart host or an "
+        "X.400 connector's next-hop MTA; after `bh_fail_threshold` failures in a row the bridgehead reports "
+        "CONN_NOT_AVAILABLE.",
         quiet="info",
         quiet_when=f"{_STARTUP}; and past `bh_fail_threshold` failures in a row once one was a warning",
     ),
     Ev.BRIDGEHEAD_SESSION_DONE: EventSpec(
         30402, "debug", ("connector", "exchanged", "duration_s"),
-        "An outbound X-LINK2STATE session ended well (`exchanged`: packets were sent; else the digests matched).",
+        "An outbound session ended well: an X-LINK2STATE session (`exchanged`: packets were sent; else the "
+        "digests matched), or a probe that reached a smart host or next-hop MTA (`exchanged` false).",
     ),
     Ev.LINK2STATE_REJECTED: EventSpec(
         30403, "warning", ("conn", "reason", "fatal"),

@@ -48,7 +48,7 @@ from linkstate.service.budget import ConnBudget
 from linkstate.service.eventlog import EventLog
 from linkstate.service.http import HttpEndpoint
 from linkstate.service.metrics import MetricsAddress, NodeMetrics
-from linkstate.service.topofile import load_topology
+from linkstate.service.topofile import load_topology, read_topology_text
 from linkstate.service.transport import TcpTransport, Transport
 
 READ_SIZE = 16384  # bytes handed to the core at a time (what one read can make it answer is bounded by this)
@@ -286,8 +286,8 @@ class NodeService:
         """The master this server's group is now designated, when the file names a server that does not exist."""
         assert self.topology_path is not None
         try:
-            text = self.topology_path.read_text()
-        except OSError:
+            text = read_topology_text(self.topology_path)
+        except TopologyError:
             return None
         return unknown_master(exc, text, self.topology.server(self.server).routing_group)
 
