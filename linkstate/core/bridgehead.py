@@ -183,11 +183,13 @@ class Bridgehead:
 
     def _keepalive(self) -> float | None:
         """How long a kept session may idle before a NOOP: half the command timeout after which a server closes an
-        idle connection — None when the next probe replaces the session before that (the probe interval is not
-        longer than the timeout: the defaults, 60 s and 60 s)."""
+        idle connection — None when the next probe surely replaces the session before that (the probe interval,
+        which backoff and jitter only lengthen, is under half the timeout). With the defaults (60 s and 60 s) a
+        probe may come after the server's timeout: without a NOOP every idle kept session would end in the
+        server's `connection_timeout` warning."""
         settings = self.ctx.settings
         timeout = settings.scaled("smtp_command_timeout")
-        return timeout / 2 if settings.scaled("bh_probe_interval") > timeout else None
+        return timeout / 2 if settings.scaled("bh_probe_interval") >= timeout / 2 else None
 
     def trigger(self, now: float, reason: ChangeKind) -> None:
         """The table took a major or minor change: tell every remote bridgehead now (G34)."""

@@ -71,8 +71,10 @@ def test_a_kept_session_lost_with_its_peer_is_no_failure_and_the_next_change_con
     assert any(o.peer == "BRU-BH1" for o in smtp_connects(out))
 
 
-def test_kept_sessions_get_a_noop_when_the_probe_interval_outlasts_the_servers_timeout() -> None:
-    for probe, noops in ((60.0, False), (200.0, True)):
+def test_kept_sessions_get_a_noop_unless_the_next_probe_surely_comes_before_the_servers_timeout() -> None:
+    """smtp_command_timeout is 60 s: a probe every 20 s replaces a kept session long before the server would close
+    it; a probe every 60 s (the defaults) may come just after, so kept sessions get a NOOP every 30 s."""
+    for probe, noops in ((20.0, False), (60.0, True), (200.0, True)):
         net = started(with_exchange(seattle(), "delta", state_delay=60, bh_probe_interval=probe), seconds=90)
         out = outputs(net)
         net.run_for(100)
