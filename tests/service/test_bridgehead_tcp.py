@@ -165,13 +165,13 @@ async def test_unauthenticated_x_link2state_gets_530() -> None:
 
 def two_groups(time_scale: int) -> Topology:
     """Groups A (a1 master, a2) and B (b1) on loopback, connectors both ways between their bridgeheads, with the
-    default probe interval and SMTP command timeout (60 s each) at `time_scale`."""
+    default probe interval and SMTP command timeout (60 s each) at `time_scale`, in delta mode (kept sessions)."""
     from linkstate.core.topology import parse_topology
     from tests.service.node_cli_helpers import free_ports
 
     ports = iter(free_ports(6))
     lines = ["[organization]", 'name = "Org"', 'domain = "example.com"', f'secret = "{"s" * 24}"', "",
-             "[settings]", f"time_scale = {time_scale}", ""]  # fmt: skip
+             "[settings]", f"time_scale = {time_scale}", 'exchange = "delta"', ""]  # fmt: skip
     for rg, master in (("A", "a1"), ("B", "b1")):
         lines += ["[[routing_groups]]", f'name = "{rg}"', f'master = "{master}"', ""]
     for name in ("a1", "a2", "b1"):
