@@ -96,10 +96,15 @@ class SimNetwork:
         self._apply(name, core.start(self.now))
         return core
 
-    def stop(self, name: str) -> None:
-        core = self.nodes.pop(name, None)
+    def stop(self, name: str, *, planned: bool = False) -> None:
+        """The server's process ends: `planned` as `serve` does on SIGTERM (the core's DETACH is written before the
+        connections end, and reaches the peers), else as a crash (the peers only see their connections lost)."""
+        core = self.nodes.get(name)
         if core is None:
             return
+        if planned:
+            self._apply(name, core.shutdown("server shutting down"))
+        del self.nodes[name]
         self._timer_gen[name] = self._timer_gen.get(name, 0) + 1
         self._armed.pop(name, None)
         for (owner, conn), (peer, peer_conn) in list(self._links.items()):
@@ -237,16 +242,18 @@ class SimNetwork:
             return
         key = (name, out.conn)
         when = max(self.now + self.latency, self._fifo.get(key, 0.0))
-        self._drop_link(name, out.conn)
         peer, peer_conn = target
-        heapq.heappush(
-            self._heap,
-            (
-                when,
-                next(self._seq),
-                lambda: self._deliver(peer, ev.PeerLost(peer_conn, out.reason or "closed")),
-            ),
-        )
+        # as TCP does: what the closing side sent before its close still reaches the peer (a DETACH, a 221), then
+        # the close; the closing side itself neither sends nor receives any more
+        self._links.pop(key, None)
+        self._proto.pop(key, None)
+        self._fifo.pop(key, None)
+
+        def lost() -> None:
+            self._drop_link(peer, peer_conn)
+            self._deliver(peer, ev.PeerLost(peer_conn, out.reason or "closed"))
+
+        heapq.heappush(self._heap, (when, next(self._seq), lost))
 
     def _out_connect(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Connect)
