@@ -6,8 +6,8 @@ bridgehead of, the outbound sessions to the connector's remote bridgeheads: star
 takes a major or minor change (G33/G34), and every `bh_probe_interval` as a probe that also compares digests
 (R92, G39). Probe results become the bridgehead's observed state (G40): `CONN_NOT_AVAILABLE` after
 `bh_fail_threshold` failed sessions in a row, `CONN_AVAIL` on the next success; an operator may force a state.
-A failed session is a warning up to `bh_fail_threshold` failures in a row (and at least once a streak), info
-past it and while the node starts (within `master_settle` of the link's creation, before its first success: the
+A run of failed sessions is one warning (its first failure), the rest of the run is info, and so is every
+failure while the node starts (within `master_settle` of the link's creation, before its first success: the
 servers of an organization start in any order; docs/EVENTS.md). What a session brings in is decoded strictly and
 posted as a `Learned` fact, never merged partially; an observed state is posted as an `Observed` fact
 (linkstate.core.facts): the node's role decides what they mean.
@@ -319,7 +319,7 @@ class Bridgehead:
         link.failures += 1
         threshold = self.ctx.settings.bh_fail_threshold
         starting = not link.succeeded and now < link.starting_until
-        quiet = starting or (link.warned and link.failures > threshold)
+        quiet = starting or link.warned  # one warning per run of failures
         link.warned = link.warned or not quiet
         self.out.diag(
             Ev.BRIDGEHEAD_SESSION_FAILED,
@@ -420,6 +420,14 @@ class Bridgehead:
 
     def owns(self, conn: int) -> bool:
         return conn in self.smtp
+
+    def trusted(self) -> frozenset[int]:
+        """The SMTP connections past authentication: inbound sessions whose peer authenticated (AUTH), and every
+        outbound one (this server opened it)."""
+        return frozenset(
+            conn for conn, entry in self.smtp.items()
+            if not isinstance(entry.session, SmtpServerSession) or entry.session.authenticated
+        )  # fmt: skip
 
     def receive(self, conn: int, data: bytes) -> list[Event]:
         """Feed one chunk to the connection's session; its events go back, one by one, to `on_session_event`."""

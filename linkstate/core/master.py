@@ -54,6 +54,7 @@ class MasterRole:
         self.settle_deadline: float | None = now + ctx.settings.scaled("master_settle")
         self.watch = QuorumWatch(ctx, out, now, quorum=self.quorum)
         self._conflict = ""  # the version GUID of the other master last reported as a conflict
+        self._pinned_seen: dict[str, BridgeheadState] = {}  # connector GUID -> the last state its pin held off
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -107,6 +108,13 @@ class MasterRole:
         handler = _HANDLERS.get(type(msg))
         if handler is None:
             return False
+        if type(msg) in _FROM_MEMBERS and conn not in self.attached_members.values():
+            # only an attached member polls, answers a push, sends a packet or reports state: an authenticated
+            # peer that skipped ATTACH (or was refused) does not write this group's table
+            self.out.diag(Ev.UNEXPECTED_MESSAGE, conn=conn, message=f"{type(msg).__name__} before ATTACH")
+            self.out.close(conn, "not an attached member")
+            self.on_lost(conn, now)
+            return True
         handler(self, conn, msg, now)
         return True
 
@@ -311,7 +319,9 @@ class MasterRole:
             return
         if self.states.pinned(connector):
             # no alternate path: the connector stays UP and no link-state traffic is generated (R121, G42)
-            self.out.diag(Ev.STATE_CHANGE_PINNED, connector=spec.name, state=state.value)
+            if self._pinned_seen.get(connector) is not state:  # said once per change, not at every probe
+                self._pinned_seen[connector] = state
+                self.out.diag(Ev.STATE_CHANGE_PINNED, connector=spec.name, state=state.value)
             return
         self._apply_commits(self.states.report(spec, vs, state, now), now)
 
@@ -489,5 +499,7 @@ _HANDLERS = {
     rg691.Detach: MasterRole._on_detach,
     rg691.Dump: MasterRole._on_dump,
 }
+# what only an attached member may send (anything else of these is refused and its connection closed)
+_FROM_MEMBERS = frozenset({rg691.SimplePoll, rg691.Reply, rg691.OrgInfoFrame, rg691.Delta, rg691.StateReport})
 
 __all__ = ["MasterRole"]

@@ -9,7 +9,9 @@ observed (a `JoinedGroup` fact: a restarted master rebuilds from it, R130). Whil
 keeps serving its last table.
 Failures to reach the master are warnings, but the retries after the first failure of a streak are info, and so
 is every failure while the node starts (within `master_settle` of the role's start and before it ever attached:
-the servers of a group start in any order; docs/EVENTS.md).
+the servers of a group start in any order; docs/EVENTS.md). A master that detaches its members (DETACH: it is
+stopping, or giving up the role) said goodbye: that is info, and so is every failure to reach it within
+`master_settle` after (a restart is expected); a master still away after that is a warning again.
 Invariants: at most one upstream connection; a member never writes its group's section itself; applying a
 push adopts every section whose version is at least the local one (the master is the member's authority), so
 a table changed behind the member's back converges at the next poll.
@@ -55,6 +57,7 @@ class MemberRole:
         self.starting_until = now + ctx.settings.scaled("master_settle")  # quiet failures until then, if never attached
         self.ever_attached = False
         self.warned = False  # this streak of failures has had its warning
+        self.detached_until = 0.0  # the master said DETACH: failures to reach it are expected until then
         self.delta = False  # the master took our delta capability (ATTACH_ACK)
         self.forwarding = 0  # packets forwarded to the master (REPLY FOLLOWS) whose ACK has not come back
 
@@ -146,7 +149,8 @@ class MemberRole:
         self.attempt += 1
         self.reconnect_at = now + delay
         starting = not self.ever_attached and now < self.starting_until
-        quiet = starting or (self.warned and not was_attached)
+        planned = now < self.detached_until  # the master said goodbye: a restart is under way
+        quiet = starting or planned or (self.warned and not was_attached)
         self.warned = self.warned or not quiet
         self.out.diag(
             Ev.MASTER_UNREACHABLE,
@@ -234,6 +238,7 @@ class MemberRole:
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Detach)
         self.out.diag(Ev.MASTER_DETACHED, master=self.master.name, reason=msg.reason)
+        self.detached_until = now + self.ctx.settings.scaled("master_settle")
         self.out.close(conn, "master detached")
         self.on_lost(conn, now)
 

@@ -114,6 +114,7 @@ class NodeCore:
             digest=ctx.lsdb.digest,
             version=own.version if own is not None else None,
             authenticated=frozenset(conn for conn, c in self.out.conns.items() if c.session.authenticated),
+            smtp_authenticated=self.bridgehead.trusted(),
             table_changes=dict(self.out.counters.table_changes),
             exchanges=self.bridgehead.counters.exchanges,
             frames_in=self.out.counters.frames_in,

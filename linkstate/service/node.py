@@ -214,10 +214,8 @@ class NodeService:
     def _core_authenticated(self, c: _Conn) -> bool:
         """Asked after each read until it says yes (a few times per connection)."""
         assert self.core is not None
-        if c.proto is ev.Proto.SMTP:
-            entry = self.core.bridgehead.smtp.get(c.conn)
-            return entry is not None and bool(getattr(entry.session, "authenticated", True))
-        return c.conn in self.core.view().authenticated
+        view = self.core.view()
+        return c.conn in (view.smtp_authenticated if c.proto is ev.Proto.SMTP else view.authenticated)
 
     async def _shutdown(self) -> None:
         if self.core is None:
