@@ -49,7 +49,7 @@ from linkstate.cli.cluster import Cluster, NodeRecord, alive  # noqa: E402
 from linkstate.cli.route_cmd import describe  # noqa: E402
 from linkstate.core.routing import Router, RoutingError  # noqa: E402
 from linkstate.core.session691 import PeerKind  # noqa: E402
-from linkstate.core.topology import Topology  # noqa: E402
+from linkstate.core.topology import Topology, TopologyError  # noqa: E402
 from linkstate.service.client import ClientError, dump  # noqa: E402
 from linkstate.service.peer import PeerError, bridgehead_exchange, flood, open_691  # noqa: E402
 from linkstate.service.topofile import load_topology  # noqa: E402
@@ -705,10 +705,42 @@ async def run_all(org: Org, names: list[str], duration: float, settle: float) ->
     return results, {"rss_at_rest_mb": start_rss, "digest_at_start": digest, "routes": baseline}
 
 
+def _attacker_parser() -> argparse.ArgumentParser:
+    """`attack.py _attack NAME …`: the attacker's own process (started by `run`, not in --help)."""
+    a = argparse.ArgumentParser(prog="attack _attack")
+    a.add_argument("name", choices=sorted(ATTACKS))
+    for opt in ("--topology", "--run-dir", "--target"):
+        a.add_argument(opt, required=True)
+    a.add_argument("--time-scale", type=float, required=True)
+    a.add_argument("--duration", type=float, required=True)
+    return a
+
+
+def _check_run_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The attacks to run, or one usage error (exit 2) for an option the run could not work with."""
+    names = [n.strip() for n in args.attacks.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ATTACKS]
+    if unknown:
+        p.error(f"unknown attack(s): {', '.join(unknown)} (choose from {', '.join(ATTACKS)})")
+    if not 0.5 <= args.duration <= 600:
+        p.error("--duration must be between 0.5 and 600 seconds")
+    if not 0.5 <= args.settle <= 3600:
+        p.error("--settle must be between 0.5 and 3600 seconds")
+    if not 1 <= args.time_scale <= 1000:
+        p.error("--time-scale must be between 1 (production timers) and 1000")
+    try:
+        load_topology(args.topology)
+    except TopologyError as exc:
+        p.error(f"--topology: {str(exc).splitlines()[0]}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_attack"]:
+        return attacker_main(_attacker_parser().parse_args(argv[1:]))
     p = argparse.ArgumentParser(prog="attack", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{run}")
     r = sub.add_parser("run", help="run the attacks, print the table, write JSON")
     r.add_argument("--topology", default=str(ROOT / "examples" / "seattle.toml"),
                    help="the organization (its 127.x.y.z addresses are moved to 127.77.x.y)")  # fmt: skip
@@ -719,21 +751,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--time-scale", type=float, default=10.0, help="timers divided by this (1: production timers)")
     r.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory for the JSON result")
     r.add_argument("--keep", action="store_true", help="keep the run directory (node logs)")
-    a = sub.add_parser("_attack", help=argparse.SUPPRESS)  # the attacker's own process
-    a.add_argument("name", choices=sorted(ATTACKS))
-    for opt in ("--topology", "--run-dir", "--target"):
-        a.add_argument(opt, required=True)
-    a.add_argument("--time-scale", type=float, required=True)
-    a.add_argument("--duration", type=float, required=True)
     args = p.parse_args(argv)
-    if args.cmd == "_attack":
-        return attacker_main(args)
-    names = [n.strip() for n in args.attacks.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ATTACKS]
-    if unknown:
-        p.error(f"unknown attack(s): {', '.join(unknown)} (choose from {', '.join(ATTACKS)})")
-    if not 0.5 <= args.duration <= 600:
-        p.error("--duration must be between 0.5 and 600 seconds")
+    names = _check_run_args(p, args)
     workdir = Path(tempfile.mkdtemp(prefix="linkstate-attack-"))
     org = start(Path(args.topology), args.time_scale, workdir)
     try:

@@ -11,6 +11,11 @@ Owns:
     `MAX_CHUNK_RAW` (1,024 minus the longest reply overhead, `250 X-LINK2STATE FIRST CHUNK=` + CRLF = 31).
   - `Reassembler(limits)`: chunk items in, one complete frame out on a successful LAST, and nothing else.
   - `frame_digest(frame)`: the digest field of a frame's header, without decoding the rest.
+  - the negotiated extensions' items (docs/PROTOCOL.md §3.11), recognised only when the caller parses with
+    `extensions=True` (else they are unknown keywords, as they always were): `Ext(keyword, value)` for
+    `WINDOW=<n>`, `DELTA=<md5>`, `TREE=...`, `LIST=...`, `GET=...`, `PUSH=<md5>` (the summary values are
+    proto.summary's),
+    the EHLO keywords that advertise them, and multi-line replies of several items.
 Invariants: chunk data is raw OrgInfo bytes (printable ASCII, spaces, possibly non-ASCII UTF-8; never CR, LF
 or NUL), kept as bytes and never stripped; the first chunk starts with the `{len8}` header. The reassembler
 never holds more than the declared length, never accepts a declared length over `limits.max_frame` (counting
@@ -94,7 +99,32 @@ class DoneResponse:
     """`250 X-LINK2STATE DONE_RESPONSE`: the digests are equal, nothing to exchange."""
 
 
-Item = Chunk | More | DoneResponse
+class ExtKeyword(enum.Enum):
+    """The keywords of the negotiated extensions (docs/PROTOCOL.md §3.11)."""
+
+    WINDOW = "WINDOW"  # pipelined chunks: how many may be in flight
+    DELTA = "DELTA"  # section-level delta: the opening, with the sender's digest
+    TREE = "TREE"  # the buckets under one prefix
+    LIST = "LIST"  # a bucket's entries (a command asks for one; its reply lists them)
+    GET = "GET"  # sections the client wants
+    PUSH = "PUSH"  # the client's changed sections follow (its digest)
+
+
+@dataclass(frozen=True, slots=True)
+class Ext:
+    """`X-LINK2STATE <KEYWORD>=<value>` of an extension; `value` is ASCII text, parsed by its user."""
+
+    keyword: ExtKeyword
+    value: str
+
+
+Item = Chunk | More | DoneResponse | Ext
+
+EHLO_PIPELINING = "X-LINK2STATE-PIPELINING"  # EHLO keyword; its parameter: the largest window the server grants
+EHLO_DELTA = "X-LINK2STATE-DELTA"
+DEFAULT_WINDOW = 16
+MAX_WINDOW = 64
+_EXT_KEYWORDS = {k.value.encode(): k for k in ExtKeyword}
 
 _CHUNK_KEYWORDS = {
     b"FIRST CHUNK": ChunkKind.FIRST,
@@ -119,54 +149,64 @@ _FAST_CHUNK = (
 _FAST_BARE: dict[bytes, Item] = {b"MORE": _BARE_KEYWORDS[b"MORE"], b"DONE_RESPONSE": _BARE_KEYWORDS[b"DONE RESPONSE"]}
 
 
-def _parse_item(text: bytes) -> Item:
+def _parse_item(text: bytes, extensions: bool = False) -> Item:
     for prefix, fast_kind in _FAST_CHUNK:
         if text.startswith(prefix):
             return Chunk(fast_kind, text[len(prefix) :])
     bare = _FAST_BARE.get(text)
     if bare is not None:
         return bare
-    return _parse_item_general(text)
+    return _parse_item_general(text, extensions)
 
 
-def _parse_item_general(text: bytes) -> Item:
+def _parse_item_general(text: bytes, extensions: bool = False) -> Item:
     eq = text.find(b"=")
     if eq >= 0:
-        kind = _CHUNK_KEYWORDS.get(text[:eq].upper().replace(b"_", b" "))
-        if kind is None:
+        keyword = text[:eq].upper().replace(b"_", b" ")
+        kind = _CHUNK_KEYWORDS.get(keyword)
+        if kind is not None:
+            return Chunk(kind, text[eq + 1 :])
+        ext = _EXT_KEYWORDS.get(keyword) if extensions else None
+        if ext is None:
             raise Link2StateError.payload(f"unknown X-LINK2STATE keyword: {text[:min(eq, 24)]!r}")
-        return Chunk(kind, text[eq + 1 :])
+        try:
+            return Ext(ext, text[eq + 1 :].decode("ascii"))
+        except UnicodeDecodeError:
+            raise Link2StateError.payload(f"X-LINK2STATE {ext.value} value is not ASCII") from None
     item = _BARE_KEYWORDS.get(text.rstrip(b" ").upper().replace(b"_", b" "))
     if item is None:
         raise Link2StateError.payload(f"unknown X-LINK2STATE keyword: {text[:24]!r}")
     return item
 
 
-def parse_command_args(args: bytes) -> Chunk | More:
-    """The arguments of an `X-LINK2STATE` command (everything after the verb and its space)."""
-    item = _parse_item(args)
+def parse_command_args(args: bytes, extensions: bool = False) -> Chunk | More | Ext:
+    """The arguments of an `X-LINK2STATE` command (everything after the verb and its space); extension items only
+    with `extensions` (the server offers them)."""
+    item = _parse_item(args, extensions)
     if isinstance(item, DoneResponse):
         raise Link2StateError.payload("DONE_RESPONSE is a reply, not a command")
     return item
 
 
-def parse_reply_text(code: int, text: bytes) -> Item:
+def parse_reply_text(code: int, text: bytes, extensions: bool = False) -> Item:
     """A `250` reply's text (after `250 `), with or without the `X-LINK2STATE ` prefix."""
     if code != 250:
         raise Link2StateError.payload(f"X-LINK2STATE reply with code {code}")
     if text[: len(VERB) + 1].upper() == VERB + b" ":
         text = text[len(VERB) + 1 :]
-    return _parse_item(text)
+    return _parse_item(text, extensions)
 
 
-def parse_reply_item(text: bytes) -> Item:
+def parse_reply_item(text: bytes, extensions: bool = False) -> Item:
     """What `parse_reply_text(250, b"X-LINK2STATE " + text)` returns, for a caller that checked the prefix."""
-    return _parse_item(text)
+    return _parse_item(text, extensions)
 
 
 def _item_bytes(item: Item) -> bytes:
     if isinstance(item, Chunk):
         return _EMIT[item.kind] + item.data
+    if isinstance(item, Ext):
+        return item.keyword.value.encode() + b"=" + item.value.encode("ascii")
     return b"MORE" if isinstance(item, More) else b"DONE_RESPONSE"
 
 
@@ -179,7 +219,7 @@ def _checked(line: bytes) -> bytes:
 _COMMAND_PREFIX = VERB + b" "
 
 
-def format_command(item: Chunk | More) -> bytes:
+def format_command(item: Chunk | More | Ext) -> bytes:
     """`X-LINK2STATE <item>\\r\\n`."""
     if type(item) is Chunk:  # one copy of the chunk data instead of three
         return _checked(b"".join((_COMMAND_PREFIX, _EMIT[item.kind], item.data, CRLF)))
@@ -191,6 +231,12 @@ def format_reply(item: Item) -> bytes:
     if type(item) is Chunk:
         return _checked(b"".join((_REPLY_PREFIX, _EMIT[item.kind], item.data, CRLF)))
     return _checked(_REPLY_PREFIX + _item_bytes(item) + CRLF)
+
+
+def format_replies(items: list[Ext]) -> bytes:
+    """One reply of several lines, `250-X-LINK2STATE <item>` then `250 X-LINK2STATE <last item>`."""
+    lines = [_checked(_REPLY_PREFIX + _item_bytes(item) + CRLF) for item in items]
+    return b"".join(b"250-" + line[4:] for line in lines[:-1]) + lines[-1]
 
 
 def opening_command(digest: str) -> bytes:

@@ -3,6 +3,9 @@
 Owns: the banner line, frame encoding, payload layouts of every verb (typed messages), and `Framer`, an
 incremental parser that takes bytes in any split and yields whole messages. An `ORGINFO` frame is byte for
 byte the OrgInfo frame of proto.encode (its VERB is the `ORGINFO` tag), so it is decoded with proto.codec.
+The section-level delta (docs/PROTOCOL.md §2.5): capability words after `ATTACH` and `ATTACH_ACK OK` (`DELTA`;
+decoded by every node, so a member offering them can attach to any master), and, decoded only by a framer with
+`extensions` (a node that offers them), the `DELTA <digest> <ORGINFO frame>` push and `REPLY <digest> RESEND`.
 Invariants: a frame's header is exactly `{` + 8 lowercase hex + `}` and counts every byte after the `}`; the
 body starts with one space then the verb; nothing else may precede a frame once the banner has been read.
 Limits are checked before buffering a body. Payload words are printable ASCII and `{len}` strings hold no CR, LF
@@ -40,7 +43,10 @@ VERBS = (
     "INJECT",
     "DUMP",
     "ROUTE",
+    "DELTA",
 )
+CAP_DELTA = "DELTA"  # the capability word: this node takes and sends section-level deltas on 691
+CAPABILITIES = (CAP_DELTA,)
 _WIRE_VERB = {"SIMPLE_POLL": "Simple_Poll"}  # the seed's spelling (L9100); matched case-insensitively
 _HEX32 = re.compile(rb"[0-9a-f]{32}")
 _HEXNUM = re.compile(rb"[0-9a-f]+")
@@ -98,6 +104,7 @@ class Attach:
     minor: int
     user: int
     version_guid: str
+    caps: tuple[str, ...] = ()  # what the member offers (CAPABILITIES), after the version GUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,7 @@ class AttachAck:
     servers: int = 0
     quorum: bool = False
     reason: str = ""
+    caps: tuple[str, ...] = ()  # what the master takes of what the member offered
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +136,20 @@ class OrgInfoFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class Delta:
+    """A push of the sections that changed (`raw`: an ORGINFO frame holding only them, its digest its own MD5),
+    and `target`, the digest of the sender's whole table after them (docs/PROTOCOL.md §2.5)."""
+
+    target: str
+    raw: bytes
+    decoded: Decoded
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     digest: str
     follows: bool  # True when the member's revised ORGINFO follows in the next frame
+    resend: bool = False  # after a DELTA the member still differs from its target: send the whole table
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +238,7 @@ Message = (
     | SimplePoll
     | PollResponse
     | OrgInfoFrame
+    | Delta
     | Reply
     | Ack
     | StateReport
@@ -270,8 +290,15 @@ def _enc_attach(msg: Message) -> bytes:
     return frame(
         "ATTACH",
         f"{msg.member} {msg.routing_group} {msg.master} {msg.digest} {msg.major:x} {msg.minor:x} "
-        f"{msg.user:x} {msg.version_guid}".encode(),
+        f"{msg.user:x} {msg.version_guid}{_caps(msg.caps)}".encode(),
     )
+
+
+def _caps(caps: tuple[str, ...]) -> str:
+    for cap in caps:
+        if cap not in CAPABILITIES:
+            raise EncodeError(f"unknown capability {cap!r}")
+    return "".join(" " + cap for cap in caps)
 
 
 def _enc_attach_ack(msg: Message) -> bytes:
@@ -281,7 +308,7 @@ def _enc_attach_ack(msg: Message) -> bytes:
     _check_hex32(msg.digest)
     return frame(
         "ATTACH_ACK",
-        f"OK {msg.digest} {msg.attached:x} {msg.servers:x} {_yn(msg.quorum)}".encode(),
+        f"OK {msg.digest} {msg.attached:x} {msg.servers:x} {_yn(msg.quorum)}{_caps(msg.caps)}".encode(),
     )
 
 
@@ -294,7 +321,8 @@ def _enc_simple(msg: Message) -> bytes:
         return frame("POLL_RESPONSE", f"{'SAME' if msg.same else 'DIFFERENT'} {msg.digest}".encode())
     if isinstance(msg, Reply):
         _check_hex32(msg.digest)
-        return frame("REPLY", f"{msg.digest} {'FOLLOWS' if msg.follows else 'DONE'}".encode())
+        word = "RESEND" if msg.resend else "FOLLOWS" if msg.follows else "DONE"
+        return frame("REPLY", f"{msg.digest} {word}".encode())
     if isinstance(msg, Ack):
         _check_hex32(msg.digest)
         return frame("ACK", msg.digest.encode())
@@ -361,6 +389,18 @@ def _enc_orginfo(msg: Message) -> bytes:
     return msg.raw
 
 
+def _enc_delta(msg: Message) -> bytes:
+    assert isinstance(msg, Delta)
+    _check_hex32(msg.target)
+    return frame("DELTA", msg.target.encode() + b" " + msg.raw)
+
+
+def delta_frame(target: str, sections_frame: bytes) -> bytes:
+    """The bytes of a `DELTA` push (what `encode_message` writes for a `Delta`, without decoding the sections)."""
+    _check_hex32(target)
+    return frame("DELTA", target.encode() + b" " + sections_frame)
+
+
 _ENCODERS = {
     AuthHello: _enc_auth,
     AuthChallenge: _enc_auth,
@@ -379,6 +419,7 @@ _ENCODERS = {
     RouteQuery: _enc_route,
     RouteAnswer: _enc_route,
     OrgInfoFrame: _enc_orginfo,
+    Delta: _enc_delta,
 }
 
 
@@ -482,6 +523,15 @@ class _Tokens:
         if self.pos < len(self.data):
             raise self.fail("unexpected trailing data")
 
+    def caps(self) -> tuple[str, ...]:
+        """Capability words up to the end (unknown ones are skipped: a newer peer may offer more)."""
+        words = []
+        while self.pos < len(self.data):
+            words.append(self.word())
+            if len(words) > 16:
+                raise self.fail("more than 16 capability words")
+        return tuple(w for w in words if w in CAPABILITIES)
+
 
 def _dec_auth(t: _Tokens) -> Message:
     sub = t.word()
@@ -505,9 +555,7 @@ def _dec_auth(t: _Tokens) -> Message:
 
 
 def _dec_attach(t: _Tokens) -> Message:
-    msg = Attach(t.hex32(), t.hex32(), t.hex32(), t.hex32(), t.num(), t.num(), t.num(), t.hex32())
-    t.end()
-    return msg
+    return Attach(t.hex32(), t.hex32(), t.hex32(), t.hex32(), t.num(), t.num(), t.num(), t.hex32(), t.caps())
 
 
 def _dec_attach_ack(t: _Tokens) -> Message:
@@ -515,7 +563,7 @@ def _dec_attach_ack(t: _Tokens) -> Message:
     if sub == "REFUSED":
         msg: Message = AttachAck(False, reason=t.string())
     elif sub == "OK":
-        msg = AttachAck(True, t.hex32(), t.num(), t.num(), t.yes_no())
+        msg = AttachAck(True, t.hex32(), t.num(), t.num(), t.yes_no(), caps=t.caps())
     else:
         raise t.fail(f"expected OK or REFUSED, got {sub[:20]!r}")
     t.end()
@@ -537,13 +585,13 @@ def _dec_poll_response(t: _Tokens) -> Message:
     return msg
 
 
-def _dec_reply(t: _Tokens) -> Message:
+def _dec_reply(t: _Tokens, extensions: bool = False) -> Message:
     digest = t.hex32()
     sub = t.word()
-    if sub not in ("FOLLOWS", "DONE"):
+    if sub not in (("FOLLOWS", "DONE", "RESEND") if extensions else ("FOLLOWS", "DONE")):
         raise t.fail(f"expected FOLLOWS or DONE, got {sub[:20]!r}")
     t.end()
-    return Reply(digest, sub == "FOLLOWS")
+    return Reply(digest, sub == "FOLLOWS", sub == "RESEND")
 
 
 def _dec_ack(t: _Tokens) -> Message:
@@ -623,26 +671,49 @@ _DECODERS = {
 
 
 def decode_frame(
-    raw: bytes, offset: int = 0, limits: Limits = DEFAULT_LIMITS, sections: SectionCache | None = None
-) -> Message:
+    raw: bytes, offset: int = 0, limits: Limits = DEFAULT_LIMITS, sections: SectionCache | None = None,
+    extensions: bool = False,
+) -> Message:  # fmt: skip
     """One whole frame (header included) -> typed message. `offset` is the frame's place in the stream; an ORGINFO
-    frame is decoded through `sections` when given (the same result, re-decoding only sections it has not seen)."""
+    frame is decoded through `sections` when given (the same result, re-decoding only sections it has not seen).
+    `extensions`: the node offers the delta extension (DELTA frames, REPLY RESEND; module docstring)."""
     if len(raw) < HEADER_LEN + 2 or raw[0:1] != b"{" or raw[9:10] != b"}" or raw[10:11] != b" ":
         raise DecodeError(offset, "malformed frame header")
     end = raw.find(b" ", 11)
     verb_b = raw[11:] if end < 0 else raw[11:end]
     verb = verb_b.decode("ascii", "replace").upper()
     if verb == "ORGINFO":
-        try:
-            decoded = decode_strict_cached(raw, limits, sections)
-        except DecodeError as exc:
-            raise DecodeError(offset + exc.offset, exc.reason) from None
-        return OrgInfoFrame(raw, decoded)
+        return OrgInfoFrame(raw, _orginfo(raw, offset, limits, sections))
+    if verb == "DELTA" and extensions:
+        return _dec_delta(raw, offset, limits, sections)
+    if verb == "REPLY" and extensions:
+        payload = b"" if end < 0 else raw[end + 1 :]
+        return _dec_reply(_Tokens(payload, offset + (len(raw) - len(payload))), extensions=True)
     dec = _DECODERS.get(verb)
     if dec is None:
         raise DecodeError(offset + 11, f"unknown verb {verb_b[:20]!r}")
     payload = b"" if end < 0 else raw[end + 1 :]
     return dec(_Tokens(payload, offset + (len(raw) - len(payload)), limits.max_string))
+
+
+def _orginfo(raw: bytes, offset: int, limits: Limits, sections: SectionCache | None) -> Decoded:
+    try:
+        return decode_strict_cached(raw, limits, sections)
+    except DecodeError as exc:
+        raise DecodeError(offset + exc.offset, exc.reason) from None
+
+
+_DELTA_HEAD = len(b"{00000000} DELTA ") + 33  # the header, the verb, the target digest and its space
+
+
+def _dec_delta(raw: bytes, offset: int, limits: Limits, sections: SectionCache | None) -> Message:
+    target = raw[_DELTA_HEAD - 33 : _DELTA_HEAD - 1]
+    if raw[11:17] != b"DELTA " or not _HEX32.fullmatch(target) or raw[_DELTA_HEAD - 1 : _DELTA_HEAD] != b" ":
+        raise DecodeError(offset + 17, "expected DELTA <32 hex digits> <ORGINFO frame>")
+    inner = raw[_DELTA_HEAD:]
+    if inner[11:19] != b"ORGINFO ":
+        raise DecodeError(offset + _DELTA_HEAD, "a DELTA push carries an ORGINFO frame")
+    return Delta(target.decode(), inner, _orginfo(inner, offset + _DELTA_HEAD, limits, sections))
 
 
 @dataclass
@@ -657,6 +728,7 @@ class Framer:
     expect_banner: bool = False
     limits: Limits = DEFAULT_LIMITS
     sections: SectionCache | None = None
+    extensions: bool = False  # decode the delta extension's frames (module docstring)
     banner: bytes | None = None
     _buf: bytearray = field(default_factory=bytearray)
     _consumed: int = 0  # stream offset of _buf[0]
@@ -712,4 +784,4 @@ class Framer:
             start = self._consumed
             raw = self._take(HEADER_LEN + self._need)
             self._need = 0
-            out.append(decode_frame(raw, start, self.limits, self.sections))
+            out.append(decode_frame(raw, start, self.limits, self.sections, self.extensions))

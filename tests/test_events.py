@@ -11,12 +11,15 @@ written as a wall-clock ISO-8601 time.
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from linkstate.cli.main import cli
 from linkstate.core import events as ev
 from linkstate.core.catalog import CATALOG, EXCHANGE_IDS, FIELDS, PRIVATE_RANGE, Ev, markdown
 from linkstate.core.context import Outbox
@@ -125,6 +128,24 @@ def test_every_field_has_a_meaning() -> None:
 def test_docs_events_md_is_the_catalog() -> None:
     """docs/EVENTS.md is generated: `linkstate events --markdown > docs/EVENTS.md`."""
     assert ROOT.joinpath("docs", "EVENTS.md").read_text() == markdown()
+
+
+def test_the_events_command_lists_the_catalog_in_each_form() -> None:
+    run = CliRunner().invoke
+    ids = sorted(spec.event_id for spec in CATALOG.values())
+    plain = run(cli, ["events"])
+    assert plain.exit_code == 0 and [int(line.split()[0]) for line in plain.output.splitlines()] == ids
+    assert "  929  error         topology_rejected           problems, first, reason\n" in plain.output
+    as_json = run(cli, ["events", "--json"])
+    rows = json.loads(as_json.output)
+    assert as_json.exit_code == 0 and [r["event_id"] for r in rows] == ids
+    assert {r["event"]: (r["level"], tuple(r["fields"])) for r in rows} == {
+        e.value: (spec.level, spec.fields) for e, spec in CATALOG.items()
+    }
+    as_markdown = run(cli, ["events", "--markdown"])
+    assert as_markdown.exit_code == 0 and as_markdown.output == ROOT.joinpath("docs", "EVENTS.md").read_text()
+    both = run(cli, ["events", "--json", "--markdown"])
+    assert (both.exit_code, both.output) == (2, "error: give --json or --markdown, not both\n")
 
 
 # --- at run time --------------------------------------------------------------------------------------------

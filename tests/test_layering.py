@@ -59,27 +59,38 @@ def _modules() -> list[Path]:
     return sorted([*ROOT.joinpath("proto").rglob("*.py"), *ROOT.joinpath("linkstate").rglob("*.py")])
 
 
+def _from_module(node: ast.ImportFrom, path: Path, module: str | None = None) -> str | None:
+    """The absolute module a `from … import` names; a relative one (`from . import x`, `from .m import x`) is
+    resolved against the importing module (`module`, else the one `path` is)."""
+    if node.level == 0:
+        return node.module
+    module = module if module is not None else _module_name(path)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base) or None
+
+
 def _imports(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.extend(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module)
+        elif isinstance(node, ast.ImportFrom) and (module := _from_module(node, path)):
+            names.append(module)
     return names
 
 
-def _imports_anywhere(path: Path) -> set[str]:
+def _imports_anywhere(path: Path, module: str | None = None) -> set[str]:
     """Every module `path` imports, wherever the import is (TYPE_CHECKING blocks and functions included), as full
-    module names (a `from package import module` counts as the module)."""
+    module names (a `from package import module` counts as the module; relative imports resolved)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (base := _from_module(node, path, module)):
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)
     return found
 
 
@@ -150,6 +161,15 @@ def test_the_core_has_no_import_cycle_not_even_under_type_checking() -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_relative_imports_count_too(tmp_path: Path) -> None:
+    """`from . import node` inside linkstate.core is an arrow to linkstate.core.node like any other."""
+    path = tmp_path / "master.py"
+    path.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import node\n"
+                    "from .role import Role\nfrom ..service import peer\n")  # fmt: skip
+    found = _imports_anywhere(path, "linkstate.core.master")
+    assert {"linkstate.core.node", "linkstate.core.role", "linkstate.service.peer"} <= found
 
 
 def _calls(tree: ast.AST) -> list[ast.Call]:

@@ -2,9 +2,11 @@
 --
 --   linkstate    TCP 691 inside a routing group: the `691 Available ...` banner, then `{len8} VERB payload` frames
 --                (AUTH, ATTACH, ATTACH_ACK, Simple_Poll, POLL_RESPONSE, ORGINFO, REPLY, ACK, STATE, DETACH,
---                INJECT, DUMP), every payload field dissected.
+--                INJECT, DUMP; the section-level delta's DELTA and capability words, §2.5), every payload field
+--                dissected.
 --   xlink2state  SMTP between bridgeheads: commands and replies, X-EXPS, and X-LINK2STATE (the opening digest,
---                FIRST/NEXT/LAST chunks, MORE, DONE_RESPONSE), each side's packet reassembled from its chunks,
+--                FIRST/NEXT/LAST chunks, MORE, DONE_RESPONSE; the negotiated extensions' WINDOW, DELTA, TREE,
+--                LIST, GET and PUSH items, §3.11), each side's packet reassembled from its chunks,
 --                with expert-info warnings for the MS05-021 shapes (docs/PROTOCOL.md §3.6).
 --   orginfo      the OrgInfo link-state table (docs/PROTOCOL.md §1): routing groups, versions, members,
 --                connectors with their address spaces, bridgeheads and states; the MD5 digest is recomputed
@@ -204,6 +206,8 @@ local L = {
     role = sfield("role", "Role"),
     attached_yn = sfield("attached_to_master", "Attached to the master"),
     attached_count = nfield("attached_count", "Attached members"),
+    cap = sfield("capability", "Capability (negotiated extension)"),
+    target = sfield("delta.target", "Digest of the sender's whole table after the delta"),
 }
 p691.fields = L
 
@@ -228,8 +232,9 @@ local KIND = {
 local VERBS = {
     AUTH = { sub = { HELLO = { "auth_kind", "guid", "nonce" }, CHALLENGE = { "guid", "nonce", "proof" },
                      PROOF = { "proof" }, OK = {}, FAIL = { "reason" } } },
-    ATTACH = { fields = { "member", "routing_group", "master", "digest", "major", "minor", "user", "version_guid" } },
-    ATTACH_ACK = { sub = { OK = { "digest", "attached", "servers", "quorum" }, REFUSED = { "reason" } } },
+    ATTACH = { fields = { "member", "routing_group", "master", "digest", "major", "minor", "user", "version_guid" },
+               caps = true },
+    ATTACH_ACK = { sub = { OK = { "digest", "attached", "servers", "quorum" }, REFUSED = { "reason" } }, caps = true },
     SIMPLE_POLL = { fields = { "digest" } },
     POLL_RESPONSE = { sub = { SAME = { "digest" }, DIFFERENT = { "digest" } } },
     REPLY = { fields = { "digest", "reply" } },
@@ -265,6 +270,9 @@ local X = {
     digest = ProtoField.string("xlink2state.digest", "Digest"),
     more = ProtoField.bool("xlink2state.more", "MORE (send the next chunk)"),
     done_response = ProtoField.bool("xlink2state.done_response", "DONE_RESPONSE (digests equal)"),
+    extension = ProtoField.string("xlink2state.extension", "Negotiated extension item (WINDOW, DELTA, TREE, LIST, "
+                                  .. "GET, PUSH)"),
+    ext_value = ProtoField.string("xlink2state.extension.value", "Extension value"),
 }
 psmtp.fields = X
 
@@ -668,6 +676,14 @@ local function dissect_frame(tvb, off, total, tree)
         item:set_text("linkstate " .. summary)
         return summary
     end
+    if upper == "DELTA" and s:match("^{%x+} DELTA %x+ {") then -- docs/PROTOCOL.md §2.5: the target, then a frame
+        local target = s:match("^{%x+} DELTA (%x+) ")
+        item:add(L.target, tvb(off + 17, #target), target)
+        local inner = 17 + #target + 1
+        local summary = "DELTA " .. dissect_orginfo(tvb, off + inner, total - inner, item, "Changed sections")
+        item:set_text("linkstate " .. summary)
+        return summary
+    end
     local spec = VERBS[upper]
     if not spec then
         item:add_proto_expert_info(LE.unknown_verb, "Unknown verb " .. verb)
@@ -686,6 +702,12 @@ local function dissect_frame(tvb, off, total, tree)
             if not names then c:fail("unexpected keyword " .. sub) end
         end
         for _, v in ipairs(dissect_payload(c, item, names)) do info[#info + 1] = v end
+        while spec.caps and not c:at_end() do -- capability words after ATTACH / ATTACH_ACK OK (§2.5)
+            c:sep()
+            local cap, a, n = c:token()
+            item:add(L.cap, c:range(a, n), cap)
+            info[#info + 1] = cap
+        end
         if not c:at_end() then c:fail("bytes after the payload") end
     end)
     if not ok then
@@ -897,6 +919,9 @@ local function add_experts(item, tvbr, list)
     for _, e in ipairs(list) do item:add_tvb_expert_info(e[1], tvbr, e[2]) end
 end
 
+-- the keywords of the negotiated extensions (docs/PROTOCOL.md §3.11)
+local EXTENSIONS = { WINDOW = true, DELTA = true, TREE = true, LIST = true, GET = true, PUSH = true }
+
 -- an X-LINK2STATE command or reply (`rest` after the `X-LINK2STATE ` prefix at line position `at`)
 local function dissect_x2s(tvb, pinfo, item, line_off, at, rest, st, key)
     local word, kind, data, eq = parse_x2s(rest)
@@ -915,6 +940,14 @@ local function dissect_x2s(tvb, pinfo, item, line_off, at, rest, st, key)
         elseif word == "DONE RESPONSE" then
             item:add(X.done_response, tvb(rest_off, #rest), true)
             return "X-LINK2STATE DONE_RESPONSE"
+        elseif EXTENSIONS[word] and eq then -- docs/PROTOCOL.md §3.11
+            local value = rest:sub(eq + 1)
+            item:add(X.extension, tvb(rest_off, eq - 1), word)
+            item:add(X.ext_value, tvb(rest_off + eq, math.max(1, #value)), value)
+            if (word == "DELTA" or word == "PUSH") and value:match("^%x+$") then
+                item:add(X.digest, tvb(rest_off + eq, #value), value)
+            end
+            return "X-LINK2STATE " .. word .. "=" .. (#value > 40 and value:sub(1, 40) .. "…" or value)
         end
         item:add_tvb_expert_info(XE.unknown, tvb(rest_off, math.max(1, #rest)), "unknown keyword " .. word)
         return "X-LINK2STATE " .. word .. " (unknown)"

@@ -92,9 +92,18 @@ class NodeRecord:
     started_at: float = 0.0
     netns: str | None = None  # the network namespace it runs in (netns mode)
     metrics_port: int | None = None  # where /metrics and /health answer (None: a run state from before them)
+    metrics_local: int | None = None  # netns mode: the port on 127.0.0.1 forwarding to them (cli.netns_metrics)
 
     @property
     def metrics_url(self) -> str | None:
+        """Where this machine's initial namespace reaches the node's /metrics (a netns node: the forwarder's)."""
+        if self.metrics_local is not None:
+            return f"http://127.0.0.1:{self.metrics_local}/metrics"
+        return self.metrics_node_url
+
+    @property
+    def metrics_node_url(self) -> str | None:
+        """Where the node itself serves /metrics (for a netns node: inside its namespace only)."""
         return None if self.metrics_port is None else f"http://{self.host}:{self.metrics_port}/metrics"
 
 
@@ -658,19 +667,30 @@ class Cluster:
             return rec, was
 
     def stop_all(self, timeout: float = STOP_TIMEOUT) -> list[str]:
-        """Stop every recorded node (in parallel) and close the run; returns the names that were running."""
+        """Stop every recorded node and close the run; returns the names that were running. Members go first (in
+        parallel), then the masters: a planned stop of the whole cluster leaves no member that lost its master,
+        so none has anything to warn about (docs/EVENTS.md)."""
         with locked(self.run_dir):
             state = self.state()
             if state is None:
                 return []
             live = [rec for rec in state.servers.values() if node_alive(rec)]
-            self._terminate([r.pid for r in live if r.pid is not None], [r.name for r in live], timeout)
+            for wave in self._waves(state, live):
+                self._terminate([r.pid for r in wave if r.pid is not None], [r.name for r in wave], timeout)
             for rec in state.servers.values():
                 rec.state = "stopped"
             state.supervisor = None
             save_state(state)
         self.reap()
         return [r.name for r in live]
+
+    def _waves(self, state: RunState, live: list[NodeRecord]) -> list[list[NodeRecord]]:
+        """The running nodes in the order a whole-cluster stop takes them: members, then the masters."""
+        try:
+            masters = {rg.master for rg in self.topology(state).routing_groups}
+        except TopologyError:
+            return [live]
+        return [[r for r in live if r.name not in masters], [r for r in live if r.name in masters]]
 
     def shutdown(self, timeout: float = STOP_TIMEOUT) -> tuple[list[str], int | None]:
         """Stop the whole cluster: its supervisor first (SIGTERM; it stops its nodes), then any node left.

@@ -45,15 +45,24 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     raise CliError(message, code)
 
 
+MAX_INPUT_BYTES = 64 * 1024 * 1024  # an OrgInfo frame is at most 16 MiB; its JSON form a few times that
+
+
 def read_input(path: str) -> bytes:
-    """Bytes of FILE, or of standard input for `-`."""
-    if path == "-":
-        return sys.stdin.buffer.read()
+    """Bytes of FILE, or of standard input for `-`; at most MAX_INPUT_BYTES (`/dev/zero` is an error, not a
+    process that fills its memory)."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         fail(f"cannot read {path}: {file_error(exc)}")
+    if len(data) > MAX_INPUT_BYTES:
+        fail(f"cannot read {'standard input' if path == '-' else path}: larger than "
+             f"{MAX_INPUT_BYTES // (1024 * 1024)} MiB (an OrgInfo frame is at most 16 MiB)")  # fmt: skip
+    return data
 
 
 def print_json(obj: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from linkstate.cli.common import print_json
+from linkstate.cli.common import fail, print_json
 from linkstate.core.catalog import CATALOG, markdown
 
 
@@ -18,6 +18,8 @@ from linkstate.core.catalog import CATALOG, markdown
 @click.option("--markdown", "as_markdown", is_flag=True, help="docs/EVENTS.md, generated.")
 def events(as_json: bool, as_markdown: bool) -> None:
     """Every event a node logs: its event ID, level and fields (docs/EVENTS.md)."""
+    if as_json and as_markdown:
+        fail("give --json or --markdown, not both")
     rows = sorted(CATALOG.items(), key=lambda item: item[1].event_id)
     if as_markdown:
         click.echo(markdown(), nl=False)

@@ -15,6 +15,7 @@ May import: anything (CLI layer).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TypeVar
 
 import click
 
+from linkstate.cli import netns_cmd
 from linkstate.cli.cluster import Cluster
 from linkstate.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, fail
 from linkstate.core.topology import Topology
@@ -45,7 +47,8 @@ def _apply_enforce(names: str | None) -> None:
     if names:
         unknown = [n for n in names.split(",") if n.strip() not in (*WAIVERS, "all")]
         if unknown:
-            fail(f"unknown waiver {unknown[0]!r}: known are {', '.join(WAIVERS)} (or 'all')")
+            known = f"known are {', '.join(WAIVERS)} (or 'all')" if WAIVERS else "no check is waived now (only 'all')"
+            fail(f"unknown waiver {unknown[0]!r}: {known}")
         os.environ[ENFORCE_ENV] = names
 
 
@@ -61,6 +64,9 @@ def fuzz(
 ) -> None:
     """Coverage-guided fuzzing (atheris/libFuzzer; hypothesis without it). Targets: orginfo, rg691, smtp, topology."""
     if ctx.invoked_subcommand is not None:
+        if compare_mutators:
+            fail(f"--compare-mutators runs on its own: name its targets with --target (orginfo, rg691), not "
+                 f"'{ctx.invoked_subcommand}'")  # fmt: skip
         return
     if not compare_mutators:
         click.echo(ctx.get_help())
@@ -83,8 +89,14 @@ def fuzz(
 
 
 def _check_time(seconds: float) -> None:
-    if not seconds > 0:
+    if not (seconds > 0 and math.isfinite(seconds)):
         fail(f"--time must be a positive number of seconds, got {seconds:g}")
+
+
+def _check_directory(option: str, path: Path | None) -> None:
+    """A directory the fuzzer writes to: absent (it is made) or a directory."""
+    if path is not None and path.exists() and not path.is_dir():
+        fail(f"{option} {path} is not a directory")
 
 
 def _opts(seconds: float, **kw: object) -> engine.Options:
@@ -126,6 +138,13 @@ def _run(
     engine_name: str, no_mutator: bool, findings: Path, seed: int | None, enforce: str | None,
 ) -> bool:  # fmt: skip
     _check_time(seconds)
+    _check_directory("--corpus", corpus)
+    _check_directory("--findings", findings)
+    if dict_path is not None:
+        try:
+            engine.check_dict(dict_path)
+        except engine.EngineError as exc:
+            fail(str(exc))
     _apply_enforce(enforce)
     opts = engine.Options(time=seconds, runs=runs, corpus=corpus, jobs=jobs, dict_path=dict_path, findings=findings,
                           seed=seed, structured=not no_mutator, engine=engine_name)  # fmt: skip
@@ -161,7 +180,8 @@ def fuzz_all(**kw: object) -> None:
 @fuzz.command("replay")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--target", type=click.Choice(list(TARGETS)), help="The target (default: from the path).")
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds one input may take (0: none).")
+@click.option("--timeout", type=click.FloatRange(min=0, max=86400), default=10.0, show_default=True,
+              help="Seconds one input may take (0: none).")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="Print failures and the summary only.")
 @click.option("--waive", is_flag=True, help="Apply the documented waivers (default: every check runs).")
 def replay(paths: tuple[Path, ...], target: str | None, timeout: float, quiet: bool, waive: bool) -> None:
@@ -214,8 +234,6 @@ def seeds(directory: Path | None) -> None:
 def node(target: str, topology_file: str, smtp_port: int | None, owned: tuple[str, ...], batches: int,
          batch_size: int, seconds: float, seed: int, findings: Path, replay_file: Path | None) -> None:  # fmt: skip
     """Fuzz a running node over TCP 691 and SMTP; after each batch it must answer DUMP with a valid table."""
-    import trio
-
     from linkstate.cli.node_cmd import _target
     from linkstate.core.topology import TopologyError
     from linkstate.fuzz import live
@@ -228,19 +246,20 @@ def node(target: str, topology_file: str, smtp_port: int | None, owned: tuple[st
         fail(str(exc).splitlines()[0])
     host, port = _target(target, topo, topology_file)  # a server name, and a running cluster's ports, work too
     smtp = smtp_port or _smtp_port(topo, topology_file, host, port)
+    ns = netns_cmd.query_namespace(topology_file, host)  # a node of a netns run on this machine: fuzzed in there
     try:
-        address = live.allowed_target(host, owned)
+        address = host if ns is not None else live.allowed_target(host, owned)
     except live.LiveError as exc:
         fail(str(exc))
     plan = live.Plan(address, port, smtp, topo.secret, topo, batches, batch_size, seconds, seed, findings)
     try:
         if replay_file is not None:
-            problem = trio.run(live.replay_batch, plan, live.read_batch(replay_file))
+            problem = netns_cmd.run_in(ns, live.replay_batch, plan, live.read_batch(replay_file))
             click.echo(f"FAIL  {problem}" if problem else "ok    the node answers DUMP and its table is valid")
             if problem:
                 raise SystemExit(EXIT_FAILED)
             return
-        report = trio.run(live.run, plan, click.echo)
+        report = netns_cmd.run_in(ns, live.run, plan, click.echo)
     except live.LiveError as exc:
         fail(str(exc), EXIT_FAILED)
     click.echo(f"{report.batches} batches, {report.connections} connections, {report.bytes_sent:,} bytes sent")

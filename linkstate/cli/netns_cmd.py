@@ -5,7 +5,8 @@ Owns: planning a run's network (refusing, in one line, where netns mode cannot r
 of the same file left behind), building it before the nodes start and removing it after they stop, `cluster clean
 FILE` (what a crashed supervisor left: its nodes, then the run's namespaces), link faults (a connector's links
 down/up/flapping, a group's links cut with `--partition`, every link restored with `--heal`), and the namespace a
-CLI query enters to reach a node (`namespace_of`).
+CLI query enters to reach a node (`query_namespace`: the file's netns cluster, else the one run namespace of this
+machine that holds the address; an address of 198.18.0.0/15 that no run holds is refused unless `--outside-netns`).
 Invariants: only namespaces with the run's recorded prefix are removed; a process is stopped only if the state
 records it as a node of the run or its command line names one of the run's namespaces (a `serve --netns` of this
 run); a link fault changes links only, never a node's state (the nodes find out through their own probes and
@@ -16,22 +17,30 @@ May import: anything (CLI layer).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import click
+import trio
 
 from linkstate.cli.cluster import Cluster, NodeRecord, alive, wait_gone
 from linkstate.cli.common import EXIT_FAILED, fail
 from linkstate.core.topology import Topology
 from linkstate.netns import fabric
-from linkstate.netns.enter import NetnsError
+from linkstate.netns.enter import NETNS_DIR, NetnsError, call_in
 from linkstate.netns.fabric import Fabric
-from linkstate.netns.plan import Link, NetPlan, NetPlanError, new_prefix, plan_network
+from linkstate.netns.plan import Link, NetPlan, NetPlanError, in_bench_range, new_prefix, plan_network
 
+P = ParamSpec("P")
+T = TypeVar("T")
 STOP_WAIT = 5.0
+RUN_PREFIX_LEN = len("ls-000000-")
 
 # --------------------------------------------------------------------------------------------- the network of a run
 
@@ -101,12 +110,13 @@ def _stop_own(pids: list[int], ns: str) -> None:
 
 
 def namespace_of(topology_file: str | None, host: str) -> str | None:
-    """The namespace a query for `host` must enter: the node's, when a netns cluster of the file records it."""
+    """The namespace a query for `host` must enter: the node's, when a netns cluster of the file records it and
+    its namespace exists."""
     return next((rec.netns for rec in _netns_records(topology_file) if rec.host == host), None)
 
 
 def server_namespace(topology_file: str | None, server: str) -> str | None:
-    """The namespace of `server` in the file's netns cluster (None: not a netns cluster)."""
+    """The namespace of `server` in the file's netns cluster (None: not a netns cluster, or its network is gone)."""
     return next((rec.netns for rec in _netns_records(topology_file) if rec.name == server), None)
 
 
@@ -116,7 +126,67 @@ def _netns_records(topology_file: str | None) -> list[NodeRecord]:
     state = Cluster(Path(topology_file)).state()
     if state is None or not state.netns_prefix:
         return []
-    return list(state.servers.values())
+    return [rec for rec in state.servers.values() if rec.netns is not None and (NETNS_DIR / rec.netns).exists()]
+
+
+OUTSIDE_NETNS_HELP = (
+    "Connect from this network namespace even to an address of 198.18.0.0/15 that no netns cluster on this machine "
+    "holds (refused by default: the connection would leave the machine)."
+)
+outside_netns_option = click.option("--outside-netns", "outside", is_flag=True, help=OUTSIDE_NETNS_HELP)
+
+
+def query_namespace(topology_file: str | None, host: str, *, outside: bool = False) -> str | None:
+    """The namespace a tool's connection to `host` is made from (None: this process's own). A node of the file's
+    netns cluster: its namespace; else an address held by exactly one run namespace of this machine (any run's):
+    that one. An address of 198.18.0.0/15 that no run here holds is refused in one line unless `outside`: from
+    this namespace the connection would leave the machine by its default route."""
+    ns = namespace_of(topology_file, host)
+    if ns is not None or outside:
+        return ns
+    found = _holders(host)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        runs = ", ".join(sorted({name[:RUN_PREFIX_LEN] + "*" for name in found}))
+        fail(f"{host} is an address of more than one netns run on this machine ({runs}): give --topology FILE of "
+             "the cluster you mean")  # fmt: skip
+    if in_bench_range(host):
+        fail(f"{host} is in 198.18.0.0/15, the range of netns clusters, but no netns cluster on this machine holds "
+             "it, so the connection would leave the machine: start the cluster ('cluster up --netns'), or give "
+             "--outside-netns if that address really is reachable from here")  # fmt: skip
+    return None
+
+
+def run_in(ns: str | None, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`trio.run` of `fn` with its connections made inside `ns` (None: here); a namespace that is gone is one
+    line, exit 1."""
+    try:
+        return trio.run(lambda: call_in(ns, fn, *args, **kwargs))
+    except NetnsError as exc:
+        fail(str(exc), EXIT_FAILED)
+
+
+def _holders(host: str) -> list[str]:
+    """The run namespaces holding `host`: only for an IP address that is neither loopback (every namespace has
+    its own) nor one of this namespace's own, and only where namespaces can be entered."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return []
+    if address.is_loopback or address.is_unspecified or _local_here(host) or fabric.unsupported() is not None:
+        return []
+    return fabric.holders(host)
+
+
+def _local_here(host: str) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind((host, 0))
+    except OSError:
+        return False
+    return True
 
 
 def link_summary(cluster: Cluster) -> str | None:

@@ -27,17 +27,17 @@ from pathlib import Path
 import click
 import trio
 
-from linkstate.cli import netns_cmd
+from linkstate.cli import netns_cmd, netns_metrics
 from linkstate.cli.cluster import START_WAIT, Cluster, NodeRecord, format_status, node_alive
 from linkstate.cli.common import EXIT_FAILED, HelpGroup, fail, print_json
 from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.catalog import Ev
 from linkstate.core.topology import ServerSpec, Topology, file_error
 from linkstate.logconfig import configure
-from linkstate.netns.enter import call_in
 from linkstate.service.client import ClientError, dump_frame
 from linkstate.service.metrics import MetricsAddress
 from linkstate.service.node import NodeService
+from linkstate.service.topofile import read_secret
 
 LOG_FORMATS = ("json", "console", "auto")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -159,7 +159,7 @@ async def _serve(
                     continue
                 svc.events.emit(Ev.SIGNAL, signal=signal.Signals(signum).name, action="shutting down")
                 break
-            nursery.cancel_scope.cancel()
+            svc.stop()  # a planned stop: its DETACH reaches the peers before it goes; `run` then returns
     return None
 
 
@@ -255,8 +255,15 @@ def _is_host(host: str) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="orginfo-decode JSON plus a `local` object.")
 @click.option("--raw", is_flag=True, help="The raw ORGINFO frame bytes to stdout.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10, show_default=True, help="Seconds.")
+@netns_cmd.outside_netns_option
 def winroute(
-    target: str, topology_file: str | None, secret_file: str | None, as_json: bool, raw: bool, timeout: float
+    target: str,
+    topology_file: str | None,
+    secret_file: str | None,
+    as_json: bool,
+    raw: bool,
+    timeout: float,
+    outside: bool,
 ) -> None:
     """Show the link-state table a node holds, as WinRoute did: connect to TCP 691 and DUMP it."""
     if as_json and raw:
@@ -264,7 +271,7 @@ def winroute(
     topo = load_or_fail(topology_file) if topology_file else None
     if secret_file is not None:
         try:
-            secret = Path(secret_file).read_bytes().strip()
+            secret = read_secret(secret_file).strip()
         except OSError as exc:
             fail(f"cannot read {secret_file}: {file_error(exc)}")
         if not secret:
@@ -275,9 +282,9 @@ def winroute(
         fail("the organization secret is needed: give --topology FILE or --secret-file F")
     host, port = _target(target, topo, topology_file)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    ns = netns_cmd.namespace_of(topology_file, host)
+    ns = netns_cmd.query_namespace(topology_file, host, outside=outside)
     try:
-        result = trio.run(lambda: call_in(ns, dump_frame, host, port, secret, timeout=timeout))
+        result = netns_cmd.run_in(ns, dump_frame, host, port, secret, timeout=timeout)
     except ClientError as exc:
         fail(exc.reason, EXIT_FAILED)
     if raw:
@@ -327,21 +334,24 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool, wait_s: flo
     elif state.derived:
         click.echo(f"real ports not usable ({state.port_note}): nodes run on the dev-port copy {state.topology}")
     previous = signal.signal(signal.SIGTERM, interrupt_on_signal)
+    forwarders: netns_metrics.Listeners = []
     try:
         if network is not None:
             netns_cmd.build(network)
         recs = [cluster.spawn(name) for name in state.servers]
         problems = trio.run(cluster.await_answers, [r.name for r in recs], wait_s)
+        if network is not None:  # their /metrics answer inside their namespaces: forwarded from 127.0.0.1
+            forwarders = netns_metrics.open_listeners(cluster)
+            recs = [cluster.require_state().servers[r.name] for r in recs]
         for rec in recs:
-            what = f"did not come up: {problems[rec.name]}" if rec.name in problems else "listens on"
-            where = f"{rec.host}:{rec.port}  metrics {rec.metrics_url}  log {rec.log}"
-            where = where if rec.name not in problems else f"(log {rec.log})"
-            click.echo(f"  {rec.name:<12} pid {rec.pid:<7} {what} {where}")
+            click.echo(f"  {rec.name:<12} pid {rec.pid:<7} {_came_up(rec, problems.get(rec.name))}")
         if problems:
             fail(f"{_count(len(problems), 'server')} of {len(recs)} did not come up ({', '.join(problems)}): "
                  "stopping the cluster", EXIT_FAILED)  # fmt: skip
-        trio.run(_supervise, cluster, no_status)
+        trio.run(_supervise, cluster, no_status, forwarders)
     finally:
+        for sock, _ in forwarders:
+            sock.close()
         # a second Ctrl-C or SIGTERM must not cut the clean-up short and leave nodes running
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -354,6 +364,16 @@ def cluster_up(file: str, time_scale: float | None, no_status: bool, wait_s: flo
         signal.signal(signal.SIGINT, previous_int)
 
 
+def _came_up(rec: NodeRecord, problem: str | None) -> str:
+    """The rest of a node's line after `cluster up` started it: where it listens and logs, or why it did not."""
+    if problem is not None:
+        return f"did not come up: {problem} (log {rec.log})"
+    metrics = f"metrics {rec.metrics_url}"
+    if rec.metrics_local is not None:  # a netns node: the URL above is the forwarder; the node's own is in there
+        metrics += f" (forwarded to {rec.metrics_node_url} in {rec.netns})"
+    return f"listens on {rec.host}:{rec.port}  {metrics}  log {rec.log}"
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
@@ -363,11 +383,13 @@ def interrupt_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-async def _supervise(cluster: Cluster, no_status: bool) -> None:
+async def _supervise(cluster: Cluster, no_status: bool, forwarders: netns_metrics.Listeners) -> None:
     tty = sys.stdout.isatty() and not no_status
     shown: list[str] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
+            if forwarders:
+                nursery.start_soon(netns_metrics.serve, forwarders)
 
             async def wait_signal() -> None:
                 async for _ in signals:

@@ -23,7 +23,6 @@ from linkstate.cli.route_cmd import describe, query_for, route_from_answer
 from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.routing import MessageClass
 from linkstate.core.topology import Topology
-from linkstate.netns.enter import call_in
 from linkstate.service.client import ClientError, ask_route, command, dump
 from proto import rg691
 
@@ -156,7 +155,10 @@ def remonitor_group() -> None:
               help="Names, the secret, a running cluster's ports.")  # fmt: skip
 @click.option("--from-server", help="Run as if on this server of a local cluster (its address is the source).")
 @click.option("--force", is_flag=True, help="Inject even though the group is in the directory and its master answers.")
-def remonitor_inject(node: str, group: str, topology_file: str, from_server: str | None, force: bool) -> None:
+@netns_cmd.outside_netns_option
+def remonitor_inject(
+    node: str, group: str, topology_file: str, from_server: str | None, force: bool, outside: bool
+) -> None:
     """Inject a tombstone for a routing group into one node; the normal exchange spreads it org-wide."""
     topo = load_or_fail(topology_file)
     guid = group.lower()
@@ -166,10 +168,10 @@ def remonitor_inject(node: str, group: str, topology_file: str, from_server: str
         except KeyError:
             fail(f"unknown routing group {group!r} (give its name or its 32-hex GUID)")
     if not force:
-        _refuse_live_group(topo, topology_file, guid)
+        _refuse_live_group(topo, topology_file, guid, outside)
     host, port = _target(node, topo, topology_file)
     local = None
-    ns = netns_cmd.namespace_of(topology_file, host)
+    ns = netns_cmd.query_namespace(topology_file, host, outside=outside)
     if from_server is not None:
         try:
             local = topo.server(from_server).address or "127.0.0.1"
@@ -179,7 +181,7 @@ def remonitor_inject(node: str, group: str, topology_file: str, from_server: str
             ns, local = netns_cmd.server_namespace(topology_file, from_server), None
     inject = rg691.Inject(guid)
     try:
-        digest = trio.run(lambda: call_in(ns, command, host, port, topo.secret, inject, local_address=local))
+        digest = netns_cmd.run_in(ns, command, host, port, topo.secret, inject, local_address=local)
     except ClientError as exc:
         fail(exc.reason, EXIT_FAILED)
     except OSError as exc:
@@ -187,14 +189,15 @@ def remonitor_inject(node: str, group: str, topology_file: str, from_server: str
     click.echo(f"tombstone for {group} injected into {host}:{port}; its digest is now {digest}")
 
 
-def _refuse_live_group(topo: Topology, topology_file: str, guid: str) -> None:
+def _refuse_live_group(topo: Topology, topology_file: str, guid: str, outside: bool) -> None:
     """A group still in the directory whose master answers would outvote the tombstone: refuse (exit 1)."""
     spec = topo.routing_group_by_guid(guid)
     if spec is None:
         return
     host, port = _target(spec.master, topo, topology_file)
+    ns = netns_cmd.query_namespace(topology_file, host, outside=outside)
     try:
-        view, _ = trio.run(lambda: dump(host, port, topo.secret, timeout=3))
+        view, _ = netns_cmd.run_in(ns, dump, host, port, topo.secret, timeout=3)
     except ClientError:
         return  # its master does not answer: the group may really be gone
     if view.role != "master" or view.routing_group != guid:
@@ -217,14 +220,15 @@ def live_route(
     dest: dict[str, str | None],
     msg: MessageClass,
     as_json: bool,
+    outside: bool = False,
 ) -> None:
     """The route query of `linkstate route`, answered by a running node from its own router and table."""
     topo = load_or_fail(topology_file)
     host, port = _target(node, topo, topology_file)
-    ns = netns_cmd.namespace_of(topology_file, host)
+    ns = netns_cmd.query_namespace(topology_file, host, outside=outside)
     query = query_for(topo, from_server, dest, msg)
     try:
-        answer = trio.run(lambda: call_in(ns, ask_route, host, port, topo.secret, query, timeout=10))
+        answer = netns_cmd.run_in(ns, ask_route, host, port, topo.secret, query, timeout=10)
     except ClientError as exc:
         fail(exc.reason, EXIT_FAILED)
     result = route_from_answer(answer, topo)

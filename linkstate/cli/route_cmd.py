@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from linkstate.cli.common import fail, print_json
+from linkstate.cli.netns_cmd import outside_netns_option
 from linkstate.cli.topology_cmd import load_or_fail
 from linkstate.core.directory import build_orginfo
 from linkstate.core.routing import ConnectorRef, MessageClass, Route, Router, RouteStatus, RoutingError, SpaceRef
@@ -92,6 +93,7 @@ def describe(route: Route) -> str:
 @click.option("--down", multiple=True, help="A server or connector to treat as unavailable (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--node", metavar="HOST[:PORT]", help="Ask a running node's live table instead of the directory.")
+@outside_netns_option
 def route_command(
     topology_file: str,
     from_server: str,
@@ -104,6 +106,7 @@ def route_command(
     down: tuple[str, ...],
     as_json: bool,
     node: str | None,
+    outside: bool,
 ) -> None:
     """Compute the route a message from --from would take, given the topology and --down failures."""
     if sum(x is not None for x in (to, to_server, to_group)) != 1:
@@ -125,7 +128,7 @@ def route_command(
         from linkstate.cli.ops_cmd import live_route
 
         live_route(node, topology_file, from_server, {"to": to, "to_server": to_server, "to_group": to_group},
-                   msg, as_json)  # fmt: skip
+                   msg, as_json, outside)  # fmt: skip
         return
     router = Router(topo)
     try:

@@ -6,11 +6,17 @@ bridgehead of, the outbound sessions to the connector's remote bridgeheads: star
 takes a major or minor change (G33/G34), and every `bh_probe_interval` as a probe that also compares digests
 (R92, G39). Probe results become the bridgehead's observed state (G40): `CONN_NOT_AVAILABLE` after
 `bh_fail_threshold` failed sessions in a row, `CONN_AVAIL` on the next success; an operator may force a state.
-A failed session is a warning up to `bh_fail_threshold` failures in a row (and at least once a streak), info
-past it and while the node starts (within `master_settle` of the link's creation, before its first success: the
+A run of failed sessions is one warning (its first failure), the rest of the run is info, and so is every
+failure while the node starts (within `master_settle` of the link's creation, before its first success: the
 servers of an organization start in any order; docs/EVENTS.md). What a session brings in is decoded strictly and
 posted as a `Learned` fact, never merged partially; an observed state is posted as an `Observed` fact
 (linkstate.core.facts): the node's role decides what they mean.
+With the extensions (delta mode, a peer that offers them; docs/PROTOCOL.md §3.11) a link keeps its authenticated
+session open between exchanges (a NOOP every half `smtp_command_timeout` while idle): a change then goes out on it at
+once, its sections pushed first when the link's last round ended with both tables equal (the table's change log
+says what changed since). A probe always opens a new connection (and replaces the kept one), so what a probe tests,
+and when a connector is declared unavailable, is what it always was; a kept session that fails before it could
+answer is replaced by a new connection, not counted as a failure.
 Invariants: at most one outbound session per connector at a time (a trigger during one re-runs it after);
 nothing a peer sends raises; every failure is a Diagnostic.
 May import: the standard library, proto, linkstate.core (never node.py or a role).
@@ -36,12 +42,14 @@ from linkstate.core.link2state_session import (
     MailReceived,
     OrgInfoReceived,
     SessionFailed,
+    SummarySource,
 )
 from linkstate.core.nexthop import SmartHostProbe
 from linkstate.core.topology import ConnectorSpec, ServerSpec
 from proto.errors import DecodeError
 from proto.model import BridgeheadState
 from proto.sectioncache import decode_strict_cached
+from proto.summary import Summary
 
 
 class Target(enum.Enum):
@@ -75,6 +83,11 @@ class Link:
     starting_until: float = 0.0  # failures are quiet until then, while the link never succeeded
     succeeded: bool = False
     warned: bool = False  # this streak of failures has had its warning
+    kept: int | None = None  # conn of the idle session kept open for the next exchange (extensions)
+    kept_at: float = 0.0  # when the kept session last carried something (its keepalive is due half a timeout on)
+    reused: bool = False  # the running session is the kept one
+    snapped: int = 0  # the table's change count when this link's session last took a snapshot of it
+    agreed: int | None = None  # the change count of the last round that ended with both tables equal
 
 
 @dataclass
@@ -95,6 +108,9 @@ class Counters:
     mail_received: int = 0
     rejected: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+
+
+PUSH_MAX = 64  # sections pushed first at most; more changes since the link last agreed: a delta round instead
 
 
 class Bridgehead:
@@ -139,21 +155,41 @@ class Bridgehead:
                 settle = ctx.settings.scaled("master_settle")
                 fresh[c.guid] = Link(connector=c, target=target, remotes=remotes, next_probe=now,
                                      starting_until=now + settle)  # fmt: skip
+        for guid, link in self.links.items():
+            if fresh.get(guid) is not link:
+                self._drop_kept(link, now)
         self.links = fresh
 
     def next_deadline(self) -> float | None:
-        """The earliest probe due of a link with no session running (None without links)."""
+        """The earliest probe due of a link with no session running, or keepalive of a kept session (None without
+        links)."""
         due: float | None = None
+        keepalive = self._keepalive()
         for link in self.links.values():
             if link.in_flight is None and link.target is not Target.NOTHING and (due is None or link.next_probe < due):
                 due = link.next_probe
+            if keepalive is not None and link.kept is not None and (due is None or link.kept_at + keepalive < due):
+                due = link.kept_at + keepalive
         return due
 
     def on_timer(self, now: float) -> None:
-        """Start the session of every idle link whose probe is due."""
+        """Start the session of every idle link whose probe is due; keep kept sessions alive."""
+        keepalive = self._keepalive()
         for link in self.links.values():
             if link.in_flight is None and now >= link.next_probe and link.target is not Target.NOTHING:
-                self._start(link, now)
+                self._start(link, now, probe=True)
+            elif keepalive is not None and link.kept is not None and now >= link.kept_at + keepalive:
+                self._keep_alive(link, now)
+
+    def _keepalive(self) -> float | None:
+        """How long a kept session may idle before a NOOP: half the command timeout after which a server closes an
+        idle connection — None when the next probe surely replaces the session before that (the probe interval,
+        which backoff and jitter only lengthen, is under half the timeout). With the defaults (60 s and 60 s) a
+        probe may come after the server's timeout: without a NOOP every idle kept session would end in the
+        server's `connection_timeout` warning."""
+        settings = self.ctx.settings
+        timeout = settings.scaled("smtp_command_timeout")
+        return timeout / 2 if settings.scaled("bh_probe_interval") >= timeout / 2 else None
 
     def trigger(self, now: float, reason: ChangeKind) -> None:
         """The table took a major or minor change: tell every remote bridgehead now (G34)."""
@@ -178,20 +214,68 @@ class Bridgehead:
 
     # --- outbound sessions ---------------------------------------------------------------------------------
 
-    def _start(self, link: Link, now: float) -> None:
+    def _start(self, link: Link, now: float, probe: bool = False) -> None:
         interval = self.ctx.settings.scaled("bh_probe_interval")
         link.next_probe = now + interval
         link.again = False
-        link.in_flight = -1
         link.started_at = now
         link.sessions += 1
         self.counters.sessions_out += 1
+        if probe:  # a probe tests the path: a new connection, as always
+            self._drop_kept(link, now)
+        if link.kept is not None:
+            self._reuse(link, now)
+            return
+        link.in_flight = -1
+        link.reused = False
         hop = link.connector.next_hop
         if link.target is Target.REMOTE_BRIDGEHEADS or hop is None:
             target = link.remotes[link.failures % len(link.remotes)]
             self.out.connect(target.name, proto=Proto.SMTP, tag=link.connector.guid)
         else:
             self.out.connect_to(hop[0], hop[1], proto=Proto.SMTP, tag=link.connector.guid)
+
+    # --- kept sessions (the extensions: docs/PROTOCOL.md §3.11) ---------------------------------------------------
+
+    def _reuse(self, link: Link, now: float) -> None:
+        """The next exchange on the link's kept session: its changes pushed first when it can, else a delta round."""
+        conn, link.kept = link.kept, None
+        assert conn is not None
+        entry = self.smtp[conn]
+        assert type(entry.session) is SmtpClientSession
+        link.in_flight, link.reused, entry.done = conn, True, False
+        self._owned(conn, entry.session.again(self._push_for(link)), now)
+
+    def _push_for(self, link: Link) -> bytes | None:
+        """The sections stored since the link's last round ended agreed, as a frame (None: nothing to push, too
+        much, or no agreement to start from)."""
+        lsdb = self.ctx.lsdb
+        changed = lsdb.changed_since(link.agreed) if link.agreed is not None and self.ctx.settings.delta else None
+        if not changed or len(changed) > PUSH_MAX:
+            return None
+        return lsdb.sections_frame(changed)
+
+    def _keep_alive(self, link: Link, now: float) -> None:
+        conn = link.kept
+        entry = self.smtp.get(conn) if conn is not None else None
+        if conn is None or entry is None or type(entry.session) is not SmtpClientSession or not entry.session.kept:
+            link.kept = None
+            return
+        link.kept_at = now
+        self._owned(conn, entry.session.noop(), now)
+
+    def _drop_kept(self, link: Link, now: float) -> None:
+        """Close the link's kept session (a probe replaces it, or the connector is gone): idle, it has nothing to
+        say; the server takes the close of an idle session quietly."""
+        conn, link.kept = link.kept, None
+        if conn is not None and self.smtp.pop(conn, None) is not None:
+            self.out.close(conn, "kept session replaced")
+
+    def _owned(self, conn: int, events: list[Event], now: float) -> None:
+        """What a kept session did at our asking (`again`, `noop`, `quit`): its events handled, its bytes sent."""
+        for event in events:
+            self.on_session_event(conn, event, now)
+        self.flush(conn, now)
 
     def on_connected(self, conn: int, tag: str, now: float) -> None:
         link = self.links.get(tag)
@@ -208,6 +292,7 @@ class Bridgehead:
             return
         ctx = self.ctx
         remote = link.remotes[link.failures % len(link.remotes)]
+        delta = ctx.settings.delta
         session = SmtpClientSession(
             ctx.me.guid,
             ctx.topology.secret,
@@ -216,6 +301,9 @@ class Bridgehead:
             ctx.nonce(),
             expected_peer=remote.guid,
             chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
+            get_summary=(lambda: self._snapshot(link)) if delta else None,
+            keep=delta,
+            push=self._push_for(link),
             limits=ctx.lsdb.limits.decode,
         )
         link.in_flight = conn
@@ -231,7 +319,7 @@ class Bridgehead:
         link.failures += 1
         threshold = self.ctx.settings.bh_fail_threshold
         starting = not link.succeeded and now < link.starting_until
-        quiet = starting or (link.warned and link.failures > threshold)
+        quiet = starting or link.warned  # one warning per run of failures
         link.warned = link.warned or not quiet
         self.out.diag(
             Ev.BRIDGEHEAD_SESSION_FAILED,
@@ -307,6 +395,7 @@ class Bridgehead:
             self._frame_source,
             ctx.nonce(),
             chunk_raw_bytes=ctx.settings.chunk_raw_bytes,
+            get_summary=self._summary_source(),
             limits=ctx.lsdb.limits.decode,
         )
         self.counters.sessions_in += 1
@@ -315,10 +404,30 @@ class Bridgehead:
     def _frame_source(self) -> tuple[str, bytes]:
         return self.ctx.lsdb.digest, self.ctx.lsdb.frame()
 
+    def _summary_source(self) -> SummarySource | None:
+        """The table as the delta exchange sees it, when this node offers the extensions (docs/PROTOCOL.md §3.11)."""
+        return self._summary if self.ctx.settings.delta else None
+
+    def _summary(self) -> Summary:
+        return self.ctx.lsdb.state().summary()
+
+    def _snapshot(self, link: Link) -> Summary:
+        """A link's session takes a snapshot: remember where the table's change log stood."""
+        link.snapped = self.ctx.lsdb.seq
+        return self._summary()
+
     # --- data ----------------------------------------------------------------------------------------------
 
     def owns(self, conn: int) -> bool:
         return conn in self.smtp
+
+    def trusted(self) -> frozenset[int]:
+        """The SMTP connections past authentication: inbound sessions whose peer authenticated (AUTH), and every
+        outbound one (this server opened it)."""
+        return frozenset(
+            conn for conn, entry in self.smtp.items()
+            if not isinstance(entry.session, SmtpServerSession) or entry.session.authenticated
+        )  # fmt: skip
 
     def receive(self, conn: int, data: bytes) -> list[Event]:
         """Feed one chunk to the connection's session; its events go back, one by one, to `on_session_event`."""
@@ -328,11 +437,17 @@ class Bridgehead:
         self.counters.bytes_in += len(data)
         return entry.session.receive_data(data)
 
-    def flush(self, conn: int, now: float) -> None:
-        """Send what the session wrote; close the connection once the session is over."""
+    def flush(self, conn: int, now: float) -> bool:
+        """Send what the session wrote (a client session first resumes: what it handed over is merged by now); close
+        the connection once the session is over. True when nothing happened but bytes sent (no event, no close)."""
         entry = self.smtp.get(conn)
         if entry is None:
-            return
+            return True
+        quiet = True
+        if type(entry.session) is SmtpClientSession:
+            for event in entry.session.resume():
+                quiet = False
+                self.on_session_event(conn, event, now)
         data = entry.session.data_to_send()
         if data:
             self.counters.bytes_out += len(data)
@@ -341,6 +456,8 @@ class Bridgehead:
             self.smtp.pop(conn, None)
             self.out.close(conn, "SMTP session over")
             self._ended(entry, now)
+            return False
+        return quiet
 
     def on_lost(self, conn: int, now: float) -> None:
         entry = self.smtp.pop(conn, None)
@@ -349,9 +466,15 @@ class Bridgehead:
 
     def _ended(self, entry: _Smtp, now: float) -> None:
         link = entry.link
+        if link is not None and link.kept is not None and self.smtp.get(link.kept) is None:
+            link.kept = None  # the kept session is gone (the peer's idle timeout, a restart): nothing failed
         if link is None or entry.done or link.in_flight is None:
             return
         entry.done = True
+        if link.reused:  # a kept session that could not carry the exchange: a new connection, not a failure
+            link.in_flight, link.reused = None, False
+            self._start(link, now)
+            return
         self._failed(link, entry.failure or "SMTP session ended before the exchange completed", now)
 
     def on_session_event(self, conn: int, event: Event, now: float) -> None:
@@ -367,8 +490,15 @@ class Bridgehead:
     def _on_done(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, Done)
         entry.done = True
-        if entry.link is not None:
-            self._succeeded(entry.link, event.exchanged, now)
+        link = entry.link
+        if link is None:
+            return
+        if event.agreed:
+            link.agreed = link.snapped
+        if type(entry.session) is SmtpClientSession and entry.session.kept:
+            link.kept, link.kept_at = conn, now
+        link.reused = False
+        self._succeeded(link, event.exchanged, now)
 
     def _on_auth_succeeded(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, AuthSucceeded)

@@ -245,10 +245,13 @@ CATALOG: Mapping[Ev, EventSpec] = {
         30202, "warning", ("master", "reason", "attempt", "retry_in_s"),
         "This member lost or could not reach its master; it keeps its table and retries with backoff.",
         quiet="info",
-        quiet_when=f"{_STARTUP}; and for every retry after the first failure of a streak",
+        quiet_when=f"{_STARTUP}; for every retry after the first failure of a streak; and within `master_settle` "
+        "after the master detached this member (a planned stop: its restart is expected)",
     ),
     Ev.MASTER_DETACHED: EventSpec(
-        30203, "warning", ("master", "reason"), "The master detached this member (it is stopping, or moved)."
+        30203, "info", ("master", "reason"),
+        "The master detached this member (it is stopping, or gave up the role): a planned goodbye; the member keeps "
+        "its table and reconnects with backoff, quietly for `master_settle`.",
     ),
     Ev.ATTACH_REFUSED_BY_MASTER: EventSpec(
         30204, "error", ("master", "reason"),
@@ -297,14 +300,18 @@ CATALOG: Mapping[Ev, EventSpec] = {
     ),
     Ev.BRIDGEHEAD_SESSION_FAILED: EventSpec(
         30401, "warning", ("connector", "reason", "failures"),
-        "An outbound X-LINK2STATE session of a connector this server is a source bridgehead of failed; after "
-        "`bh_fail_threshold` failures in a row the bridgehead reports CONN_NOT_AVAILABLE.",
+        "An outbound session of a connector this server is a source bridgehead of failed: an X-LINK2STATE "
+        "session with the connected group's bridgeheads, or the probe of an SMTP connector's smart host or an "
+        "X.400 connector's next-hop MTA; after `bh_fail_threshold` failures in a row the bridgehead reports "
+        "CONN_NOT_AVAILABLE.",
         quiet="info",
-        quiet_when=f"{_STARTUP}; and past `bh_fail_threshold` failures in a row once one was a warning",
+        quiet_when=f"{_STARTUP}; and for every failure after the first warning of a run (one warning per run of "
+        "failures; `bridgehead_state_committed` says when the connector is declared unavailable)",
     ),
     Ev.BRIDGEHEAD_SESSION_DONE: EventSpec(
         30402, "debug", ("connector", "exchanged", "duration_s"),
-        "An outbound X-LINK2STATE session ended well (`exchanged`: packets were sent; else the digests matched).",
+        "An outbound session ended well: an X-LINK2STATE session (`exchanged`: packets were sent; else the "
+        "digests matched), or a probe that reached a smart host or next-hop MTA (`exchanged` false).",
     ),
     Ev.LINK2STATE_REJECTED: EventSpec(
         30403, "warning", ("conn", "reason", "fatal"),

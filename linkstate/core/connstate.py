@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from linkstate.core.context import NodeContext
 from linkstate.core.dampening import Commit, Dampener, DampenerDiagnostic, OscillationSuppressed
 from linkstate.core.directory import never_down
-from linkstate.core.routing import connector_pinned
+from linkstate.core.routing import PinnedIndex
 from linkstate.core.topology import ConnectorSpec
 from proto.model import BridgeheadState, ConnectorState, RoutingGroup
 
@@ -58,7 +58,6 @@ class GroupStates:
         self._noted: list[DampenerDiagnostic] = []
         self._hops = {c.guid: c.smart_host for c in ctx.topology.connectors_from(ctx.rg.name)}  # by the directory
         self._new_hop: dict[str, float] = {}  # connector -> until when its changed smart host keeps it UP
-        self._pinned_cache: tuple[str, dict[str, bool]] | None = None  # digest -> connector -> pinned?
         settings = ctx.settings
         self.dampener = Dampener(
             settings.scaled("state_delay"),
@@ -115,13 +114,10 @@ class GroupStates:
         settings = self.ctx.settings
         if settings.compat_e2k:
             return False
-        lsdb = self.ctx.lsdb
-        if self._pinned_cache is None or self._pinned_cache[0] != lsdb.digest:
-            self._pinned_cache = (lsdb.digest, {})
-        known = self._pinned_cache[1]
-        if connector not in known:  # one connector's search, not the whole table's (G42)
-            known[connector] = connector_pinned(lsdb.snapshot(), connector, settings.leaf_rule)
-        return known[connector]
+        # one connector's search, not the whole table's (G42), from the graph of the table's state: built once for
+        # every node holding this table (linkstate.core.lsdb.TableState)
+        index = self.ctx.lsdb.state().derived("pinned", lambda state: PinnedIndex(state.snapshot()))
+        return index.pinned(connector, settings.leaf_rule)
 
     def ready(self) -> bool:
         """Every live source bridgehead that will report has reported: a rebuild now guesses nothing."""

@@ -2,7 +2,7 @@
 
 Owns: `NodeContext` (who am I, my group, the topology and its settings, the link-state table, the nonce and random
 sources, the decode cache the node's sessions share) and `Outbox` (the node's 691 connections and everything a part
-asks to be done: a 691 message or the whole table on a connection, raw SMTP bytes, a connect, a close, a
+asks to be done: a 691 message, the whole table or some of its sections on a connection, raw SMTP bytes, a connect, a
 diagnostic, a table-change record; and facts (linkstate.core.facts) for `NodeCore` to route), with the node's
 traffic counters.
 Invariants: a role, the bridgehead or the operator module reads its node only through the context and acts only
@@ -124,6 +124,14 @@ class Outbox:
             self.counters.bytes_out += len(frame)
             self._out.append(ev.Send(conn, frame))
             self.counters.frames_out["OrgInfoFrame"] += 1
+
+    def send_delta(self, conn: int, guids: Iterable[str]) -> None:
+        """Only these sections, and the digest of the whole table after them (`DELTA`, docs/PROTOCOL.md §2.5)."""
+        c = self.conns.get(conn)
+        if c is not None and c.session.authenticated:
+            lsdb = self.ctx.lsdb
+            c.session.send_raw(rg691.delta_frame(lsdb.digest, lsdb.sections_frame(guids)))
+            self.counters.frames_out["Delta"] += 1
 
     def send_bytes(self, conn: int, data: bytes) -> None:
         """Raw bytes on a connection the node does not frame itself (SMTP)."""

@@ -3,9 +3,15 @@
 Owns: `ServerState`, `ServerInput` (each received line classified: a command, a proof line, message text, a line
 too long, the end of the stream), `SmtpServerSession` and `SERVER_TABLE`, (state, input) -> (action, {outcome:
 next state}) for every pair. The dialogue and its decisions are in linkstate.core.link2state_session's docstring.
+With a summary source (`get_summary`) it offers the negotiated extensions (docs/PROTOCOL.md §3.11): two more EHLO
+keywords, `WINDOW=` (it then streams its chunks `window` at a time, each `MORE` acknowledging one), and the delta
+round: `DELTA=<md5>` answered with its buckets (TREE lines) from a snapshot of its table, `LIST=` and `GET=` from
+that snapshot, the client's sections frame taken like any packet, then its own sections frame; without one, every
+extension item is an unknown keyword, as it always was.
 Invariants: the state changes only through the table; an error reply is `Outcome.ERROR` and the one that spends
 the error budget is `Outcome.TOO_MANY_ERRORS` (421, close); no exception escapes `receive_data`; no I/O, no clock,
-no randomness (the nonce is passed in).
+no randomness (the nonce is passed in); a delta round keeps at most its snapshot and the GUIDs asked for, which
+are GUIDs of that snapshot.
 May import: the standard library, proto.* and linkstate.core (auth, machine, link2state_session).
 """
 
@@ -30,9 +36,11 @@ from linkstate.core.link2state_session import (
     OrgInfoReceived,
     SessionFailed,
     SmtpSession,
+    SummarySource,
 )
 from linkstate.core.machine import Outcome, Table
 from proto import link2state as l2s
+from proto import summary as sm
 from proto.codec import DEFAULT_LIMITS, Limits
 from proto.smtp import (
     Command,
@@ -53,6 +61,10 @@ class ServerState(enum.Enum):
     IDLE = "IDLE"  # authenticated, nothing in progress
     L2S_SEND = "L2S_SEND"  # streaming our chunks, waiting for MORE
     L2S_RECV = "L2S_RECV"  # taking the client's chunks
+    DELTA = "DELTA"  # a delta round: our buckets sent, answering LIST / GET, or the client's sections begin
+    DELTA_RECV = "DELTA_RECV"  # taking the client's sections frame
+    DELTA_SEND = "DELTA_SEND"  # streaming our sections frame, waiting for MORE
+    PUSH_RECV = "PUSH_RECV"  # taking the sections the client pushes (PUSH=)
     MAIL = "MAIL"  # after MAIL FROM
     RCPT = "RCPT"  # after at least one RCPT TO
     DATA = "DATA"  # taking message lines
@@ -71,6 +83,11 @@ class ServerInput(enum.Enum):
     X_EXPS = "X_EXPS"
     L2S_CHUNK = "L2S_CHUNK"
     L2S_MORE = "L2S_MORE"
+    L2S_WINDOW = "L2S_WINDOW"  # extension: WINDOW=<n>
+    L2S_DELTA = "L2S_DELTA"  # extension: DELTA=<md5>
+    L2S_LIST = "L2S_LIST"  # extension: LIST=<prefix>
+    L2S_GET = "L2S_GET"  # extension: GET=<guids>
+    L2S_PUSH = "L2S_PUSH"  # extension: PUSH=<md5>
     MAIL = "MAIL"
     RCPT = "RCPT"
     DATA = "DATA"
@@ -90,7 +107,7 @@ class _In:
     kind: ServerInput
     line: bytes = b""
     command: Command | None = None
-    item: l2s.Chunk | l2s.More | None = None
+    item: l2s.Chunk | l2s.More | l2s.Ext | None = None
     reply: bytes = b""
 
 
@@ -105,6 +122,25 @@ _COMMAND_INPUTS = {
     Verb.RSET: ServerInput.RSET,
     Verb.QUIT: ServerInput.QUIT,
 }
+
+_EXT_INPUTS = {
+    l2s.ExtKeyword.WINDOW: ServerInput.L2S_WINDOW,
+    l2s.ExtKeyword.DELTA: ServerInput.L2S_DELTA,
+    l2s.ExtKeyword.LIST: ServerInput.L2S_LIST,
+    l2s.ExtKeyword.GET: ServerInput.L2S_GET,
+    l2s.ExtKeyword.PUSH: ServerInput.L2S_PUSH,
+}
+
+
+def _item_input(item: l2s.Chunk | l2s.More | l2s.Ext) -> ServerInput | None:
+    """The input an X-LINK2STATE command item is (None: an extension item no client sends, TREE)."""
+    if type(item) is l2s.Chunk:
+        return ServerInput.L2S_CHUNK
+    if type(item) is l2s.More:
+        return ServerInput.L2S_MORE
+    assert isinstance(item, l2s.Ext)
+    return _EXT_INPUTS.get(item.keyword)
+
 
 ServerAction = Callable[["SmtpServerSession", _In], Outcome]
 _L2S_COMMAND_PREFIX = l2s.VERB + b" "  # what `parse_command` reads as the X-LINK2STATE verb and its space
@@ -130,8 +166,9 @@ class SmtpServerSession(SmtpSession):
         limits: Limits = DEFAULT_LIMITS,
         max_errors: int = MAX_ERRORS,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        get_summary: SummarySource | None = None,
     ) -> None:
-        super().__init__(local_guid, secret, fqdn, get_frame, nonce, chunk_raw_bytes, limits)
+        super().__init__(local_guid, secret, fqdn, get_frame, nonce, chunk_raw_bytes, limits, get_summary)
         if max_errors < 1:
             raise ValueError("max_errors must be at least 1")
         self.max_errors = max_errors
@@ -139,7 +176,7 @@ class SmtpServerSession(SmtpSession):
         self.state = ServerState.CONNECTED
         self.errors = 0
         self._peer_nonce = ""
-        self._next_chunk = 0
+        self._gets: set[str] = set()  # a delta round: the sections the client asked for (GUIDs of the snapshot)
         self._sender = ""
         self._recipients: list[str] = []
         self._data: DataReader | None = None
@@ -174,12 +211,7 @@ class SmtpServerSession(SmtpSession):
         if line.startswith(_L2S_COMMAND_PREFIX):  # one prefix check before the general parser, same outcome
             args = line[_L2S_COMMAND_PREFIX_LEN:]
             if args:
-                try:
-                    item = l2s.parse_command_args(args)
-                except l2s.Link2StateError as exc:
-                    return _In(ServerInput.BAD_COMMAND, line, Command(Verb.X_LINK2STATE, args), reply=exc.reply)
-                kind = ServerInput.L2S_MORE if type(item) is l2s.More else ServerInput.L2S_CHUNK
-                return _In(kind, line, Command(Verb.X_LINK2STATE, args), item)
+                return self._classify_item(line, Command(Verb.X_LINK2STATE, args))
         return self._classify_command(line)
 
     def _classify_command(self, line: bytes) -> _In:
@@ -189,11 +221,17 @@ class SmtpServerSession(SmtpSession):
             return _In(ServerInput.BAD_COMMAND, line, reply=exc.reply)
         if command.verb is not Verb.X_LINK2STATE:
             return _In(_COMMAND_INPUTS[command.verb], line, command)
+        return self._classify_item(line, command)
+
+    def _classify_item(self, line: bytes, command: Command) -> _In:
         try:
-            item = l2s.parse_command_args(command.args)
+            item = l2s.parse_command_args(command.args, self.extensions)
         except l2s.Link2StateError as exc:
             return _In(ServerInput.BAD_COMMAND, line, command, reply=exc.reply)
-        kind = ServerInput.L2S_MORE if isinstance(item, l2s.More) else ServerInput.L2S_CHUNK
+        kind = _item_input(item)
+        if kind is None:
+            reply = l2s.Link2StateError.payload(f"{item.keyword.value} is a reply, not a command").reply  # type: ignore[union-attr]
+            return _In(ServerInput.BAD_COMMAND, line, command, reply=reply)
         return _In(kind, line, command, item)
 
     def _dispatch(self, inp: _In) -> None:
@@ -225,6 +263,7 @@ class SmtpServerSession(SmtpSession):
         peer = bytes(c if 0x21 <= c < 0x7F else 0x3F for c in raw).decode("ascii")  # echo stays short, ASCII
         self._abort_dialogue("EHLO during the X-LINK2STATE dialogue")
         self._reset_mail()
+        offered = (f"{l2s.EHLO_PIPELINING} {l2s.MAX_WINDOW}", l2s.EHLO_DELTA) if self.extensions else ()
         self._reply(
             250,
             f"{self.fqdn} Hello {peer}",
@@ -233,6 +272,7 @@ class SmtpServerSession(SmtpSession):
             "8BITMIME",
             f"X-EXPS {auth.SCHEME}",
             "X-LINK2STATE",
+            *offered,
             "OK",
         )
         return Outcome.OK
@@ -306,24 +346,102 @@ class SmtpServerSession(SmtpSession):
             self._send(l2s.format_reply(l2s.DoneResponse()))
             self._emit(Done(exchanged=False))
             return Outcome.DONE
-        self._chunks, self._next_chunk = l2s.Chunker(own, self.chunk_raw_bytes), 0
-        return self._send_chunk()
+        return self._sent_packet() if self._stream(own) else Outcome.SENDING
 
-    def _send_chunk(self) -> Outcome:
-        """Our next chunk; after the LAST one we take the client's chunks (RECEIVING), else wait for MORE."""
-        assert self._chunks is not None
-        chunk = self._chunks[self._next_chunk]
-        self._next_chunk += 1
-        self.chunks_out += 1
-        self._send(l2s.format_reply(chunk))
-        if chunk.kind is l2s.ChunkKind.LAST:
-            self._chunks = None
-            self._reassembler.reset()
-            return Outcome.RECEIVING
-        return Outcome.SENDING
+    def _format_chunk(self, chunk: l2s.Chunk) -> bytes:
+        return l2s.format_reply(chunk)
+
+    def _sent_packet(self) -> Outcome:
+        """Our packet is sent and taken: the client's chunks come next (RECEIVING)."""
+        self._chunks = None
+        self._reassembler.reset()
+        return Outcome.RECEIVING
 
     def _l2s_more(self, inp: _In) -> Outcome:
-        return self._send_chunk()
+        """The client took one more of our chunks: the next goes out (the window allowing); after the last is taken
+        we take the client's (full dialogue) or the round is over (delta)."""
+        taken = self._ack()
+        assert taken  # in L2S_SEND / DELTA_SEND a chunk is always waiting for its MORE
+        if not self._streamed():
+            return Outcome.SENDING
+        return self._sent_packet() if self.state is ServerState.L2S_SEND else self._sent_sections()
+
+    # --- the extensions (docs/PROTOCOL.md §3.11) -------------------------------------------------------------
+
+    def _window(self, inp: _In) -> Outcome:
+        assert isinstance(inp.item, l2s.Ext)
+        value = inp.item.value
+        if not value.isdigit() or not 1 <= int(value) <= 1_000_000:
+            return self._error(l2s.Link2StateError.payload("WINDOW takes a number of chunks, 1 or more").reply)
+        self.window = min(int(value), l2s.MAX_WINDOW)
+        self._send(l2s.format_reply(l2s.Ext(l2s.ExtKeyword.WINDOW, str(self.window))))
+        return Outcome.OK
+
+    def _delta_open(self, inp: _In) -> Outcome:
+        """A delta round: equal digests end it at once; else our buckets (from a snapshot of our table) go out."""
+        assert isinstance(inp.item, l2s.Ext) and self.get_summary is not None
+        peer_digest = inp.item.value
+        if not GUID_PATTERN.fullmatch(peer_digest):
+            return self._error(l2s.Link2StateError.payload("DELTA takes a digest of 32 lowercase hex digits").reply)
+        snapshot = self.get_summary()
+        if peer_digest == snapshot.digest:
+            self._send(l2s.format_reply(l2s.DoneResponse()))
+            self._emit(Done(exchanged=False))
+            return Outcome.DONE
+        self._snapshot, self._gets = snapshot, set()
+        self._reassembler.reset()
+        lines = snapshot.tree_lines(sm.depth_for(len(snapshot)))
+        self._send(l2s.format_replies([l2s.Ext(l2s.ExtKeyword.TREE, line[5:]) for line in lines]))
+        return Outcome.OK
+
+    def _delta_list(self, inp: _In) -> Outcome:
+        assert isinstance(inp.item, l2s.Ext) and self._snapshot is not None
+        try:
+            prefix = sm.check_prefix(inp.item.value)
+        except sm.SummaryError as exc:
+            return self._l2s_fail(l2s.Link2StateError.payload(str(exc)))
+        lines = sm.list_items(prefix, self._snapshot.bucket(prefix))
+        self._send(l2s.format_replies([l2s.Ext(l2s.ExtKeyword.LIST, line[5:]) for line in lines]))
+        return Outcome.OK
+
+    def _delta_get(self, inp: _In) -> Outcome:
+        assert isinstance(inp.item, l2s.Ext) and self._snapshot is not None
+        try:
+            guids = sm.parse_get(inp.item.value)
+        except sm.SummaryError as exc:
+            return self._l2s_fail(l2s.Link2StateError.payload(str(exc)))
+        self._gets.update(g for g in guids if self._snapshot.has(g))
+        self._send(_MORE_REPLY)
+        return Outcome.OK
+
+    def _delta_recv(self, inp: _In) -> Outcome:
+        """The client's sections frame; once whole it is handed over and our own sections frame goes out."""
+        assert isinstance(inp.item, l2s.Chunk) and self._snapshot is not None
+        try:
+            frame = self._reassembler.feed(inp.item)
+        except l2s.Link2StateError as exc:
+            return self._l2s_fail(exc)
+        self.chunks_in += 1
+        if frame is None:
+            self._send(_MORE_REPLY)
+            return Outcome.RECEIVING
+        self._emit(OrgInfoReceived(frame, self.peer_guid or ""))
+        return self._sent_sections() if self._stream(self._snapshot.frame_of(self._gets)) else Outcome.SENDING
+
+    def _push_open(self, inp: _In) -> Outcome:
+        """The client pushes the sections it changed since we last agreed: take them like any packet."""
+        assert isinstance(inp.item, l2s.Ext)
+        if not GUID_PATTERN.fullmatch(inp.item.value):
+            return self._error(l2s.Link2StateError.payload("PUSH takes a digest of 32 lowercase hex digits").reply)
+        self._reassembler.reset()
+        self._send(_MORE_REPLY)
+        return Outcome.OK
+
+    def _sent_sections(self) -> Outcome:
+        """The round is over: both sections frames went across."""
+        self._drop_dialogue()
+        self._emit(Done(exchanged=True))
+        return Outcome.DONE
 
     def _l2s_recv(self, inp: _In) -> Outcome:
         assert isinstance(inp.item, l2s.Chunk)
@@ -350,18 +468,24 @@ class SmtpServerSession(SmtpSession):
         return self._l2s_fail(l2s.Link2StateError.sequence("X-LINK2STATE dialogue interrupted"))
 
     def _abort_dialogue(self, reason: str, *, fatal: bool = False) -> None:
-        if self.state in (ServerState.L2S_SEND, ServerState.L2S_RECV):
+        if self.state in _DIALOGUE:
             self._drop_dialogue()
             self._emit(SessionFailed(f"X-LINK2STATE: {reason}", fatal=fatal))
 
     def _drop_dialogue(self) -> None:
         self._reassembler.reset()
         self._chunks = None
+        self._snapshot, self._gets = None, set()
 
     def _bad_sequence(self, inp: _In) -> Outcome:
         what = {
             ServerInput.L2S_CHUNK: "X-LINK2STATE inside a mail transaction",
             ServerInput.L2S_MORE: "X-LINK2STATE MORE with no chunk being sent",
+            ServerInput.L2S_WINDOW: "X-LINK2STATE inside a mail transaction",
+            ServerInput.L2S_DELTA: "X-LINK2STATE inside a mail transaction",
+            ServerInput.L2S_LIST: "X-LINK2STATE LIST outside a delta round",
+            ServerInput.L2S_GET: "X-LINK2STATE GET outside a delta round",
+            ServerInput.L2S_PUSH: "X-LINK2STATE inside a mail transaction",
             ServerInput.MAIL: "Nested MAIL command",
             ServerInput.RCPT: "Need MAIL before RCPT",
             ServerInput.DATA: "Need MAIL and RCPT before DATA",
@@ -448,7 +572,7 @@ class SmtpServerSession(SmtpSession):
         return Outcome.OK
 
     def _eof(self, inp: _In) -> Outcome:
-        if self.state in (ServerState.AUTH_PROOF, ServerState.L2S_SEND, ServerState.L2S_RECV, ServerState.DATA):
+        if self.state in _DIALOGUE or self.state in (ServerState.AUTH_PROOF, ServerState.DATA):
             self._drop_dialogue()
             self._emit(SessionFailed(f"peer closed the connection in state {self.state.value}"))
         return Outcome.OK
@@ -472,8 +596,9 @@ def _server_table() -> Table[ServerState, ServerInput, ServerAction]:
         return {R.ERROR: state, R.TOO_MANY_ERRORS: S.CLOSED}
 
     closed = ok(S.CLOSED)
-    command_states = (S.CONNECTED, S.READY, S.IDLE, S.L2S_SEND, S.L2S_RECV, S.MAIL, S.RCPT)
-    dialogue = (S.L2S_SEND, S.L2S_RECV)
+    dialogue = _DIALOGUE
+    command_states = (S.CONNECTED, S.READY, S.IDLE, *dialogue, S.MAIL, S.RCPT)
+    extensions = (X.L2S_WINDOW, X.L2S_DELTA, X.L2S_LIST, X.L2S_GET, X.L2S_PUSH)
 
     # commands that behave the same wherever commands are read
     for s in command_states:
@@ -493,7 +618,7 @@ def _server_table() -> Table[ServerState, ServerInput, ServerAction]:
     for s in (S.CONNECTED, S.READY):
         t[(s, X.EHLO)] = (A._ehlo, ok(S.READY))
         t[(s, X.HELO)] = (A._helo, ok(S.READY))
-        for i in (X.L2S_CHUNK, X.L2S_MORE, X.MAIL, X.RCPT, X.DATA):
+        for i in (X.L2S_CHUNK, X.L2S_MORE, X.MAIL, X.RCPT, X.DATA, *extensions):
             t[(s, i)] = (A._auth_required, err(s))
     t[(S.CONNECTED, X.X_EXPS)] = (A._need_ehlo, err(S.CONNECTED))
     t[(S.READY, X.X_EXPS)] = (A._auth_start, ok(S.AUTH_PROOF) | err(S.READY))
@@ -511,22 +636,37 @@ def _server_table() -> Table[ServerState, ServerInput, ServerAction]:
         t[(s, X.X_EXPS)] = (A._already_authed, err(s))
         t[(s, X.L2S_CHUNK)] = (A._bad_sequence, err(s))
         t[(s, X.L2S_MORE)] = (A._bad_sequence, err(s))
+        for i in extensions:
+            t[(s, i)] = (A._bad_sequence, err(s))
         t[(s, X.MAIL)] = (A._bad_sequence, err(s))
         t[(s, X.RCPT)] = (A._rcpt, {R.OK: S.RCPT, R.REFUSED: s})  # 452: too many recipients, no change
         t[(s, X.DATA)] = (A._bad_sequence, err(s))
     # X-LINK2STATE opens with a digest-only LAST chunk: equal digests end it at once, else our chunks follow
     opened = {R.DONE: S.IDLE, R.SENDING: S.L2S_SEND, R.RECEIVING: S.L2S_RECV}
     t[(S.IDLE, X.L2S_CHUNK)] = (A._l2s_open, opened | err(S.IDLE))
+    t[(S.IDLE, X.L2S_WINDOW)] = (A._window, ok(S.IDLE) | err(S.IDLE))
+    t[(S.IDLE, X.L2S_DELTA)] = (A._delta_open, {R.DONE: S.IDLE, R.OK: S.DELTA} | err(S.IDLE))
+    t[(S.IDLE, X.L2S_PUSH)] = (A._push_open, ok(S.PUSH_RECV) | err(S.IDLE))
     t[(S.IDLE, X.MAIL)] = (A._mail, {R.OK: S.MAIL, R.REFUSED: S.IDLE})  # 552: the declared size is too big
     t[(S.IDLE, X.RCPT)] = (A._bad_sequence, err(S.IDLE))
     t[(S.RCPT, X.DATA)] = (A._data_start, ok(S.DATA))
 
     # the X-LINK2STATE dialogue: only MORE (while we send) or a chunk (while we take) moves it on
     for s in dialogue:
-        for i in (X.EHLO, X.HELO, X.X_EXPS, X.L2S_CHUNK, X.L2S_MORE, X.MAIL, X.RCPT, X.DATA):
+        for i in (X.EHLO, X.HELO, X.X_EXPS, X.L2S_CHUNK, X.L2S_MORE, X.MAIL, X.RCPT, X.DATA, *extensions):
             t[(s, i)] = (A._l2s_interrupted, err(S.IDLE))
     t[(S.L2S_SEND, X.L2S_MORE)] = (A._l2s_more, {R.SENDING: S.L2S_SEND, R.RECEIVING: S.L2S_RECV})
     t[(S.L2S_RECV, X.L2S_CHUNK)] = (A._l2s_recv, {R.RECEIVING: S.L2S_RECV, R.DONE: S.IDLE} | err(S.IDLE))
+    # a delta round: LIST and GET from the snapshot, then the client's sections, then ours
+    sections = {R.RECEIVING: S.DELTA_RECV, R.SENDING: S.DELTA_SEND, R.DONE: S.IDLE} | err(S.IDLE)
+    t[(S.DELTA, X.L2S_LIST)] = (A._delta_list, ok(S.DELTA) | err(S.IDLE))
+    t[(S.DELTA, X.L2S_GET)] = (A._delta_get, ok(S.DELTA) | err(S.IDLE))
+    t[(S.DELTA, X.L2S_CHUNK)] = (A._delta_recv, sections)
+    t[(S.DELTA_RECV, X.L2S_CHUNK)] = (A._delta_recv, sections)
+    t[(S.DELTA_SEND, X.L2S_MORE)] = (A._l2s_more, {R.SENDING: S.DELTA_SEND, R.DONE: S.IDLE})
+    # the pushed frame is taken like the client's packet: MORE, then 200 Done (written after the caller merged it,
+    # so the client's check that follows compares merged tables)
+    t[(S.PUSH_RECV, X.L2S_CHUNK)] = (A._l2s_recv, {R.RECEIVING: S.PUSH_RECV, R.DONE: S.IDLE} | err(S.IDLE))
 
     # message text
     for i in X:
@@ -541,5 +681,9 @@ def _server_table() -> Table[ServerState, ServerInput, ServerAction]:
     return t
 
 
+_DIALOGUE = (
+    ServerState.L2S_SEND, ServerState.L2S_RECV, ServerState.DELTA, ServerState.DELTA_RECV, ServerState.DELTA_SEND,
+    ServerState.PUSH_RECV,
+)  # fmt: skip
 SERVER_TABLE = _server_table()
 INITIAL = (ServerState.CONNECTED,)

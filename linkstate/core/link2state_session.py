@@ -30,8 +30,14 @@ Decisions (docs/PROTOCOL.md §3):
     the server answers `421 4.7.0 ... too many errors` and closes. 60,000 bytes without a LF: 500 and close.
   - `OrgInfoReceived` is emitted only for a complete frame whose last chunk was accepted; decoding it (and
     merging) is the caller's job. The client is strict: any unexpected reply ends its session (QUIT, close).
+Negotiated extensions (docs/PROTOCOL.md §3.11; only with `extensions=True` on both sides: the server advertises
+them in EHLO, the client uses what it sees advertised): pipelined chunks (`WINDOW=<n>`: a sender keeps up to n chunks
+unacknowledged; the receiver's replies are unchanged and matched in order) and section-level delta (`DELTA=<md5>`,
+then `TREE`/`LIST` summaries, `GET`, each side's sections in one frame, and a new `DELTA=` round as the check, the
+seed's full exchange as the last resort). Without them every byte is the seed's dialogue above.
 Invariants: no I/O, no clock, no randomness (nonces are passed in); every peer input is handled by the table and
-only the session's own events come out (no exception escapes `receive_data`).
+only the session's own events come out (no exception escapes `receive_data`); a stream never has more than
+`window` chunks unacknowledged (1 without the extension: the seed's one round trip per chunk).
 May import: the standard library, proto.* and linkstate.core.auth.
 """
 
@@ -45,6 +51,7 @@ from linkstate.core import auth
 from proto import link2state as l2s
 from proto.codec import Limits
 from proto.smtp import LineReader
+from proto.summary import Summary
 
 MAX_MESSAGE_SIZE = 5_242_880
 MAX_RECIPIENTS = 100
@@ -53,6 +60,7 @@ GUID_PATTERN = re.compile(r"[0-9a-f]{32}")
 PROOF_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 FrameSource = Callable[[], tuple[str, bytes]]  # -> (digest, full frame), a consistent snapshot
+SummarySource = Callable[[], Summary]  # -> the table as the delta exchange sees it, a consistent snapshot
 
 
 # ------------------------------------------------------------------------------------------------ events
@@ -68,9 +76,11 @@ class OrgInfoReceived:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """The X-LINK2STATE dialogue ended well: `exchanged` is False when the digests were equal."""
+    """The X-LINK2STATE dialogue ended well: `exchanged` is False when the digests were equal; `agreed`: it ended
+    with both tables equal (a delta round's check), so what changes next can be pushed (docs/PROTOCOL.md §3.11)."""
 
     exchanged: bool
+    agreed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +125,7 @@ class SmtpSession:
 
     def __init__(
         self, local_guid: str, secret: bytes, fqdn: str, get_frame: FrameSource, nonce: str, chunk_raw_bytes: int,
-        limits: Limits,
+        limits: Limits, get_summary: SummarySource | None = None,
     ) -> None:  # fmt: skip
         if not auth.valid_nonce(nonce):
             raise ValueError("nonce must be 32 lowercase hex digits")
@@ -123,11 +133,17 @@ class SmtpSession:
         self.secret = secret
         self.fqdn = fqdn
         self.get_frame = get_frame
+        self.get_summary = get_summary
+        self.extensions = get_summary is not None  # offers (server) / may use (client) the negotiated extensions
         self.nonce = nonce
         self.chunk_raw_bytes = chunk_raw_bytes
         self.peer_guid: str | None = None
         self._reassembler = l2s.Reassembler(limits)
         self._chunks: l2s.Chunker | None = None
+        self._next_chunk = 0
+        self._acked = 0
+        self.window = 1  # chunks a stream may have unacknowledged (WINDOW=, docs/PROTOCOL.md §3.11)
+        self._snapshot: Summary | None = None  # the table this delta round compares (taken at DELTA=)
         self._reader = LineReader()
         self._out: list[bytes] = []
         self._events: list[Event] = []
@@ -165,6 +181,41 @@ class SmtpSession:
     def _send(self, data: bytes) -> None:
         self.bytes_out += len(data)
         self._out.append(data)
+
+    # --- streaming a frame, `window` chunks at a time (1: the seed's dialogue) ---------------------------------
+
+    def _format_chunk(self, chunk: l2s.Chunk) -> bytes:
+        raise NotImplementedError
+
+    def _stream(self, frame: bytes) -> bool:
+        """Start sending `frame`; True when it is already all sent and acknowledged (one chunk)."""
+        self._chunks, self._next_chunk, self._acked = l2s.Chunker(frame, self.chunk_raw_bytes), 0, 0
+        self._fill()
+        return self._streamed()
+
+    def _fill(self) -> None:
+        chunks = self._chunks
+        assert chunks is not None
+        while self._next_chunk < len(chunks) and self._next_chunk - self._acked < self.window:
+            chunk = chunks[self._next_chunk]
+            self._next_chunk += 1
+            self.chunks_out += 1
+            self._send(self._format_chunk(chunk))
+
+    def _ack(self) -> bool:
+        """The peer took one more of our chunks (`MORE`); False if it had nothing left to take."""
+        assert self._chunks is not None
+        if self._acked >= min(self._next_chunk, len(self._chunks) - 1):
+            return False
+        self._acked += 1
+        self._fill()
+        return True
+
+    def _streamed(self) -> bool:
+        """Every chunk sent, and every one before the LAST acknowledged."""
+        assert self._chunks is not None
+        n = len(self._chunks)
+        return self._next_chunk == n and self._acked == n - 1
 
     def _emit(self, event: Event) -> None:
         self._events.append(event)

@@ -28,6 +28,12 @@ class Outcome(enum.Enum):
     SENDING = "sending"  # our packet's chunks continue
     RECEIVING = "receiving"  # the peer's chunks continue
     DONE = "done"  # the X-LINK2STATE dialogue ended well
+    WINDOW = "window"  # a WINDOW= request went first: its reply comes before the rest (docs/PROTOCOL.md §3.11)
+    DELTA = "delta"  # a delta round began: the peer's buckets come next
+    FULL = "full"  # the seed's full exchange follows (the delta's last resort)
+    CHECK = "check"  # the peer's sections are taken: the check waits until they are merged
+    PUSH = "push"  # our changed sections went first (PUSH=): the peer's MOREs and 200 Done come next
+    KEPT = "kept"  # the dialogue ended well and the session stays open for the next one
 
 
 StateT = TypeVar("StateT", bound=enum.Enum)

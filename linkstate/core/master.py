@@ -4,7 +4,9 @@ Owns: the group's authoritative section: who is attached (members' `connected` Y
 status, the committed bridgehead and connector states (kept by linkstate.core.connstate), the version and its
 bumps (major on a directory change of its own group, minor on a committed connector change, user on
 attach/detach/service changes), the settle period after a (re)start and the rebuild that ends it (R130), quorum,
-and the push of the full OrgInfo to every attached member on each change.
+and the push of each change to every attached member: the full OrgInfo, or, to a member that took the delta
+capability at ATTACH (docs/PROTOCOL.md §2.5), only the sections stored since it was last sent the table (the
+table's change log; the whole table when the log no longer reaches back, or when the member asks, `REPLY RESEND`).
 Invariants: only this role writes its own group's section; versions never go backwards and the first version
 published after a start is above every version of its group it saw (G31); once published, foreign data about its
 own group is ignored (R107) but lifts the next version above it; before that, it holds the organization's copy
@@ -41,6 +43,7 @@ class MasterRole:
         self.ctx = ctx
         self.out = out
         self.attached_members: dict[str, int] = {}  # member GUID -> its conn
+        self.delta_members: dict[int, int] = {}  # conn of a delta member -> the table's `seq` it was last sent up to
         self.services: dict[str, str] = {}
         self.states = GroupStates(ctx, now)  # live bridgeheads, their reports, committed connector states
         self.epoch = ctx.nonce()  # a fresh version GUID at every master start (G31)
@@ -51,6 +54,7 @@ class MasterRole:
         self.settle_deadline: float | None = now + ctx.settings.scaled("master_settle")
         self.watch = QuorumWatch(ctx, out, now, quorum=self.quorum)
         self._conflict = ""  # the version GUID of the other master last reported as a conflict
+        self._pinned_seen: dict[str, BridgeheadState] = {}  # connector GUID -> the last state its pin held off
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -69,6 +73,7 @@ class MasterRole:
             self.out.send(conn, rg691.Detach(reason))
             self.out.close(conn, reason)
         self.attached_members.clear()
+        self.delta_members.clear()
         self.watch.close()
 
     def status(self) -> RoleStatus:
@@ -103,6 +108,13 @@ class MasterRole:
         handler = _HANDLERS.get(type(msg))
         if handler is None:
             return False
+        if type(msg) in _FROM_MEMBERS and conn not in self.attached_members.values():
+            # only an attached member polls, answers a push, sends a packet or reports state: an authenticated
+            # peer that skipped ATTACH (or was refused) does not write this group's table
+            self.out.diag(Ev.UNEXPECTED_MESSAGE, conn=conn, message=f"{type(msg).__name__} before ATTACH")
+            self.out.close(conn, "not an attached member")
+            self.on_lost(conn, now)
+            return True
         handler(self, conn, msg, now)
         return True
 
@@ -119,6 +131,7 @@ class MasterRole:
 
     def on_lost(self, conn: int, now: float) -> None:
         self.watch.lost(conn)
+        self.delta_members.pop(conn, None)
         for guid, c in list(self.attached_members.items()):
             if c == conn:
                 del self.attached_members[guid]
@@ -174,6 +187,7 @@ class MasterRole:
             out.diag(Ev.VERSION_REFUSED, member=member.name, version=str(reported))
             reported = Version()
         self.acked_top = max(self.acked_top, reported)
+        delta = rg691.CAP_DELTA in msg.caps and ctx.settings.delta
         out.send(
             conn,
             rg691.AttachAck(
@@ -182,6 +196,7 @@ class MasterRole:
                 len(self.attached_members),
                 len(ctx.topology.servers_in(ctx.rg.name)),
                 self.quorum,
+                caps=(rg691.CAP_DELTA,) if delta else (),
             ),
         )
         out.diag(Ev.MEMBER_ATTACHED, member=member.name, attached=len(self.attached_members), quorum=self.quorum)
@@ -189,8 +204,16 @@ class MasterRole:
         self.watch.update(self.quorum, now)
         if msg.digest != ctx.lsdb.digest:
             # published: the member takes what is newer; not yet: its answer (REPLY FOLLOWS and its table) brings
-            # this group's section as the organization holds it, the start of the rebuild (R129, R130)
-            out.send_table(conn)
+            # this group's section as the organization holds it, the start of the rebuild (R129, R130). A delta
+            # member that holds one of our recent tables gets only what changed since (docs/PROTOCOL.md §2.5).
+            since = ctx.lsdb.seq_of(msg.digest) if delta else None
+            changed = ctx.lsdb.changed_since(since) if since is not None else None
+            if changed:
+                out.send_delta(conn, changed)
+            else:
+                out.send_table(conn)
+        if delta:  # it holds our table now (equal digests, or it takes every section of the push)
+            self.delta_members[conn] = ctx.lsdb.seq
         if self.published:
             above = self._above(reported, msg.version_guid)
             if above is not None:
@@ -204,16 +227,22 @@ class MasterRole:
         assert isinstance(msg, rg691.SimplePoll)
         same = msg.digest == self.ctx.lsdb.digest
         self.out.send(conn, rg691.PollResponse(same, self.ctx.lsdb.digest))
-        if not same and self.published:
-            self.out.send_table(conn)
+        if same:
+            self._holds_ours(conn)
+        elif self.published:
+            self._send_table(conn)
 
     def _on_reply(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Reply)
-        if not msg.follows:  # otherwise the revised ORGINFO follows, and its ACK with it
+        if msg.digest == self.ctx.lsdb.digest:
+            self._holds_ours(conn)
+        if msg.resend and conn in self.delta_members:  # a delta left it differing: the whole table settles it
+            self._send_table(conn)
+        elif not msg.follows:  # otherwise the revised ORGINFO follows, and its ACK with it
             self.out.send(conn, rg691.Ack(self.ctx.lsdb.digest))
 
     def _on_orginfo(self, conn: int, msg: rg691.Message, now: float) -> None:
-        assert isinstance(msg, rg691.OrgInfoFrame)
+        assert isinstance(msg, rg691.OrgInfoFrame | rg691.Delta)
         self.merge_foreign(msg.decoded.orginfo, now)
         self.out.send(conn, rg691.Ack(self.ctx.lsdb.digest))
 
@@ -290,7 +319,9 @@ class MasterRole:
             return
         if self.states.pinned(connector):
             # no alternate path: the connector stays UP and no link-state traffic is generated (R121, G42)
-            self.out.diag(Ev.STATE_CHANGE_PINNED, connector=spec.name, state=state.value)
+            if self._pinned_seen.get(connector) is not state:  # said once per change, not at every probe
+                self._pinned_seen[connector] = state
+                self.out.diag(Ev.STATE_CHANGE_PINNED, connector=spec.name, state=state.value)
             return
         self._apply_commits(self.states.report(spec, vs, state, now), now)
 
@@ -421,7 +452,29 @@ class MasterRole:
     def _push_all(self, except_conn: int | None) -> None:
         for conn in self.attached_members.values():
             if conn != except_conn:
-                self.out.send_table(conn)
+                self._push(conn)
+
+    def _push(self, conn: int) -> None:
+        """The change to one member: the sections stored since it was last sent the table (a delta member whose
+        mark the change log still reaches), nothing if there are none, else the whole table."""
+        lsdb = self.ctx.lsdb
+        sent = self.delta_members.get(conn)
+        changed = None if sent is None else lsdb.changed_since(sent)
+        if changed is None:
+            self._send_table(conn)
+        elif changed:
+            self.out.send_delta(conn, changed)
+            self.delta_members[conn] = lsdb.seq
+
+    def _holds_ours(self, conn: int) -> None:
+        """A delta member reported our digest: it holds our table as it is now."""
+        if conn in self.delta_members:
+            self.delta_members[conn] = self.ctx.lsdb.seq
+
+    def _send_table(self, conn: int) -> None:
+        self.out.send_table(conn)
+        if conn in self.delta_members:
+            self.delta_members[conn] = self.ctx.lsdb.seq
 
 
 def _shows_quorum(section: RoutingGroup) -> bool:
@@ -441,9 +494,12 @@ _HANDLERS = {
     rg691.SimplePoll: MasterRole._on_poll,
     rg691.Reply: MasterRole._on_reply,
     rg691.OrgInfoFrame: MasterRole._on_orginfo,
+    rg691.Delta: MasterRole._on_orginfo,
     rg691.StateReport: MasterRole._on_state,
     rg691.Detach: MasterRole._on_detach,
     rg691.Dump: MasterRole._on_dump,
 }
+# what only an attached member may send (anything else of these is refused and its connection closed)
+_FROM_MEMBERS = frozenset({rg691.SimplePoll, rg691.Reply, rg691.OrgInfoFrame, rg691.Delta, rg691.StateReport})
 
 __all__ = ["MasterRole"]

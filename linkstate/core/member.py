@@ -1,13 +1,17 @@
 """A member (subordinate service node) of a routing group (requirements R79, R84–R86, R128–R129, G31).
 
-Owns: the one upstream connection to the group's master: connect with backoff and jitter, ATTACH, the
-`Simple_Poll` timer, applying the master's pushes (REPLY, then the revised packet when it still differs), and
+Owns: the one upstream connection to the group's master: connect with backoff and jitter, ATTACH (offering the
+delta capability when the node offers the extensions, docs/PROTOCOL.md §2.5), the `Simple_Poll` timer, applying
+the master's pushes (REPLY, then the revised packet when it still differs; after a `DELTA` push, `REPLY RESEND` when
+the result is not the master's digest and no forward of its own explains it), and
 forwarding local state reports (STATE): those queued while detached, then, once attached, what its bridgehead
 observed (a `JoinedGroup` fact: a restarted master rebuilds from it, R130). While the master is away the member
 keeps serving its last table.
 Failures to reach the master are warnings, but the retries after the first failure of a streak are info, and so
 is every failure while the node starts (within `master_settle` of the role's start and before it ever attached:
-the servers of a group start in any order; docs/EVENTS.md).
+the servers of a group start in any order; docs/EVENTS.md). A master that detaches its members (DETACH: it is
+stopping, or giving up the role) said goodbye: that is info, and so is every failure to reach it within
+`master_settle` after (a restart is expected); a master still away after that is a warning again.
 Invariants: at most one upstream connection; a member never writes its group's section itself; applying a
 push adopts every section whose version is at least the local one (the master is the member's authority), so
 a table changed behind the member's back converges at the next poll.
@@ -53,6 +57,9 @@ class MemberRole:
         self.starting_until = now + ctx.settings.scaled("master_settle")  # quiet failures until then, if never attached
         self.ever_attached = False
         self.warned = False  # this streak of failures has had its warning
+        self.detached_until = 0.0  # the master said DETACH: failures to reach it are expected until then
+        self.delta = False  # the master took our delta capability (ATTACH_ACK)
+        self.forwarding = 0  # packets forwarded to the master (REPLY FOLLOWS) whose ACK has not come back
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -124,6 +131,7 @@ class MemberRole:
                 v.minor if v else 0,
                 v.user if v else 0,
                 own.version_guid if own is not None else "0" * 32,
+                caps=(rg691.CAP_DELTA,) if ctx.settings.delta else (),
             ),
         )
 
@@ -135,12 +143,14 @@ class MemberRole:
     def _lost(self, reason: str, now: float) -> None:
         was_attached = self.attached
         self.attached = False
+        self.delta, self.forwarding = False, 0
         self.poll_at = None
         delay = self.ctx.settings.backoff(self.attempt, "reconnect_max", self.ctx.rand())
         self.attempt += 1
         self.reconnect_at = now + delay
         starting = not self.ever_attached and now < self.starting_until
-        quiet = starting or (self.warned and not was_attached)
+        planned = now < self.detached_until  # the master said goodbye: a restart is under way
+        quiet = starting or planned or (self.warned and not was_attached)
         self.warned = self.warned or not quiet
         self.out.diag(
             Ev.MASTER_UNREACHABLE,
@@ -171,6 +181,7 @@ class MemberRole:
             return
         self.attached = True
         self.ever_attached = True
+        self.delta = rg691.CAP_DELTA in msg.caps and self.ctx.settings.delta
         self.warned = False
         self.attempt = 0
         self.last_master_digest = msg.digest
@@ -201,6 +212,19 @@ class MemberRole:
         if differs:
             out.send_table(conn)
 
+    def _on_delta(self, conn: int, msg: rg691.Message, now: float) -> None:
+        """A push of the sections that changed: taken like a whole one; the result should be the master's table
+        (its digest travels with them). If it is not, and no packet we forwarded explains it, we ask for the whole
+        table (the delta's fallback)."""
+        assert isinstance(msg, rg691.Delta)
+        lsdb, out = self.ctx.lsdb, self.out
+        self.last_master_digest = msg.target
+        bumps = lsdb.bumps
+        changed = self._adopt(msg.decoded.orginfo)
+        if changed:
+            out.table_changed(ChangeKind.PUSH, changed, bumped=lsdb.bumps != bumps)
+        resend = lsdb.digest != msg.target and not self.forwarding
+        out.send(conn, rg691.Reply(lsdb.digest, False, resend=resend))
     def _adopt(self, org: OrgInfo) -> tuple[str, ...]:
         """Take every received section whose version is at least ours (a member trusting its master), within the
         table's bounds on unknown groups (linkstate.core.lsdb: the master keeps the same subset)."""
@@ -209,10 +233,12 @@ class MemberRole:
     def _on_ack(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Ack)
         self.last_master_digest = msg.digest
+        self.forwarding = max(0, self.forwarding - 1)
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Detach)
         self.out.diag(Ev.MASTER_DETACHED, master=self.master.name, reason=msg.reason)
+        self.detached_until = now + self.ctx.settings.scaled("master_settle")
         self.out.close(conn, "master detached")
         self.on_lost(conn, now)
 
@@ -230,7 +256,11 @@ class MemberRole:
         upstream = self.upstream
         if self.attached and upstream is not None:  # the master merges it and fans it out
             self.out.send(upstream, rg691.Reply(lsdb.digest, True))
-            self.out.send_table(upstream)
+            if self.delta:  # only what it learned
+                self.out.send_delta(upstream, result.changed)
+            else:
+                self.out.send_table(upstream)
+            self.forwarding += 1
 
     def topology_changed(self, now: float) -> None:
         """A member's section is its master's to write: nothing to do."""
@@ -250,6 +280,7 @@ _HANDLERS = {
     rg691.AttachAck: MemberRole._on_attach_ack,
     rg691.PollResponse: MemberRole._on_poll_response,
     rg691.OrgInfoFrame: MemberRole._on_orginfo,
+    rg691.Delta: MemberRole._on_delta,
     rg691.Ack: MemberRole._on_ack,
     rg691.Detach: MemberRole._on_detach,
 }

@@ -25,7 +25,7 @@ from linkstate.core import facts
 from linkstate.core.bridgehead import Bridgehead
 from linkstate.core.catalog import Ev
 from linkstate.core.context import Conn691, NodeContext, Outbox
-from linkstate.core.lsdb import LinkStateDB
+from linkstate.core.lsdb import LinkStateDB, TableStates
 from linkstate.core.master import MasterRole
 from linkstate.core.member import MemberRole
 from linkstate.core.operator import Operator
@@ -56,14 +56,16 @@ class NodeCore:
         now: float = 0.0,
         version: str = "0.1.0",
         sections: SectionCache | None = None,
+        tables: TableStates | None = None,
     ) -> None:
-        """`sections`: the decode cache this node's sessions share (a simulated network shares one among its nodes;
-        by default the node has its own)."""
+        """`sections`: the decode cache this node's sessions share; `tables`: the memo of table states its table
+        uses (linkstate.core.lsdb). A simulated network shares both among its nodes; by default the node has its
+        own."""
         sections = sections if sections is not None else SectionCache()
         self.ctx = NodeContext(
             topology=topology,
             me=topology.server(server),
-            lsdb=LinkStateDB.from_topology(topology, cache=sections),
+            lsdb=LinkStateDB.from_topology(topology, cache=sections, states=tables),
             nonce=nonce,
             rand=rand,
             sections=sections,
@@ -76,6 +78,9 @@ class NodeCore:
         self.operator = Operator(
             self.ctx, self.out, self.bridgehead, self.routes, status=self._status, settle=self._settle
         )
+        self._deadline: float | None = None
+        self._deadline_known = False  # `_deadline` is next_deadline() until an input may have moved it
+        self._quiet = False  # the input being handled only moved bytes (an SMTP line, no session event)
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -109,6 +114,7 @@ class NodeCore:
             digest=ctx.lsdb.digest,
             version=own.version if own is not None else None,
             authenticated=frozenset(conn for conn, c in self.out.conns.items() if c.session.authenticated),
+            smtp_authenticated=self.bridgehead.trusted(),
             table_changes=dict(self.out.counters.table_changes),
             exchanges=self.bridgehead.counters.exchanges,
             frames_in=self.out.counters.frames_in,
@@ -140,18 +146,29 @@ class NodeCore:
         )
         self.role.start(now)
         self._settle(now)
+        self._deadline_known = False
         return self.out.take()
 
     def handle(self, event: ev.Input, now: float) -> list[ev.Output]:
         """One input at time `now`: the part that owns it acts, the facts it raised are drained, and everything the
         node wants done comes back, in order (docs/ARCHITECTURE.md: one received frame)."""
         handler = _INPUTS[type(event)]
+        self._quiet = False
         handler(self, event, now)
         self._settle(now)  # every handler settles after each part it calls; nothing may wait for the next input
+        if not self._quiet:
+            self._deadline_known = False
         return self.out.take()
 
     def next_deadline(self) -> float | None:
-        """The earliest time `on_timer` has work (the role's timers, the bridgehead's probes), or None."""
+        """The earliest time `on_timer` has work (the role's timers, the bridgehead's probes), or None. Computed once
+        after an input that may have moved it, and kept while inputs only move bytes (an SMTP line that raised no
+        session event: most of an exchange's lines)."""
+        if not self._deadline_known:
+            self._deadline, self._deadline_known = self._compute_deadline(), True
+        return self._deadline
+
+    def _compute_deadline(self) -> float | None:
         role, links = self.role.next_deadline(), self.bridgehead.next_deadline()
         if role is None:
             return links
@@ -159,14 +176,17 @@ class NodeCore:
 
     def on_timer(self, now: float) -> list[ev.Output]:
         """Time `now` has come (at or after `next_deadline()`): the role, then the bridgehead, do what is due."""
+        self._deadline_known = False
         self.role.on_timer(now)
         self._settle(now)
         self.bridgehead.on_timer(now)
         self._settle(now)
+        self._deadline_known = False
         return self.out.take()
 
     def shutdown(self, reason: str = "shutting down") -> list[ev.Output]:
         """The node stops: its role detaches, every connection closes."""
+        self._deadline_known = False
         self.role.stop(reason)
         self.bridgehead.stop()
         for conn in list(self.out.conns):
@@ -238,6 +258,7 @@ class NodeCore:
             fqdn=ctx.me.fqdn,
             version=ctx.version,
             sections=ctx.sections,
+            extensions=ctx.settings.delta,
             limits=ctx.lsdb.limits.decode,
         )
 
@@ -327,11 +348,13 @@ class NodeCore:
     def _on_smtp_data(self, conn: int, data: bytes, now: float) -> None:
         self.out.counters.bytes_in += len(data)
         bridgehead = self.bridgehead
-        for event in bridgehead.receive(conn, data):
+        events = bridgehead.receive(conn, data)
+        for event in events:
             bridgehead.on_session_event(conn, event, now)
             self._settle(now)
-        bridgehead.flush(conn, now)
+        quiet = bridgehead.flush(conn, now)
         self._settle(now)
+        self._quiet = quiet and not events
 
     def _dispatch(self, conn: int, c: Conn691, msg: rg691.Message, now: float) -> None:
         if isinstance(msg, rg691.Dump) and not msg.response:
@@ -342,7 +365,7 @@ class NodeCore:
         if c.session.peer_kind is PeerKind.CLIENT:
             self.operator.command(conn, msg, c.peer_host, now)
             return
-        if isinstance(msg, rg691.OrgInfoFrame) and msg.decoded.tampered:  # checked before anyone accepts it (G39)
+        if isinstance(msg, rg691.OrgInfoFrame | rg691.Delta) and msg.decoded.tampered:  # checked first (G39)
             self.out.diag(Ev.ORGINFO_REJECTED, conn=conn, reason=msg.decoded.tampered)
             return
         if self.role.on_message(conn, msg, now):

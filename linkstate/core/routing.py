@@ -39,12 +39,12 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.topology import Topology
-from proto.model import BridgeheadState, Connector, ConnectorState, Guid, OrgInfo
+from proto.model import BridgeheadState, Connector, ConnectorState, Guid, OrgInfo, RoutingGroup
 
 
 class RouteStatus(enum.StrEnum):
@@ -214,6 +214,7 @@ class _Graph:
     spaces_other: list[_Space] = field(default_factory=list)
     max_cost: int = 0  # the highest usable group-connector cost
     usable: dict[Guid, bool] = field(default_factory=dict)
+    edge_ok: list[bool] = field(default_factory=list)  # each edge usable (by index)
     spt: dict[tuple[int, frozenset[int]], _Tree] = field(default_factory=dict)
 
 
@@ -274,8 +275,28 @@ def pinned_connectors(org: OrgInfo, leaf_rule: str = "general") -> frozenset[Gui
 
 def connector_pinned(org: OrgInfo, connector: Guid, leaf_rule: str = "general") -> bool:
     """`connector in pinned_connectors(org, leaf_rule)`, searching only from that connector's own edges."""
-    graph = _build_graph(org)
-    return any(_pinned(graph, e, leaf_rule) for e in graph.edges if e.conn.guid == connector)
+    return PinnedIndex(org).pinned(connector, leaf_rule)
+
+
+class PinnedIndex:
+    """`connector_pinned` for one table, asked many times: the group graph is built once, each answer kept (a
+    table's state keeps one, shared by every node that holds the table: linkstate.core.lsdb.TableState.derived)."""
+
+    def __init__(self, org: OrgInfo) -> None:
+        self.org = org
+        self._graph: _Graph | None = None
+        self._known: dict[tuple[Guid, str], bool] = {}
+
+    def pinned(self, connector: Guid, leaf_rule: str = "general") -> bool:
+        key = (connector, leaf_rule)
+        known = self._known.get(key)
+        if known is None:
+            if self._graph is None:
+                self._graph = _build_graph(self.org)
+            graph = self._graph
+            edges = (e for e in graph.edges if e.conn.guid == connector)
+            known = self._known[key] = any(_pinned(graph, e, leaf_rule) for e in edges)
+        return known
 
 
 def _pinned(graph: _Graph, edge: _Edge, leaf_rule: str) -> bool:
@@ -350,17 +371,105 @@ def _finish_graph(graph: _Graph, leaf_rule: str, compat_e2k: bool) -> None:
     """Decide usability (pinning only looked at for otherwise-down edges) and build the usable adjacency."""
     n = len(graph.groups)
     graph.adjacency, graph.reverse = [[] for _ in range(n)], [[] for _ in range(n)]
+    graph.edge_ok = [False] * len(graph.edges)
     for s in _all_spaces(graph):
         graph.usable[s.conn.guid] = _usable(s.conn, False)
     for e in graph.edges:
         ok = _usable(e.conn, True) or (not compat_e2k and _pinned(graph, e, leaf_rule))
         graph.usable[e.conn.guid] = graph.usable.get(e.conn.guid, False) or ok
+        graph.edge_ok[e.index] = ok
         if ok:
             graph.max_cost = max(graph.max_cost, e.cost)
             graph.adjacency[e.src].append((e.dst, e.cost, e.index))
             graph.reverse[e.dst].append((e.src, e.cost, e.index))
         if _has_restrictions(e.conn):
             graph.restricted.append(e)
+
+
+def _stateless(c: Connector) -> Connector:
+    """A connector as the group graph's structure sees it: its state and its bridgeheads' states set aside."""
+    return replace(c, state=ConnectorState.UP, bridgeheads=tuple(replace(b, state=_AVAIL) for b in c.bridgeheads))
+
+
+def _state_only(old: RoutingGroup, new: RoutingGroup) -> bool:
+    """Whether a section changed only in what decides usability (states; members' flags, versions, addresses):
+    its graph can be patched instead of built again."""
+    if old.guid != new.guid or old.is_tombstone or new.is_tombstone or len(old.connectors) != len(new.connectors):
+        return False
+    if [m.guid for m in old.members] != [m.guid for m in new.members]:
+        return False
+    by_guid = {c.guid: c for c in old.connectors}
+    return all(c.guid in by_guid and _stateless(by_guid[c.guid]) == _stateless(c) for c in new.connectors)
+
+
+def _patch_graph(old: _Graph, changed: list[RoutingGroup], leaf_rule: str, compat_e2k: bool) -> _Graph:
+    """The graph of a table that differs from `old`'s only by state-only changes to `changed` (`_state_only`):
+    `old`'s structure shared, the changed groups' edges and spaces rebuilt with their new connectors, usability and
+    adjacency recomputed for them alone. The same graph `_build_graph` + `_finish_graph` would make."""
+    conns = {c.guid: c for rg in changed for c in rg.connectors}
+    touched = {old.index[rg.guid] for rg in changed}
+    g = _Graph(groups=old.groups, index=old.index, tombstoned=old.tombstoned, server_group=old.server_group,
+               fqdn_of_vs=old.fqdn_of_vs, external=old.external)  # fmt: skip
+    edges, structure, inbound = list(old.edges), list(old.structure), list(old.inbound)
+    dsts: set[int] = set()
+    for gi in touched:
+        fresh = []
+        for e in old.structure[gi]:
+            edges[e.index] = ne = _Edge(e.index, e.src, e.dst, e.cost, conns[e.conn.guid])
+            fresh.append(ne)
+            dsts.add(e.dst)
+        structure[gi] = fresh
+    for d in dsts:
+        inbound[d] = [edges[e.index] for e in old.inbound[d]]
+    g.edges, g.structure, g.inbound = edges, structure, inbound
+
+    def space(s: _Space) -> _Space:
+        return _Space(s.type, s.address, s.cost, s.home, conns[s.conn.guid]) if s.home in touched else s
+
+    g.spaces_star, g.spaces_other = [space(s) for s in old.spaces_star], [space(s) for s in old.spaces_other]
+    g.spaces_smtp_exact = {k: [space(s) for s in v] for k, v in old.spaces_smtp_exact.items()}
+    g.spaces_smtp_wild = {k: [space(s) for s in v] for k, v in old.spaces_smtp_wild.items()}
+    g.restricted = [edges[e.index] for e in old.restricted]
+    g.usable, g.edge_ok = dict(old.usable), list(old.edge_ok)
+    for guid in conns:
+        g.usable.pop(guid, None)
+    for s in _all_spaces(g):
+        if s.home in touched:
+            g.usable[s.conn.guid] = _usable(s.conn, False)
+    adjacency, reverse = list(old.adjacency), list(old.reverse)
+    g.max_cost, lost_max = old.max_cost, False
+    for gi in touched:
+        for e in structure[gi]:
+            ok = _usable(e.conn, True) or (not compat_e2k and _pinned(g, e, leaf_rule))
+            g.usable[e.conn.guid] = g.usable.get(e.conn.guid, False) or ok
+            lost_max = lost_max or (old.edge_ok[e.index] and not ok and e.cost == old.max_cost)
+            g.max_cost = max(g.max_cost, e.cost) if ok else g.max_cost
+            g.edge_ok[e.index] = ok
+        adjacency[gi] = [(e.dst, e.cost, e.index) for e in structure[gi] if g.edge_ok[e.index]]
+    for d in dsts:
+        reverse[d] = [(e.src, e.cost, e.index) for e in inbound[d] if g.edge_ok[e.index]]
+    g.adjacency, g.reverse = adjacency, reverse
+    if lost_max:  # the most costly usable edge went down: look again
+        g.max_cost = max((e.cost for e, ok in zip(edges, g.edge_ok, strict=True) if ok), default=0)
+    return g
+
+
+PATCH_MAX = 64  # changed sections a graph is patched for; more: built again
+
+
+def _changed_sections(old: OrgInfo, new: OrgInfo) -> list[tuple[RoutingGroup, RoutingGroup]] | None:
+    """(old, new) for each section of `new` that is not `old`'s very object, when both hold the same groups in the
+    same order (None otherwise, or when there are more than PATCH_MAX)."""
+    a, b = old.routing_groups, new.routing_groups
+    if len(a) != len(b):
+        return None
+    changed: list[tuple[RoutingGroup, RoutingGroup]] = []
+    for x, y in zip(a, b, strict=True):
+        if x is not y:
+            if x.guid != y.guid or len(changed) >= PATCH_MAX:
+                return None
+            changed.append((x, y))
+    return changed
 
 
 def _usable(c: Connector, is_rg: bool) -> bool:
@@ -555,6 +664,7 @@ class Router:
         self.leaf_rule = leaf_rule or (s.leaf_rule if s else "general")
         self.compat_e2k = compat_e2k if compat_e2k is not None else bool(s and s.compat_e2k)
         self._graphs: dict[Any, tuple[OrgInfo, _Graph]] = {}  # ("digest", d) or ("table", n) -> (table, graph)
+        self._last: tuple[OrgInfo, _Graph] | None = None  # the graph built last: the next table's may patch it
         self._serial = itertools.count()
         self._results: dict[tuple[Any, _Ask], Route] = {}
         self._sticky: dict[tuple[Guid, str, str], Guid] = {}
@@ -623,13 +733,29 @@ class Router:
                 if held is org:
                     return key, graph
             key = ("table", next(self._serial))
-        graph = _build_graph(org)
-        _finish_graph(graph, self.leaf_rule, self.compat_e2k)
+        graph = self._patched(org) or self._built(org)
+        self._last = (org, graph)
         if len(self._graphs) >= 8:
             self._graphs.clear()
             self._results.clear()
         self._graphs[key] = (org, graph)
         return key, graph
+
+    def _built(self, org: OrgInfo) -> _Graph:
+        graph = _build_graph(org)
+        _finish_graph(graph, self.leaf_rule, self.compat_e2k)
+        return graph
+
+    def _patched(self, org: OrgInfo) -> _Graph | None:
+        """The last graph patched for `org`, when `org` differs from its table only by state-only changes to a few
+        sections (a minor update: connector and bridgehead states): routes after a change without a full build."""
+        if self._last is None:
+            return None
+        old_org, old = self._last
+        changed = _changed_sections(old_org, org)
+        if changed is None or not all(y.guid in old.index and _state_only(x, y) for x, y in changed):
+            return None
+        return _patch_graph(old, [y for _, y in changed], self.leaf_rule, self.compat_e2k)
 
     def _spt(self, graph: _Graph, src: int, msg: MessageClass) -> _Tree:
         excluded = frozenset(e.index for e in graph.restricted if not self._allowed(e.conn, msg, e.src, src))

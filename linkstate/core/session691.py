@@ -124,6 +124,7 @@ class Session691:
     version: str = "0.1.0"
     limits: Limits = DEFAULT_LIMITS
     sections: SectionCache | None = None  # the owner's decode cache for ORGINFO frames (proto.sectioncache)
+    extensions: bool = False  # the node offers the delta extension: DELTA frames and REPLY RESEND decode
     state: S = S.AWAIT_HELLO
     peer_guid: str = ""
     peer_kind: PeerKind | None = None  # known once the peer's AUTH step says it
@@ -135,7 +136,8 @@ class Session691:
     def __post_init__(self) -> None:
         # before authentication only AUTH frames are legitimate: a few hundred bytes, never a table
         pre_auth = replace(self.limits, max_frame=min(self.limits.max_frame, PRE_AUTH_MAX_FRAME))
-        self._framer = rg691.Framer(expect_banner=self.initiator, limits=pre_auth, sections=self.sections)
+        self._framer = rg691.Framer(expect_banner=self.initiator, limits=pre_auth, sections=self.sections,
+                                    extensions=self.extensions)  # fmt: skip
         if self.initiator:
             self.state = S.AWAIT_BANNER
         else:

@@ -42,6 +42,8 @@ CONNECTOR_TYPES = ("routing_group", "smtp", "x400")
 SCOPES = ("organization", "routing_group")
 PRIORITIES = ("high", "normal", "low")
 LEAF_RULES = ("general", "seed")
+EXCHANGES = ("delta", "full")  # `exchange`: our extensions when the peer has them too, or the seed's exchange only
+DEFAULT_EXCHANGE = "delta"  # (the test suite can run with "full": `pytest --exchange full`, tests/conftest.py)
 ADDRESS_TYPES = ("SMTP", "X400", "X500")
 DEFAULT_ADMIN_GROUP = "First Administrative Group"
 
@@ -122,6 +124,7 @@ class Settings:
     chunk_raw_bytes: int = MAX_CHUNK_RAW  # the most raw bytes a 1,024-byte X-LINK2STATE line can carry (993)
     check_connector_restrictions: bool = False
     compat_e2k: bool = False
+    exchange: str = "delta"  # EXCHANGES; "full" (or compat_e2k) keeps the seed's exchange byte for byte
     leaf_rule: str = "general"
     time_scale: float = 1.0
     # Resource bounds against hostile peers (docs/SECURITY.md); sizes in bytes, none of them scaled.
@@ -139,6 +142,12 @@ class Settings:
     unknown_address_burst: int = 400
     dump_rate: float = 2.0  # DUMP answers per second per connection, after a burst of dump_burst
     dump_burst: int = 8
+
+    @property
+    def delta(self) -> bool:
+        """Whether this node offers and uses the negotiated extensions (pipelined chunks, section-level delta,
+        docs/PROTOCOL.md §2.5 and §3.11): `exchange = "delta"` and not `compat_e2k`."""
+        return self.exchange == "delta" and not self.compat_e2k
 
     def scaled(self, name: str) -> float:
         """A timer in real seconds: its configured value divided by `time_scale`."""
@@ -554,6 +563,7 @@ def _read_settings(root: _Table) -> Settings:
     for flag in ("check_connector_restrictions", "compat_e2k"):
         values[flag] = t.get(flag, bool, False)
     values["leaf_rule"] = t.choice("leaf_rule", LEAF_RULES, "general")
+    values["exchange"] = t.choice("exchange", EXCHANGES, DEFAULT_EXCHANGE)
     values.setdefault("master_settle", values.get("poll_interval", 300.0))
     _read_bounds(t, values)
     t.finish()

@@ -34,6 +34,7 @@ from linkstate.fuzz.base import Finding, Target, enforcing
 
 FUZZ_DIR = Path(__file__).resolve().parent.parent.parent / "fuzz"  # the committed corpora (a source checkout)
 WORK_DIR = Path(".fuzz")
+MAX_DICT_BYTES = 1024 * 1024  # libFuzzer dictionaries are a few KiB
 _STATUS = re.compile(r"#(\d+)\s+(\w+)\s+cov: (\d+) ft: (\d+) corp: (\d+)/\S+.*?exec/s: (\d+)")
 _WRITTEN = re.compile(r"Test unit written to (\S+)")
 _STAT = re.compile(r"stat::(\w+):\s+(\d+)")
@@ -283,13 +284,32 @@ def corpus_files(*dirs: Path | None) -> list[Path]:
     return files
 
 
+_DICT_LINE = re.compile(r'\s*(?:\w+\s*=\s*)?"(.*)"\s*$')
+
+
+def check_dict(path: Path) -> None:
+    """EngineError naming the first line of `path` that is not a libFuzzer dictionary entry (`name="value"` or
+    `"value"`, blank lines and `#` comments), as libFuzzer would refuse it at start-up ("(no output)" before)."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_DICT_BYTES + 1)
+    except OSError as exc:
+        raise EngineError(f"cannot read --dict {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_DICT_BYTES:
+        raise EngineError(f"--dict {path} is not a dictionary: larger than {MAX_DICT_BYTES // 1024} KiB")
+    for number, line in enumerate(data.decode("latin-1").splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#") and not _DICT_LINE.match(line):
+            raise EngineError(f"--dict {path} is not a libFuzzer dictionary: line {number} is not "
+                              f'name="value" or "value"')  # fmt: skip
+
+
 def read_dict(path: Path | None) -> tuple[bytes, ...]:
     """The tokens of a libFuzzer dictionary (`name="value"` lines, `\\xNN` and `\\"` escapes)."""
     if path is None or not path.is_file():
         return ()
     tokens = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        m = re.match(r'\s*(?:\w+\s*=\s*)?"(.*)"\s*$', line)
+        m = _DICT_LINE.match(line)
         if m and not line.lstrip().startswith("#"):
             tokens.append(m[1].encode("latin-1", "replace").decode("unicode_escape").encode("latin-1"))
     return tuple(tokens)
@@ -395,6 +415,8 @@ def replay_files(paths: list[Path]) -> Iterator[Path]:
             yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
         elif path.is_file():
             yield path
+        elif path.exists():
+            raise EngineError(f"not a regular file or a directory: {path}")
         else:
             raise EngineError(f"no such file or directory: {path}")
 

@@ -113,6 +113,8 @@ async def call_in(name: str | None, fn: Callable[P, Awaitable[T]], *args: P.args
     """`await fn(*args, **kwargs)` with every socket it opens made inside namespace `name` (None: here)."""
     if name is None:
         return await fn(*args, **kwargs)
+    if not netns_path(name).exists():  # said here, in one line, rather than from inside trio's connect machinery
+        raise NetnsError(f"no network namespace {name!r} (is the cluster running?)")
     trio.socket.set_custom_socket_factory(_FACTORY)
     token = _current.set(name)
     try:

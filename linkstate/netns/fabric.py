@@ -5,7 +5,8 @@ Owns: `Fabric(plan)`: `build()` (all or nothing: a failure removes what was made
 takes both ends of each veth down, so both bridgeheads lose the route at once, as with a pulled cable; restoring
 brings them up and puts the host routes back, which the kernel dropped), `link_states()`, `teardown()`; and
 `leftovers(prefix)`, `processes_in(names)`, `remove(names)`, `unsupported()` (why this machine cannot run netns
-mode, or None).
+mode, or None), `run_namespaces()` (every namespace named like a run's) and `holders(address)` (the run namespaces
+in which an address is local: where a query for it must be made).
 Invariants: every interface is created inside a namespace of the plan (a veth is created in one end's namespace
 with its peer placed straight into the other's), never in the initial namespace; nothing forks (namespaces are made
 by a short-lived thread, netlink sockets are opened inside a namespace from the calling thread: pyroute2's own way
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from linkstate.netns.enter import NETNS_DIR, NetnsError, netns_path, socket_in, unshare_thread
-from linkstate.netns.plan import BRIDGE, LAN_IF, LINK_PREFIXLEN, Host, Link, NetPlan, Route, Switch
+from linkstate.netns.plan import BRIDGE, LAN_IF, LINK_PREFIXLEN, PREFIX_RE, Host, Link, NetPlan, Route, Switch
 
 INSTALL_HINT = "pip install pyroute2 (a dependency of linkstate on Linux)"
 NETLINK_ROUTE = 0
@@ -227,6 +228,29 @@ def leftovers(prefix: str) -> list[str]:
         return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
     except FileNotFoundError:
         return []
+
+
+def run_namespaces() -> list[str]:
+    """Every namespace of this machine named like a netns run's (`ls-<6 hex>-…`), whichever run made it."""
+    try:
+        return sorted(n for n in os.listdir(NETNS_DIR) if PREFIX_RE.match(n))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def holders(address: str) -> list[str]:
+    """The run namespaces in which `address` is a local address: a socket made there can bind it (nothing is
+    sent). Namespaces this process cannot enter (without root) are skipped."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    found = []
+    for name in run_namespaces():
+        try:
+            with contextlib.closing(socket_in(name, family, socket.SOCK_DGRAM)) as sock:
+                sock.bind((address, 0))
+        except (OSError, NetnsError):
+            continue
+        found.append(name)
+    return found
 
 
 def remove(names: Iterable[str]) -> list[str]:

@@ -31,6 +31,7 @@ from linkstate.core.topology import Topology
 
 LAN_IF = "lan"
 BRIDGE = "br0"
+BENCH_RANGE = ipaddress.IPv4Network("198.18.0.0/15")  # RFC 2544: both pools below come from it
 LAN_POOL = ipaddress.IPv4Network("198.18.0.0/16")
 LINK_POOL = ipaddress.IPv4Network("198.19.0.0/16")
 LAN_PREFIXLEN = 24
@@ -165,6 +166,14 @@ class NetPlan:
             return cls(str(data["prefix"]), hosts, switches, links)
         except (KeyError, TypeError) as exc:
             raise NetPlanError(f"not a network plan: {exc}") from None
+
+
+def in_bench_range(host: str) -> bool:
+    """Is `host` an address of 198.18.0.0/15, the range netns runs take their addresses from?"""
+    try:
+        return ipaddress.ip_address(host) in BENCH_RANGE
+    except ValueError:
+        return False
 
 
 def new_prefix() -> str:

@@ -4,8 +4,11 @@ Owns: `HttpEndpoint`, the per-connection handler of a listener (any `Transport.s
 connection, `GET` or `HEAD` of a path in its routes, answered with `Connection: close`; `Response`.
 Invariants: a client can hold only itself up and never the node: the request head is read within
 `read_timeout` and is at most `MAX_HEAD` bytes (else 408 or 431, then close), the answer is written within
-`write_timeout`, at most `max_clients` connections are served at once (the others are closed unanswered), a
-request body is never read, and a route that raises answers 500 (reported through `on_error`). No thread.
+`write_timeout`, at most `max_clients` connections are served at once, a request body is never read, and a
+route that raises answers 500 (reported through `on_error`). When every place is taken, a newcomer takes the
+place of the oldest connection still sending its request head (closed unanswered), so clients that connect and
+send nothing cannot shut a scraper or a health check out; it is closed unanswered only while every place is
+being answered (each for at most `write_timeout`). No thread.
 May import: the standard library and trio.
 """
 
@@ -43,6 +46,16 @@ class Response:
 Route = Callable[[], Response]
 
 
+class _Client:
+    """One connection being served: the scope of reading its head (the read timeout; cancelled to evict it)."""
+
+    __slots__ = ("evicted", "reading")
+
+    def __init__(self, reading: trio.CancelScope) -> None:
+        self.reading = reading
+        self.evicted = False
+
+
 def _error(status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
     return Response(status, f"{reason}\n".encode(), headers=headers)
 
@@ -65,28 +78,48 @@ class HttpEndpoint:
         self.write_timeout = write_timeout
         self.on_error = on_error
         self.clients = 0
-        self.refused = 0
+        self.refused = 0  # newcomers closed unanswered: every place was being answered
+        self.evicted = 0  # connections closed unanswered for a newcomer while still sending their head
+        self._reading: dict[_Client, None] = {}  # connections still sending their head, oldest first
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         """One connection: read one request head, answer, close."""
-        if self.clients >= self.max_clients:
+        if self.clients >= self.max_clients and not self._evict_oldest_reader():
             self.refused += 1
             await _close(stream)
             return
+        client = _Client(trio.move_on_after(self.read_timeout))
         self.clients += 1
         try:
-            await self._serve(stream)
+            await self._serve(stream, client)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass  # the client went away: nothing to answer
         finally:
-            self.clients -= 1
+            self._reading.pop(client, None)
+            if not client.evicted:
+                self.clients -= 1
             await _close(stream)
 
-    async def _serve(self, stream: trio.abc.Stream) -> None:
+    def _evict_oldest_reader(self) -> bool:
+        """Give the place of the oldest connection still sending its head to a newcomer; False if none is."""
+        for client in self._reading:
+            del self._reading[client]
+            client.evicted = True
+            client.reading.cancel()
+            self.clients -= 1
+            self.evicted += 1
+            return True
+        return False
+
+    async def _serve(self, stream: trio.abc.Stream, client: _Client) -> None:
         head: bytes | None = b""
-        with trio.move_on_after(self.read_timeout) as scope:
+        self._reading[client] = None
+        with client.reading:
             head = await _read_head(stream)
-        if scope.cancelled_caught:
+        self._reading.pop(client, None)
+        if client.evicted:
+            return
+        if client.reading.cancelled_caught:
             response, with_body = _error(408, "request head not received in time"), True
         elif head is None:
             return  # closed before a whole head
@@ -105,7 +138,7 @@ class HttpEndpoint:
         method, target = parts[0], parts[1]
         if method not in ("GET", "HEAD"):
             return _error(405, "only GET and HEAD", (("Allow", "GET, HEAD"),)), True
-        path = target.split("?", 1)[0]
+        path = _path_of(target)
         route = self.routes.get(path)
         if route is None:
             return _error(404, f"no {path[:100]} here (try {', '.join(self.routes)})"), method == "GET"
@@ -115,6 +148,15 @@ class HttpEndpoint:
             if self.on_error is not None:
                 self.on_error(path, exc)
             return _error(500, f"internal error: {type(exc).__name__}"), method == "GET"
+
+
+def _path_of(target: str) -> str:
+    """The path of a request target: origin form (`/metrics?x`) or absolute form (`http://host:port/metrics`,
+    which an HTTP/1.1 server must accept, RFC 9112 §3.2.2)."""
+    scheme, sep, rest = target.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        target = "/" + rest.partition("/")[2]
+    return target.split("?", 1)[0]
 
 
 async def _read_head(stream: trio.abc.Stream) -> bytes | None:

@@ -48,7 +48,7 @@ from linkstate.service.budget import ConnBudget
 from linkstate.service.eventlog import EventLog
 from linkstate.service.http import HttpEndpoint
 from linkstate.service.metrics import MetricsAddress, NodeMetrics
-from linkstate.service.topofile import load_topology
+from linkstate.service.topofile import load_topology, read_topology_text
 from linkstate.service.transport import TcpTransport, Transport
 
 READ_SIZE = 16384  # bytes handed to the core at a time (what one read can make it answer is bounded by this)
@@ -117,6 +117,7 @@ class NodeService:
         self.metrics: NodeMetrics | None = None
         self.bound_metrics_port: int | None = None
         self.on_table_changed: Callable[[ev.TableChanged], None] | None = None
+        self._pump_scope = trio.CancelScope()  # cancelled by `stop`: a planned stop
 
     # --- running -----------------------------------------------------------------------------------------
 
@@ -147,10 +148,18 @@ class NodeService:
                 nursery.start_soon(self._watch_topology)
             task_status.started(self)
             try:
-                await self._pump()
+                with self._pump_scope:
+                    await self._pump()
             finally:
                 with trio.CancelScope(shield=True):
                     await self._shutdown()
+            nursery.cancel_scope.cancel()  # after a planned stop: the listeners and the watcher go too
+
+    def stop(self) -> None:
+        """A planned stop (SIGTERM): the core takes no more input and detaches, its last frames (DETACH) are
+        written while the connections still run, then `run` returns. Cancelling `run` instead is a crash: the
+        connections end at once and the peers see them lost."""
+        self._pump_scope.cancel()
 
     async def _listen_smtp(self, *, retry: bool = False) -> bool:
         """Start the SMTP listener; a port that cannot be bound is logged (once) and the node starts without it
@@ -205,10 +214,8 @@ class NodeService:
     def _core_authenticated(self, c: _Conn) -> bool:
         """Asked after each read until it says yes (a few times per connection)."""
         assert self.core is not None
-        if c.proto is ev.Proto.SMTP:
-            entry = self.core.bridgehead.smtp.get(c.conn)
-            return entry is not None and bool(getattr(entry.session, "authenticated", True))
-        return c.conn in self.core.view().authenticated
+        view = self.core.view()
+        return c.conn in (view.smtp_authenticated if c.proto is ev.Proto.SMTP else view.authenticated)
 
     async def _shutdown(self) -> None:
         if self.core is None:
@@ -277,8 +284,8 @@ class NodeService:
         """The master this server's group is now designated, when the file names a server that does not exist."""
         assert self.topology_path is not None
         try:
-            text = self.topology_path.read_text()
-        except OSError:
+            text = read_topology_text(self.topology_path)
+        except TopologyError:
             return None
         return unknown_master(exc, text, self.topology.server(self.server).routing_group)
 

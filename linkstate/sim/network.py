@@ -19,9 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from linkstate.core import events as ev
+from linkstate.core.lsdb import TableStates
 from linkstate.core.node import NodeCore
 from linkstate.core.topology import Topology
-from proto.sectioncache import SectionCache
+from proto.codec import DEFAULT_LIMITS
+from proto.encode import encode
+from proto.model import OrgInfo
+from proto.sectioncache import SectionCache, decode_strict_cached
 
 
 @dataclass
@@ -54,6 +58,7 @@ class SimNetwork:
     partitions: set[frozenset[str]] = field(default_factory=set)
     external: dict[str, bytes] = field(default_factory=dict)  # "host:port" -> its greeting; absent: refused
     on_output: Callable[[str, ev.Output], None] | None = None
+    keep_diagnostics: bool = True  # False: `diagnostics` stays empty (a long benchmark that does not read them)
 
     def __post_init__(self) -> None:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
@@ -67,6 +72,7 @@ class SimNetwork:
         self._rng = random.Random(self.seed)
         self._nonce_counter = itertools.count()
         self._sections = SectionCache()  # the decode cache the nodes of this network share
+        self._tables = TableStates(size=8)  # and the memo of their tables' states (linkstate.core.lsdb)
 
     # --- building ------------------------------------------------------------------------------------------
 
@@ -84,15 +90,21 @@ class SimNetwork:
             rand=rng.random,
             now=self.now,
             sections=self._sections,
+            tables=self._tables,
         )
         self.nodes[name] = core
         self._apply(name, core.start(self.now))
         return core
 
-    def stop(self, name: str) -> None:
-        core = self.nodes.pop(name, None)
+    def stop(self, name: str, *, planned: bool = False) -> None:
+        """The server's process ends: `planned` as `serve` does on SIGTERM (the core's DETACH is written before the
+        connections end, and reaches the peers), else as a crash (the peers only see their connections lost)."""
+        core = self.nodes.get(name)
         if core is None:
             return
+        if planned:
+            self._apply(name, core.shutdown("server shutting down"))
+        del self.nodes[name]
         self._timer_gen[name] = self._timer_gen.get(name, 0) + 1
         self._armed.pop(name, None)
         for (owner, conn), (peer, peer_conn) in list(self._links.items()):
@@ -115,6 +127,13 @@ class SimNetwork:
     def inject(self, name: str, event: ev.Input) -> None:
         """Hand an input to a node now (topology change, observed state, ...)."""
         self._deliver(name, event)
+
+    def seed_table(self, org: OrgInfo) -> None:
+        """Hand every node these sections now (`TableSeeded`: merged as a bridgehead exchange would), decoded once
+        through the network's shared decode cache, so that no node encodes them again (a benchmark's warm-up)."""
+        decoded = decode_strict_cached(encode(org), DEFAULT_LIMITS, self._sections).orginfo
+        for name in list(self.nodes):
+            self._deliver(name, ev.TableSeeded(decoded))
 
     # --- running -------------------------------------------------------------------------------------------
 
@@ -223,16 +242,18 @@ class SimNetwork:
             return
         key = (name, out.conn)
         when = max(self.now + self.latency, self._fifo.get(key, 0.0))
-        self._drop_link(name, out.conn)
         peer, peer_conn = target
-        heapq.heappush(
-            self._heap,
-            (
-                when,
-                next(self._seq),
-                lambda: self._deliver(peer, ev.PeerLost(peer_conn, out.reason or "closed")),
-            ),
-        )
+        # as TCP does: what the closing side sent before its close still reaches the peer (a DETACH, a 221), then
+        # the close; the closing side itself neither sends nor receives any more
+        self._links.pop(key, None)
+        self._proto.pop(key, None)
+        self._fifo.pop(key, None)
+
+        def lost() -> None:
+            self._drop_link(peer, peer_conn)
+            self._deliver(peer, ev.PeerLost(peer_conn, out.reason or "closed"))
+
+        heapq.heappush(self._heap, (when, next(self._seq), lost))
 
     def _out_connect(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Connect)
@@ -277,7 +298,8 @@ class SimNetwork:
 
     def _out_diag(self, name: str, out: ev.Output) -> None:
         assert isinstance(out, ev.Diagnostic)
-        self.diagnostics.append((self.now, name, out))
+        if self.keep_diagnostics:
+            self.diagnostics.append((self.now, name, out))
 
     def _out_table(self, name: str, out: ev.Output) -> None:
         return

@@ -29,12 +29,32 @@ def test_the_organization_gets_its_own_loopback_net(attack: ModuleType, tmp_path
     assert 'address = "*"' in moved  # an address space is not a server address
 
 
-def test_unknown_attacks_and_durations_are_refused(attack: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["run", "--attacks", "nope"], ["run", "--duration", "0"]):
-        with pytest.raises(SystemExit) as exc:
-            attack.main(argv)
-        assert exc.value.code == 2
-    assert "unknown attack(s): nope" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--attacks", "nope"], "unknown attack(s): nope"),
+        (["--duration", "0"], "--duration must be between 0.5 and 600 seconds"),
+        (["--time-scale", "0"], "--time-scale must be between 1 (production timers) and 1000"),
+        (["--time-scale", "nan"], "--time-scale must be between 1 (production timers) and 1000"),
+        (["--settle", "-5"], "--settle must be between 0.5 and 3600 seconds"),
+        (["--topology", "/nonexistent.toml"], "--topology: /nonexistent.toml: cannot read /nonexistent.toml: no such"),
+    ],
+)
+def test_bad_options_are_refused_before_a_cluster_starts(
+    attack: ModuleType, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    """Each used to start an organization and wait a minute for it (or end in a traceback)."""
+    with pytest.raises(SystemExit) as exc:
+        attack.main(["run", *argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"attack: error: {says}" in err
+
+
+def test_help_lists_run_and_nothing_hidden(attack: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        attack.main(["--help"])
+    out = capsys.readouterr().out
+    assert "SUPPRESS" not in out and "_attack" not in out and "{run}" in out
 
 
 @pytest.mark.tcp

@@ -94,3 +94,16 @@ def test_a_minor_update_converges_over_loopback_tcp(bench: ModuleType, tmp_path:
     doc = _run(bench, tmp_path, "--shape", "ring", "--groups", "4", "--servers", "2", "--event", "minor",
                "--transport", "tcp", "--runs", "2")  # fmt: skip
     _check(doc, "minor", "tcp")
+
+
+def test_both_exchanges_side_by_side(bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--exchange full,delta`: each mode in its own process, both rows and their ratio, one file with both."""
+    doc = _run(bench, tmp_path, "--shape", "ring", "--groups", "4", "--servers", "2", "--event", "minor",
+               "--runs", "1", "--exchange", "full,delta")  # fmt: skip
+    keys = [s["key"] for s in doc["scenarios"]]
+    assert keys == ["ring-4x2-minor-full-sim", "ring-4x2-minor-delta-sim"]
+    full, delta = (s["summary"] for s in doc["scenarios"])
+    assert full["converged"] == delta["converged"] == 1
+    assert delta["bytes"] < full["bytes"] and full["peak_rss_mb"] > 0 and delta["peak_rss_per_server_kb"] > 0
+    out = capsys.readouterr().out
+    assert "delta/full" in out and "peak RSS per server" in out and "convergence p50" in out

@@ -229,8 +229,20 @@ async def test_tshark_dissects_a_captured_organization(tmp_path: Path) -> None:
     # X-LINK2STATE: the opening digest, chunks, MORE, DONE_RESPONSE, reassembled packets
     assert set(f["xlink2state.chunk.kind"]) >= {"FIRST", "NEXT", "LAST"}
     assert "1" in f["xlink2state.more"] and "1" in f["xlink2state.done_response"]
-    assert "1" in f["xlink2state.opening"] and digest in f["xlink2state.digest"]
+    assert digest in f["xlink2state.digest"]
+    if topo.settings.delta:  # an extended session opens with its digest as DELTA=<digest> (docs/PROTOCOL.md §3.11)
+        assert any(len(v) == 32 and int(v, 16) >= 0 for v in f["xlink2state.extension.value"])
+    else:  # the seed's opening: a digest-only frame
+        assert "1" in f["xlink2state.opening"]
     assert "1" in f["xlink2state.packet.complete"] and max(map(int, f["xlink2state.packet.chunks"])) >= 3
+
+    # the negotiated extensions (docs/PROTOCOL.md §2.5, §3.11), when the organization runs them (the default)
+    if topo.settings.delta:
+        assert set(f["xlink2state.extension"]) >= {"WINDOW", "DELTA", "TREE", "LIST"}
+        assert "DELTA" in f["linkstate.capability"] and "DELTA" in f["linkstate.verb"]
+        assert f["linkstate.delta.target"] and all(len(t) == 32 for t in f["linkstate.delta.target"])
+    else:
+        assert not f["xlink2state.extension"] and not f["linkstate.capability"]
 
     # expert info: the MS05-021 shapes and the forged digest
     messages = f["_ws.expert.message"]

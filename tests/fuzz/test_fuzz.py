@@ -4,20 +4,26 @@ fallback engine, the CLI surface, and the live-node fuzzer against real nodes on
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
 import trio
 from click.testing import CliRunner
 
-from linkstate.cli.main import cli
+from linkstate.cli.main import cli, main
+from linkstate.core.topology import Topology
 from linkstate.fuzz import engine, live, mutate
 from linkstate.fuzz.base import WAIVERS, Finding, enforcing, splits
 from linkstate.fuzz.targets import TARGETS, load
+from linkstate.service.client import ClientError, DumpResult
 from linkstate.service.node import NodeService
 from linkstate.service.topofile import load_topology
+from proto import link2state as proto_l2s
+from proto import rg691
 from proto.decode import decode_strict, decode_tolerant
 from proto.model import OrgInfo, RoutingGroup, Version
 from tests.service.node_cli_helpers import SECRET, free_ports, write_topology
@@ -177,6 +183,34 @@ def test_cli_replay_names_the_target_from_the_path(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "1 passed, 0 failed" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["orginfo", "--time", "inf"], "--time must be a positive number of seconds, got inf"),
+        (["--compare-mutators", "orginfo"], "name its targets with --target (orginfo, rg691), not 'orginfo'"),
+        (["orginfo", "--enforce", "bogus"], "unknown waiver 'bogus': no check is waived now (only 'all')"),
+        (["orginfo", "--corpus", "/dev/null"], "--corpus /dev/null is not a directory"),
+        (["orginfo", "--dict", "{passwd}"], "is not a libFuzzer dictionary: line 1 is not name=\"value\""),
+        (["replay", "--timeout", "-1", "{regressions}"], "'--timeout': -1.0 is not in the range"),
+        (["replay", "--target", "orginfo", "/dev/null"], "not a regular file or a directory: /dev/null"),
+    ],
+)
+def test_cli_bad_arguments_are_one_line_and_exit_2(
+    args: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each is refused before any worker starts: one `error:` line, exit 2, nothing on stdout (no run, no
+    internal error, no per-file failure, no '(no output)' from a worker that libFuzzer refused to start)."""
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    argv = [a.format(passwd=tmp_path / "passwd", regressions=FUZZ / "regressions" / "orginfo") for a in args]
+    monkeypatch.setattr(sys, "argv", ["linkstate", "fuzz", *argv])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main()
+    out = capsys.readouterr()
+    assert (info.value.code, out.out) == (2, "")
+    assert out.err.startswith("error: ") and out.err.count("\n") == 1 and says in out.err, out.err
+
+
 def test_cli_refuses_a_node_that_is_not_loopback(tmp_path: Path) -> None:
     path = write_topology(tmp_path / "t.toml", ["A"], [6910], smtp=[2525])
     result = CliRunner().invoke(cli, ["fuzz", "node", "192.0.2.10:691", "--topology", str(path)])
@@ -211,6 +245,78 @@ def _encode(org: OrgInfo) -> bytes:
     from proto.encode import encode
 
     return encode(org)
+
+
+def test_the_tables_a_live_batch_sends_over_x_link2state_can_travel(tmp_path: Path) -> None:
+    """The OrgInfo mutator writes CR, LF and NUL on purpose; such a table has no X-LINK2STATE form (chunks are
+    lines), and the client session building its chunks raised EncodeError, which ended `linkstate fuzz node`
+    with 'error: internal: EncodeError' (seed 7 against the single-group example's master)."""
+    ports, smtp = free_ports(2), free_ports(2)
+    topo = load_topology(write_topology(tmp_path / "t.toml", ["A", "B"], ports, smtp=smtp))
+    from linkstate.core.lsdb import LinkStateDB
+
+    table = LinkStateDB.from_topology(topo).frame()
+    plan = live.Plan("127.0.0.1", ports[0], smtp[0], topo.secret, topo, batch_size=50)
+    frames = [st.payload for seed in range(20) for st in live.make_batch(plan, table, random.Random(seed))
+              if st.channel == "smtp-auth"]  # fmt: skip
+    assert len(frames) > 100 and len(set(frames)) > 50
+    for frame in frames:
+        assert len(proto_l2s.Chunker(frame)) >= 1
+    crlf = live.Step("smtp-auth", "BRIDGEHEAD", topo.servers[1].guid, table[:100] + b"\r\n" + table[100:])
+    trio.run(live._send_smtp_auth, plan, crlf)  # nothing to send: returns before connecting (no node listens)
+
+
+async def test_a_live_run_paces_its_connections_and_asks_a_refused_dump_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Against `cluster up`'s single-group master with default settings, `fuzz node EX1 --seed 7` reported
+    'the node no longer answers DUMP' after ~13 s: its own ~25 connections a second had passed the node's
+    per-address connection_rate (20/s, docs/SECURITY.md) and the DUMP after the batch was refused like them.
+    Now connections open at most at half that rate, and a refused DUMP is asked again before it counts."""
+    ports, smtp = free_ports(2), free_ports(2)
+    path = write_topology(tmp_path / "t.toml", ["A", "B"], ports, smtp=smtp)
+    path.write_text(path.read_text() + "\n[settings]\nconnection_rate = 4\n")
+    topo = load_topology(path)
+    plan = live.Plan("127.0.0.1", ports[0], smtp[0], topo.secret, topo, batches=1, batch_size=8)
+    table = dump_result(topo)
+    opened: list[float] = []
+    dumps: list[float] = []
+
+    async def send_step(plan: live.Plan, step: live.Step) -> None:
+        opened.append(trio.current_time())
+
+    async def dump_frame(*args: object, **kwargs: object) -> object:
+        dumps.append(trio.current_time())
+        if len(dumps) in (2, 3):  # the first after the batch, and its first retry: refused
+            raise ClientError("closed", "127.0.0.1:1 closed the connection before its 691 banner")
+        return table
+
+    monkeypatch.setattr(live, "send_step", send_step)
+    monkeypatch.setattr(live, "dump_frame", dump_frame)
+    report = await live.run(plan, lambda line: None)
+    assert report.failure == "" and report.batches == 1 and len(opened) == 8
+    assert min(b - a for a, b in itertools.pairwise(opened)) >= 1 / (4 * live.PACE_SHARE) - 1e-9
+    assert len(dumps) == 4 and dumps[3] - dumps[1] >= 2 * live.DUMP_RETRY
+    dumps.clear()
+
+    async def dead(*args: object, **kwargs: object) -> object:
+        dumps.append(trio.current_time())
+        raise ClientError("refused", "cannot connect to 127.0.0.1:1: Connection refused")
+
+    monkeypatch.setattr(live, "dump_frame", dead)
+    problem, after = await live._check(plan, table.decoded.orginfo, [], set())
+    assert after is None and len(dumps) == live.DUMP_ATTEMPTS
+    assert problem == f"the node no longer answers DUMP ({live.DUMP_ATTEMPTS} attempts): cannot connect to " \
+                      "127.0.0.1:1: Connection refused"
+
+
+def dump_result(topo: Topology) -> DumpResult:
+    """What a node of `topo` answers to DUMP, without a node."""
+    from linkstate.core.lsdb import LinkStateDB
+
+    raw = LinkStateDB.from_topology(topo).frame()
+    frame = rg691.OrgInfoFrame(raw, decode_strict(raw))
+    return DumpResult(view=None, frame=frame, banner="691 Available")  # type: ignore[arg-type]
 
 
 @pytest.mark.tcp

@@ -1,5 +1,7 @@
 """Fixtures of the netns tests: whether this machine can run them (root, Linux, pyroute2, a namespace can really
-be created), and a guard that every test leaves no namespace of its own behind.
+be created), a guard that every test leaves no namespace of its own behind, and `runs_cleaned`: whatever the CLI
+runs of a test (`cluster up --netns`, `demo --netns`, with their state under the test's directory) left when the
+test ended, passed or failed midway, is stopped by PID and removed by its namespace prefix.
 
 The tests that build networks are skipped, with the reason, where namespaces cannot be made; the pure planning
 tests always run. Every namespace a test makes starts with a fresh `ls-<hex>-` prefix.
@@ -8,11 +10,13 @@ tests always run. Every namespace a test makes starts with a fresh `ls-<hex>-` p
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from linkstate.netns.enter import NetnsError
 from linkstate.netns.plan import new_prefix
+from tests.netns.cleanup import clean_runs
 
 _verdict: str | bool | None = False  # False: not probed yet; None: supported; str: why not
 
@@ -55,3 +59,27 @@ def netns_prefix(netns_ok: None) -> Iterator[str]:
     if left:
         fabric.remove(left)
         pytest.fail(f"the test left namespaces behind: {left}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_PASSED] = report.passed
+    return report
+
+
+_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def runs_cleaned(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The test's CLI runs keep their state under `tmp_path` (XDG_RUNTIME_DIR, and TMPDIR for the demo's work
+    directory); on the way out, whatever they left runs no more and no namespace of theirs remains. A test that
+    passed but left something fails."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    yield tmp_path
+    left = clean_runs(tmp_path)
+    if left and request.node.stash.get(_PASSED, False):
+        pytest.fail(f"the test left behind (now removed): {', '.join(left)}")

@@ -152,3 +152,17 @@ async def test_call_in_keeps_concurrent_tasks_in_their_own_namespaces(net: tuple
             nursery.start_soon(attempt, "A1")  # the bridgehead has a link to B1
             nursery.start_soon(attempt, "A2")  # the member has no route out of its group
     assert outcomes == {"A1": "connected", "A2": f"errno {errno.ENETUNREACH}"}
+
+
+def test_holders_finds_the_namespace_an_address_is_local_to(net: tuple[NetPlan, Fabric]) -> None:
+    """What the tools use to reach a node of a netns run without its topology: only the namespace where the
+    address is assigned (a link address too), whatever other runs hold; nothing is sent."""
+    plan, _ = net
+
+    def ours(address: str) -> list[str]:  # other runs on this machine may hold the same addresses
+        return [name for name in fabric.holders(address) if name.startswith(plan.prefix)]
+
+    assert ours(plan.host("A2").address) == [plan.host("A2").netns]
+    assert ours(plan.links[0].b.address) == [plan.host("B1").netns]
+    assert ours("198.18.255.254") == []
+    assert set(fabric.run_namespaces()) >= set(plan.namespaces())

@@ -39,6 +39,18 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     return sorted(ports)
 
 
+@contextlib.contextmanager
+def squat(port: int, host: str = "127.0.0.1") -> Iterator[socket.socket]:
+    """A listener holding host:port so that a node cannot bind it. SO_REUSEADDR, as the node's own listeners: a
+    connection the port's last owner closed first leaves a TIME_WAIT there (a status DUMP in flight when a node is
+    stopped), and a plain bind would fail on it; a second listener on the port is still refused."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
+        yield sock
+
+
 def write_topology(
     path: Path, names: list[str], ports: list[int], *, host: str = "127.0.0.1", smtp: list[int] | None = None
 ) -> Path:

@@ -161,3 +161,40 @@ async def test_unauthenticated_x_link2state_gets_530() -> None:
         )
         assert b"530 5.7.0" in got
         assert services["RED-1"].core.lsdb.digest == held
+
+
+def two_groups(time_scale: int) -> Topology:
+    """Groups A (a1 master, a2) and B (b1) on loopback, connectors both ways between their bridgeheads, with the
+    default probe interval and SMTP command timeout (60 s each) at `time_scale`, in delta mode (kept sessions)."""
+    from linkstate.core.topology import parse_topology
+    from tests.service.node_cli_helpers import free_ports
+
+    ports = iter(free_ports(6))
+    lines = ["[organization]", 'name = "Org"', 'domain = "example.com"', f'secret = "{"s" * 24}"', "",
+             "[settings]", f"time_scale = {time_scale}", 'exchange = "delta"', ""]  # fmt: skip
+    for rg, master in (("A", "a1"), ("B", "b1")):
+        lines += ["[[routing_groups]]", f'name = "{rg}"', f'master = "{master}"', ""]
+    for name in ("a1", "a2", "b1"):
+        lines += ["[[servers]]", f'name = "{name}"', f'routing_group = "{name[0].upper()}"', 'address = "127.0.0.1"',
+                  f"port_691 = {next(ports)}", f"port_smtp = {next(ports)}", ""]  # fmt: skip
+    for src, dst, bh, remote in (("A", "B", "a1", "b1"), ("B", "A", "b1", "a1")):
+        lines += ["[[connectors]]", f'name = "{src}-{dst}"', 'type = "routing_group"', f'routing_group = "{src}"',
+                  f'connected_routing_group = "{dst}"', "cost = 10", f'source_bridgeheads = ["{bh}"]',
+                  f'remote_bridgeheads = ["{remote}"]', ""]  # fmt: skip
+    return parse_topology("\n".join(lines), "two-groups.toml")
+
+
+async def test_kept_sessions_idle_through_many_probe_intervals_without_a_warning() -> None:
+    """Delta mode keeps each link's SMTP session between exchanges; with the default timers (a probe every 60 s,
+    servers close a connection idle for 60 s) a quiet organization runs for six probe intervals and logs no
+    warning: no idle kept session is cut by its server's timeout (bridgehead.py, `_keepalive`)."""
+    topo = two_groups(time_scale=60)  # 1 s intervals
+    assert topo.settings.delta
+    with structlog.testing.capture_logs() as logs:
+        async with group(topo, TcpTransport(), servers=("a1", "a2", "b1")) as (_, services, _):
+            await wait_until(lambda: len(digests(services)) == 1 and services["a2"].core.view().attached, 10)
+            await trio.sleep(6)
+            assert len(digests(services)) == 1
+    noisy = [e for e in logs if e.get("log_level") in ("warning", "error")]
+    assert not noisy, noisy
+    assert any(e["event"] == "bridgehead_session_done" for e in logs)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from tests.service.live_helpers import (
     timed,
     via,
 )
-from tests.service.node_cli_helpers import free_ports, kill_quietly, reaped, run_cli, spawn_cli, wait_until
+from tests.service.node_cli_helpers import free_ports, kill_quietly, reaped, run_cli, spawn_cli, squat, wait_until
 
 pytestmark = pytest.mark.tcp
 
@@ -232,9 +231,7 @@ def test_smart_hosts_bridgeheads_and_a_listener_that_cannot_start(tmp_path: Path
             assert wait_until(lambda: via(cluster, topo, "CORP-M", **INTERNET) == ("Backup", 5), 15)
 
             smtp_port = cluster.require_state().servers["CORP-C"].port_smtp
-            with socket.socket() as squatter:  # CORP-C's SMTP port is taken: it starts anyway
-                squatter.bind(("127.0.0.1", smtp_port))
-                squatter.listen()
+            with squat(smtp_port):  # CORP-C's SMTP port is taken: it starts anyway
                 res = run_cli("cluster", "start", str(path), "CORP-C")
                 assert res.returncode == 0, res.stdout + res.stderr
                 assert wait_until(lambda: states(cluster, topo, "CORP-M", "Primary") == (

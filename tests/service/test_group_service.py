@@ -102,6 +102,20 @@ async def test_master_killed_then_restarted_in_memory(mock_clock: trio.testing.M
         assert services["RED-3"].core.lsdb.section(own).version > old
 
 
+async def test_a_stopped_master_detaches_its_members_before_it_goes(mock_clock: trio.testing.MockClock) -> None:
+    """A planned stop (`NodeService.stop`, what SIGTERM does in `linkstate serve`): the core's DETACH reaches every
+    member before the connections end, so a member knows its master is shutting down rather than lost."""
+    async with group(one_group(), MemoryTransport()) as (_, services, scopes):
+        await wait_until(lambda: len(digests(services)) == 1 and all_attached(services), 30)
+        with structlog.testing.capture_logs() as logs:
+            services["RED-1"].stop()
+            await wait_until(lambda: not services["RED-2"].core.view().attached, 30)
+            await wait_until(lambda: not services["RED-3"].core.view().attached, 30)
+        detached = {(e["node"], e["reason"]) for e in logs if e["event"] == "master_detached"}
+        assert detached == {("RED-2", "server shutting down"), ("RED-3", "server shutting down")}, logs
+        assert scopes["RED-1"].cancelled_caught is False  # it ended by itself, not by being cancelled
+
+
 # --- loopback TCP, real time, hostile peers ------------------------------------------------------------------
 
 

@@ -111,8 +111,10 @@ async def attack_while_honest(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watch.run)
                 nursery.start_soon(honest.run)
+                await wait_until(lambda: honest.ok >= 2, 10)  # a peer the node knows (it authenticated lately)
+                before = honest.ok
                 await attack(services)
-                await wait_until(lambda: honest.ok >= 2, 5)  # a short attack: honest peers are served right after
+                await wait_until(lambda: honest.ok >= before + 2, 5)  # honest peers are served right after
                 nursery.cancel_scope.cancel()
             await wait_until(lambda: len(digests(services)) == 1 and all(attached(s) for s in services.values()), 10)
             assert all(s.core is not None for s in services.values())
@@ -211,7 +213,7 @@ async def _trickle(port: int, every: float, opened: list[float], closed: list[fl
             closed.append(trio.current_time() - start)
 
 
-async def _slowloris(connections: int, seconds: float, time_scale: int, every: float) -> None:
+async def _slowloris(connections: int, bound: float, time_scale: int, every: float) -> None:
     topo = bounded(time_scale=time_scale)
     spec = topo.server("RED-1")
     deadline = topo.settings.scaled("attach_timeout")
@@ -219,13 +221,15 @@ async def _slowloris(connections: int, seconds: float, time_scale: int, every: f
     closed: list[float] = []
 
     async def attack(services: dict[str, NodeService]) -> None:
-        with trio.move_on_after(seconds):
+        # every connection trickles until the node closes it: the attack ends when the last one is closed (not
+        # after a fixed time, which a loaded machine spends opening them), and `bound` only catches a node that
+        # never closes them
+        with trio.fail_after(bound):
             async with trio.open_nursery() as nursery:
                 for port in (spec.port_691 or 0, spec.port_smtp or 0):
                     for _ in range(connections):
                         nursery.start_soon(_trickle, port, every, opened, closed)
                         await trio.sleep(0.002)
-                await trio.sleep_forever()
 
     watch, _, logs, _ = await attack_while_honest(topo, attack)
     assert watch.peak_unauthenticated <= topo.settings.max_per_address + 2  # + honest handshakes in flight
@@ -235,12 +239,12 @@ async def _slowloris(connections: int, seconds: float, time_scale: int, every: f
 
 
 async def test_slowloris_cannot_hold_the_slots_honest_peers_need() -> None:
-    await _slowloris(connections=60, seconds=4.0, time_scale=15, every=0.25)  # authenticate within 2 s
+    await _slowloris(connections=60, bound=30.0, time_scale=15, every=0.25)  # authenticate within 2 s
 
 
 @pytest.mark.slow
 async def test_slowloris_at_the_issues_size() -> None:
-    await _slowloris(connections=300, seconds=70.0, time_scale=1, every=20.0)  # production timers
+    await _slowloris(connections=300, bound=120.0, time_scale=1, every=20.0)  # production timers
 
 
 # --- 5. DUMP and poll floods with the secret ------------------------------------------------------------------
@@ -383,7 +387,7 @@ async def test_table_bloat_is_bounded_the_same_on_every_node_and_oversized_frame
 
 
 async def test_a_connection_flood_leaves_no_connection_the_core_was_not_told_about() -> None:
-    topo = bounded(time_scale=20)
+    topo = bounded(time_scale=5, max_connections=64, max_unauthenticated=48)  # a flood 4x the budget: evictions
     admitted = [0]  # 691 connections the node took (its banner came back)
 
     async def attack(services: dict[str, NodeService]) -> None:
@@ -406,7 +410,7 @@ async def test_a_connection_flood_leaves_no_connection_the_core_was_not_told_abo
                     pass
 
         async with trio.open_nursery() as nursery:
-            for i in range(600):
+            for i in range(200):
                 nursery.start_soon(one, i)
         service = services["RED-1"]
         core = service.core

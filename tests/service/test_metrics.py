@@ -222,6 +222,9 @@ async def exchange(ep: HttpEndpoint, request: bytes) -> bytes:
     [
         (b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n", b"200 OK"),
         (b"GET /ok?x=1 HTTP/1.0\n\n", b"200 OK"),
+        (b"GET http://127.0.1.1:20691/ok HTTP/1.1\r\n\r\n", b"200 OK"),
+        (b"GET HTTP://node/ok?x HTTP/1.1\r\n\r\n", b"200 OK"),
+        (b"GET http://node HTTP/1.1\r\n\r\n", b"404 Not Found"),
         (b"GET /nope HTTP/1.1\r\n\r\n", b"404 Not Found"),
         (b"POST /ok HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", b"405 Method Not Allowed"),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", b"400 Bad Request"),
@@ -247,8 +250,9 @@ async def test_head_has_no_body(mock_clock: trio.testing.MockClock) -> None:
 
 
 async def test_slow_and_silent_clients_cannot_hold_the_endpoint(mock_clock: trio.testing.MockClock) -> None:
-    """A client that never finishes its head gets 408 after the read timeout; past `max_clients` connections
-    the next is closed unanswered, and once the silent ones are gone a new client is answered again."""
+    """A client that never finishes its head gets 408 after the read timeout; when every place is taken by such
+    clients, a newcomer takes the oldest one's place (closed unanswered) and is answered at once, so a handful
+    of idle connections cannot shut a scraper or a health check out."""
     ep, _ = endpoint(max_clients=2, read_timeout=5.0)
     silent = []
     async with trio.open_nursery() as nursery:
@@ -257,13 +261,32 @@ async def test_slow_and_silent_clients_cannot_hold_the_endpoint(mock_clock: trio
             nursery.start_soon(ep.handle, server)
             await client.send_all(b"GET /ok HTTP/1.1\r\nHost")
             silent.append(client)
-        await trio.sleep(1)
+            await trio.sleep(1)
         assert ep.clients == 2
-        assert await exchange(ep, b"GET /ok HTTP/1.1\r\n\r\n") == b"" and ep.refused == 1
         started = trio.current_time()
-        answers = [await c.receive_some(1000) for c in silent]
-        assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers) and trio.current_time() - started < 5
+        assert (await exchange(ep, b"GET /ok HTTP/1.1\r\n\r\n")).endswith(b"\r\n\r\nfine\n")
+        assert trio.current_time() - started < 1 and (ep.evicted, ep.refused) == (1, 0)
+        assert await silent[0].receive_some(1000) == b""  # the oldest: closed unanswered
+        answer = await silent[1].receive_some(1000)
+        assert answer.startswith(b"HTTP/1.1 408 ") and trio.current_time() - started < 5
+    assert ep.clients == 0
     assert (await exchange(ep, b"GET /ok HTTP/1.1\r\n\r\n")).endswith(b"\r\n\r\nfine\n")
+
+
+async def test_a_newcomer_is_refused_only_while_every_place_is_being_answered(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    big = Response(200, b"x" * 1_000_000)
+    ep = HttpEndpoint({"/big": lambda: big}, max_clients=2, write_timeout=3.0)
+    async with trio.open_nursery() as nursery:
+        for _ in range(2):  # whole requests, answers never read: both places are being answered
+            client, server = trio.testing.lockstep_stream_pair()
+            nursery.start_soon(ep.handle, server)
+            await client.send_all(b"GET /big HTTP/1.1\r\n\r\n")
+        await trio.sleep(1)
+        assert await exchange(ep, b"GET /big HTTP/1.1\r\n\r\n") == b"" and (ep.refused, ep.evicted) == (1, 0)
+        await trio.sleep(3)  # their write timeout
+        assert ep.clients == 0
 
 
 async def test_a_client_that_does_not_read_is_dropped(mock_clock: trio.testing.MockClock) -> None:

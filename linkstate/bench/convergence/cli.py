@@ -2,25 +2,32 @@
 driver's child process).
 
 Owns: argument parsing, the scenario list (sizes x events, the compat_e2k oscillation baseline riding along),
-the loop that hands each scenario to its driver, and `main` (what `linkstate bench convergence` and
-`python -m linkstate.bench.convergence` run).
+the loop that hands each scenario to its driver, `--exchange full,delta` (each mode in a child process of its own, so
+that its wall time and peak memory are its own; then both rows and their ratio), and `main` (what
+`linkstate bench convergence` and `python -m linkstate.bench.convergence` run).
 May import: anything (a top layer, like linkstate.cli).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from linkstate.bench.convergence.memory import run_memory
 from linkstate.bench.convergence.organizations import SHAPES
 from linkstate.bench.convergence.plan import NotApplicable
-from linkstate.bench.convergence.report import ROOT, Progress, compare, plots, table, write_outputs
+from linkstate.bench.convergence.report import ROOT, Progress, compare, modes, plots, table, write_outputs
 from linkstate.bench.convergence.results import DEFINITION, EVENTS, Scenario
 from linkstate.bench.convergence.sim import run_sim
 from linkstate.bench.convergence.tcp import run_tcp, serve_node
+from linkstate.core.topology import EXCHANGES
 
 TRANSPORTS = ("sim", "memory", "tcp")
 DESCRIPTION = (
@@ -60,7 +67,9 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 def run_scenarios(args: argparse.Namespace) -> list[Scenario]:
     sizes = parse_sizes(args.sizes) if args.sizes else [(args.groups, args.servers)]
     events = [args.event] if args.event != "all" else [e for e in EVENTS]
-    base = {"state_delay": 1.0 if args.transport == "tcp" else 600.0}
+    base: dict[str, Any] = {"state_delay": 1.0 if args.transport == "tcp" else 600.0}
+    if args.exchange:
+        base["exchange"] = args.exchange
     base.update(parse_settings(args.set or []))
     plan: list[Scenario] = []
     for g, s in sizes:
@@ -87,9 +96,42 @@ def run_scenarios(args: argparse.Namespace) -> list[Scenario]:
         except NotApplicable as exc:
             sc.note = f"not applicable: {exc}"
             progress.done += args.runs if sc.event != "oscillation" else 1
+        sc.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         print(table(sc), flush=True)
         print(f"   definition: {DEFINITION}\n", flush=True)
     return plan
+
+
+def side_by_side(argv: list[str], chosen: list[str], args: argparse.Namespace) -> int:
+    """Each exchange mode in a child process of its own (its wall time and peak memory its own), then both rows and
+    their ratio, and one result file holding every scenario."""
+    scenarios: list[Scenario] = []
+    base = [a for i, a in enumerate(argv) if not (a == "--exchange" or (i and argv[i - 1] == "--exchange"))
+            and not a.startswith("--exchange=") and a != "--plots"]  # fmt: skip
+    for mode in chosen:
+        with tempfile.TemporaryDirectory(prefix="convergence-") as tmp:
+            cmd = [sys.executable, "-m", "linkstate.bench.convergence", *base, "--exchange", mode, "--out", tmp]
+            child = subprocess.Popen(cmd)
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                print(f"the {mode} run failed (exit {child.returncode})", file=sys.stderr)
+                return child.returncode
+            (result,) = Path(tmp).glob("convergence-*.json")
+            for data in json.loads(result.read_text())["scenarios"]:
+                scenario = Scenario.from_json(data)
+                scenario.peak_rss_mb = usage.ru_maxrss / 1024  # the child's own peak (KiB on Linux)
+                scenarios.append(scenario)
+    print(modes(scenarios), flush=True)
+    print(f"   definition: {DEFINITION}\n   peak RSS per server: the child process's peak resident memory / servers "
+          f"(Python and the benchmark included)\n", flush=True)  # fmt: skip
+    out = Path(args.out)
+    jpath, cpath = write_outputs(scenarios, out, ["convergence.py", *argv])
+    print(f"\nresults: {jpath}\n         {cpath}")
+    if args.plots:
+        made = plots(scenarios, out, jpath.stem)
+        print(made if isinstance(made, str) else "plots:   " + "\n         ".join(str(m) for m in made))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--latency", type=float, default=0.001, help="sim, memory: one-way latency per write (s)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="a [settings] value (e.g. state_delay=600)")
     r.add_argument("--compat-e2k", action="store_true", help="run with compat_e2k = true")
+    r.add_argument("--exchange", help="the exchange setting: full, delta, or full,delta (both side by side, each in "
+                   "a child process, and their ratio); default: the setting's default (delta)")
     r.add_argument("--out", default=str(default_out()), help="directory for JSON/CSV/PNG")
     r.add_argument("--plots", action="store_true", help="write PNG plots (needs matplotlib: the bench extra)")
     r.add_argument("--organic-warmup", action="store_true", help="sim: reach the start state through the protocol "
@@ -129,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "serve":
         serve_node(args.topology, args.server, args.events)
         return 0
+    chosen = [m.strip() for m in (args.exchange or "").split(",") if m.strip()]
+    if any(m not in EXCHANGES for m in chosen):
+        p.error(f"--exchange takes {', '.join(EXCHANGES)} or full,delta, got {args.exchange!r}")
+    if len(chosen) > 1:
+        return side_by_side(argv, chosen, args)
     profiler = None
     if args.profile:
         from pyinstrument import Profiler

@@ -80,7 +80,8 @@ def table(s: Scenario) -> str:
     head = f"== {s.key}: {s.servers} servers ({s.groups} groups x {s.servers_per_group}), {s.event}, {clock} time"
     lines = [head]
     if s.note:
-        lines.append(f"   {s.note}")
+        memory = f", peak RSS {s.peak_rss_mb:.0f} MB" if s.peak_rss_mb else ""
+        lines.append(f"   {s.note}{memory}")
     if s.event == "oscillation":
         for r in s.runs:
             x = r.extra
@@ -122,6 +123,41 @@ def table(s: Scenario) -> str:
     return "\n".join(lines)
 
 
+MODE_METRICS = (
+    ("convergence p50", "p50", fmt_s),
+    ("t_hop p50", "t_hop_p50", fmt_s),
+    ("messages", "messages", fmt_n),
+    ("bytes", "bytes", fmt_n),
+    ("bytes/server/packet", "bytes_per_server_packets", lambda v: f"{v:.3f}"),
+    ("wall per run (p50)", "wall_s_p50", lambda v: f"{v:.2f}s"),
+    ("warm-up (wall)", "warmup_s", lambda v: f"{v:.1f}s"),
+    ("peak RSS per server", "peak_rss_per_server_kb", lambda v: f"{v:.0f} KiB"),
+)
+
+
+def modes(scenarios: list[Scenario]) -> str:
+    """`--exchange full,delta`: each scenario's modes side by side, and their ratio (delta / full)."""
+    families: dict[str, dict[str, Scenario]] = {}
+    for s in scenarios:
+        families.setdefault(s.family, {})[str(s.settings.get("exchange", ""))] = s
+    lines = []
+    for family, by_mode in families.items():
+        names: list[str] = [m for m in ("full", "delta") if m in by_mode] or list(by_mode)
+        sums = {m: summary(by_mode[m]) for m in names}
+        head = f"{'== ' + family:<42}" + "".join(f"{m:>14}" for m in names)
+        ratio = len(names) == 2
+        lines += [head + (f"{names[1] + '/' + names[0]:>14}" if ratio else ""), "-" * (len(head) + 14 * ratio)]
+        for label, key, f in MODE_METRICS:
+            vals = [_num(sums[m].get(key)) for m in names]
+            if all(v is None for v in vals):
+                continue
+            row = f"   {label:<39}" + "".join(f"{f(v) if v is not None else '-':>14}" for v in vals)
+            if ratio and vals[0] and vals[1] is not None:
+                row += f"{vals[1] / vals[0]:>14.3f}"
+            lines.append(row)
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for pkg in ("linkstate", "trio", "structlog", "construct", "click", "matplotlib"):
@@ -153,7 +189,7 @@ def machine() -> dict[str, Any]:
 
 CSV_FIELDS = ["key", "shape", "groups", "servers_per_group", "servers", "event", "transport", "run", "convergence_s",
               "t_hop_s", "depth", "ratio", "messages_691", "bytes_691", "messages_smtp", "bytes_smtp", "packet_bytes",
-              "bytes_per_server_packets", "wall_s"]  # fmt: skip
+              "bytes_per_server_packets", "wall_s", "exchange", "peak_rss_mb"]  # fmt: skip
 
 
 def write_outputs(scenarios: list[Scenario], out: Path, argv: list[str]) -> tuple[Path, Path]:
@@ -180,7 +216,7 @@ def write_outputs(scenarios: list[Scenario], out: Path, argv: list[str]) -> tupl
                 w.writerow([s.key, s.shape, s.groups, s.servers_per_group, s.servers, s.event, s.transport, i + 1,
                             r.convergence, r.t_hop, r.depth, r.ratio, r.messages_691, r.bytes_691, r.messages_smtp,
                             r.bytes_smtp, r.packet_bytes, round(r.bytes_per_server_packets, 4),
-                            round(r.wall_s, 4)])  # fmt: skip
+                            round(r.wall_s, 4), s.settings.get("exchange", ""), s.peak_rss_mb])  # fmt: skip
     return jpath, cpath
 
 

@@ -69,6 +69,8 @@ class Scenario:
     seed: int
     runs: list[Run] = field(default_factory=list)
     note: str = ""
+    warmup_s: float | None = None  # wall time of the start (sim: the warm-up; tcp: the start-up), not in any run
+    peak_rss_mb: float | None = None  # the process's peak resident memory while it ran this scenario (and before)
 
     @property
     def servers(self) -> int:
@@ -77,7 +79,14 @@ class Scenario:
     @property
     def key(self) -> str:
         compat = "-e2k" if self.settings.get("compat_e2k") else ""
-        return f"{self.shape}-{self.groups}x{self.servers_per_group}-{self.event}{compat}-{self.transport}"
+        exchange = f"-{self.settings['exchange']}" if self.settings.get("exchange") else ""
+        return f"{self.shape}-{self.groups}x{self.servers_per_group}-{self.event}{compat}{exchange}-{self.transport}"
+
+    @property
+    def family(self) -> str:
+        """The key without the exchange: the scenarios `--exchange full,delta` puts side by side."""
+        exchange = self.settings.get("exchange")
+        return self.key.replace(f"-{exchange}-", "-", 1) if exchange else self.key
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,6 +94,13 @@ class Scenario:
         data["servers"] = self.servers
         data["summary"] = summary(self)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Scenario:
+        """A scenario written by `to_json` (a child process's, for `--exchange full,delta`)."""
+        fields = {k: data[k] for k in ("shape", "groups", "servers_per_group", "event", "transport", "settings",
+                                       "seed", "note", "warmup_s", "peak_rss_mb") if k in data}  # fmt: skip
+        return cls(**fields, runs=[Run(**r) for r in data.get("runs", [])])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -122,6 +138,10 @@ def summary(s: Scenario) -> dict[str, Any]:
         "ratio_p50": percentile(ratios, 50),
         "ratio_max": max(ratios) if ratios else math.nan,
         "wall_s_max": max((r.wall_s for r in s.runs), default=0.0),
+        "wall_s_p50": percentile([r.wall_s for r in s.runs], 50),
+        "warmup_s": s.warmup_s,
+        "peak_rss_mb": s.peak_rss_mb,
+        "peak_rss_per_server_kb": s.peak_rss_mb * 1024 / s.servers if s.peak_rss_mb else None,
     }
     extras = [r.extra for r in s.runs if r.extra]
     if extras:

@@ -151,7 +151,8 @@ def run_tcp(scn: Scenario, runs: int, progress: Progress, keep: bool = False, bu
                     raise RuntimeError(f"{rec.name} exited at start: see {rec.log}")
             time.sleep(0.05)
         time.sleep(1.0)
-        scn.note = f"start-up {time.monotonic() - t_start:.1f}s wall"
+        scn.warmup_s = time.monotonic() - t_start
+        scn.note = f"start-up {scn.warmup_s:.1f}s wall"
         guid, bh = minor_connector(plan) if scn.event == "minor" else ("", "")
         down = f"fault {guid} {DOWN.value}"
         for k in range(runs):
