@@ -120,6 +120,7 @@ def test_a_member_pushing_a_table_gets_an_ack_and_other_groups_merge_newer_wins(
     out = RecordingOutbox(ctx)
     role = MasterRole(ctx, out, 0.0)
     role.start(0.0)
+    attach(role, "HUB-A", 9, 0.5)  # a master takes tables only from attached members
     branch = ctx.lsdb.section(topo.routing_group("Branch").guid)
     assert branch is not None
     for version, resets in ((Version(3), True), (Version(3, 0, 1), False)):  # only Branch: no section of Hub
