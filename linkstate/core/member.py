@@ -52,7 +52,6 @@ class MemberRole:
         self.reconnect_at: float | None = None
         self.poll_at: float | None = None
         self.outbox: list[rg691.StateReport] = []  # state reports waiting for an attachment
-        self.last_master_digest = ""
         self.orphan = orphan  # the directory names no usable master: keep the table, connect to no one (R128)
         self.starting_until = now + ctx.settings.scaled("master_settle")  # quiet failures until then, if never attached
         self.ever_attached = False
@@ -184,7 +183,6 @@ class MemberRole:
         self.delta = rg691.CAP_DELTA in msg.caps and self.ctx.settings.delta
         self.warned = False
         self.attempt = 0
-        self.last_master_digest = msg.digest
         self.poll_at = now + self.ctx.settings.scaled("poll_interval")
         self.out.diag(Ev.ATTACHED, master=self.master.name, quorum=msg.quorum, attached=msg.attached)
         for report in self.outbox:
@@ -194,7 +192,6 @@ class MemberRole:
 
     def _on_poll_response(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.PollResponse)
-        self.last_master_digest = msg.digest
         if not msg.same:
             self.out.diag(Ev.POLL_DIFFERENT, master_digest=msg.digest, digest=self.ctx.lsdb.digest)
 
@@ -202,7 +199,6 @@ class MemberRole:
         assert isinstance(msg, rg691.OrgInfoFrame)
         lsdb, out = self.ctx.lsdb, self.out
         master_digest = msg.decoded.digest
-        self.last_master_digest = master_digest
         bumps = lsdb.bumps
         changed = self._adopt(msg.decoded.orginfo)
         if changed:
@@ -218,7 +214,6 @@ class MemberRole:
         table (the delta's fallback)."""
         assert isinstance(msg, rg691.Delta)
         lsdb, out = self.ctx.lsdb, self.out
-        self.last_master_digest = msg.target
         bumps = lsdb.bumps
         changed = self._adopt(msg.decoded.orginfo)
         if changed:
@@ -232,7 +227,6 @@ class MemberRole:
 
     def _on_ack(self, conn: int, msg: rg691.Message, now: float) -> None:
         assert isinstance(msg, rg691.Ack)
-        self.last_master_digest = msg.digest
         self.forwarding = max(0, self.forwarding - 1)
 
     def _on_detach(self, conn: int, msg: rg691.Message, now: float) -> None:

@@ -6,6 +6,8 @@ May import: anything (tests).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from linkstate.core import events as ev
 from linkstate.core.context import NodeContext, Outbox
 from linkstate.core.lsdb import LinkStateDB
@@ -27,18 +29,22 @@ def context(topo: Topology, me: str, *, draw: float = 0.5) -> NodeContext:
 
 
 class RecordingOutbox(Outbox):
-    """An outbox whose 691 connections need no session: every message and table a part sends is recorded in
-    `sent` as (conn, message or "TABLE"), in order; everything else goes out as usual (`take()`)."""
+    """An outbox whose 691 connections need no session: every message, table and delta a part sends is recorded
+    in `sent` as (conn, message, "TABLE" or ("DELTA", the sections' GUIDs)), in order; everything else goes out as
+    usual (`take()`)."""
 
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
-        self.sent: list[tuple[int | None, rg691.Message | str]] = []
+        self.sent: list[tuple[int | None, rg691.Message | str | tuple[str, tuple[str, ...]]]] = []
 
     def send(self, conn: int, msg: rg691.Message) -> None:
         self.sent.append((conn, msg))
 
     def send_table(self, conn: int) -> None:
         self.sent.append((conn, "TABLE"))
+
+    def send_delta(self, conn: int, guids: Iterable[str]) -> None:
+        self.sent.append((conn, ("DELTA", tuple(guids))))
 
     def taken(self, kind: type) -> list[object]:
         """The outputs of one kind (ev.Diagnostic, ev.Close, ev.Connect, ev.TableChanged) since the last call."""

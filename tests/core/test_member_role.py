@@ -1,6 +1,7 @@
 """linkstate.core.member through the role's own API (MemberRole, the node's real context, a recording outbox):
-what a member tells and sends when its master cannot be reached, when it learns a packet from outside, when it
-reports states before and after attaching, and when it stops (R57, R84–R86, R109, R128).
+what a member tells and sends when its master cannot be reached or detaches, when it learns a packet from outside,
+when it reports states before and after attaching, when its master pushes a table or a delta, and when it stops
+(R57, R84–R86, R109, R128; docs/PROTOCOL.md §2.5).
 
 HUB-A is a member of Hub (master HUB-M) in the failover example; every random draw is 0.5, so each backoff is
 0.75 × reconnect_min × 2^attempt.
@@ -16,11 +17,15 @@ from linkstate.core.directory import build_orginfo
 from linkstate.core.member import MemberRole
 from linkstate.core.role import RoleName
 from proto import rg691
+from proto.codec import DEFAULT_LIMITS
+from proto.encode import encode
 from proto.model import OrgInfo, Version
+from proto.sectioncache import SectionCache, decode_strict_cached
 from tests.core.failure_helpers import failover
 from tests.core.role_helpers import RecordingOutbox, context
 
 TOPO = failover()
+DELTA_TOPO = failover(exchange="delta")  # whatever exchange the suite runs with (tests/conftest.py)
 HUB, BRANCH = TOPO.routing_group("Hub").guid, TOPO.routing_group("Branch").guid
 SETTLE = 300.0  # master_settle: failures are quiet for that long after the start, until the first attachment
 UNREACHABLE = CATALOG[Ev.MASTER_UNREACHABLE]
@@ -154,3 +159,98 @@ def test_stopping_detaches_from_the_master_with_the_reason() -> None:
     alone, out = member()
     alone.stop("shutting down")  # never connected: nothing to detach from
     assert out.sent == [] and out.take() == []
+
+
+# --- pushes from the master (ORGINFO and DELTA), DETACH ---------------------------------------------------------
+
+
+def pushed(org: OrgInfo) -> rg691.OrgInfoFrame:
+    raw = encode(org)
+    return rg691.OrgInfoFrame(raw, decode_strict_cached(raw, DEFAULT_LIMITS, SectionCache()))
+
+
+def delta(org: OrgInfo, target: str) -> rg691.Delta:
+    raw = encode(org)
+    return rg691.Delta(target, raw, decode_strict_cached(raw, DEFAULT_LIMITS, SectionCache()))
+
+
+def test_a_push_is_adopted_answered_on_its_connection_and_sent_back_when_the_member_holds_more() -> None:
+    role, out = member()
+    attached(role, out)
+    lsdb = role.ctx.lsdb
+    assert role.on_message(7, pushed(newer(Branch=Version(3))), 2.0)  # a minor bump of another group: routes reset
+    assert [(c.kind, c.groups, c.resets_routes) for c in out.taken(ev.TableChanged)] == [  # type: ignore[attr-defined]
+        (ev.ChangeKind.PUSH, (BRANCH,), True)
+    ]
+    assert out.sent == [(7, rg691.Reply(lsdb.digest, False))]  # the master's table now: nothing follows
+    out.sent.clear()
+    assert role.on_message(7, pushed(newer(Branch=Version(3, 0, 1))), 3.0)  # a user update: no reset of routes
+    assert [(c.kind, c.resets_routes) for c in out.taken(ev.TableChanged)] == [(ev.ChangeKind.PUSH, False)]  # type: ignore[attr-defined]
+    out.sent.clear()
+    role.learn(newer(Branch=Version(5)), 4.0, "smtp:BR-1")  # newer than the master's copy
+    out.take()
+    out.sent.clear()
+    assert role.on_message(7, pushed(newer(Branch=Version(3, 0, 1))), 5.0)  # older: kept, and the master is told
+    assert out.sent == [(7, rg691.Reply(lsdb.digest, True)), (7, "TABLE")]
+    assert out.taken(ev.TableChanged) == [] and lsdb.version_of(BRANCH) == Version(5)
+
+
+def delta_member() -> tuple[MemberRole, RecordingOutbox]:
+    ctx = context(DELTA_TOPO, "HUB-A")
+    out = RecordingOutbox(ctx)
+    role = MemberRole(ctx, out, 0.0)
+    role.start(0.0)
+    delta_attach(role, 7)
+    out.take()
+    out.sent.clear()
+    return role, out
+
+
+def delta_attach(role: MemberRole, conn: int) -> None:
+    role.on_connected(conn, 1.0)
+    role.on_authenticated(conn, 1.0)
+    assert role.on_message(conn, rg691.AttachAck(True, role.ctx.lsdb.digest, 2, 3, True, caps=(rg691.CAP_DELTA,)), 1.0)
+
+
+def resends(role: MemberRole, out: RecordingOutbox, conn: int, now: float) -> bool:
+    """A delta push whose result is not the master's table: does the member ask for the whole table?"""
+    out.sent.clear()
+    assert role.on_message(conn, delta(OrgInfo(()), "f" * 32), now)
+    [(to, reply)] = out.sent
+    assert to == conn and isinstance(reply, rg691.Reply) and not reply.follows
+    return reply.resend
+
+
+def test_a_delta_member_asks_for_the_whole_table_unless_a_packet_it_forwarded_explains_the_difference() -> None:
+    role, out = delta_member()
+    for n, version in enumerate((Version(3), Version(4)), start=1):  # two packets forwarded, not acknowledged yet
+        role.learn(newer(Branch=version), 2.0 + n, "smtp:BR-1")
+        assert out.sent[-2:] == [(7, rg691.Reply(role.ctx.lsdb.digest, True)), (7, ("DELTA", (BRANCH,)))]
+    assert not resends(role, out, 7, 5.0)
+    assert role.on_message(7, rg691.Ack(role.ctx.lsdb.digest), 6.0)
+    assert not resends(role, out, 7, 7.0)  # one still on its way
+    assert role.on_message(7, rg691.Ack(role.ctx.lsdb.digest), 8.0)
+    assert resends(role, out, 7, 9.0)
+    role.learn(newer(Branch=Version(6)), 10.0, "smtp:BR-1")
+    role.on_lost(7, 11.0)  # what was on its way is lost with the connection
+    delta_attach(role, 8)
+    assert resends(role, out, 8, 12.0)
+
+
+def test_a_master_that_detaches_is_info_until_master_settle_is_over() -> None:
+    role, out = member()
+    attached(role, out, now=SETTLE + 1)  # past the start: a failure would be a warning
+    quiet, loud = UNREACHABLE.level_for(True), UNREACHABLE.level_for(False)
+    assert role.on_message(7, rg691.Detach("restarting"), 400.0)
+    outputs = out.take()
+    said = [(o.event, o.fields) for o in outputs if isinstance(o, ev.Diagnostic)]
+    detached = [(e, f) for e, f in said if e != Ev.MASTER_UNREACHABLE]
+    assert detached == [(Ev.MASTER_DETACHED, {"master": "HUB-M", "reason": "restarting"})]
+    assert [(o.conn, o.reason) for o in outputs if isinstance(o, ev.Close)] == [(7, "master detached")]
+    assert not role.status().attached and role.upstream is None
+    role.on_timer(role.next_deadline() or 0.0)
+    role.on_connect_failed("connection refused", 400.0 + SETTLE - 0.5)
+    assert [u[0] for u in unreachable(out)] == [quiet]
+    role.on_timer(role.next_deadline() or 0.0)
+    role.on_connect_failed("connection refused", 400.0 + SETTLE)  # the restart took longer than expected
+    assert [u[0] for u in unreachable(out)] == [loud]
