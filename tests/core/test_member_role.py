@@ -14,6 +14,7 @@ from dataclasses import replace
 from linkstate.core import events as ev
 from linkstate.core.catalog import CATALOG, Ev
 from linkstate.core.directory import build_orginfo
+from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.member import MemberRole
 from linkstate.core.role import RoleName
 from proto import rg691
@@ -217,7 +218,7 @@ def resends(role: MemberRole, out: RecordingOutbox, conn: int, now: float) -> bo
     out.sent.clear()
     assert role.on_message(conn, delta(OrgInfo(()), "f" * 32), now)
     [(to, reply)] = out.sent
-    assert to == conn and isinstance(reply, rg691.Reply) and not reply.follows
+    assert to == conn and isinstance(reply, rg691.Reply) and reply.follows is False
     return reply.resend
 
 
@@ -254,3 +255,41 @@ def test_a_master_that_detaches_is_info_until_master_settle_is_over() -> None:
     role.on_timer(role.next_deadline() or 0.0)
     role.on_connect_failed("connection refused", 400.0 + SETTLE)  # the restart took longer than expected
     assert [u[0] for u in unreachable(out)] == [loud]
+
+
+def test_a_delta_push_is_adopted_and_answered_with_the_resulting_digest() -> None:
+    role, out = delta_member()
+    lsdb = role.ctx.lsdb
+    branch = newer(Branch=Version(2)).group(BRANCH)
+    assert branch is not None
+    after = OrgInfo(tuple(branch if rg.guid == BRANCH else rg for rg in lsdb.snapshot().routing_groups))
+    target = LinkStateDB(after.routing_groups).digest  # the master's table after the change
+    assert role.on_message(7, delta(OrgInfo((branch,)), target), 2.0)
+    assert [(c.kind, c.groups, c.resets_routes) for c in out.taken(ev.TableChanged)] == [  # type: ignore[attr-defined]
+        (ev.ChangeKind.PUSH, (BRANCH,), True)
+    ]
+    assert lsdb.digest == target and out.sent == [(7, rg691.Reply(target, False, resend=False))]
+
+
+def test_an_attached_member_polls_every_poll_interval_and_reattaches_with_the_version_it_holds() -> None:
+    role, out = member()
+    attached(role, out, now=1.0)
+    for n in (1, 2):
+        assert role.next_deadline() == 1.0 + 300 * n
+        role.on_timer(1.0 + 300 * n)
+        assert out.sent == [(7, rg691.SimplePoll(role.ctx.lsdb.digest))]
+        out.sent.clear()
+    hub = newer(Hub=Version(4, 2, 1)).group(HUB)
+    assert hub is not None and role.on_message(7, pushed(newer(Hub=Version(4, 2, 1))), 700.0)
+    role.on_lost(7, 701.0)
+    assert role.next_deadline() == 701.75 and out.sent == [(7, rg691.Reply(role.ctx.lsdb.digest, False))]
+    out.sent.clear()
+    role.on_timer(701.75)
+    role.on_connected(8, 702.0)
+    role.on_authenticated(8, 702.0)
+    [(conn, attach)] = out.sent
+    assert conn == 8 and isinstance(attach, rg691.Attach)
+    assert (attach.major, attach.minor, attach.user, attach.version_guid) == (4, 2, 1, hub.version_guid)
+    assert (attach.member, attach.routing_group, attach.master, attach.digest) == (
+        TOPO.server("HUB-A").guid, HUB, TOPO.server("HUB-M").guid, role.ctx.lsdb.digest
+    )
