@@ -293,3 +293,39 @@ def test_an_attached_member_polls_every_poll_interval_and_reattaches_with_the_ve
     assert (attach.member, attach.routing_group, attach.master, attach.digest) == (
         TOPO.server("HUB-A").guid, HUB, TOPO.server("HUB-M").guid, role.ctx.lsdb.digest
     )
+
+
+def test_a_member_whose_table_lacks_its_group_attaches_at_version_zero() -> None:
+    """A server a directory reload moved into a group its table holds no section of yet."""
+    ctx = context(TOPO, "HUB-A")
+    ctx = replace(ctx, lsdb=LinkStateDB(rg for rg in build_orginfo(TOPO).routing_groups if rg.guid != HUB))
+    out = RecordingOutbox(ctx)
+    role = MemberRole(ctx, out, 0.0)
+    role.start(0.0)
+    role.on_connected(7, 1.0)
+    role.on_authenticated(7, 1.0)
+    role.on_authenticated(8, 1.0)  # not the connection to its master: nothing
+    [(conn, attach)] = out.sent
+    assert conn == 7 and isinstance(attach, rg691.Attach)
+    assert (attach.major, attach.minor, attach.user, attach.version_guid) == (0, 0, 0, "0" * 32)
+
+
+def test_messages_not_from_the_master_or_of_no_kind_a_member_takes_are_not_its_own() -> None:
+    role, out = member()
+    attached(role, out)
+    assert not role.on_message(8, rg691.Ack(role.ctx.lsdb.digest), 2.0)  # another connection
+    assert not role.on_message(7, rg691.SimplePoll(role.ctx.lsdb.digest), 2.0)  # a master's question
+    assert out.take() == [] and out.sent == []
+
+
+def test_a_refused_attachment_is_said_closed_and_retried() -> None:
+    role, out = member()
+    role.on_connected(7, 1.0)
+    role.on_authenticated(7, 1.0)
+    assert role.on_message(7, rg691.AttachAck(False, reason="not a member of this routing group"), 2.0)
+    outputs = out.take()
+    said = [(o.event, o.fields) for o in outputs if isinstance(o, ev.Diagnostic) and o.event != Ev.MASTER_UNREACHABLE]
+    assert said == [(Ev.ATTACH_REFUSED_BY_MASTER, {"master": "HUB-M", "reason": "not a member of this routing group"})]
+    closes = [(o.conn, o.reason) for o in outputs if isinstance(o, ev.Close)]
+    assert closes == [(7, "attach refused: not a member of this routing group")]
+    assert not role.status().attached and role.upstream is None and role.next_deadline() == 2.75
