@@ -58,7 +58,9 @@ def test_unknown_groups_are_bounded_in_count_and_the_lowest_guids_stay() -> None
     r = db.merge(OrgInfo(tuple(fake(i) for i in range(10, 20))))
     assert r.changed == tuple(f"{i:032x}" for i in (10, 11, 12))
     assert len(db) == known + 3
-    assert db.take_refusals().counts["unknown routing group over max_unknown_sections/max_unknown_bytes"] == 7
+    refused, why = db.take_refusals(), "unknown routing group over max_unknown_sections/max_unknown_bytes"
+    assert refused.counts[why] == 7
+    assert len(refused.examples[why]) == 3 and set(refused.examples[why]) < {f"{i:032x}" for i in range(13, 20)}
     r = db.merge(OrgInfo((fake(5),)))  # a lower GUID pushes the highest kept one out
     assert r.changed == (f"{5:032x}",)
     assert f"{12:032x}" not in db and len(db) == known + 3
