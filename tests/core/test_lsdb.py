@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkstate.core.directory import build_orginfo, tombstone
-from linkstate.core.lsdb import LinkStateDB, MergeResult
+from linkstate.core.lsdb import CHANGE_LOG, LinkStateDB, MergeResult
 from proto.codec import DEFAULT_LIMITS
 from proto.encode import digest, encode
 from proto.model import Member, OrgInfo, RoutingGroup, Version
@@ -182,3 +182,20 @@ def test_storing_the_very_section_stored_changes_nothing() -> None:
     held = db.section(G[0])
     assert held is not None and not db.put(held) and db.merge(OrgInfo((held,))).changed == ()
     assert db.version_of(G[1]) is None and G[1] not in db and db.section_bytes(G[1]) is None
+
+
+def test_the_change_log_says_what_changed_since_a_mark_while_it_reaches_back() -> None:
+    db = LinkStateDB()
+    assert db.changed_since(0) == ()
+    db.put(section(G[0], Version(1)))
+    assert db.seq == 1 and db.changed_since(0) == (G[0],)  # the log holds exactly the one store asked about
+    first = db.digest
+    assert db.seq_of(first) == 1
+    db.put(section(G[1], Version(1)))
+    db.put(section(G[0], Version(2)))
+    assert db.changed_since(1) == (G[0], G[1]) and db.changed_since(3) == () and db.changed_since(9) == ()
+    assert db.seq_of(first) == 1 and db.seq_of(db.digest) == 3 and db.seq_of("f" * 32) is None
+    for n in range(CHANGE_LOG):
+        db.put(section(G[2], Version(n + 1)))
+    assert db.changed_since(3) == (G[2],)  # the last CHANGE_LOG stores, exactly
+    assert db.changed_since(2) is None  # no longer reaches back: the whole table
