@@ -145,3 +145,10 @@ def test_every_arrival_order_converges_on_the_same_subset(batches: list[list[Rou
 def test_decode_limits_follow_the_table_limit() -> None:
     assert TableLimits(max_table_bytes=1 << 20).decode.max_frame == 1 << 20
     assert TableLimits(max_table_bytes=1 << 30).decode.max_frame == 16 * 1024 * 1024  # never above the protocol's
+
+
+def test_adopting_a_push_says_only_what_it_kept() -> None:
+    db = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_unknown_sections=3))
+    assert db.adopt(OrgInfo(tuple(fake(i) for i in range(10, 20)))) == tuple(f"{i:032x}" for i in (10, 11, 12))
+    assert db.adopt(OrgInfo((fake(5), fake(11, Version(2))))) == (f"{5:032x}", f"{11:032x}")  # 12 dropped, unsaid
+    assert f"{12:032x}" not in db
