@@ -44,6 +44,7 @@ def test_a_forged_version_jump_is_refused_for_any_group_and_reported() -> None:
     own = replace(db.section(seattle), version=Version(VERSION_MAX))  # type: ignore[arg-type]
     r = db.merge(OrgInfo((own,)), own_group=seattle)
     assert r.ignored_own and r.highest_own == Version()  # the master does not move above it
+    assert db.refused  # something to report
     refused = db.take_refusals()
     assert refused.counts == {"version jump above max_version_jump": 2}
     assert set(refused.examples["version jump above max_version_jump"]) == {london, seattle}
