@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkstate.core.directory import build_orginfo, tombstone
-from linkstate.core.lsdb import CHANGE_LOG, LinkStateDB, MergeResult
+from linkstate.core.lsdb import CHANGE_LOG, LinkStateDB, MergeResult, TableStates
 from proto.codec import DEFAULT_LIMITS
 from proto.encode import digest, encode
 from proto.model import Member, OrgInfo, RoutingGroup, Version
@@ -199,3 +199,10 @@ def test_the_change_log_says_what_changed_since_a_mark_while_it_reaches_back() -
         db.put(section(G[2], Version(n + 1)))
     assert db.changed_since(3) == (G[2],)  # the last CHANGE_LOG stores, exactly
     assert db.changed_since(2) is None  # no longer reaches back: the whole table
+
+
+def test_tables_built_from_one_directory_share_the_memo_they_are_given() -> None:
+    topo, states = example("seattle.toml"), TableStates()
+    a = LinkStateDB.from_topology(topo, states=states)
+    b = LinkStateDB.from_topology(topo, states=states)
+    assert a.state() is b.state() and (states.misses, states.hits) == (1, 1)

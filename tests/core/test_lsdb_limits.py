@@ -115,6 +115,17 @@ def test_a_group_leaving_the_directory_counts_as_unknown_on_reload() -> None:
     assert db.frame_size == len(db.frame())
 
 
+def test_groups_leaving_the_directory_count_their_bytes_against_the_unknown_bound() -> None:
+    topo = example("seattle.toml")
+    gone = [rg.guid for rg in topo.routing_groups if rg.name in ("Tokyo", "London")]
+    size = sum(len(LinkStateDB.from_topology(topo).section_bytes(g) or b"") + 1 for g in gone)  # bytes + separators
+    for bound, kept in ((size, 2), (size - 1, 1)):
+        before = bounded(topo, max_unknown_bytes=bound)
+        db = LinkStateDB.from_topology(before)
+        db.configure(replace(before, routing_groups=tuple(rg for rg in before.routing_groups if rg.guid not in gone)))
+        assert sum(g in db for g in gone) == kept
+
+
 G = [f"{i:032x}" for i in range(1, 9)]
 fakes = st.builds(
     lambda i, v, pad: fake(i, Version(v), pad), st.integers(1, 8), st.integers(1, 3), st.integers(0, 300)
