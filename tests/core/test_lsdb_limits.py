@@ -164,3 +164,14 @@ def test_adopting_a_push_says_only_what_it_kept() -> None:
     assert db.adopt(OrgInfo(tuple(fake(i) for i in range(10, 20)))) == tuple(f"{i:032x}" for i in (10, 11, 12))
     assert db.adopt(OrgInfo((fake(5), fake(11, Version(2))))) == (f"{5:032x}", f"{11:032x}")  # 12 dropped, unsaid
     assert f"{12:032x}" not in db
+
+
+def test_an_unknown_section_alone_over_the_byte_bound_is_refused_without_a_store() -> None:
+    probe = LinkStateDB([fake(1)])
+    one = len(probe.section_bytes(fake(1).guid) or b"") + 1  # its bytes and separator
+    fits = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_unknown_bytes=one))
+    assert fits.merge(OrgInfo((fake(1),))).changed == (fake(1).guid,)
+    over = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_unknown_bytes=one - 1))
+    seq = over.seq
+    assert over.merge(OrgInfo((fake(1),))).changed == () and over.seq == seq  # never stored, never logged
+    assert over.take_refusals().counts == {"unknown routing group over max_unknown_sections/max_unknown_bytes": 1}
