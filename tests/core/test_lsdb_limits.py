@@ -8,7 +8,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkstate.core.lsdb import TABLE_HEADROOM, LinkStateDB, TableLimits
+from linkstate.core.lsdb import FRAME_OVERHEAD, TABLE_HEADROOM, LinkStateDB, TableLimits
 from linkstate.core.topology import Topology
 from proto.codec import decode_strict
 from proto.encode import encode
@@ -174,4 +174,31 @@ def test_an_unknown_section_alone_over_the_byte_bound_is_refused_without_a_store
     over = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_unknown_bytes=one - 1))
     seq = over.seq
     assert over.merge(OrgInfo((fake(1),))).changed == () and over.seq == seq  # never stored, never logged
-    assert over.take_refusals().counts == {"unknown routing group over max_unknown_sections/max_unknown_bytes": 1}
+    refused = over.take_refusals()
+    assert refused.counts == {"unknown routing group over max_unknown_sections/max_unknown_bytes": 1}
+    assert refused.examples == {"unknown routing group over max_unknown_sections/max_unknown_bytes": [fake(1).guid]}
+
+
+def sized(rg: RoutingGroup, n: int) -> RoutingGroup:
+    """`rg` at version 2 with an X.500 address padded so that its canonical bytes are exactly `n` long."""
+    pad = n
+    for _ in range(8):
+        candidate = replace(rg, version=Version(2), x500_address="y" * pad)
+        length = len(LinkStateDB([candidate]).section_bytes(rg.guid) or b"")
+        if length == n:
+            return candidate
+        pad += n - length
+    raise AssertionError(f"no padding makes {n} bytes")
+
+
+def test_a_known_section_is_taken_exactly_up_to_the_known_groups_budget() -> None:
+    topo = bounded(example("seattle.toml"), max_table_bytes=160 * 1024, max_unknown_bytes=32 * 1024)
+    london = topo.routing_group("London").guid
+    for extra, taken in ((0, True), (1, False)):
+        db = LinkStateDB.from_topology(topo)
+        db.merge(OrgInfo((fake(1), fake(2))))  # the unknown groups hold bytes of their own budget
+        unknown = sum(len(db.section_bytes(g) or b"") + 1 for g in db.guids() if not db.is_known(g))
+        known = db.frame_size - FRAME_OVERHEAD - unknown
+        old = len(db.section_bytes(london) or b"")
+        bigger = sized(db.section(london), db.limits.known_budget - known + old + extra)  # type: ignore[arg-type]
+        assert (db.merge(OrgInfo((bigger,))).changed == (london,)) is taken
