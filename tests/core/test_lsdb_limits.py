@@ -202,3 +202,16 @@ def test_a_known_section_is_taken_exactly_up_to_the_known_groups_budget() -> Non
         old = len(db.section_bytes(london) or b"")
         bigger = sized(db.section(london), db.limits.known_budget - known + old + extra)  # type: ignore[arg-type]
         assert (db.merge(OrgInfo((bigger,))).changed == (london,)) is taken
+
+
+def test_a_new_known_section_counts_its_separator_against_the_budget() -> None:
+    topo = bounded(example("seattle.toml"), max_table_bytes=160 * 1024, max_unknown_bytes=32 * 1024)
+    london = topo.routing_group("London")
+    full = LinkStateDB.from_topology(topo)
+    section = full.section(london.guid)
+    for extra, taken in ((0, True), (1, False)):
+        db = LinkStateDB(full.section(g) for g in full.guids() if g != london.guid)  # type: ignore[misc]
+        db.configure(topo)  # London is in the directory, and no section of it held yet
+        known = db.frame_size - FRAME_OVERHEAD
+        bigger = sized(section, db.limits.known_budget - known - 1 + extra)  # type: ignore[arg-type]
+        assert (db.merge(OrgInfo((bigger,))).changed == (london.guid,)) is taken
