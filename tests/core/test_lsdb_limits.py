@@ -88,7 +88,9 @@ def test_the_table_never_outgrows_what_every_peer_decodes() -> None:
     assert db.merge(OrgInfo((big,))).changed == (london,)
     bigger = replace(big, version=Version(3), x400_address="z" * 10_000)
     assert db.merge(OrgInfo((bigger,))).changed == ()  # the known groups' budget would be passed
-    assert db.take_refusals().counts == {"table would exceed max_table_bytes": 1}
+    refused = db.take_refusals()
+    assert refused.counts == {"table would exceed max_table_bytes": 1}
+    assert refused.examples == {"table would exceed max_table_bytes": [london]}
     db.merge(OrgInfo(tuple(fake(i, pad=400) for i in range(200))))  # and the unknown groups fill theirs
     frame = db.frame()
     assert len(frame) == db.frame_size <= limit - TABLE_HEADROOM
@@ -215,3 +217,12 @@ def test_a_new_known_section_counts_its_separator_against_the_budget() -> None:
         known = db.frame_size - FRAME_OVERHEAD
         bigger = sized(section, db.limits.known_budget - known - 1 + extra)  # type: ignore[arg-type]
         assert (db.merge(OrgInfo((bigger,))).changed == (london.guid,)) is taken
+
+
+def test_a_version_jump_is_measured_from_the_version_held() -> None:
+    db = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_version_jump=10))
+    london = db.section(db.guids()[0])
+    assert london is not None
+    for major in (8, 16, 24):  # 8 above 0, then 8 above each version held: never more than 10
+        assert db.merge(OrgInfo((replace(london, version=Version(major)),))).changed == (london.guid,)
+    assert db.merge(OrgInfo((replace(london, version=Version(35)),))).changed == ()  # 11 above 24
