@@ -226,3 +226,20 @@ def test_a_version_jump_is_measured_from_the_version_held() -> None:
     for major in (8, 16, 24):  # 8 above 0, then 8 above each version held: never more than 10
         assert db.merge(OrgInfo((replace(london, version=Version(major)),))).changed == (london.guid,)
     assert db.merge(OrgInfo((replace(london, version=Version(35)),))).changed == ()  # 11 above 24
+
+
+def test_a_version_jump_of_a_group_not_held_is_measured_from_zero() -> None:
+    db = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_version_jump=10, max_unknown_sections=4))
+    assert db.merge(OrgInfo((fake(1, Version(11)), fake(2, Version(10))))).changed == (fake(2).guid,)
+
+
+def test_a_master_measures_a_jump_of_its_own_group_from_its_version_and_reads_on() -> None:
+    db = LinkStateDB.from_topology(bounded(example("seattle.toml"), max_version_jump=10))
+    own, other = (db.section(g) for g in db.guids()[:2])
+    assert own is not None and other is not None
+    db.put(replace(own, version=Version(8)))
+    r = db.merge(OrgInfo((replace(own, version=Version(16)),)), own_group=own.guid)
+    assert r.ignored_own and r.highest_own == Version(16)  # 8 above the version it holds
+    forged, newer = replace(own, version=Version(99)), replace(other, version=Version(3))
+    r = db.merge(OrgInfo((forged, newer)), own_group=own.guid)  # a forged own section first: the rest still counts
+    assert r.highest_own == Version(8) and r.changed == (other.guid,)
