@@ -62,8 +62,10 @@ def test_unknown_groups_are_bounded_in_count_and_the_lowest_guids_stay() -> None
     refused, why = db.take_refusals(), "unknown routing group over max_unknown_sections/max_unknown_bytes"
     assert refused.counts[why] == 7
     assert len(refused.examples[why]) == 3 and set(refused.examples[why]) < {f"{i:032x}" for i in range(13, 20)}
+    mark = db.seq
     r = db.merge(OrgInfo((fake(5),)))  # a lower GUID pushes the highest kept one out
     assert r.changed == (f"{5:032x}",)
+    assert db.changed_since(mark) == (f"{5:032x}", f"{12:032x}")  # a drop is a change a delta must carry
     assert f"{12:032x}" not in db and len(db) == known + 3
     assert db.merge(OrgInfo((fake(30),))).changed == ()  # sorts after the kept ones: dropped at once
 
