@@ -203,6 +203,8 @@ def test_the_change_log_says_what_changed_since_a_mark_while_it_reaches_back() -
 
 def test_tables_built_from_one_directory_share_the_memo_they_are_given() -> None:
     topo, states = example("seattle.toml"), TableStates()
-    a = LinkStateDB.from_topology(topo, states=states)
-    b = LinkStateDB.from_topology(topo, states=states)
-    assert a.state() is b.state() and (states.misses, states.hits) == (1, 1)
+    a, b, c = (LinkStateDB.from_topology(topo, states=states) for _ in range(3))
+    assert a.state() is b.state() is c.state() and (states.misses, states.hits) == (1, 2)
+    first = a.section(a.guids()[0])
+    assert first is not None and a.put(replace(first, version=Version(1)))
+    assert a.state() is not b.state() and (states.misses, states.hits) == (2, 2)
