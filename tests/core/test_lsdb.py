@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 
 from hypothesis import given, settings
@@ -208,3 +209,17 @@ def test_tables_built_from_one_directory_share_the_memo_they_are_given() -> None
     first = a.section(a.guids()[0])
     assert first is not None and a.put(replace(first, version=Version(1)))
     assert a.state() is not b.state() and (states.misses, states.hits) == (2, 2)
+
+
+def test_the_memo_keeps_the_most_recent_states_no_table_holds_any_more() -> None:
+    states = TableStates(size=2)
+
+    def looked_up(major: int) -> str:
+        """A table at this version of one section, read once and let go; whether the memo had its state."""
+        hits = states.hits
+        LinkStateDB([section(G[0], Version(major))], states=states).state()
+        gc.collect()
+        return "hit" if states.hits > hits else "miss"
+
+    assert [looked_up(n) for n in (1, 2, 3)] == ["miss"] * 3
+    assert [looked_up(n) for n in (3, 2, 1)] == ["hit", "hit", "miss"]  # the first one went when the third came
