@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkstate.core.directory import build_orginfo, tombstone
-from linkstate.core.lsdb import CHANGE_LOG, LinkStateDB, MergeResult, TableStates
+from linkstate.core.lsdb import CHANGE_LOG, MARKS, LinkStateDB, MergeResult, TableStates
 from proto.codec import DEFAULT_LIMITS
 from proto.encode import digest, encode
 from proto.model import Member, OrgInfo, RoutingGroup, Version
@@ -223,3 +223,12 @@ def test_the_memo_keeps_the_most_recent_states_no_table_holds_any_more() -> None
 
     assert [looked_up(n) for n in (1, 2, 3)] == ["miss"] * 3
     assert [looked_up(n) for n in (3, 2, 1)] == ["hit", "hit", "miss"]  # the first one went when the third came
+
+
+def test_a_table_remembers_the_digests_of_its_last_states() -> None:
+    db, digests = LinkStateDB(), []
+    for n in range(MARKS + 1):
+        db.put(section(G[0], Version(n + 1)))
+        digests.append(db.digest)
+    assert db.seq_of(digests[0]) is None  # the oldest of MARKS + 1 is forgotten
+    assert [db.seq_of(d) for d in digests[1:]] == list(range(2, MARKS + 2))
