@@ -245,3 +245,14 @@ def test_a_master_measures_a_jump_of_its_own_group_from_its_version_and_reads_on
     forged, newer = replace(own, version=Version(99)), replace(other, version=Version(3))
     r = db.merge(OrgInfo((forged, newer)), own_group=own.guid)  # a forged own section first: the rest still counts
     assert r.highest_own == Version(8) and r.changed == (other.guid,)
+
+
+def test_an_unknown_section_replaced_in_the_same_packet_leaves_the_known_budget_exact() -> None:
+    topo = bounded(example("seattle.toml"), max_table_bytes=160 * 1024, max_unknown_bytes=32 * 1024)
+    london = topo.routing_group("London").guid
+    db = LinkStateDB.from_topology(topo)
+    db.merge(OrgInfo((fake(1),)))
+    unknown = len(db.section_bytes(fake(1).guid) or b"") + 1
+    known = db.frame_size - FRAME_OVERHEAD - unknown
+    over = sized(db.section(london), db.limits.known_budget - known + len(db.section_bytes(london) or b"") + 1)  # type: ignore[arg-type]
+    assert db.merge(OrgInfo((fake(1, Version(2)), over))).changed == (fake(1).guid,)  # London one byte over
