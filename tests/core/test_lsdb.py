@@ -211,18 +211,21 @@ def test_tables_built_from_one_directory_share_the_memo_they_are_given() -> None
     assert a.state() is not b.state() and (states.misses, states.hits) == (2, 2)
 
 
+def looked_up(states: TableStates, major: int) -> str:
+    """A table at this version of one section, read once and let go; whether the memo had its state."""
+    hits = states.hits
+    LinkStateDB([section(G[0], Version(major))], states=states).state()
+    gc.collect()
+    return "hit" if states.hits > hits else "miss"
+
+
 def test_the_memo_keeps_the_most_recent_states_no_table_holds_any_more() -> None:
     states = TableStates(size=2)
-
-    def looked_up(major: int) -> str:
-        """A table at this version of one section, read once and let go; whether the memo had its state."""
-        hits = states.hits
-        LinkStateDB([section(G[0], Version(major))], states=states).state()
-        gc.collect()
-        return "hit" if states.hits > hits else "miss"
-
-    assert [looked_up(n) for n in (1, 2, 3)] == ["miss"] * 3
-    assert [looked_up(n) for n in (3, 2, 1)] == ["hit", "hit", "miss"]  # the first one went when the third came
+    assert [looked_up(states, n) for n in (1, 2, 3)] == ["miss"] * 3
+    assert [looked_up(states, n) for n in (3, 2, 1)] == ["hit", "hit", "miss"]  # the first went when the third came
+    eight = TableStates()  # by default, the last eight
+    assert [looked_up(eight, n) for n in range(1, 10)] == ["miss"] * 9
+    assert [looked_up(eight, n) for n in range(9, 0, -1)] == ["hit"] * 8 + ["miss"]
 
 
 def test_a_table_remembers_the_digests_of_its_last_states() -> None:
