@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"of linkstate.core (default: all of {MODULES})")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
-    parser.add_argument("--bound", type=float, default=2400, help="wall-clock seconds per module (default 2400)")
+    parser.add_argument("--bound", type=float, default=7200, help="wall-clock seconds per module (default 7200)")
     parser.add_argument("--report", action="store_true", help="report the last results, run nothing")
     parser.add_argument("--show", action="store_true", help="print the diff of each survivor not accounted for")
     args = parser.parse_args(argv)
