@@ -329,3 +329,11 @@ def test_a_refused_attachment_is_said_closed_and_retried() -> None:
     closes = [(o.conn, o.reason) for o in outputs if isinstance(o, ev.Close)]
     assert closes == [(7, "attach refused: not a member of this routing group")]
     assert not role.status().attached and role.upstream is None and role.next_deadline() == 2.75
+
+
+def test_an_attachment_is_said_with_what_the_master_answered() -> None:
+    role, out = member()
+    role.on_connected(7, 1.0)
+    role.on_authenticated(7, 1.0)
+    assert role.on_message(7, rg691.AttachAck(True, role.ctx.lsdb.digest, 2, 3, True), 2.0)
+    assert out.diags() == [(Ev.ATTACHED, {"master": "HUB-M", "quorum": True, "attached": 2})]
