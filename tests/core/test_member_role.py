@@ -337,3 +337,12 @@ def test_an_attachment_is_said_with_what_the_master_answered() -> None:
     role.on_authenticated(7, 1.0)
     assert role.on_message(7, rg691.AttachAck(True, role.ctx.lsdb.digest, 2, 3, True), 2.0)
     assert out.diags() == [(Ev.ATTACHED, {"master": "HUB-M", "quorum": True, "attached": 2})]
+
+
+def test_an_attached_members_status_counts_itself_and_its_master_as_quorum() -> None:
+    role, out = member()
+    attached(role, out)
+    status = role.status()
+    assert (status.attached, status.attached_count, status.quorum, status.master, status.orphaned) == (
+        True, 1, True, TOPO.server("HUB-M").guid, False
+    )
