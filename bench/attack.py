@@ -379,10 +379,27 @@ async def dump_flood(ctx: Ctx) -> None:
     ctx.notes.append(f"{connections[0]} connections of up to 100,000 DUMPs")
 
 
+async def _member(ctx: Ctx) -> Any:
+    """With the secret: a peer authenticated in the name of a member of the target's group, ATTACHed to the target
+    (a master takes packets, polls and state reports only from attached members; the real member's attachment is
+    replaced until it reconnects). Raises PeerError when the target refuses the connection."""
+    topo = ctx.org.topo
+    group = topo.group_of(ctx.target)
+    target = topo.server(ctx.target)
+    member = next(s for s in topo.servers_in(group.name) if s.name != ctx.target)
+    peer = await open_691(ctx.rec.host, ctx.rec.port, topo.secret, guid=member.guid, local_address=ATTACKER)
+    await peer.send(rg691.encode_message(rg691.Attach(member.guid, group.guid, target.guid, "0" * 32, 0, 0, 0,
+                                                      "f" * 32)))  # fmt: skip
+    with trio.move_on_after(2):
+        while not any(isinstance(a, rg691.AttachAck) for a in await peer.receive(0.5)):
+            pass
+    return peer
+
+
 async def _push(ctx: Ctx, org: OrgInfo | bytes, *, expect_ack: bool = True) -> str:
-    """With the secret: an authenticated MEMBER-kind peer sends one ORGINFO frame; what came back."""
+    """With the secret: a peer ATTACHed in a member's name sends one ORGINFO frame; what came back."""
     try:
-        peer = await open_691(ctx.rec.host, ctx.rec.port, ctx.org.topo.secret, local_address=ATTACKER)
+        peer = await _member(ctx)
     except PeerError:
         return "connection refused"
     try:
@@ -454,14 +471,16 @@ async def crlf_string(ctx: Ctx) -> None:
             i += 1
             for value in (b"\r\n", b"07010000000001%02x" % (i % 2)):
                 try:
-                    peer = await open_691(ctx.rec.host, ctx.rec.port, ctx.org.topo.secret, local_address=ATTACKER)
+                    peer = await _member(ctx)
                 except PeerError:
                     results["connection refused"] += 1
                     continue
                 try:
                     await peer.send(rg691.frame("STATE", b"SERVICE " + member.guid.encode() + b" {%x}" % len(value)
                                                 + value))  # fmt: skip
-                    await peer.receive(0.5)
+                    with trio.move_on_after(1):  # what the attachment brought (a push), then the close or nothing
+                        while True:
+                            await peer.receive(0.5)
                     results["kept open" if value != b"\r\n" else "hostile kept open!"] += 1
                 except (PeerError, trio.BrokenResourceError, OSError):
                     results["closed by the node"] += 1

@@ -127,6 +127,32 @@ def attached(service: NodeService) -> bool:
     return service.core is not None and service.core.view().attached
 
 
+async def member_691(topo: Topology, member: str = "RED-3", *, kind: PeerKind = PeerKind.MEMBER,
+                     version: Version | None = None) -> Any:
+    """An attacker with the secret, authenticated as `member` and ATTACHed to the master in its name (a master takes
+    polls, packets and state reports only from attached members): the real member's attachment is replaced."""
+    spec, rg = topo.server(member), topo.routing_group("Redmond")
+    master = topo.server(rg.master)
+    peer = await open_691("127.0.0.1", master.port_691 or 0, topo.secret, kind=kind, guid=spec.guid,
+                          local_address=ATTACKER)  # fmt: skip
+    v = version or Version()
+    await peer.send(rg691.encode_message(rg691.Attach(spec.guid, rg.guid, master.guid, "0" * 32, v.major, v.minor,
+                                                      v.user, "f" * 32)))  # fmt: skip
+    with trio.fail_after(5):
+        while not any(isinstance(a, rg691.AttachAck) and a.ok for a in await peer.receive(0.5)):
+            pass
+    return peer
+
+
+async def acked(peer: Any, seconds: float = 3) -> bool:
+    """Whether the master answered ACK within `seconds` (pushes of its table may come first)."""
+    with trio.move_on_after(seconds):
+        while not any(isinstance(a, rg691.Ack) for a in await peer.receive(seconds)):
+            pass
+        return True
+    return False
+
+
 def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [e for e in logs if e["event"] == name]
 
@@ -259,7 +285,11 @@ async def _flood(topo: Topology, message: rg691.Message, count: int, kind: PeerK
     with trio.move_on_after(seconds):
         while True:
             try:
-                peer = await open_691("127.0.0.1", spec.port_691 or 0, topo.secret, kind=kind, local_address=ATTACKER)
+                if kind is PeerKind.MEMBER:  # a member's messages count only once it attached
+                    peer = await member_691(topo)
+                else:
+                    peer = await open_691("127.0.0.1", spec.port_691 or 0, topo.secret, kind=kind,
+                                          local_address=ATTACKER)  # fmt: skip
             except PeerError:  # refused: over the per-address connection rate
                 await trio.sleep(0.05)
                 continue
@@ -331,12 +361,11 @@ async def test_forged_versions_at_the_top_are_refused_and_the_master_keeps_publi
         forged = OrgInfo((replace(own, version=Version(VERSION_MAX), smtp_address="*.forged"),
                           _unknown(1, Version(VERSION_MAX))))  # fmt: skip
         spec = topo.server("RED-1")
-        peer = await open_691("127.0.0.1", spec.port_691 or 0, topo.secret, local_address=ATTACKER)
+        peer = await member_691(topo)
         try:
             await peer.send(encode(forged))
-            answers = await peer.receive(2)
-            assert any(isinstance(a, rg691.Ack) for a in answers), answers
-            red3 = topo.server("RED-3")  # and an ATTACH in RED-3's name reporting the top version
+            assert await acked(peer)
+            red3 = topo.server("RED-3")  # and an ATTACH again in RED-3's name, reporting the top version
             digest = master.lsdb.digest
             await peer.send(rg691.encode_message(rg691.Attach(red3.guid, redmond, spec.guid, digest, VERSION_MAX,
                                                               0, 0, "f" * 32)))  # fmt: skip
@@ -353,6 +382,38 @@ async def test_forged_versions_at_the_top_are_refused_and_the_master_keeps_publi
     assert events(logs, "member_attached")  # RED-3 came back and the master committed again
 
 
+async def test_with_the_secret_but_no_attach_nothing_is_taken() -> None:
+    """An authenticated peer that never ATTACHed (any GUID, the secret known) sends a packet, a poll and a state
+    report: each is refused with its connection, and the table is what it was."""
+    topo = bounded(time_scale=20)
+    redmond = topo.routing_group("Redmond").guid
+
+    async def attack(services: dict[str, NodeService]) -> None:
+        master = services["RED-1"].core
+        assert master is not None
+        own = master.lsdb.section(redmond)
+        assert own is not None
+        before = master.lsdb.digest
+        spec = topo.server("RED-1")
+        for frame in (encode(OrgInfo((replace(own, version=Version(own.version.major + 5)), _unknown(1)))),
+                      rg691.encode_message(rg691.SimplePoll("0" * 32)),
+                      rg691.frame("STATE", b"SERVICE " + topo.server("RED-3").guid.encode() + b" {2}ok")):
+            peer = await open_691("127.0.0.1", spec.port_691 or 0, topo.secret, local_address=ATTACKER)
+            try:
+                await peer.send(frame)
+                with pytest.raises(PeerError):  # closed: not an attached member
+                    for _ in range(20):
+                        await peer.receive(0.2)
+            finally:
+                await peer.aclose()
+        assert master.lsdb.digest == before
+
+    _, _, logs, _ = await attack_while_honest(topo, attack)
+    refused = [e for e in events(logs, "unexpected_message") if e["node"] == "RED-1"]
+    assert [e["message"] for e in refused] == ["OrgInfoFrame before ATTACH", "SimplePoll before ATTACH",
+                                                "StateReport before ATTACH"]  # fmt: skip
+
+
 # --- 3. table bloat with the secret ----------------------------------------------------------------------------
 
 
@@ -360,12 +421,11 @@ async def test_table_bloat_is_bounded_the_same_on_every_node_and_oversized_frame
     topo = bounded(time_scale=20, max_unknown_sections=20, max_table_bytes=256 * 1024, max_output_bytes=512 * 1024)
 
     async def attack(services: dict[str, NodeService]) -> None:
-        spec = topo.server("RED-1")
-        peer = await open_691("127.0.0.1", spec.port_691 or 0, topo.secret, local_address=ATTACKER)
+        peer = await member_691(topo)
         try:
             own = services["RED-1"].core.lsdb.snapshot().routing_groups  # type: ignore[union-attr]
             await peer.send(encode(OrgInfo(own + tuple(_unknown(i) for i in range(1000)))))  # ~100 KiB
-            assert any(isinstance(a, rg691.Ack) for a in await peer.receive(2))
+            assert await acked(peer)
             big = encode(OrgInfo(own + tuple(_unknown(i, Version(2)) for i in range(3000))))  # over 256 KiB
             assert len(big) > 256 * 1024
             with pytest.raises((PeerError, trio.BrokenResourceError)):  # refused at its header, closed
@@ -435,9 +495,8 @@ async def test_a_state_report_with_a_crlf_string_is_refused_and_commits_go_on() 
     topo = bounded(time_scale=20)
 
     async def attack(services: dict[str, NodeService]) -> None:
-        spec = topo.server("RED-1")
         for value in (b"\r\n", b"ok"):  # the hostile one, then a good one that makes the master commit
-            peer = await open_691("127.0.0.1", spec.port_691 or 0, topo.secret, local_address=ATTACKER)
+            peer = await member_691(topo)
             try:
                 payload = b"SERVICE " + topo.server("RED-3").guid.encode() + b" {%x}" % len(value) + value
                 await peer.send(rg691.frame("STATE", payload))
