@@ -346,3 +346,10 @@ def test_an_attached_members_status_counts_itself_and_its_master_as_quorum() -> 
     assert (status.attached, status.attached_count, status.quorum, status.master, status.orphaned) == (
         True, 1, True, TOPO.server("HUB-M").guid, False
     )
+
+
+def test_losing_the_master_in_the_first_second_after_attaching_is_a_warning() -> None:
+    role, out = member()
+    attached(role, out, now=0.5)
+    role.on_lost(7, 0.9)  # attached once: no longer starting, and no DETACH came
+    assert [u[0] for u in unreachable(out)] == [UNREACHABLE.level_for(False)]
