@@ -353,3 +353,13 @@ def test_losing_the_master_in_the_first_second_after_attaching_is_a_warning() ->
     attached(role, out, now=0.5)
     role.on_lost(7, 0.9)  # attached once: no longer starting, and no DETACH came
     assert [u[0] for u in unreachable(out)] == [UNREACHABLE.level_for(False)]
+
+
+def test_an_orphaned_member_connects_to_no_one_and_names_no_master() -> None:
+    ctx = context(TOPO, "HUB-A")
+    out = RecordingOutbox(ctx)
+    role = MemberRole(ctx, out, 0.0, orphan=True)
+    role.start(0.0)
+    assert out.taken(ev.Connect) == []
+    status = role.status()
+    assert (status.master, status.orphaned, status.attached) == ("", True, False)
