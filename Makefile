@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/convergence.py run --shape ring --groups 20 --servers 2 --event oscillation
 	$(BIN)/python bench/convergence.py run --shape ring --groups 250 --servers 4 --event minor --runs 1
 
-## mutation: mutation testing (mutmut) of the core's state machines, one module at a time; not in CI, ~40 min.
+## mutation: mutation testing (mutmut) of the core's state machines, one module at a time; not in CI, hours (docs/TESTING.md).
 ##   MUTATE="master quorum" limits it to those modules of linkstate/core; JOBS mutants at once (default 2).
 ##   Scores and the equivalent mutants: docs/TESTING.md
 JOBS ?= 2
