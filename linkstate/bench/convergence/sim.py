@@ -17,6 +17,7 @@ from linkstate.bench.convergence.plan import (
     DOWN,
     NotApplicable,
     Plan,
+    ScenarioFailed,
     after_major,
     make_plan,
     minor_connector,
@@ -105,7 +106,7 @@ class SimDriver:
             if self.net.run_for(30, stop=self.settled):
                 break
         if not self.settled(force=True):
-            raise RuntimeError(f"the organization did not converge within {budget:.0f} s of virtual time at start")
+            raise ScenarioFailed(f"the organization did not converge within {budget:.0f} s of virtual time at start")
         self.net.run_for(1)
 
     def digest(self) -> str:
