@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from linkstate.core.directory import build_orginfo
-from linkstate.core.topology import Settings, Topology
+from linkstate.core.topology import MAX_DECODE_FRAME, Problem, Settings, Topology
 from proto.codec import DEFAULT_LIMITS, Limits
 from proto.encode import digest_of_sections, encode_section, frame_from_sections
 from proto.model import Guid, OrgInfo, RoutingGroup, Version, canonical_group
@@ -533,3 +533,18 @@ def _known_groups(topo: Topology) -> frozenset[Guid]:
 
 def _dedup(guids: list[Guid]) -> tuple[Guid, ...]:
     return tuple(dict.fromkeys(guids))
+
+
+def size_problem(topo: Topology) -> Problem | None:
+    """The directory's own table (every group at 0.0.0) against `max_table_bytes`: a table that leaves less than a
+    tenth of the bound for versions and states to grow is one no node could hold once the organization runs (every
+    merge refused at the bound, the organization never converges), so the directory is refused up front."""
+    size = len(LinkStateDB.from_topology(topo).frame())
+    s = topo.settings
+    if size * 10 <= s.max_table_bytes * 9:
+        return None
+    most = f" (at most {MAX_DECODE_FRAME})" if s.max_table_bytes < MAX_DECODE_FRAME else ""
+    return Problem("settings.max_table_bytes",
+                   f"this directory's table is {size} bytes, over 90 % of max_table_bytes ({s.max_table_bytes}): "
+                   f"no node could hold it once versions grow; raise max_table_bytes{most}, and max_output_bytes to "
+                   f"at least twice it")  # fmt: skip

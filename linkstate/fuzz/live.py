@@ -169,7 +169,11 @@ def make_batch(plan: Plan, table: bytes, rng: random.Random) -> list[Step]:
         elif channel == "691-auth":
             kind = rng.choice(("MEMBER", "CLIENT", "BRIDGEHEAD"))
             guid = rng.choice([s.guid for s in plan.topology.servers] + [f"{rng.getrandbits(128):032x}"])
-            steps.append(Step(channel, kind, guid, _frames(plan, table, rng, rng.randint(1, 6))))
+            payload = _frames(plan, table, rng, rng.randint(1, 6))
+            attach = _attach(plan) if kind == "MEMBER" and rng.random() < 0.75 else None
+            if attach is not None:  # a master hears a member's polls, packets and reports only once it attached
+                guid, payload = attach[0], attach[1] + payload
+            steps.append(Step(channel, kind, guid, payload))
         elif channel == "smtp-pre":
             lines = rng.choice((b"EHLO fuzz\r\n", b"X-LINK2STATE LAST CHUNK=" + table[:900] + b"\r\n", b"HELO x\r\n"))
             steps.append(Step(channel, payload=mutate.byte_mutate(lines, 2048, rng) + b"QUIT\r\n"))
@@ -177,6 +181,22 @@ def make_batch(plan: Plan, table: bytes, rng: random.Random) -> list[Step]:
             frame = _travelling_table(table, rng)
             steps.append(Step(channel, "BRIDGEHEAD", rng.choice([s.guid for s in plan.topology.servers]), frame))
     return steps
+
+
+def _attach(plan: Plan) -> tuple[str, bytes] | None:
+    """A valid ATTACH to the target in the name of another server of its group (GUID, frame); None when the target
+    is not a server of the directory at this port or has no other server in its group."""
+    topo = plan.topology
+    at_port = [s for s in topo.servers if (s.port_691 or 691) == plan.port]
+    target = next((s for s in at_port if s.address == plan.host), at_port[0] if len(at_port) == 1 else None)
+    if target is None:
+        return None
+    group = topo.routing_group(target.routing_group)
+    member = next((s for s in topo.servers_in(group.name) if s.name != target.name), None)
+    if member is None:
+        return None
+    attach = rg691.Attach(member.guid, group.guid, target.guid, "0" * 32, 0, 0, 0, "f" * 32)
+    return member.guid, rg691.encode_message(attach)
 
 
 def _travelling_table(table: bytes, rng: random.Random, tries: int = 4) -> bytes:

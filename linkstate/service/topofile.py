@@ -7,7 +7,7 @@ Invariants: an unreadable or undecodable file raises `TopologyUnreadable` (a `To
 message names the file), like any invalid one raises `TopologyError`; no file is read past its bound
 (`MAX_TOPOLOGY_CHARS`, `MAX_SECRET_BYTES`), so `secret_file = "/dev/zero"` or a runaway file is a one-line error,
 not a process that fills its memory.
-May import: the standard library, linkstate.core.topology.
+May import: the standard library, linkstate.core.topology, linkstate.core.lsdb (the table's size check).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from linkstate.core.topology import Topology, TopologyUnreadable, file_error, parse_topology
+from linkstate.core.lsdb import size_problem
+from linkstate.core.topology import Topology, TopologyError, TopologyUnreadable, file_error, parse_topology
 
 MAX_TOPOLOGY_CHARS = 16 * 1024 * 1024  # a topology of thousands of servers is well under 1 MiB
 MAX_SECRET_BYTES = 64 * 1024  # a secret is one line
@@ -52,7 +53,11 @@ def load_topology(path: str | Path) -> Topology:
     """Read and validate a topology file; raises TopologyError (TopologyUnreadable for an unreadable file)."""
     p = Path(path)
     text = read_topology_text(p)
-    return parse_topology(text, str(p), read_file=lambda name: read_secret(p.parent / name))
+    topo = parse_topology(text, str(p), read_file=lambda name: read_secret(p.parent / name))
+    problem = size_problem(topo)
+    if problem is not None:
+        raise TopologyError([problem], str(p))
+    return topo
 
 
 def read_secret(path: str | Path) -> bytes:

@@ -107,3 +107,30 @@ def test_both_exchanges_side_by_side(bench: ModuleType, tmp_path: Path, capsys: 
     assert delta["bytes"] < full["bytes"] and full["peak_rss_mb"] > 0 and delta["peak_rss_per_server_kb"] > 0
     out = capsys.readouterr().out
     assert "delta/full" in out and "peak RSS per server" in out and "convergence p50" in out
+
+
+def test_a_scenario_that_cannot_be_measured_is_a_row_not_the_end_of_the_sweep(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep at 10,000 servers ended in a traceback after an hour (the organization's table was over
+    max_table_bytes, so it never converged), and the sizes measured before it were lost with it."""
+    real = bench.run_sim
+
+    def failing_at_3(sc, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if sc.groups == 3:
+            raise bench.ScenarioFailed("the organization did not converge within 7200 s of virtual time at start")
+        return real(sc, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "run_sim", failing_at_3)
+    doc = _run(bench, tmp_path, "--shape", "ring", "--sizes", "4x1,3x1", "--event", "minor", "--runs", "1")
+    measured, failed = doc["scenarios"]
+    assert measured["summary"]["converged"] == 1 and not measured["note"].startswith("not measured")
+    assert failed["note"].startswith("not measured: the organization did not converge") and failed["runs"] == []
+
+
+def test_a_setting_out_of_range_is_one_line_and_exit_2(bench: ModuleType, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    assert bench.main(["run", "--quiet", "--out", str(tmp_path), "--groups", "3", "--servers", "1",
+                       "--set", "max_table_bytes=99"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "max_table_bytes: must be between" in err and err.count("\n") == 1

@@ -266,6 +266,25 @@ def test_the_tables_a_live_batch_sends_over_x_link2state_can_travel(tmp_path: Pa
     trio.run(live._send_smtp_auth, plan, crlf)  # nothing to send: returns before connecting (no node listens)
 
 
+def test_member_steps_of_a_live_batch_mostly_attach_first(tmp_path: Path) -> None:
+    """A master takes polls, packets and state reports only from attached members: most MEMBER connections of a
+    batch open with a valid ATTACH to the target in the name of another server of its group, so the fuzzer still
+    reaches the master's handlers (and some do not, to keep the refusal tested)."""
+    from linkstate.core.lsdb import LinkStateDB
+
+    ports, smtp = free_ports(2), free_ports(2)
+    topo = load_topology(write_topology(tmp_path / "t.toml", ["A", "B"], ports, smtp=smtp))
+    table = LinkStateDB.from_topology(topo).frame()
+    plan = live.Plan("127.0.0.1", ports[0], smtp[0], topo.secret, topo, batch_size=50)
+    members = [st for seed in range(10) for st in live.make_batch(plan, table, random.Random(seed))
+               if st.channel == "691-auth" and st.kind == "MEMBER"]  # fmt: skip
+    target, other = topo.server("A"), topo.server("B")
+    attach = rg691.encode_message(rg691.Attach(other.guid, topo.routing_group(target.routing_group).guid,
+                                               target.guid, "0" * 32, 0, 0, 0, "f" * 32))  # fmt: skip
+    first = [st.payload.startswith(attach) and st.guid == other.guid for st in members]
+    assert len(members) > 20 and 0.5 < sum(first) / len(first) < 1
+
+
 async def test_a_live_run_paces_its_connections_and_asks_a_refused_dump_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -83,3 +83,32 @@ def test_dev_zero_as_any_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "error: cannot read standard input: larger than 64 MiB (an OrgInfo frame is at most 16 MiB)\n",
     ]
     assert results == [[2, line] for line in expected]
+
+
+def _many_groups(tmp_path: Path, groups: int, max_table_bytes: int) -> Path:
+    lines = ['[organization]', 'name = "Big"', 'secret = "s3cret"', "", "[settings]",
+             f"max_table_bytes = {max_table_bytes}", f"max_output_bytes = {2 * max_table_bytes}",
+             f"max_unknown_bytes = {max_table_bytes // 4}", ""]  # fmt: skip
+    for i in range(groups):
+        lines += ["[[routing_groups]]", f'name = "G{i}"', f'master = "s{i}"', ""]
+        lines += ["[[servers]]", f'name = "s{i}"', f'routing_group = "G{i}"', ""]
+    path = tmp_path / "big.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def test_a_directory_whose_table_would_not_fit_max_table_bytes_is_refused(tmp_path: Path) -> None:
+    """Every node merges under max_table_bytes (docs/SECURITY.md): a directory whose own table is near the bound
+    (2,500 groups of four servers at the default 4 MiB) could never converge — a sweep ran an hour to find out.
+    `topology check` and `serve` say so at once, in one line; raising the bound makes the same directory valid."""
+    small = _many_groups(tmp_path, 400, 64 * 1024)
+    with pytest.raises(TopologyError) as info:
+        load_topology(small)
+    (problem,) = info.value.problems
+    assert problem.path == "settings.max_table_bytes" and "over 90 % of max_table_bytes (65536)" in problem.message
+    res = subprocess.run([sys.executable, "-m", "linkstate", "topology", "check", str(small)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 2 and res.stdout.count("\n") == 1 and "max_table_bytes" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+    ok = _many_groups(tmp_path, 400, 1024 * 1024)
+    assert len(load_topology(ok).routing_groups) == 400

@@ -22,12 +22,12 @@ from typing import Any
 
 from linkstate.bench.convergence.memory import run_memory
 from linkstate.bench.convergence.organizations import SHAPES
-from linkstate.bench.convergence.plan import NotApplicable
+from linkstate.bench.convergence.plan import NotApplicable, ScenarioFailed
 from linkstate.bench.convergence.report import ROOT, Progress, compare, modes, plots, table, write_outputs
 from linkstate.bench.convergence.results import DEFINITION, EVENTS, Scenario
 from linkstate.bench.convergence.sim import run_sim
 from linkstate.bench.convergence.tcp import run_tcp, serve_node
-from linkstate.core.topology import EXCHANGES
+from linkstate.core.topology import EXCHANGES, TopologyError
 
 TRANSPORTS = ("sim", "memory", "tcp")
 DESCRIPTION = (
@@ -95,6 +95,9 @@ def run_scenarios(args: argparse.Namespace) -> list[Scenario]:
                 run_tcp(sc, args.runs, progress, keep=args.keep)
         except NotApplicable as exc:
             sc.note = f"not applicable: {exc}"
+            progress.done += args.runs if sc.event != "oscillation" else 1
+        except ScenarioFailed as exc:  # its row says why; the scenarios measured before and after are kept
+            sc.note = f"not measured: {exc}"
             progress.done += args.runs if sc.event != "oscillation" else 1
         sc.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         print(table(sc), flush=True)
@@ -189,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except TopologyError as exc:  # a --set value out of its range, or a generated organization the checks refuse
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
     if profiler is not None:
         profiler.stop()
         Path(args.profile).write_text(profiler.output_html())

@@ -102,3 +102,8 @@ def origin_of(plan: Plan, bridgehead: str) -> Plan:
 
 class NotApplicable(Exception):
     """The event cannot happen on this organization (reported, not an error)."""
+
+
+class ScenarioFailed(RuntimeError):
+    """A scenario could not be measured (the organization did not converge at start, a node process died): its row
+    says why, and the other scenarios of the run go on."""

@@ -17,6 +17,7 @@ from linkstate.bench.convergence.plan import (
     DOWN,
     NotApplicable,
     Plan,
+    ScenarioFailed,
     after_major,
     make_plan,
     minor_connector,
@@ -25,6 +26,7 @@ from linkstate.bench.convergence.plan import (
 from linkstate.bench.convergence.report import Progress, fmt_s
 from linkstate.bench.convergence.results import Run, Scenario, diff, finish_run, ratio_of, snapshot
 from linkstate.core import events as ev
+from linkstate.core.lsdb import size_problem
 from linkstate.core.topology import Topology
 from linkstate.sim.network import SimNetwork, Traffic
 
@@ -105,7 +107,7 @@ class SimDriver:
             if self.net.run_for(30, stop=self.settled):
                 break
         if not self.settled(force=True):
-            raise RuntimeError(f"the organization did not converge within {budget:.0f} s of virtual time at start")
+            raise ScenarioFailed(f"the organization did not converge within {budget:.0f} s of virtual time at start")
         self.net.run_for(1)
 
     def digest(self) -> str:
@@ -134,6 +136,9 @@ class SimDriver:
 
 def run_sim(scn: Scenario, runs: int, latency: float, progress: Progress, organic: bool = False) -> None:
     plan = make_plan(scn.shape, scn.groups, scn.servers_per_group, scn.seed, scn.settings)
+    too_big = size_problem(plan.topology)
+    if too_big is not None:  # every node would refuse part of it: it could never converge
+        raise ScenarioFailed(f"{too_big.path}: {too_big.message}")
     if scn.event == "oscillation":
         scn.runs.append(oscillation_sim(plan, latency, scn.seed, organic=organic))
         progress.step("oscillation")

@@ -31,6 +31,7 @@ from linkstate.bench.convergence.plan import (
     DOWN,
     NotApplicable,
     Plan,
+    ScenarioFailed,
     after_major,
     make_plan,
     minor_connector,
@@ -75,7 +76,7 @@ class BenchCluster(Cluster):
     def check_children(self) -> None:
         for pid, proc in self.children.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"a node process ({pid}) exited: see the logs in {self.run_dir} (--keep)")
+                raise ScenarioFailed(f"a node process ({pid}) exited: see the logs in {self.run_dir} (--keep)")
 
     def command(self, name: str, line: str) -> None:
         rec = self.require_state().servers[name]
@@ -128,7 +129,7 @@ def run_tcp(scn: Scenario, runs: int, progress: Progress, keep: bool = False, bu
     check_loopback(plan.topology)
     busy = [s.address for s in plan.topology.servers if not can_bind(s.address or "127.0.0.1", PORT_691)]
     if busy:
-        raise RuntimeError(f"{busy[0]}:{PORT_691} is in use (another benchmark running?)")
+        raise ScenarioFailed(f"{busy[0]}:{PORT_691} is in use (another benchmark running?)")
     run_dir = Path(tempfile.mkdtemp(prefix="linkstate-bench-"))
     topo_file = run_dir / "source.toml"
     topo_file.write_text(dumps_toml(plan.data))
@@ -144,11 +145,11 @@ def run_tcp(scn: Scenario, runs: int, progress: Progress, keep: bool = False, bu
             if len(reader.ready) == len(plan.servers) and reader.converged(plan.servers):
                 break
             if time.monotonic() - t_start > budget + 5 * len(plan.servers):
-                raise RuntimeError(f"the cluster did not converge at start ({len(reader.ready)} nodes up)")
+                raise ScenarioFailed(f"the cluster did not converge at start ({len(reader.ready)} nodes up)")
             for rec in cluster.require_state().servers.values():
                 proc = cluster.children.get(rec.pid or -1)
                 if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"{rec.name} exited at start: see {rec.log}")
+                    raise ScenarioFailed(f"{rec.name} exited at start: see {rec.log}")
             time.sleep(0.05)
         time.sleep(1.0)
         scn.warmup_s = time.monotonic() - t_start
