@@ -448,6 +448,10 @@ def format_status(statuses: list[NodeStatus]) -> list[str]:
 async def query(rec: NodeRecord, topo: Topology, secret: bytes, timeout: float) -> NodeStatus:
     st = NodeStatus(rec.name, rec.host, rec.port, "stopped", pid=rec.pid, metrics=rec.metrics_url)
     if not node_alive(rec):
+        young = time.time() - rec.started_at < START_GRACE
+        if rec.state == "running" and young and alive(rec.pid):  # its command line not readable yet: starting
+            st.state = "starting"
+            return st
         if rec.state == "running" and rec.pid is not None:
             st.state = "exited"
             st.error = last_log_line(rec.log) or "the process is gone"
