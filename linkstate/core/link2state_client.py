@@ -480,14 +480,9 @@ class SmtpClientSession(SmtpSession):
         assert isinstance(inp.item, l2s.Chunk)
         if self.state is ClientState.GIVING and (self._awaiting or not self._streamed()):
             return self._fail("server sent its sections before taking ours")
-        try:
-            frame = self._reassembler.feed(inp.item)
-        except l2s.Link2StateError as exc:
-            return self._fail(f"X-LINK2STATE from the server: {exc.reason}")
-        self.chunks_in += 1
-        if frame is None:
-            self._send(_MORE_COMMAND)
-            return Outcome.RECEIVING
+        frame = self._feed(inp.item)
+        if not isinstance(frame, bytes):
+            return frame
         if self._falling_back:  # the round that ends a fallback moved nothing: the seed's exchange now
             self._falling_back, self._snapshot, self._chunks = False, None, None
             return self._open_full()
@@ -505,16 +500,24 @@ class SmtpClientSession(SmtpSession):
     def _stay(self, inp: _Reply) -> Outcome:
         return Outcome.OK
 
-    def _receive_chunk(self, inp: _Reply) -> Outcome:
-        assert isinstance(inp.item, l2s.Chunk)
+    def _feed(self, chunk: l2s.Chunk) -> bytes | Outcome:
+        """One chunk of the server's frame: the whole frame once it is complete; before that MORE goes out
+        (RECEIVING); a chunk that breaks the reassembly's bounds ends the session."""
         try:
-            frame = self._reassembler.feed(inp.item)
+            frame = self._reassembler.feed(chunk)
         except l2s.Link2StateError as exc:
             return self._fail(f"X-LINK2STATE from the server: {exc.reason}")
         self.chunks_in += 1
         if frame is None:
             self._send(_MORE_COMMAND)
             return Outcome.RECEIVING
+        return frame
+
+    def _receive_chunk(self, inp: _Reply) -> Outcome:
+        assert isinstance(inp.item, l2s.Chunk)
+        frame = self._feed(inp.item)
+        if not isinstance(frame, bytes):
+            return frame
         self._emit(OrgInfoReceived(frame, self.peer_guid or ""))
         self._stream(self._frame)
         return Outcome.SENDING

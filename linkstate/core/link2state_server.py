@@ -417,14 +417,9 @@ class SmtpServerSession(SmtpSession):
     def _delta_recv(self, inp: _In) -> Outcome:
         """The client's sections frame; once whole it is handed over and our own sections frame goes out."""
         assert isinstance(inp.item, l2s.Chunk) and self._snapshot is not None
-        try:
-            frame = self._reassembler.feed(inp.item)
-        except l2s.Link2StateError as exc:
-            return self._l2s_fail(exc)
-        self.chunks_in += 1
-        if frame is None:
-            self._send(_MORE_REPLY)
-            return Outcome.RECEIVING
+        frame = self._feed(inp.item)
+        if not isinstance(frame, bytes):
+            return frame
         self._emit(OrgInfoReceived(frame, self.peer_guid or ""))
         return self._sent_sections() if self._stream(self._snapshot.frame_of(self._gets)) else Outcome.SENDING
 
@@ -443,16 +438,24 @@ class SmtpServerSession(SmtpSession):
         self._emit(Done(exchanged=True))
         return Outcome.DONE
 
-    def _l2s_recv(self, inp: _In) -> Outcome:
-        assert isinstance(inp.item, l2s.Chunk)
+    def _feed(self, chunk: l2s.Chunk) -> bytes | Outcome:
+        """One chunk of the client's frame: the whole frame once it is complete; before that MORE goes out
+        (RECEIVING); a chunk that breaks the reassembly's bounds is refused (MS05-021)."""
         try:
-            frame = self._reassembler.feed(inp.item)
+            frame = self._reassembler.feed(chunk)
         except l2s.Link2StateError as exc:
             return self._l2s_fail(exc)
         self.chunks_in += 1
         if frame is None:
             self._send(_MORE_REPLY)
             return Outcome.RECEIVING
+        return frame
+
+    def _l2s_recv(self, inp: _In) -> Outcome:
+        assert isinstance(inp.item, l2s.Chunk)
+        frame = self._feed(inp.item)
+        if not isinstance(frame, bytes):
+            return frame
         self._send(l2s.DONE_LINE)
         self._emit(OrgInfoReceived(frame, self.peer_guid or ""))
         self._emit(Done(exchanged=True))
