@@ -236,6 +236,26 @@ async def test_a_demo_wait_shows_progress_in_a_pipe(
     assert len(seconds) >= 6 and max(b - a for a, b in zip([0.0, *seconds], [*seconds, 20.0], strict=True)) <= 3.5
 
 
+async def test_the_demo_waits_past_a_passing_equal_cost_path_through_the_lost_group(
+    autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While London's loss travels, Tokyo → London → Brussels costs 35 too (Tokyo has not probed London yet); the
+    demo shows the route only once it is Tokyo → Brussels (the CI failure of stop 17)."""
+    from linkstate.core.routing import Route, RouteStatus
+
+    answers = iter([("Seattle", "Tokyo", "London", "Brussels")] * 3 + [("Seattle", "Tokyo", "Brussels")])
+
+    async def live_route(run: demo.DemoRun) -> Route:
+        await trio.sleep(0)
+        return Route(status=RouteStatus.ROUTE, cost=35, path=next(answers))
+
+    monkeypatch.setattr(demo, "live_route", live_route)
+    run_ = demo.DemoRun(_StuckCluster(), load_topology(SEATTLE), 60.0, timeout=20.0)  # type: ignore[arg-type]
+    await demo.wait_route(run_, 35, demo.VIA_TOKYO, "propagated")
+    shown = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  route")]
+    assert [ln.split("  cost")[0] for ln in shown] == ["  route  Seattle → Tokyo → Brussels"], shown
+
+
 # --------------------------------------------------------------------------------------------- README
 
 

@@ -282,6 +282,7 @@ async def stop_everything(run: DemoRun) -> None:
 # --- the organization (four groups, SMTP between them): the seed's London/Tokyo scenario (R36, G24, F3) ------
 
 SOURCE, DEST, LOST = "SEA-S2", "BRU-S2", "LON-BH1"  # Seattle's mail for Brussels; London's bridgehead
+VIA_LONDON, VIA_TOKYO = ("Seattle", "London", "Brussels"), ("Seattle", "Tokyo", "Brussels")
 
 
 async def live_route(run: DemoRun) -> Route:
@@ -295,14 +296,17 @@ async def live_route(run: DemoRun) -> Route:
     return route_from_answer(answer, run.topo)
 
 
-async def wait_route(run: DemoRun, cost: int, why: str) -> None:
+async def wait_route(run: DemoRun, cost: int, path: tuple[str, ...], why: str) -> None:
+    """Wait until SOURCE's route to DEST has this cost over this path of groups. Both: while the loss of London
+    travels, an equal-cost path through a group that has not yet heard of it can show up for a moment (Tokyo →
+    London → Brussels also costs 35 until Tokyo's own probe of London fails)."""
     start = trio.current_time()
     progress = Progress(sys.stdout.isatty())
     while True:
         route = await live_route(run)
         elapsed = trio.current_time() - start
         now = describe(route)
-        if route.cost == cost:
+        if route.cost == cost and route.path == path:
             progress.finish()
             run.say(f"  $ linkstate route --node {SOURCE} --from {SOURCE} --to-server {DEST}")
             run.say(f"  {now}")
@@ -310,27 +314,28 @@ async def wait_route(run: DemoRun, cost: int, why: str) -> None:
             return
         if elapsed > run.timeout:
             progress.finish(keep=True)
-            raise DemoFailed(f"route cost {cost} not reached within {run.timeout:g} s (still: {now})")
+            want = " → ".join(path)
+            raise DemoFailed(f"route {want} cost {cost} not reached within {run.timeout:g} s (still: {now})")
         progress.update(now, f"  waiting: {why} [{elapsed:4.1f} s]  now: {now}", elapsed)
         await trio.sleep(POLL)
 
 
 async def route_via_london(run: DemoRun) -> None:
-    await wait_route(run, 20, "Seattle → London → Brussels, the lowest cost")
+    await wait_route(run, 20, VIA_LONDON, "Seattle → London → Brussels, the lowest cost")
 
 
 async def via_tokyo(run: DemoRun, *lines: str) -> None:
     """London is lost: say how, then wait for Seattle's route to take Tokyo (35)."""
     for line in lines:
         run.say(f"  {line}")
-    await wait_route(run, 35, "the change committed and propagated")
+    await wait_route(run, 35, VIA_TOKYO, "the change committed and propagated")
     run.table(await run.cluster.statuses(timeout=2.0))
 
 
 async def back_via_london(run: DemoRun, line: str) -> None:
     """London is back: say how, then wait for the route to fail back (20) and for one digest everywhere."""
     run.say(f"  {line}")
-    await wait_route(run, 20, "London is back: the route fails back (different costs, R54)")
+    await wait_route(run, 20, VIA_LONDON, "London is back: the route fails back (different costs, R54)")
     await run.wait_for("one digest everywhere again", converged(run.topo))
     run.table(await run.cluster.statuses(timeout=2.0))
 
