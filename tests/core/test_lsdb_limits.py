@@ -257,3 +257,14 @@ def test_an_unknown_section_replaced_in_the_same_packet_leaves_the_known_budget_
     known = db.frame_size - FRAME_OVERHEAD - unknown
     over = sized(db.section(london), db.limits.known_budget - known + len(db.section_bytes(london) or b"") + 1)  # type: ignore[arg-type]
     assert db.merge(OrgInfo((fake(1, Version(2)), over))).changed == (fake(1).guid,)  # London one byte over
+
+
+def test_without_a_directory_every_group_is_known_so_zero_unknown_bounds_refuse_nothing() -> None:
+    """A table built without a directory (a decoded packet, a tool) counts no group as unknown: even with both
+    unknown-group bounds at zero it merges and adopts every section, and drops none of them."""
+    zero = TableLimits(max_unknown_sections=0, max_unknown_bytes=0)
+    db = LinkStateDB(limits=zero)
+    r = db.merge(OrgInfo((fake(1), fake(2))))
+    assert r.changed == (fake(1).guid, fake(2).guid) and len(db) == 2
+    assert db.adopt(OrgInfo((fake(3),))) == (fake(3).guid,) and len(db) == 3
+    assert not db.refused
