@@ -1,0 +1,170 @@
+"""linkstate.core.bridgehead: what it makes of its SMTP sessions' events (Bridgehead.on_session_event) and of a stop —
+an authentication failure on either side, a rejected X-LINK2STATE dialogue, a (simulated) message, shutting down.
+
+HUB-A (the failover example) answers inbound sessions; the events are the ones its sessions emit
+(linkstate.core.link2state_session), handed over as the node does, one by one.
+"""
+
+from __future__ import annotations
+
+from linkstate.core import events as ev
+from linkstate.core.bridgehead import Bridgehead
+from linkstate.core.catalog import Ev
+from linkstate.core.facts import Observed
+from linkstate.core.link2state_session import AuthFailed, MailReceived, SessionFailed
+from tests.core.failure_helpers import failover
+from tests.core.role_helpers import RecordingOutbox
+from tests.core.test_bridgehead_links import FAILED, HB, NOT_AVAILABLE, PROBE, TOPO, bridgehead, connects, failures
+
+BR1 = TOPO.server("BR-1").guid
+
+
+def test_an_authentication_failure_is_reported_by_its_side_with_the_peer_named() -> None:
+    bh, out = bridgehead()
+    bh.on_inbound(7, 1.0)
+    bh.on_session_event(7, AuthFailed(BR1, "bad proof", 961), 1.0)  # as the answering server
+    bh.on_session_event(7, AuthFailed("", "closed before AUTH", 962), 1.0)  # as the initiator, no peer known
+    assert out.diags() == [
+        (Ev.AUTH_FAILED, {"protocol": "smtp", "conn": 7, "reason": "bad proof", "cause": "auth", "peer": "BR-1"}),
+        (Ev.CLIENT_AUTH_FAILED,
+         {"protocol": "smtp", "conn": 7, "reason": "closed before AUTH", "cause": "auth", "peer": ""}),
+    ]  # fmt: skip
+
+
+def test_rejected_dialogues_are_counted_per_reason_and_reported_with_their_connection() -> None:
+    bh, out = bridgehead()
+    bh.on_inbound(7, 1.0)
+    bh.on_inbound(8, 1.0)
+    bh.on_session_event(7, SessionFailed("X-LINK2STATE: chunk out of order", fatal=False), 1.0)
+    bh.on_session_event(8, SessionFailed("X-LINK2STATE: chunk out of order"), 2.0)
+    bh.on_session_event(8, SessionFailed("line too long: no LF within the bound"), 3.0)
+    assert bh.counters.rejected == 3
+    assert bh.counters.by_reason == {"X-LINK2STATE: chunk out of order": 2, "line too long: no LF within the bound": 1}
+    assert out.diags() == [
+        (Ev.LINK2STATE_REJECTED, {"conn": 7, "reason": "X-LINK2STATE: chunk out of order", "fatal": False}),
+        (Ev.LINK2STATE_REJECTED, {"conn": 8, "reason": "X-LINK2STATE: chunk out of order", "fatal": True}),
+        (Ev.LINK2STATE_REJECTED, {"conn": 8, "reason": "line too long: no LF within the bound", "fatal": True}),
+    ]
+
+
+def test_a_message_is_counted_and_logged_with_its_sender_recipients_and_size() -> None:
+    bh, out = bridgehead()
+    bh.on_inbound(7, 1.0)
+    bh.on_session_event(7, MailReceived("a@example.com", ("b@example.com", "c@example.com"), b"Hi\r\n"), 1.0)
+    bh.on_session_event(7, MailReceived("d@example.com", ("e@example.com",), b""), 2.0)
+    assert bh.counters.mail_received == 2
+    assert out.diags() == [
+        (Ev.MAIL_QUEUED, {"sender": "a@example.com", "recipients": 2, "size": 4}),
+        (Ev.MAIL_QUEUED, {"sender": "d@example.com", "recipients": 1, "size": 0}),
+    ]
+
+
+def test_an_event_of_a_connection_the_bridgehead_does_not_hold_is_ignored() -> None:
+    bh, out = bridgehead()
+    bh.on_session_event(9, MailReceived("a@example.com", ("b@example.com",), b""), 1.0)
+    assert bh.counters.mail_received == 0 and out.diags() == []
+
+
+def test_stopping_closes_every_smtp_connection_and_forgets_them() -> None:
+    bh, out = bridgehead()
+    bh.on_inbound(7, 1.0)
+    bh.on_inbound(8, 1.0)
+    out.take()
+    bh.stop()
+    assert [(c.conn, c.reason) for c in out.taken(ev.Close)] == [(7, "shutting down"), (8, "shutting down")]  # type: ignore[attr-defined]
+    assert not bh.owns(7) and not bh.owns(8)
+
+
+def test_a_lasting_state_is_reported_again_only_past_the_failure_threshold() -> None:
+    """Forced NOT_AVAILABLE, the probes fail too: the failure that reaches the threshold changes nothing reported
+    (`_observe` without `again`); each later one repeats the lasting state, at most once per probe interval."""
+    bh, out = bridgehead()
+    assert bh.force(HB, NOT_AVAILABLE, 0.0)
+    assert out.take_facts() == [Observed(HB, NOT_AVAILABLE)]
+    at = 2 * PROBE
+    for n in (1, 2, 3):
+        bh.on_timer(max(at, bh.next_deadline() or 0.0))
+        bh.on_connect_failed(HB, "connection refused", at + n)
+    assert bh.links[HB].failures == 3 and out.take_facts() == []  # the threshold: nothing new to say
+    bh.on_timer(bh.next_deadline() or 0.0)
+    bh.on_connect_failed(HB, "connection refused", at + 4)
+    assert out.take_facts() == [Observed(HB, NOT_AVAILABLE)]  # past it: the lasting state once more
+
+
+def shuttle(
+    a: Bridgehead, a_out: RecordingOutbox, b: Bridgehead, b_out: RecordingOutbox, now: float,
+    held: tuple[bytes, ...] = (),
+) -> None:  # fmt: skip
+    """Carry the bytes between HUB-A's connection 1 and BR-1's connection 2 (first what HUB-A sent that the test
+    `held` back) until neither side has more to say."""
+
+    def deliver(dst: Bridgehead, conn: int, chunks: list[bytes]) -> None:
+        for data in chunks:
+            for event in dst.receive(conn, data):
+                dst.on_session_event(conn, event, now)
+            dst.flush(conn, now)
+
+    deliver(b, 2, list(held))
+    while True:
+        to_a = [s.data for s in b_out.taken(ev.Send)]  # type: ignore[attr-defined]
+        to_b = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
+        if not to_a and not to_b:
+            return
+        deliver(a, 1, to_a)
+        deliver(b, 2, to_b)
+
+
+def test_a_kept_session_is_kept_alive_by_noops_and_carries_the_next_change() -> None:
+    """Both tables agree: HUB-A keeps its session to BR-1 open, sends a NOOP every half command timeout (answered
+    or not yet), and the next change goes out on that session (no new connection)."""
+    topo = failover(exchange="delta", bh_probe_interval=200, smtp_command_timeout=60)  # keepalive: every 30 s
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    a.on_timer(0.0)
+    assert connects(a_out) == [("BR-1", HB)]
+    a.on_connected(1, HB, 0.0)
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)  # the greeting
+    shuttle(a, a_out, b, b_out, 0.0)
+    assert a.links[HB].kept == 1 and a.next_deadline() == 30.0  # the digests agreed: kept, a NOOP due at 30 s
+    a.on_timer(30.0)
+    first = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
+    a.on_timer(60.0)  # BR-1 has not answered yet: another one
+    second = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
+    assert first == second == [b"NOOP\r\n"] and a.links[HB].kept == 1
+    shuttle(a, a_out, b, b_out, 60.0, held=(*first, *second))  # both answered now
+    a.trigger(61.0, ev.ChangeKind.MINOR)
+    assert connects(a_out) == [] and a.links[HB].in_flight == 1  # on the kept session
+
+
+def test_a_session_lost_before_its_exchange_is_a_failure_of_its_link_and_other_losses_are_ignored() -> None:
+    bh, out = bridgehead()
+    bh.on_lost(99, 1.0)  # a connection it does not hold: nothing happens
+    assert out.take() == []
+    bh.on_timer(0.0)
+    bh.on_connected(1, HB, 0.5)
+    out.take()
+    bh.on_lost(1, 5.0)
+    assert failures(out) == [
+        (FAILED.level_for(True), "Hub-Branch", "SMTP session ended before the exchange completed", 1)
+    ]  # quiet: the node is still starting
+    assert not bh.owns(1) and bh.links[HB].in_flight is None and bh.next_deadline() == 5.0 + 0.75
+
+
+def test_after_a_stop_a_kept_session_due_a_keepalive_is_forgotten_and_a_change_connects_anew() -> None:
+    topo = failover(exchange="delta", bh_probe_interval=200, smtp_command_timeout=60)
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    a.on_timer(0.0)
+    connects(a_out)
+    a.on_connected(1, HB, 0.0)
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)
+    shuttle(a, a_out, b, b_out, 0.0)
+    assert a.links[HB].kept == 1
+    a.stop()
+    assert [c.conn for c in a_out.taken(ev.Close)] == [1]  # type: ignore[attr-defined]
+    a.on_timer(30.0)  # its keepalive was due: the session is gone, nothing is sent on it
+    assert a_out.take() == [] and a.links[HB].kept is None
+    a.trigger(31.0, ev.ChangeKind.MINOR)
+    assert connects(a_out) == [("BR-1", HB)]
