@@ -1,0 +1,92 @@
+"""Route selection, the parts the seed fixtures do not reach: a route's JSON form and labels, a route table's costs,
+and the heap Dijkstra that takes over from the bucket queue when a cost is above DIAL_MAX_COST — checked against
+networkx and against the bucket queue itself (every cost scaled by one factor: the same paths, the costs scaled),
+with and without connectors a message's size excludes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import networkx as nx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linkstate.core.directory import build_orginfo
+from linkstate.core.routing import DIAL_MAX_COST, ConnectorRef, MessageClass, Router, RouteStatus
+from proto.model import OrgInfo
+from tests.core.test_routing import gid, nx_graph, org_from, random_org
+from tests.core.topology_helpers import example
+
+SCALE = DIAL_MAX_COST + 9  # any cost of 1 or more, scaled, is above DIAL_MAX_COST: the heap runs
+BIG = MessageClass(size=100_000)  # over the 10 KB limit below
+
+
+def test_an_external_route_in_json_names_its_connector_path_and_address_space() -> None:
+    topo = example("seattle.toml")
+    r = Router(topo).route(build_orginfo(topo), "SEA-S2", to="SMTP:someone@example.org")
+    internet = topo.connector("Brussels-Internet")
+    london = topo.connector("Seattle-London")
+    assert r.to_json() == {
+        "status": "route",
+        "connector": {"guid": london.guid, "name": "Seattle-London"},
+        "next_hop": "SEA-BH1",
+        "cost": 30,
+        "path": ["Seattle", "London", "Brussels"],
+        "address_space": {"type": "SMTP", "address": "*", "cost": 10,
+                          "connector": {"guid": internet.guid, "name": "Brussels-Internet"}},
+    }  # fmt: skip
+
+
+def test_an_internal_route_in_json_has_no_address_space_and_a_failed_lookup_no_connector() -> None:
+    topo = example("seattle.toml")
+    router = Router(topo)
+    r = router.route(build_orginfo(topo), "SEA-S2", to_group="Seattle")
+    assert r.to_json() == {"status": "route", "connector": None, "next_hop": None, "cost": 0, "path": ["Seattle"],
+                           "address_space": None}  # fmt: skip
+    lost = router.route(build_orginfo(topo), "SEA-S2", to="X400:c=US;a= ;p=Nowhere")
+    assert lost.to_json() == {"status": "unreachable", "connector": None, "next_hop": None, "cost": None,
+                              "path": [], "address_space": None}  # fmt: skip
+
+
+def test_a_connector_is_labelled_by_its_name_else_its_guid() -> None:
+    assert ConnectorRef("c" * 32, "Seattle-London").label() == "Seattle-London"
+    assert ConnectorRef("c" * 32).label() == "c" * 32
+
+
+def test_a_route_table_gives_each_groups_cost_and_none_when_unreachable() -> None:
+    org = org_from(3, [(0, 1, 7, True), (1, 2, 5, False)], [])  # group 2 only over a down connector
+    table = Router(compat_e2k=True).routes_from(org, gid(0))
+    assert [table.cost(gid(i)) for i in range(3)] == [0, 7, None]
+
+
+def scaled(n: int, edges: list[tuple[int, int, int, bool]], factor: int, limited: set[int]) -> OrgInfo:
+    """The random organization with every cost times `factor`; the connectors in `limited` take messages of at
+    most 10 KB."""
+    org = org_from(n, [(a, b, c * factor, up) for a, b, c, up in edges], [])
+    groups = []
+    for rg in org.routing_groups:
+        conns = tuple(replace(c, max_size=10) if int(c.guid[1:], 16) in limited else c for c in rg.connectors)
+        groups.append(replace(rg, connectors=conns))
+    return OrgInfo(tuple(groups))
+
+
+@settings(max_examples=200, deadline=None)
+@given(random_org(), st.data())
+def test_above_the_bucket_bound_the_heap_finds_the_same_routes_scaled(graph: Any, data: st.DataObject) -> None:
+    n, edges = graph
+    src = data.draw(st.integers(0, n - 1))
+    limited = set(data.draw(st.lists(st.integers(0, max(len(edges) - 1, 0)), max_size=3))) if edges else set()
+    msg = data.draw(st.sampled_from([MessageClass(), BIG]))
+    small = Router(compat_e2k=True).routes_from(scaled(n, edges, 1, limited), gid(src), msg)
+    big = Router(compat_e2k=True).routes_from(scaled(n, edges, SCALE, limited), gid(src), msg)
+    usable = [(a, b, c, up and not (msg is BIG and k in limited)) for k, (a, b, c, up) in enumerate(edges)]
+    g = nx_graph(n, [(a, b, c * SCALE, up) for a, b, c, up in usable], only_up=True)
+    for dst in range(n):
+        one, other = small.route(gid(dst)), big.route(gid(dst))
+        assert other.status == one.status and other.path == one.path
+        if one.status is RouteStatus.ROUTE:
+            assert one.cost is not None and other.cost == one.cost * SCALE == big.cost(gid(dst))
+            assert other.cost == nx.dijkstra_path_length(g, src, dst)
+        else:
+            assert big.cost(gid(dst)) is None and not nx.has_path(g, src, dst)
