@@ -114,10 +114,10 @@ def shuttle(
         deliver(b, 2, to_b)
 
 
-def test_a_kept_session_is_kept_alive_by_noops_and_carries_the_next_change() -> None:
-    """Both tables agree: HUB-A keeps its session to BR-1 open, sends a NOOP every half command timeout (answered
-    or not yet), and the next change goes out on that session (no new connection)."""
-    topo = failover(exchange="delta", bh_probe_interval=200, smtp_command_timeout=60)  # keepalive: every 30 s
+def kept_pair() -> tuple[Bridgehead, RecordingOutbox, Bridgehead, RecordingOutbox]:
+    """HUB-A (connection 1) and BR-1 (connection 2) after HUB-A's first session: the tables agreed, the session is
+    kept (delta mode; keepalive every 30 s, probes every 200 s)."""
+    topo = failover(exchange="delta", bh_probe_interval=200, smtp_command_timeout=60)
     a, a_out = bridgehead(topo)
     b, b_out = bridgehead(topo, me="BR-1")
     a.on_timer(0.0)
@@ -126,6 +126,13 @@ def test_a_kept_session_is_kept_alive_by_noops_and_carries_the_next_change() -> 
     b.on_inbound(2, 0.0)
     b.flush(2, 0.0)  # the greeting
     shuttle(a, a_out, b, b_out, 0.0)
+    return a, a_out, b, b_out
+
+
+def test_a_kept_session_is_kept_alive_by_noops_and_carries_the_next_change() -> None:
+    """Both tables agree: HUB-A keeps its session to BR-1 open, sends a NOOP every half command timeout (answered
+    or not yet), and the next change goes out on that session (no new connection)."""
+    a, a_out, b, b_out = kept_pair()
     assert a.links[HB].kept == 1 and a.next_deadline() == 30.0  # the digests agreed: kept, a NOOP due at 30 s
     a.on_timer(30.0)
     first = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
@@ -152,15 +159,7 @@ def test_a_session_lost_before_its_exchange_is_a_failure_of_its_link_and_other_l
 
 
 def test_after_a_stop_a_kept_session_due_a_keepalive_is_forgotten_and_a_change_connects_anew() -> None:
-    topo = failover(exchange="delta", bh_probe_interval=200, smtp_command_timeout=60)
-    a, a_out = bridgehead(topo)
-    b, b_out = bridgehead(topo, me="BR-1")
-    a.on_timer(0.0)
-    connects(a_out)
-    a.on_connected(1, HB, 0.0)
-    b.on_inbound(2, 0.0)
-    b.flush(2, 0.0)
-    shuttle(a, a_out, b, b_out, 0.0)
+    a, a_out, _, _ = kept_pair()
     assert a.links[HB].kept == 1
     a.stop()
     assert [c.conn for c in a_out.taken(ev.Close)] == [1]  # type: ignore[attr-defined]
@@ -168,3 +167,12 @@ def test_after_a_stop_a_kept_session_due_a_keepalive_is_forgotten_and_a_change_c
     assert a_out.take() == [] and a.links[HB].kept is None
     a.trigger(31.0, ev.ChangeKind.MINOR)
     assert connects(a_out) == [("BR-1", HB)]
+
+
+def test_a_kept_session_lost_while_carrying_a_change_is_no_failure_and_a_new_connection_carries_it() -> None:
+    a, a_out, _, _ = kept_pair()
+    a.trigger(5.0, ev.ChangeKind.MINOR)
+    assert connects(a_out) == [] and a.links[HB].in_flight == 1 and a.links[HB].reused  # on the kept session
+    a.on_lost(1, 6.0)  # BR-1 restarted before it answered
+    assert connects(a_out) == [("BR-1", HB)]  # at once, on a new connection
+    assert failures(a_out) == [] and a.links[HB].failures == 0 and not a.links[HB].reused
