@@ -8,13 +8,15 @@ HUB-A (the failover example) answers inbound sessions; the events are the ones i
 from __future__ import annotations
 
 from linkstate.core import events as ev
-from linkstate.core.bridgehead import Bridgehead
+from linkstate.core.bridgehead import PUSH_MAX, Bridgehead
 from linkstate.core.catalog import Ev
 from linkstate.core.facts import Observed
-from linkstate.core.link2state_session import AuthFailed, MailReceived, SessionFailed
+from linkstate.core.link2state_session import AuthFailed, AuthSucceeded, MailReceived, OrgInfoReceived, SessionFailed
+from proto.model import OrgInfo
 from tests.core.failure_helpers import failover
 from tests.core.role_helpers import RecordingOutbox
 from tests.core.test_bridgehead_links import FAILED, HB, NOT_AVAILABLE, PROBE, TOPO, bridgehead, connects, failures
+from tests.core.test_lsdb_limits import fake
 
 BR1 = TOPO.server("BR-1").guid
 
@@ -176,3 +178,48 @@ def test_a_kept_session_lost_while_carrying_a_change_is_no_failure_and_a_new_con
     a.on_lost(1, 6.0)  # BR-1 restarted before it answered
     assert connects(a_out) == [("BR-1", HB)]  # at once, on a new connection
     assert failures(a_out) == [] and a.links[HB].failures == 0 and not a.links[HB].reused
+
+
+def test_a_successful_authentication_is_reported_by_its_side_with_the_peer_named() -> None:
+    bh, out = bridgehead()
+    bh.on_inbound(7, 1.0)
+    bh.on_session_event(7, AuthSucceeded(BR1, 995), 1.0)
+    bh.on_session_event(7, AuthSucceeded(BR1, 996), 1.0)
+    fields = {"protocol": "smtp", "peer": "BR-1", "peer_kind": "BRIDGEHEAD"}
+    assert out.diags() == [(Ev.AUTHENTICATED, fields), (Ev.CLIENT_AUTHENTICATED, fields)]
+
+
+def test_a_received_packet_is_learned_from_its_peer_unless_it_does_not_decode() -> None:
+    bh, out = bridgehead()
+    bh.on_inbound(7, 1.0)
+    frame = bh.ctx.lsdb.frame()
+    bh.on_session_event(7, OrgInfoReceived(frame, BR1), 1.0)
+    assert [(len(f.org.routing_groups), f.source) for f in out.take_facts()] == [(len(bh.ctx.lsdb), "smtp:BR-1")]  # type: ignore[attr-defined]
+    bh.on_session_event(7, OrgInfoReceived(frame[:-5], BR1), 2.0)
+    assert out.take_facts() == []
+    [(event, fields)] = out.diags()
+    assert event == Ev.ORGINFO_REJECTED and fields["peer"] == "BR-1" and fields["reason"]
+
+
+def test_inbound_sessions_are_counted_and_greet_with_this_servers_name_chunk_size_and_frame_limit() -> None:
+    topo = failover(chunk_raw_bytes=200, max_table_bytes=128 * 1024, max_output_bytes=256 * 1024,
+                    max_unknown_bytes=32 * 1024)  # fmt: skip
+    bh, out = bridgehead(topo)
+    bh.on_inbound(7, 1.0)
+    bh.on_inbound(8, 1.0)
+    assert bh.counters.sessions_in == 2
+    bh.flush(7, 1.0)
+    [greeting] = out.taken(ev.Send)
+    assert greeting.data.startswith(f"220 {topo.server('HUB-A').fqdn} ".encode())  # type: ignore[attr-defined]
+    session = bh.smtp[7].session
+    assert session.chunk_raw_bytes == 200
+    assert session._reassembler.limits.max_frame == 128 * 1024  # type: ignore[union-attr]  # what it may reassemble
+
+
+def test_up_to_push_max_changed_sections_are_pushed_first_and_more_go_by_a_delta_round() -> None:
+    for n, opening in ((PUSH_MAX, b"X-LINK2STATE PUSH="), (PUSH_MAX + 1, b"X-LINK2STATE DELTA=")):
+        a, a_out, _, _ = kept_pair()
+        a.ctx.lsdb.merge(OrgInfo(tuple(fake(i) for i in range(1, n + 1))))  # n sections since the tables agreed
+        a.trigger(5.0, ev.ChangeKind.MINOR)
+        sent = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
+        assert connects(a_out) == [] and sent[0].startswith(opening), (n, sent[0][:40])
