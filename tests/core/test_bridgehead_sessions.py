@@ -7,11 +7,15 @@ HUB-A (the failover example) answers inbound sessions; the events are the ones i
 
 from __future__ import annotations
 
+import pytest
+
 from linkstate.core import events as ev
 from linkstate.core.bridgehead import PUSH_MAX, Bridgehead
 from linkstate.core.catalog import Ev
 from linkstate.core.facts import Observed
 from linkstate.core.link2state_session import AuthFailed, AuthSucceeded, MailReceived, OrgInfoReceived, SessionFailed
+from proto.codec import decode_strict
+from proto.errors import DecodeError
 from proto.model import OrgInfo
 from tests.core.failure_helpers import failover
 from tests.core.role_helpers import RecordingOutbox
@@ -195,10 +199,24 @@ def test_a_received_packet_is_learned_from_its_peer_unless_it_does_not_decode() 
     frame = bh.ctx.lsdb.frame()
     bh.on_session_event(7, OrgInfoReceived(frame, BR1), 1.0)
     assert [(len(f.org.routing_groups), f.source) for f in out.take_facts()] == [(len(bh.ctx.lsdb), "smtp:BR-1")]  # type: ignore[attr-defined]
-    bh.on_session_event(7, OrgInfoReceived(frame[:-5], BR1), 2.0)
+    bh.on_session_event(7, OrgInfoReceived(frame[:-5], BR1), 2.0)  # cut short: it does not decode
+    forged = frame[:19] + b"0" * 32 + frame[51:]  # decodes, but the digest it carries is not its bytes' MD5
+    bh.on_session_event(7, OrgInfoReceived(forged, BR1), 3.0)
     assert out.take_facts() == []
-    [(event, fields)] = out.diags()
-    assert event == Ev.ORGINFO_REJECTED and fields["peer"] == "BR-1" and fields["reason"]
+    [(cut, short), (bad, digest)] = out.diags()
+    assert cut == bad == Ev.ORGINFO_REJECTED and short["peer"] == digest["peer"] == "BR-1"
+    with pytest.raises(DecodeError) as why:
+        decode_strict(frame[:-5])
+    assert short["reason"] == str(why.value)
+    assert "digest" in str(digest["reason"]), digest
+
+
+def test_an_inbound_session_lost_before_it_ended_is_forgotten_quietly() -> None:
+    bh, out = bridgehead()
+    bh.on_inbound(7, 1.0)
+    out.take()
+    bh.on_lost(7, 2.0)  # the peer went away during the greeting
+    assert not bh.owns(7) and out.take() == [] and bh.counters.sessions_out == 0
 
 
 def test_inbound_sessions_are_counted_and_greet_with_this_servers_name_chunk_size_and_frame_limit() -> None:
@@ -223,3 +241,35 @@ def test_up_to_push_max_changed_sections_are_pushed_first_and_more_go_by_a_delta
         a.trigger(5.0, ev.ChangeKind.MINOR)
         sent = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
         assert connects(a_out) == [] and sent[0].startswith(opening), (n, sent[0][:40])
+
+
+def test_the_close_of_a_finished_session_after_the_next_one_started_is_no_failure_of_the_link() -> None:
+    """The seed's exchange: the session is done (the link idle) but its QUIT is still unanswered when a change starts
+    the next session; its close then belongs to a session that is over — not a failure of the running one."""
+    topo = failover(exchange="full")
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    a.on_timer(0.0)
+    connects(a_out)
+    a.on_connected(1, HB, 0.0)
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)
+    held: list[bytes] = []
+    while a.links[HB].in_flight is not None:  # until HUB-A's session is done: one reply at a time
+        for send in b_out.taken(ev.Send):
+            for event in a.receive(1, send.data):  # type: ignore[attr-defined]
+                a.on_session_event(1, event, 1.0)
+            a.flush(1, 1.0)
+        for send in a_out.taken(ev.Send):
+            for event in b.receive(2, send.data):  # type: ignore[attr-defined]
+                b.on_session_event(2, event, 1.0)
+            b.flush(2, 1.0)
+    assert a.owns(1)  # QUIT sent, its 221 not read yet
+    a.trigger(2.0, ev.ChangeKind.MINOR)
+    assert connects(a_out) == [("BR-1", HB)]
+    held = [s.data for s in b_out.taken(ev.Send)]
+    for data in held:
+        a.receive(1, data)
+    a.flush(1, 3.0)
+    a.on_lost(1, 3.0)
+    assert not a.owns(1) and failures(a_out) == [] and a.links[HB].failures == 0 and a.links[HB].in_flight == -1
