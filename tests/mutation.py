@@ -7,6 +7,9 @@ the report: per module the mutants, those killed (a failing test or a timeout: a
 forever in virtual time is caught that way), the survivors listed as equivalent in docs/TESTING.md, the survivors
 not listed, and the score (killed / mutants). Exit status 1 when a module is under `TARGET` or has a survivor that
 docs/TESTING.md does not account for (or lists a mutant that no longer survives).
+`--typecheck` applies each survivor alone to a copy of the source and runs the project's strict mypy on it (what
+`make test` runs before any test): a survivor mypy rejects is *caught by mypy* (kept in mutants/typecheck.json with
+mypy's first error) — counted apart from the killed ones, and needing no line in docs/TESTING.md.
 mutmut's own settings (what it copies, which tests it may run, timeouts) are in pyproject.toml, `[tool.mutmut]`;
 its working copy is `mutants/` (git-ignored), refreshed when pyproject.toml changes.
 Usage: python -m tests.mutation [--jobs N] [--bound SECONDS] [--report] [--show] [MODULE ...]
@@ -16,12 +19,14 @@ May import: the standard library (it drives mutmut as a program, never as a libr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,7 @@ LOG = ROOT / "mutants" / "campaigns.log"  # mutmut's own output, appended
 MODULES = ("dampening", "quorum", "routes", "connstate", "lsdb", "member", "bridgehead", "master", "routing")
 TARGET = 0.85
 KILLED = {"killed", "timeout"}
+TYPECHECK = ROOT / "mutants" / "typecheck.json"  # mutant -> mypy's first error, for survivors mypy rejects
 _EQUIVALENT_ROW = re.compile(r"^\|\s*(\w+)\s*\|\s*`([^`]+__mutmut_\d+)`\s*\|")
 
 
@@ -41,14 +47,19 @@ class Score:
     module: str
     statuses: dict[str, str] = field(default_factory=dict)  # short mutant name -> mutmut's status
     equivalent: set[str] = field(default_factory=set)  # listed in docs/TESTING.md
+    typed: set[str] = field(default_factory=set)  # survivors strict mypy rejects (--typecheck)
 
     @property
     def killed(self) -> int:
         return sum(s in KILLED for s in self.statuses.values())
 
     @property
+    def caught_by_mypy(self) -> set[str]:
+        return {m for m, s in self.statuses.items() if s not in KILLED and m in self.typed}
+
+    @property
     def survivors(self) -> set[str]:
-        return {m for m, s in self.statuses.items() if s not in KILLED}
+        return {m for m, s in self.statuses.items() if s not in KILLED and m not in self.typed}
 
     @property
     def unexplained(self) -> set[str]:
@@ -61,6 +72,11 @@ class Score:
 
     @property
     def score(self) -> float:
+        """Caught: killed by a test, or rejected by strict mypy (`make test` fails either way)."""
+        return (self.killed + len(self.caught_by_mypy)) / len(self.statuses) if self.statuses else 0.0
+
+    @property
+    def test_score(self) -> float:
         return self.killed / len(self.statuses) if self.statuses else 0.0
 
     @property
@@ -125,19 +141,89 @@ def diff(mutant: str) -> str:
     return "\n".join("    " + line for line in changed)
 
 
+def typechecked() -> dict[str, set[str]]:
+    """The survivors strict mypy rejects, by module (mutants/typecheck.json, written by `--typecheck`)."""
+    found = json.loads(TYPECHECK.read_text()) if TYPECHECK.exists() else {}
+    by_module: dict[str, set[str]] = {}
+    for name in found:
+        module, _, short = name.removeprefix("linkstate.core.").partition(".")
+        by_module.setdefault(module, set()).add(short)
+    return by_module
+
+
+def _sides(shown: str) -> tuple[str, str]:
+    """The function before and after one mutant, from `mutmut show` (a diff of the function alone, dedented)."""
+    body = [line for line in shown.splitlines()[1:] if not line.startswith(("---", "+++", "@@"))]
+    old = "\n".join(line[1:] for line in body if line[:1] in " -")
+    new = "\n".join(line[1:] for line in body if line[:1] in " +")
+    return old, new
+
+
+def _indented(text: str, indent: str) -> str:
+    return "\n".join(indent + line if line else line for line in text.splitlines())
+
+
+def mypy_error(mutant: str, work: Path) -> str | None:
+    """Apply one mutant to the copy in `work` and run strict mypy there: its first error, or None (it type-checks)."""
+    module = mutant.removeprefix("linkstate.core.").partition(".")[0]
+    path = work / "linkstate" / "core" / f"{module}.py"
+    source = path.read_text()
+    old, new = _sides(subprocess.run([str(MUTMUT), "show", mutant], cwd=ROOT, capture_output=True, text=True).stdout)
+    for indent in ("    ", ""):
+        if _indented(old, indent) in source:
+            path.write_text(source.replace(_indented(old, indent), _indented(new, indent), 1))
+            break
+    else:
+        return None  # the function is not found as shown (never counted as caught)
+    try:
+        done = subprocess.run([str(MUTMUT.parent / "mypy"), "--no-error-summary", str(path.relative_to(work))],
+                              cwd=work, capture_output=True, text=True)  # fmt: skip
+    finally:
+        path.write_text(source)
+    errors = [line for line in done.stdout.splitlines() if ": error:" in line]
+    return errors[0] if done.returncode != 0 and errors else None
+
+
+def typecheck(modules: list[str]) -> None:
+    """Run `mypy_error` for every survivor of `modules` not yet checked; record the ones mypy rejects."""
+    found: dict[str, str] = json.loads(TYPECHECK.read_text()) if TYPECHECK.exists() else {}
+    checked_path = TYPECHECK.with_suffix(".checked")
+    checked = set(checked_path.read_text().split()) if checked_path.exists() else set()
+    statuses = results()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for part in ("linkstate", "proto"):
+            shutil.copytree(ROOT / part, work / part, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "pyproject.toml", work)
+        for module in modules:
+            for short, status in sorted(statuses.get(module, {}).items(), key=lambda kv: _natural(kv[0])):
+                name = f"linkstate.core.{module}.{short}"
+                if status in KILLED or status == "not checked" or name in checked:
+                    continue
+                error = mypy_error(name, work)
+                if error is not None:
+                    found[name] = error
+                checked.add(name)
+                print(f"{'caught by mypy' if error else 'type-checks   '}  {name}", flush=True)
+                TYPECHECK.write_text(json.dumps(found, indent=1, sort_keys=True))
+                checked_path.write_text("\n".join(sorted(checked)))
+
+
 def _natural(name: str) -> tuple[str, int]:
     stem, _, number = name.rpartition("_")
     return stem, int(number) if number.isdigit() else 0
 
 
 def report(modules: list[str], show: bool = False) -> list[Score]:
-    statuses, listed = results(), equivalents()
-    scores = [Score(m, statuses.get(m, {}), listed.get(m, set())) for m in modules]
-    print("\n| module | mutants | killed | survived, equivalent | survived, unexplained | score |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    statuses, listed, typed = results(), equivalents(), typechecked()
+    scores = [Score(m, statuses.get(m, {}), listed.get(m, set()), typed.get(m, set())) for m in modules]
+    print("\n| module | mutants | killed by a test | caught by mypy | survived, equivalent | survived, unexplained "
+          "| score (tests only) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for s in scores:
         explained = len(s.survivors & s.equivalent)
-        print(f"| {s.module} | {len(s.statuses)} | {s.killed} | {explained} | {len(s.unexplained)} | {s.score:.1%} |")
+        print(f"| {s.module} | {len(s.statuses)} | {s.killed} | {len(s.caught_by_mypy)} | {explained} "
+              f"| {len(s.unexplained)} | {s.score:.1%} ({s.test_score:.1%}) |")
     for s in scores:
         for name in sorted(s.unexplained, key=_natural):
             print(f"{s.module}: {s.statuses[name]}, not in docs/TESTING.md: {name}")
@@ -157,15 +243,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bound", type=float, default=7200, help="wall-clock seconds per module (default 7200)")
     parser.add_argument("--report", action="store_true", help="report the last results, run nothing")
     parser.add_argument("--show", action="store_true", help="print the diff of each survivor not accounted for")
+    parser.add_argument("--typecheck", action="store_true",
+                        help="check each survivor with strict mypy (applied alone to a copy of the source)")
     args = parser.parse_args(argv)
     modules = list(args.modules) or list(MODULES)
     unknown = sorted(set(modules) - set(MODULES))
     if unknown:
         parser.error(f"not a mutated module: {', '.join(unknown)} (choose from {', '.join(MODULES)})")
-    if not args.report:
+    if not args.report and not args.typecheck:
         fresh_workdir()
         for module in modules:
             campaign(module, args.jobs, args.bound)
+    if args.typecheck:
+        typecheck(modules)
     scores = report(modules, args.show)
     return 0 if all(s.ok for s in scores) else 1
 
