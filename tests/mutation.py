@@ -205,7 +205,7 @@ def typecheck(modules: list[str]) -> None:
                     found[name] = error
                 checked.add(name)
                 print(f"{'caught by mypy' if error else 'type-checks   '}  {name}", flush=True)
-                TYPECHECK.write_text(json.dumps(found, indent=1, sort_keys=True))
+                TYPECHECK.write_text(json.dumps(found, indent=1, sort_keys=True, ensure_ascii=False))
                 checked_path.write_text("\n".join(sorted(checked)))
 
 
