@@ -99,10 +99,10 @@ def test_a_lasting_state_is_reported_again_only_past_the_failure_threshold() -> 
 
 def shuttle(
     a: Bridgehead, a_out: RecordingOutbox, b: Bridgehead, b_out: RecordingOutbox, now: float,
-    held: tuple[bytes, ...] = (),
+    held: tuple[bytes, ...] = (), log: list[object] | None = None,
 ) -> None:  # fmt: skip
     """Carry the bytes between HUB-A's connection 1 and BR-1's connection 2 (first what HUB-A sent that the test
-    `held` back) until neither side has more to say."""
+    `held` back) until neither side has more to say; HUB-A's other outputs go to `log`."""
 
     def deliver(dst: Bridgehead, conn: int, chunks: list[bytes]) -> None:
         for data in chunks:
@@ -113,7 +113,10 @@ def shuttle(
     deliver(b, 2, list(held))
     while True:
         to_a = [s.data for s in b_out.taken(ev.Send)]  # type: ignore[attr-defined]
-        to_b = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
+        outputs = a_out.take()
+        to_b = [o.data for o in outputs if isinstance(o, ev.Send)]
+        if log is not None:
+            log += [o for o in outputs if not isinstance(o, ev.Send)]
         if not to_a and not to_b:
             return
         deliver(a, 1, to_a)
@@ -273,3 +276,26 @@ def test_the_close_of_a_finished_session_after_the_next_one_started_is_no_failur
     a.flush(1, 3.0)
     a.on_lost(1, 3.0)
     assert not a.owns(1) and failures(a_out) == [] and a.links[HB].failures == 0 and a.links[HB].in_flight == -1
+
+
+def test_a_session_done_is_logged_with_its_duration_and_clears_the_links_failures() -> None:
+    topo = failover(exchange="delta", bh_probe_interval=200, smtp_command_timeout=60)
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    a.on_timer(1.0)
+    a.on_connect_failed(HB, "connection refused", 1.0)  # one failure first
+    assert a.links[HB].failures == 1
+    start, end = a.next_deadline() or 0.0, (a.next_deadline() or 0.0) + 0.1234567
+    a.on_timer(start)
+    a.on_connected(1, HB, start)
+    b.on_inbound(2, start)
+    b.flush(2, start)
+    a_out.take()
+    log: list[object] = []
+    shuttle(a, a_out, b, b_out, end, log=log)
+    done = [d.fields for d in log if isinstance(d, ev.Diagnostic) and d.event == Ev.BRIDGEHEAD_SESSION_DONE]
+    assert done == [{"connector": "Hub-Branch", "exchanged": False, "duration_s": 0.123457}]
+    assert a.links[HB].failures == 0
+    a.on_timer(start + 200)  # the next probe, on a new connection, fails: the first of a new run
+    a.on_connect_failed(HB, "connection refused", start + 201)
+    assert failures(a_out) == [(FAILED.level_for(False), "Hub-Branch", "connection refused", 1)]
