@@ -99,10 +99,10 @@ def test_a_lasting_state_is_reported_again_only_past_the_failure_threshold() -> 
 
 def shuttle(
     a: Bridgehead, a_out: RecordingOutbox, b: Bridgehead, b_out: RecordingOutbox, now: float,
-    held: tuple[bytes, ...] = (), log: list[object] | None = None,
+    held: tuple[bytes, ...] = (), log: list[object] | None = None, conns: tuple[int, int] = (1, 2),
 ) -> None:  # fmt: skip
-    """Carry the bytes between HUB-A's connection 1 and BR-1's connection 2 (first what HUB-A sent that the test
-    `held` back) until neither side has more to say; HUB-A's other outputs go to `log`."""
+    """Carry the bytes between HUB-A's connection `conns[0]` and BR-1's `conns[1]` (first what HUB-A sent that the
+    test `held` back) until neither side has more to say; HUB-A's other outputs go to `log`."""
 
     def deliver(dst: Bridgehead, conn: int, chunks: list[bytes]) -> None:
         for data in chunks:
@@ -110,7 +110,7 @@ def shuttle(
                 dst.on_session_event(conn, event, now)
             dst.flush(conn, now)
 
-    deliver(b, 2, list(held))
+    deliver(b, conns[1], list(held))
     while True:
         to_a = [s.data for s in b_out.taken(ev.Send)]  # type: ignore[attr-defined]
         outputs = a_out.take()
@@ -119,8 +119,8 @@ def shuttle(
             log += [o for o in outputs if not isinstance(o, ev.Send)]
         if not to_a and not to_b:
             return
-        deliver(a, 1, to_a)
-        deliver(b, 2, to_b)
+        deliver(a, conns[0], to_a)
+        deliver(b, conns[1], to_b)
 
 
 def kept_pair() -> tuple[Bridgehead, RecordingOutbox, Bridgehead, RecordingOutbox]:
@@ -299,3 +299,22 @@ def test_a_session_done_is_logged_with_its_duration_and_clears_the_links_failure
     a.on_timer(start + 200)  # the next probe, on a new connection, fails: the first of a new run
     a.on_connect_failed(HB, "connection refused", start + 201)
     assert failures(a_out) == [(FAILED.level_for(False), "Hub-Branch", "connection refused", 1)]
+
+
+def test_sessions_that_moved_sections_are_counted_per_link_and_in_total() -> None:
+    """BR-1 holds a section HUB-A lacks (and HUB-A, with no role to merge it, keeps lacking it): each session
+    moves it."""
+    topo = failover(exchange="full", bh_probe_interval=200)
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    b.ctx.lsdb.merge(OrgInfo((fake(1),)))
+    log: list[object] = []
+    for n, at in enumerate((0.0, 200.0)):
+        a.on_timer(at)
+        a.on_connected(1 + 2 * n, HB, at)
+        b.on_inbound(2 + 2 * n, at)
+        b.flush(2 + 2 * n, at)
+        shuttle(a, a_out, b, b_out, at + 1, log=log, conns=(1 + 2 * n, 2 + 2 * n))
+    done = [d.fields["exchanged"] for d in log
+            if isinstance(d, ev.Diagnostic) and d.event == Ev.BRIDGEHEAD_SESSION_DONE]  # fmt: skip
+    assert done == [True, True] and a.links[HB].exchanged == 2 and a.counters.exchanges == 2
