@@ -1,0 +1,244 @@
+"""linkstate.core.master, output by output: what a master logs (each event's exact fields), sends (the exact
+messages, to whom), closes (the reason), and how its version moves, driven through MasterRole's own API with a
+recording outbox — its start and settle period, its status and quorum at the boundaries, ATTACH accepted and
+refused, messages from connections that never attached, service and bridgehead reports, and a member leaving.
+
+Redmond (one_group): RED-1 is master, RED-2 and RED-3 members (`FOUR` adds RED-4); Hub (the failover example):
+HUB-M is master, HUB-A and HUB-B members, BR-1 the master of Branch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from linkstate.core import events as ev
+from linkstate.core.catalog import Ev
+from linkstate.core.facts import JoinedGroup
+from linkstate.core.master import MasterRole, _earliest
+from linkstate.core.role import RoleName, RoleStatus
+from linkstate.core.topology import Topology
+from proto import rg691
+from proto.model import Version
+from tests.core.failure_helpers import failover
+from tests.core.group_fixtures import one_group
+from tests.core.role_helpers import RecordingOutbox, context
+from tests.core.test_master_role import FOUR, attach, master, published
+
+
+def fresh(topo: Topology, me: str = "RED-1", now: float = 10.0) -> tuple[MasterRole, RecordingOutbox]:
+    """A master built at `now`, not started yet."""
+    ctx = context(topo, me)
+    out = RecordingOutbox(ctx)
+    return MasterRole(ctx, out, now), out
+
+
+ZERO = Version()
+
+
+def attach_msg(
+    role: MasterRole,
+    member: str,
+    *,
+    rg: str | None = None,
+    master: str | None = None,
+    digest: str | None = None,
+    version: Version = ZERO,
+    caps: tuple[str, ...] = (),
+) -> rg691.Attach:
+    """`member`'s ATTACH (a GUID, or a server's name), to this master, naming its group, with the master's digest."""
+    ctx = role.ctx
+    guid = ctx.topology.server(member).guid if len(member) != 32 else member
+    return rg691.Attach(guid, rg or ctx.rg.guid, master or ctx.me.guid, digest or ctx.lsdb.digest, version.major,
+                        version.minor, version.user, "0" * 32, caps)  # fmt: skip
+
+
+def closes(out: RecordingOutbox) -> list[tuple[int, str]]:
+    return [(c.conn, c.reason) for c in out.taken(ev.Close)]  # type: ignore[attr-defined]
+
+
+# --- start, settle period, status -------------------------------------------------------------------------
+
+
+def test_a_started_master_logs_its_settle_period_asks_its_bridgehead_and_holds_its_unavailable_section() -> None:
+    role, out = fresh(one_group())
+    role.start(10.0)
+    assert out.diags() == [(Ev.MASTER_STARTED, {"rg": "Redmond", "settle_s": 60})]
+    assert out.take_facts() == [JoinedGroup()]
+    own = role.ctx.lsdb.section(role.ctx.rg.guid)
+    assert own is not None and own.version == Version() and own.version_guid == "0" * 32
+    assert [m.connected for m in own.members] == [True, False, False]  # only the master itself
+    assert not role.published and role.version == Version()
+
+
+def test_a_master_holding_a_version_of_its_group_at_start_keeps_it_and_publishes_above_it() -> None:
+    role, _ = fresh(one_group())
+    ctx = role.ctx
+    held = ctx.lsdb.section(ctx.rg.guid)
+    assert held is not None
+    ctx.lsdb.put(replace(held, version=Version(3, 2, 1), version_guid="a" * 32))
+    role.start(10.0)
+    own = ctx.lsdb.section(ctx.rg.guid)
+    assert own is not None and own.version == Version(3, 2, 1) and own.version_guid == "a" * 32
+    role.on_timer(70.0)
+    assert role.version == Version(4, 0, 0)
+
+
+def test_the_settle_period_ends_exactly_at_its_deadline_with_a_major_publication() -> None:
+    role, out = fresh(one_group())
+    role.start(10.0)
+    assert role.next_deadline() == 70.0
+    out.take()
+    role.on_timer(69.5)
+    assert not role.published and out.take() == []
+    role.on_timer(70.0)
+    assert role.published and role.version == Version(1, 0, 0) and role.settle_deadline is None
+    outputs = out.take()
+    published = [o.fields for o in outputs if isinstance(o, ev.Diagnostic) and o.event == Ev.MASTER_PUBLISHED]
+    assert published == [{"version": "1.0.0", "reason": "settle period over", "attached": 0}]
+    changes = [(c.kind, c.groups, c.resets_routes) for c in outputs if isinstance(c, ev.TableChanged)]
+    assert changes == [(ev.ChangeKind.MAJOR, (role.ctx.rg.guid,), True)]
+    own = role.ctx.lsdb.section(role.ctx.rg.guid)
+    assert own is not None and own.version == Version(1, 0, 0) and own.version_guid == role.epoch
+
+
+def test_a_master_publishes_before_the_settle_period_once_every_member_attached() -> None:
+    role, out = master(one_group())
+    attach(role, "RED-2", 5, 1.0)
+    assert not role.published
+    attach(role, "RED-3", 6, 2.0)
+    assert role.published and role.settle_deadline is None and role.version == Version(1, 0, 0)
+    published = [f for e, f in out.diags() if e == Ev.MASTER_PUBLISHED]
+    assert published == [{"version": "1.0.0", "reason": "every member attached and reported", "attached": 2}]
+    assert out.sent[-2:] == [(5, "TABLE"), (6, "TABLE")]  # the publication pushed to both
+
+
+def test_status_says_who_is_attached_and_whether_the_master_has_quorum() -> None:
+    role, _ = master(one_group())
+    me = role.ctx.me.guid
+    assert role.status() == RoleStatus(name=RoleName.MASTER, attached=True, master=me)
+    attach(role, "RED-3", 6, 1.0)
+    red3 = role.ctx.topology.server("RED-3").guid
+    assert role.status() == RoleStatus(name=RoleName.MASTER, attached=True, master=me, attached_members=(red3,),
+                                       attached_count=1, quorum=True)  # fmt: skip
+    attach(role, "RED-2", 5, 2.0)
+    assert role.status().attached_count == 2 and role.status().published
+
+
+def test_quorum_is_more_than_half_of_the_group_counting_the_master() -> None:
+    role, _ = master(one_group())  # 3 servers: 2 make quorum
+    assert not role.quorum
+    attach(role, "RED-2", 5, 1.0)
+    assert role.quorum
+    role4, _ = master(FOUR)  # 4 servers: 3 make quorum
+    attach(role4, "RED-2", 5, 1.0)
+    assert not role4.quorum
+    attach(role4, "RED-3", 6, 1.0)
+    assert role4.quorum
+
+
+def test_the_earliest_of_two_optional_deadlines() -> None:
+    assert _earliest(None, None) is None
+    assert _earliest(None, 2.0) == 2.0
+    assert _earliest(1.0, None) == 1.0
+    assert _earliest(3.0, 2.0) == 2.0
+    assert _earliest(2.0, 3.0) == 2.0
+
+
+# --- messages from connections that never attached --------------------------------------------------------
+
+
+def test_a_message_the_master_has_no_use_for_is_not_taken() -> None:
+    role, out = published(one_group())
+    assert not role.on_message(5, rg691.Ack(role.ctx.lsdb.digest), 70.0)
+    assert out.take() == [] and out.sent == []
+
+
+def test_a_poll_from_a_connection_that_never_attached_is_logged_and_closed_without_an_answer() -> None:
+    role, out = published(one_group())
+    assert role.on_message(9, rg691.SimplePoll("ab" * 16), 70.0)
+    assert out.sent == []
+    outputs = out.take()
+    assert [(o.event, o.fields) for o in outputs if isinstance(o, ev.Diagnostic)] == [
+        (Ev.UNEXPECTED_MESSAGE, {"conn": 9, "message": "SimplePoll before ATTACH"})
+    ]
+    assert [(o.conn, o.reason) for o in outputs if isinstance(o, ev.Close)] == [(9, "not an attached member")]
+    assert role.status().attached_count == 2 and role.version == Version(1, 0, 0)
+
+
+def test_a_state_report_from_a_connection_that_never_attached_changes_nothing() -> None:
+    role, out = published(one_group())
+    red2 = role.ctx.topology.server("RED-2").guid
+    assert role.on_message(9, rg691.StateReport("SERVICE", red2, "", "stopped"), 70.0)
+    assert role.services == {} and role.version == Version(1, 0, 0)
+    assert closes(out) == [(9, "not an attached member")]
+
+
+# --- ATTACH ------------------------------------------------------------------------------------------------
+
+
+def test_an_accepted_attach_is_answered_with_the_masters_digest_counts_and_quorum() -> None:
+    role, out = master(one_group())
+    digest = role.ctx.lsdb.digest
+    assert role.on_message(5, attach_msg(role, "RED-2"), 1.0)
+    assert out.sent == [(5, rg691.AttachAck(True, digest, 1, 3, True, caps=()))]  # same digest: no table
+    assert out.take() == [ev.Diagnostic(Ev.MEMBER_ATTACHED, "info", {"member": "RED-2", "attached": 1, "quorum": True})]
+    assert role.attached_members == {role.ctx.topology.server("RED-2").guid: 5}
+
+
+def test_a_member_attaching_with_another_digest_gets_the_table() -> None:
+    role, out = master(FOUR)
+    assert role.on_message(5, attach_msg(role, "RED-2", digest="ab" * 16), 1.0)
+    ack = rg691.AttachAck(True, role.ctx.lsdb.digest, 1, 4, False, caps=())
+    assert out.sent == [(5, ack), (5, "TABLE")]
+    assert [f for e, f in out.diags() if e == Ev.MEMBER_ATTACHED] == [
+        {"member": "RED-2", "attached": 1, "quorum": False}
+    ]
+
+
+def test_attaching_again_on_the_same_connection_closes_nothing() -> None:
+    role, out = master(one_group())
+    attach(role, "RED-2", 5, 1.0)
+    attach(role, "RED-2", 5, 2.0)
+    assert closes(out) == []
+    assert role.status().attached_count == 1
+
+
+def refused(role: MasterRole, out: RecordingOutbox, msg: rg691.Attach, reason: str) -> None:
+    """The ATTACH on conn 7 was refused for `reason`: said to the member, logged, closed, nobody attached."""
+    out.sent.clear()
+    out.take()
+    assert role.on_message(7, msg, 1.0)
+    assert out.sent == [(7, rg691.AttachAck(False, reason=reason))]
+    outputs = out.take()
+    assert [(o.event, o.fields) for o in outputs if isinstance(o, ev.Diagnostic)] == [
+        (Ev.ATTACH_REFUSED, {"member": msg.member, "reason": reason})
+    ]
+    assert [(o.conn, o.reason) for o in outputs if isinstance(o, ev.Close)] == [(7, reason)]
+    assert role.attached_members == {}
+
+
+def test_an_attach_naming_another_routing_group_is_refused() -> None:
+    role, out = master(one_group())
+    refused(role, out, attach_msg(role, "RED-2", rg="c" * 32), "not a member of this routing group")
+
+
+def test_an_attach_from_an_unknown_server_is_refused() -> None:
+    role, out = master(one_group())
+    refused(role, out, attach_msg(role, "f" * 32), "not a member of this routing group")
+
+
+def test_an_attach_from_a_server_of_another_group_is_refused() -> None:
+    role, out = fresh(failover(), "HUB-M")
+    role.start(0.0)
+    refused(role, out, attach_msg(role, "BR-1"), "not a member of this routing group")
+
+
+def test_an_attach_naming_another_master_is_refused() -> None:
+    role, out = master(one_group())
+    other = role.ctx.topology.server("RED-3").guid
+    refused(role, out, attach_msg(role, "RED-2", master=other), "this server is not the master you named")
+
+
+def test_a_server_attaching_to_itself_is_refused() -> None:
+    role, out = master(one_group())
+    refused(role, out, attach_msg(role, "RED-1"), "a server cannot attach to itself")
