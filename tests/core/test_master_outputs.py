@@ -242,3 +242,123 @@ def test_an_attach_naming_another_master_is_refused() -> None:
 def test_a_server_attaching_to_itself_is_refused() -> None:
     role, out = master(one_group())
     refused(role, out, attach_msg(role, "RED-1"), "a server cannot attach to itself")
+
+
+# --- the delta capability at ATTACH, and pushes ------------------------------------------------------------
+
+
+def service(role: MasterRole, member: str, status: str) -> rg691.StateReport:
+    return rg691.StateReport("SERVICE", role.ctx.topology.server(member).guid, "", status)
+
+
+def test_a_delta_member_holding_an_earlier_table_gets_only_what_changed_since_then_each_push_as_a_delta() -> None:
+    role, out = published(one_group())
+    lsdb, own = role.ctx.lsdb, role.ctx.rg.guid
+    earlier = lsdb.digest
+    assert role.on_message(5, service(role, "RED-2", "stopped"), 70.0)  # one more store: the section moved
+    out.sent.clear()
+    ack = rg691.AttachAck(True, lsdb.digest, 2, 3, True, caps=(rg691.CAP_DELTA,))  # the table before the update
+    assert role.on_message(7, attach_msg(role, "RED-3", digest=earlier, caps=(rg691.CAP_DELTA,)), 71.0)
+    assert out.sent[:2] == [(7, ack), (7, ("DELTA", (own,)))]
+    # then the re-attachment, a user update, is pushed: the whole table to RED-2, only the section to RED-3
+    assert out.sent[2:] == [(5, "TABLE"), (7, ("DELTA", (own,)))]
+    assert role.version == Version(1, 0, 2) and role.delta_members == {7: lsdb.seq}
+
+
+def test_a_delta_member_holding_a_table_the_master_never_had_gets_the_whole_table() -> None:
+    role, out = published(one_group())
+    ack = rg691.AttachAck(True, role.ctx.lsdb.digest, 2, 3, True, caps=(rg691.CAP_DELTA,))
+    assert role.on_message(7, attach_msg(role, "RED-3", digest="ab" * 16, caps=(rg691.CAP_DELTA,)), 70.0)
+    assert out.sent[:2] == [(7, ack), (7, "TABLE")]
+
+
+def test_a_delta_member_holding_the_masters_table_is_sent_nothing_until_it_changes() -> None:
+    role, out = master(one_group())
+    assert role.on_message(7, attach_msg(role, "RED-3", caps=(rg691.CAP_DELTA,)), 1.0)
+    ack = rg691.AttachAck(True, role.ctx.lsdb.digest, 1, 3, True, caps=(rg691.CAP_DELTA,))
+    assert out.sent == [(7, ack)] and role.delta_members == {7: role.ctx.lsdb.seq}
+
+
+def test_a_member_offering_delta_to_a_master_that_exchanges_in_full_is_treated_as_a_full_member() -> None:
+    role, out = master(one_group(exchange='"full"'))
+    assert role.on_message(7, attach_msg(role, "RED-3", digest="ab" * 16, caps=(rg691.CAP_DELTA,)), 1.0)
+    ack = rg691.AttachAck(True, role.ctx.lsdb.digest, 1, 3, True, caps=())
+    assert out.sent == [(7, ack), (7, "TABLE")] and role.delta_members == {}
+
+
+def test_a_delta_member_whose_mark_the_change_log_no_longer_reaches_gets_the_whole_table() -> None:
+    role, out = published(one_group())
+    assert role.on_message(7, attach_msg(role, "RED-3", caps=(rg691.CAP_DELTA,)), 70.0)
+    role.delta_members[7] = -1000  # far behind the change log
+    out.sent.clear()
+    assert role.on_message(5, service(role, "RED-2", "stopped"), 71.0)
+    assert out.sent == [(5, "TABLE"), (7, "TABLE")] and role.delta_members == {7: role.ctx.lsdb.seq}
+
+
+# --- polls, replies ----------------------------------------------------------------------------------------
+
+
+def test_a_master_that_has_not_published_answers_a_differing_poll_without_its_table() -> None:
+    role, out = master(one_group())
+    attach(role, "RED-2", 5, 1.0)
+    out.sent.clear()
+    assert role.on_message(5, rg691.SimplePoll("ab" * 16), 2.0)
+    assert out.sent == [(5, rg691.PollResponse(False, role.ctx.lsdb.digest))]
+
+
+def test_a_delta_member_polling_with_the_masters_digest_is_marked_as_holding_the_table() -> None:
+    role, out = published(one_group())
+    assert role.on_message(7, attach_msg(role, "RED-3", caps=(rg691.CAP_DELTA,)), 70.0)
+    role.delta_members[7] = 0
+    out.sent.clear()
+    assert role.on_message(7, rg691.SimplePoll(role.ctx.lsdb.digest), 71.0)
+    assert role.delta_members == {7: role.ctx.lsdb.seq}
+    assert out.sent == [(7, rg691.PollResponse(True, role.ctx.lsdb.digest))]
+
+
+def test_a_reply_without_a_table_following_is_acknowledged_with_the_masters_digest() -> None:
+    role, out = published(one_group())
+    digest = role.ctx.lsdb.digest
+    assert role.on_message(5, rg691.Reply(digest, follows=False), 70.0)
+    assert role.on_message(5, rg691.Reply("ab" * 16, follows=True), 71.0)  # its ORGINFO follows: ACK after it
+    assert role.on_message(5, rg691.Reply("ab" * 16, follows=False, resend=True), 72.0)  # not a delta member
+    assert out.sent == [(5, rg691.Ack(digest)), (5, rg691.Ack(digest))]
+
+
+def test_a_delta_member_asking_for_a_resend_gets_the_whole_table() -> None:
+    role, out = published(one_group())
+    assert role.on_message(7, attach_msg(role, "RED-3", caps=(rg691.CAP_DELTA,)), 70.0)
+    role.delta_members[7] = 0
+    out.sent.clear()
+    assert role.on_message(7, rg691.Reply("ab" * 16, follows=False, resend=True), 71.0)
+    assert role.on_message(7, rg691.Reply(role.ctx.lsdb.digest, follows=False), 72.0)
+    assert out.sent == [(7, "TABLE"), (7, rg691.Ack(role.ctx.lsdb.digest))]
+    assert role.delta_members == {7: role.ctx.lsdb.seq}
+
+
+def test_a_delta_member_replying_with_the_masters_digest_is_marked_as_holding_the_table() -> None:
+    role, _ = published(one_group())
+    assert role.on_message(7, attach_msg(role, "RED-3", caps=(rg691.CAP_DELTA,)), 70.0)
+    role.delta_members[7] = 0
+    assert role.on_message(7, rg691.Reply(role.ctx.lsdb.digest, follows=True), 71.0)
+    assert role.delta_members == {7: role.ctx.lsdb.seq}
+
+
+# --- service reports ---------------------------------------------------------------------------------------
+
+
+def test_a_changed_service_status_is_a_user_update_and_the_same_status_again_is_nothing() -> None:
+    role, out = published(one_group())
+    own = role.ctx.rg.guid
+    assert role.on_message(5, service(role, "RED-2", "stopped"), 70.0)
+    assert role.version == Version(1, 0, 1)
+    changes = [(c.kind, c.groups, c.resets_routes) for c in out.taken(ev.TableChanged)]  # type: ignore[attr-defined]
+    assert changes == [(ev.ChangeKind.USER, (own,), False)]
+    assert out.sent == [(5, "TABLE"), (6, "TABLE")]
+    assert role.on_message(5, service(role, "RED-2", "stopped"), 71.0)
+    assert role.version == Version(1, 0, 1) and out.take() == []
+    assert role.on_message(5, service(role, "RED-2", "running"), 72.0)
+    assert role.version == Version(1, 0, 2)
+    section = role.ctx.lsdb.section(own)
+    assert section is not None
+    assert [m.service_status for m in section.members] == ["0701000000000101", "running", "0701000000000101"]
