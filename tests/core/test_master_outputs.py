@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from linkstate.core import events as ev
 from linkstate.core.catalog import Ev
+from linkstate.core.events import Instant
 from linkstate.core.facts import JoinedGroup
 from linkstate.core.master import MasterRole, _earliest
 from linkstate.core.role import RoleName, RoleStatus
@@ -362,3 +363,114 @@ def test_a_changed_service_status_is_a_user_update_and_the_same_status_again_is_
     section = role.ctx.lsdb.section(own)
     assert section is not None
     assert [m.service_status for m in section.members] == ["0701000000000101", "running", "0701000000000101"]
+
+
+# --- bridgehead reports, members leaving and coming back ---------------------------------------------------
+
+
+def hub() -> tuple[MasterRole, RecordingOutbox]:
+    """HUB-M published with HUB-A and HUB-B attached, each having reported its routing group connector available."""
+    topo = failover()
+    role, out = fresh(topo, "HUB-M", 0.0)
+    role.start(0.0)
+    attach(role, "HUB-A", 5, 1.0)
+    attach(role, "HUB-B", 6, 1.0)
+    for connector, server in (("Hub-Branch", "HUB-A"), ("Hub-Branch-Backup", "HUB-B")):
+        assert role.on_message(5 if server == "HUB-A" else 6, bh(role, connector, server, "CONN_AVAIL"), 2.0)
+    assert role.published and role.version == Version(1, 0, 0)
+    out.take()
+    out.sent.clear()
+    return role, out
+
+
+def bh(role: MasterRole, connector: str, server: str, value: str) -> rg691.StateReport:
+    topo = role.ctx.topology
+    return rg691.StateReport("BH", topo.connector(connector).guid, topo.server(server).vs_guid, value)
+
+
+def test_a_member_leaving_opens_the_windows_of_what_it_sources_and_their_end_commits_one_minor_update() -> None:
+    role, out = hub()
+    role.on_lost(5, 10.0)
+    assert role.version == Version(1, 0, 1)  # who is attached: a user update
+    end = Instant(610.0)
+    assert out.diags() == [
+        (Ev.MEMBER_DETACHED, {"member": "HUB-A", "attached": 1}),
+        (Ev.OSCILLATION_WINDOW_OPENED, {"connector": "Hub-Branch", "bridgehead": "HUB-A", "state": "DOWN",
+                                        "window_end": end}),
+        (Ev.OSCILLATION_WINDOW_OPENED, {"connector": "Hub-Branch", "bridgehead": "", "state": "DOWN",
+                                        "window_end": end}),
+        (Ev.OSCILLATION_WINDOW_OPENED, {"connector": "Hub-Internet", "bridgehead": "HUB-A", "state": "DOWN",
+                                        "window_end": end}),
+    ]  # fmt: skip
+    assert role.next_deadline() == 610.0
+    role.on_timer(609.5)
+    assert out.take() == [] and role.version == Version(1, 0, 1)
+    out.sent.clear()
+    role.on_timer(610.0)
+    outputs = out.take()
+    assert [(o.event, o.fields) for o in outputs if isinstance(o, ev.Diagnostic)] == [
+        (Ev.CONNECTOR_STATE_COMMITTED, {"connector": "Hub-Branch", "state": "DOWN"}),
+        (Ev.BRIDGEHEAD_STATE_COMMITTED, {"connector": "Hub-Branch", "bridgehead": "HUB-A",
+                                         "state": "CONN_NOT_AVAILABLE"}),
+        (Ev.BRIDGEHEAD_STATE_COMMITTED, {"connector": "Hub-Internet", "bridgehead": "HUB-A",
+                                         "state": "CONN_NOT_AVAILABLE"}),
+    ]  # fmt: skip
+    assert role.version == Version(1, 1, 0)  # three commits, one minor update
+    changes = [(c.kind, c.resets_routes) for c in outputs if isinstance(c, ev.TableChanged)]
+    assert changes == [(ev.ChangeKind.MINOR, True)]
+    assert out.sent == [(6, "TABLE")] and role.next_deadline() is None
+
+
+def test_a_member_coming_back_is_live_again_and_its_reports_are_committed() -> None:
+    role, out = hub()
+    role.on_lost(5, 10.0)
+    role.on_timer(610.0)
+    out.take()
+    attach(role, "HUB-A", 7, 700.0)  # back: what needs no report is available at once; Hub-Branch waits for one
+    assert out.diags() == [
+        (Ev.MEMBER_ATTACHED, {"member": "HUB-A", "attached": 2, "quorum": True}),
+        (Ev.BRIDGEHEAD_STATE_COMMITTED, {"connector": "Hub-Internet", "bridgehead": "HUB-A", "state": "CONN_AVAIL"}),
+    ]
+    assert role.version == Version(1, 2, 1)  # the commit (minor), then the attachment (user)
+    assert role.on_message(7, bh(role, "Hub-Branch", "HUB-A", "VS_CONN_AVAIL"), 701.0)
+    assert out.diags() == [
+        (Ev.BRIDGEHEAD_STATE_COMMITTED, {"connector": "Hub-Branch", "bridgehead": "HUB-A", "state": "CONN_AVAIL"}),
+        (Ev.CONNECTOR_STATE_COMMITTED, {"connector": "Hub-Branch", "state": "UP"}),
+    ]
+    assert role.version == Version(1, 3, 0)
+
+
+def test_a_report_on_a_connector_that_is_not_of_the_group_or_in_an_unknown_state_is_ignored_and_logged() -> None:
+    role, out = hub()
+    foreign_connector = role.ctx.topology.connector("Branch-Hub").guid
+    ha = role.ctx.topology.server("HUB-A").vs_guid
+    reports = [
+        rg691.StateReport("BH", "c" * 32, ha, "CONN_AVAIL"),
+        rg691.StateReport("BH", foreign_connector, ha, "CONN_AVAIL"),
+        bh(role, "Hub-Branch", "HUB-A", "BOGUS"),
+    ]
+    for report in reports:
+        assert role.on_message(5, report, 3.0)
+    not_ours = "not a connector of this group"
+    assert out.diags() == [
+        (Ev.STATE_IGNORED, {"connector": "c" * 32, "reason": not_ours}),
+        (Ev.STATE_IGNORED, {"connector": foreign_connector, "reason": not_ours}),
+        (Ev.STATE_IGNORED, {"connector": role.ctx.topology.connector("Hub-Branch").guid,
+                            "reason": "unknown state 'BOGUS'"}),
+    ]  # fmt: skip
+    assert role.version == Version(1, 0, 0) and role.next_deadline() is None
+
+
+def test_a_pinned_connectors_state_is_logged_once_per_change_and_never_published() -> None:
+    topo = failover()
+    role, out = fresh(topo, "BR-1", 0.0)  # Branch-Hub is Branch's only way out: pinned
+    role.start(0.0)  # alone in its group: published at once
+    assert role.version == Version(1, 0, 0)
+    out.take()
+    for value in ("CONN_NOT_AVAILABLE", "CONN_NOT_AVAILABLE", "VS_CONN_AVAIL"):
+        role.report_state(bh(role, "Branch-Hub", "BR-1", value), 1.0)
+    assert out.diags() == [
+        (Ev.STATE_CHANGE_PINNED, {"connector": "Branch-Hub", "state": "CONN_NOT_AVAILABLE"}),
+        (Ev.STATE_CHANGE_PINNED, {"connector": "Branch-Hub", "state": "CONN_AVAIL"}),
+    ]
+    assert role.states.reports == {} and role.version == Version(1, 0, 0) and role.next_deadline() is None
