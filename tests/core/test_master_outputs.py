@@ -19,11 +19,11 @@ from linkstate.core.master import MasterRole, _earliest
 from linkstate.core.role import RoleName, RoleStatus
 from linkstate.core.topology import Topology
 from proto import rg691
-from proto.model import Version
+from proto.model import OrgInfo, Version
 from tests.core.failure_helpers import failover
 from tests.core.group_fixtures import one_group
 from tests.core.role_helpers import RecordingOutbox, context
-from tests.core.test_master_role import FOUR, attach, master, published
+from tests.core.test_master_role import FOUR, attach, foreign, master, published
 
 
 def fresh(topo: Topology, me: str = "RED-1", now: float = 10.0) -> tuple[MasterRole, RecordingOutbox]:
@@ -474,3 +474,164 @@ def test_a_pinned_connectors_state_is_logged_once_per_change_and_never_published
         (Ev.STATE_CHANGE_PINNED, {"connector": "Branch-Hub", "state": "CONN_AVAIL"}),
     ]
     assert role.states.reports == {} and role.version == Version(1, 0, 0) and role.next_deadline() is None
+
+
+# --- versions: other epochs, rivals, quorum, saturation, the directory -------------------------------------
+
+
+def other_epoch(role: MasterRole, version: Version, *connected: str, master: str = "RED-3") -> OrgInfo:
+    """Its own group's section as `master` published it in another epoch, `connected` acknowledging it."""
+    return foreign(role, connected=set(connected), version=version, master=master)
+
+
+def test_its_own_version_from_another_epoch_makes_a_master_with_quorum_publish_above_it() -> None:
+    role, _ = published(one_group())
+    role.merge_foreign(other_epoch(role, Version(1), "RED-3"), 70.0)  # equal version, another version GUID
+    assert role.version == Version(2, 0, 0) and role.foreign_top == Version(1, 0, 0)
+
+
+def test_its_own_version_from_its_own_epoch_is_no_reason_to_move() -> None:
+    role, _ = published(one_group())
+    org = other_epoch(role, Version(1), "RED-3")
+    role.merge_foreign(OrgInfo((replace(org.routing_groups[0], version_guid=role.epoch),)), 70.0)
+    assert role.version == Version(1, 0, 0) and role.foreign_top == Version()
+
+
+def test_a_section_acknowledged_by_exactly_a_majority_is_a_rival_with_quorum() -> None:
+    role, out = published(one_group())
+    role.merge_foreign(other_epoch(role, Version(5), "RED-2", "RED-3"), 70.0)  # 2 of 3
+    assert role.version == Version(1, 0, 0) and role.foreign_top == Version()
+    assert role.ctx.lsdb.version_of(role.ctx.rg.guid) == Version(1, 0, 0)  # once published, its own section stays
+    assert [f["other_master"] for e, f in out.diags() if e == Ev.MASTER_CONFLICT] == ["RED-3"]
+
+
+def test_a_section_naming_this_master_with_quorum_is_no_rival_and_is_published_above() -> None:
+    role, out = published(one_group())
+    role.merge_foreign(other_epoch(role, Version(5), "RED-1", "RED-2", "RED-3", master="RED-1"), 70.0)
+    assert role.version == Version(6, 0, 0)
+    assert [e for e, _ in out.diags() if e == Ev.MASTER_CONFLICT] == []
+
+
+def test_a_master_without_quorum_remembers_a_higher_version_and_moves_above_it_once_quorum_returns() -> None:
+    role, _ = master(one_group())
+    role.on_timer(60.0)  # alone: published without quorum
+    role.merge_foreign(other_epoch(role, Version(5), "RED-3"), 70.0)
+    assert role.version == Version(1, 0, 0) and role.foreign_top == Version(5, 0, 0)
+    assert role.ctx.lsdb.version_of(role.ctx.rg.guid) == Version(1, 0, 0)
+    attach(role, "RED-3", 6, 71.0)  # 2 of 3
+    assert role.version == Version(6, 0, 0)
+
+
+def test_a_remembered_version_equal_to_the_masters_own_is_published_above_once_quorum_returns() -> None:
+    role, _ = master(one_group())
+    role.on_timer(60.0)
+    role.merge_foreign(other_epoch(role, Version(1), "RED-3"), 70.0)
+    attach(role, "RED-3", 6, 71.0)  # RED-3 is no source bridgehead: no commit moves the version first
+    assert role.version == Version(2, 0, 0)
+
+
+def test_a_member_attaching_without_restoring_quorum_is_only_a_user_update() -> None:
+    role, _ = master(FOUR)
+    role.on_timer(60.0)
+    role.merge_foreign(other_epoch(role, Version(5), "RED-3"), 70.0)
+    attach(role, "RED-3", 6, 71.0)  # 2 of 4: still no quorum
+    assert role.version == Version(1, 0, 1)
+
+
+def test_the_first_publication_goes_above_what_the_organization_held_only_with_quorum() -> None:
+    role, _ = master(one_group())
+    role.merge_foreign(other_epoch(role, Version(5), "RED-3"), 5.0)  # before publishing: taken newer-wins
+    assert role.ctx.lsdb.version_of(role.ctx.rg.guid) == Version(5, 0, 0)
+    attach(role, "RED-2", 5, 6.0)
+    role.on_timer(60.0)
+    assert role.version == Version(6, 0, 0)
+    alone, _ = master(one_group())
+    alone.merge_foreign(other_epoch(alone, Version(5), "RED-3"), 5.0)
+    alone.on_timer(60.0)
+    assert alone.version == Version(1, 0, 0)  # R80: no quorum, no outbidding what it did not publish
+
+
+def test_a_member_reporting_an_implausible_version_is_logged_and_not_followed() -> None:
+    role, out = published(one_group(max_version_jump=10))
+    attach(role, "RED-3", 7, 70.0, Version(12), "d" * 32)  # 11 above the held 1.0.0
+    assert [(e, f) for e, f in out.diags() if e == Ev.VERSION_REFUSED] == [
+        (Ev.VERSION_REFUSED, {"member": "RED-3", "version": "12.0.0"})
+    ]
+    assert role.version == Version(1, 0, 1)
+
+
+def test_a_version_that_cannot_be_published_above_is_said_loudly() -> None:
+    role, out = fresh(one_group())
+    held = role.ctx.lsdb.section(role.ctx.rg.guid)
+    assert held is not None
+    top = Version(2**64 - 1)
+    role.ctx.lsdb.put(replace(held, version=top, version_guid="a" * 32))
+    role.start(10.0)
+    out.take()
+    role.on_timer(70.0)
+    assert role.version == top
+    assert [(e, f) for e, f in out.diags() if e == Ev.VERSION_SATURATED] == [
+        (Ev.VERSION_SATURATED, {"version": str(top)})
+    ]
+
+
+def reload(role: MasterRole, topo: Topology, now: float) -> None:
+    """A new directory, as NodeCore hands it to a master that stays master."""
+    ctx = role.ctx
+    ctx.topology, ctx.me = topo, topo.server(ctx.me.name)
+    ctx.lsdb.configure(topo)
+    role.topology_changed(now)
+
+
+def test_a_directory_change_is_a_user_update_for_the_servers_and_a_major_one_for_anything_else() -> None:
+    role, out = published(one_group())
+    reload(role, one_group(), 70.0)
+    assert role.version == Version(1, 0, 0)  # nothing changed
+    reload(role, FOUR, 71.0)  # a server added
+    assert role.version == Version(1, 0, 1)
+    kinds = [c.kind for c in out.taken(ev.TableChanged)]  # type: ignore[attr-defined]
+    assert kinds == [ev.ChangeKind.USER]
+    reload(role, one_group(cost=2), 72.0)  # a server removed, a connector's cost changed
+    assert role.version == Version(2, 0, 0)
+
+
+def test_a_directory_change_before_the_first_publication_publishes_nothing() -> None:
+    role, out = master(one_group())
+    reload(role, one_group(cost=2), 5.0)
+    assert role.version == Version() and out.take() == []
+    assert role.ctx.lsdb.version_of(role.ctx.rg.guid) == Version()
+
+
+# --- the rebuild at the first publication (R130) -----------------------------------------------------------
+
+
+def hub_branch(role: MasterRole) -> tuple[str, str]:
+    """Hub-Branch in the master's own section: (its state, HUB-A's state)."""
+    own = role.ctx.lsdb.section(role.ctx.rg.guid)
+    assert own is not None
+    spec = role.ctx.topology.connector("Hub-Branch")
+    connector = next(c for c in own.connectors if c.guid == spec.guid)
+    return connector.state.value, connector.bridgeheads[0].state.value
+
+
+def test_the_first_publication_keeps_the_previous_publications_state_of_a_live_bridgehead_not_heard_from() -> None:
+    role, _ = fresh(failover(master_settle=60), "HUB-M", 0.0)
+    held = role.ctx.lsdb.section(role.ctx.rg.guid)  # the directory's copy: every bridgehead available
+    assert held is not None
+    role.ctx.lsdb.put(replace(held, version=Version(3), version_guid="a" * 32))  # published before the restart
+    role.start(0.0)
+    attach(role, "HUB-A", 5, 1.0)  # attached, no report yet
+    role.on_timer(60.0)
+    assert role.version == Version(4, 0, 0) and hub_branch(role) == ("UP", "CONN_AVAIL")
+
+
+def test_a_copy_of_the_group_at_version_zero_is_no_evidence_for_the_first_publication() -> None:
+    role, _ = fresh(failover(master_settle=60), "HUB-M", 0.0)
+    directory = role.ctx.lsdb.section(role.ctx.rg.guid)  # every bridgehead available, at 0.0.0
+    assert directory is not None and directory.version == Version()
+    role.start(0.0)
+    attach(role, "HUB-A", 5, 1.0)
+    role.merge_foreign(OrgInfo((directory,)), 2.0)  # a member's table still holding the directory's copy
+    assert role.ctx.lsdb.section(role.ctx.rg.guid) == directory
+    role.on_timer(60.0)
+    assert role.version == Version(1, 0, 0) and hub_branch(role) == ("DOWN", "CONN_NOT_AVAILABLE")
