@@ -14,7 +14,7 @@ from dataclasses import replace
 from linkstate.core import events as ev
 from linkstate.core.catalog import Ev
 from linkstate.core.events import Instant
-from linkstate.core.facts import JoinedGroup
+from linkstate.core.facts import JoinedGroup, Outvoted
 from linkstate.core.master import MasterRole, _earliest
 from linkstate.core.role import RoleName, RoleStatus
 from linkstate.core.topology import Topology
@@ -635,3 +635,88 @@ def test_a_copy_of_the_group_at_version_zero_is_no_evidence_for_the_first_public
     assert role.ctx.lsdb.section(role.ctx.rg.guid) == directory
     role.on_timer(60.0)
     assert role.version == Version(1, 0, 0) and hub_branch(role) == ("DOWN", "CONN_NOT_AVAILABLE")
+
+
+# --- quorum probes, outvoted, stopping ---------------------------------------------------------------------
+
+
+def probing(topo: Topology) -> tuple[MasterRole, RecordingOutbox]:
+    """RED-1 published alone at the end of its settle period (60 s, from 0): it lacks quorum and probes."""
+    role, out = master(topo)
+    role.on_timer(60.0)
+    assert role.published and not role.quorum
+    return role, out
+
+
+def dump(role: MasterRole, node: str, *, quorum: bool) -> rg691.Dump:
+    """A probed server's answer: `node` is master of this group, with or without quorum."""
+    guid = role.ctx.topology.server(node).guid
+    return rg691.Dump(True, guid, role.ctx.rg.guid, RoleName.MASTER.value, guid, True, quorum)
+
+
+def test_a_master_lacking_quorum_probes_the_servers_not_attached_once_per_grace_period() -> None:
+    role, out = master(FOUR)
+    attach(role, "RED-2", 5, 1.0)
+    role.on_timer(60.0)  # 2 of 4: published without quorum
+    assert sorted(c.peer for c in out.taken(ev.Connect)) == ["RED-3", "RED-4"]  # type: ignore[attr-defined]
+    assert role.next_deadline() == 120.0
+    role.on_connected(9, 60.5)
+    role.on_authenticated(9, 60.6)
+    assert out.sent[-1] == (9, rg691.Dump())
+
+
+def test_a_probe_answered_by_a_master_with_quorum_outvotes_this_one_with_the_reason() -> None:
+    role, out = probing(one_group())
+    out.take()
+    out.take_facts()
+    role.on_connected(9, 60.5)
+    assert role.on_message(9, dump(role, "RED-2", quorum=True), 61.0)
+    why = "it has the acknowledgement of 2 of 3 servers; this server lacked quorum 60 s"
+    assert [(e, f) for e, f in out.diags() if e == Ev.MASTER_RELINQUISHED] == [
+        (Ev.MASTER_RELINQUISHED, {"new_master": "RED-2", "reason": why})
+    ]
+    assert out.take_facts() == [Outvoted(role.ctx.topology.server("RED-2").guid)]
+
+
+def test_a_probe_answered_by_a_master_without_quorum_changes_nothing() -> None:
+    role, out = probing(one_group())
+    out.take_facts()
+    role.on_connected(9, 60.5)
+    assert role.on_message(9, dump(role, "RED-2", quorum=False), 61.0)
+    assert [e for e, _ in out.diags() if e == Ev.MASTER_RELINQUISHED] == [] and out.take_facts() == []
+
+
+def test_stopping_forgets_the_delta_members_and_closes_the_probes() -> None:
+    role, out = probing(one_group())
+    role.on_connected(9, 60.5)
+    attach(role, "RED-3", 7, 61.0, role.version, role.epoch)  # quorum: the probe is closed
+    assert role.on_message(7, attach_msg(role, "RED-3", caps=(rg691.CAP_DELTA,)), 62.0)
+    assert role.delta_members == {7: role.ctx.lsdb.seq}
+    out.take()
+    role.stop("the routing group master moved")
+    assert closes(out) == [(7, "the routing group master moved")]
+    assert role.delta_members == {} and role.attached_members == {}
+
+
+def test_losing_a_connection_that_is_no_member_changes_nothing() -> None:
+    role, out = published(one_group())
+    role.on_lost(9, 70.0)
+    assert out.take() == [] and role.version == Version(1, 0, 0) and role.status().attached_count == 2
+
+
+def test_a_packet_from_outside_the_group_is_merged_and_pushed_to_every_member() -> None:
+    role, out = published(one_group())
+    other = role.ctx.lsdb.section(role.ctx.rg.guid)
+    assert other is not None
+    stranger = replace(other, guid="c" * 32, version=Version(2), version_guid="c" * 32)
+    role.learn(OrgInfo((stranger,)), 70.0, "smtp")
+    assert [(c.kind, c.groups) for c in out.taken(ev.TableChanged)] == [(ev.ChangeKind.MERGE, ("c" * 32,))]  # type: ignore[attr-defined]
+    assert out.sent == [(5, "TABLE"), (6, "TABLE")] and role.version == Version(1, 0, 0)
+
+
+def test_a_delta_member_lost_is_forgotten_as_a_delta_member() -> None:
+    role, out = published(one_group())
+    assert role.on_message(7, attach_msg(role, "RED-3", caps=(rg691.CAP_DELTA,)), 70.0)
+    role.on_lost(7, 71.0)
+    assert role.delta_members == {} and role.status().attached_count == 1
+    assert [f for e, f in out.diags() if e == Ev.MEMBER_DETACHED] == [{"member": "RED-3", "attached": 1}]
