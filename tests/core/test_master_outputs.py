@@ -68,6 +68,7 @@ def test_a_started_master_logs_its_settle_period_asks_its_bridgehead_and_holds_i
     own = role.ctx.lsdb.section(role.ctx.rg.guid)
     assert own is not None and own.version == Version() and own.version_guid == "0" * 32
     assert [m.connected for m in own.members] == [True, False, False]  # only the master itself
+    assert [b.state.value for b in own.connectors[0].bridgeheads] == ["CONN_NOT_AVAILABLE"] * 2
     assert not role.published and role.version == Version()
 
 
@@ -100,6 +101,7 @@ def test_the_settle_period_ends_exactly_at_its_deadline_with_a_major_publication
     assert changes == [(ev.ChangeKind.MAJOR, (role.ctx.rg.guid,), True)]
     own = role.ctx.lsdb.section(role.ctx.rg.guid)
     assert own is not None and own.version == Version(1, 0, 0) and own.version_guid == role.epoch
+    assert [m.connected for m in own.members] == [True, False, False]  # alone: the master acknowledges itself
 
 
 def test_a_master_publishes_before_the_settle_period_once_every_member_attached() -> None:
@@ -720,3 +722,45 @@ def test_a_delta_member_lost_is_forgotten_as_a_delta_member() -> None:
     role.on_lost(7, 71.0)
     assert role.delta_members == {} and role.status().attached_count == 1
     assert [f for e, f in out.diags() if e == Ev.MEMBER_DETACHED] == [{"member": "RED-3", "attached": 1}]
+
+
+def test_a_bridgehead_flapping_within_its_window_is_logged_as_oscillation_and_nothing_is_published() -> None:
+    role, out = hub()
+    assert role.on_message(5, bh(role, "Hub-Branch", "HUB-A", "CONN_NOT_AVAILABLE"), 10.0)
+    assert role.on_message(5, bh(role, "Hub-Branch", "HUB-A", "CONN_AVAIL"), 20.0)
+    out.take()
+    role.on_timer(610.0)
+    window = {"changes": 2, "window_start": Instant(10.0), "window_end": Instant(610.0)}
+    assert out.diags() == [
+        (Ev.OSCILLATION_SUPPRESSED, {"connector": "Hub-Branch", "bridgehead": "", **window}),
+        (Ev.OSCILLATION_SUPPRESSED, {"connector": "Hub-Branch", "bridgehead": "HUB-A", **window}),
+    ]
+    assert role.version == Version(1, 0, 0) and hub_branch(role) == ("UP", "CONN_AVAIL")
+
+
+# --- what a member's ATTACH reports of its version ---------------------------------------------------------
+
+
+def test_a_member_reporting_the_masters_epoch_at_a_lower_user_version_is_only_a_user_update() -> None:
+    role, _ = published(one_group())
+    for status in ("a", "b", "c"):
+        assert role.on_message(5, service(role, "RED-2", status), 70.0)
+    assert role.version == Version(1, 0, 3)
+    attach(role, "RED-3", 7, 71.0, Version(1, 0, 2), role.epoch)  # behind: each part of its version counts
+    assert role.version == Version(1, 0, 4)
+
+
+def test_a_member_reporting_the_masters_epoch_at_a_higher_user_version_makes_it_publish_above() -> None:
+    role, _ = published(one_group())
+    for status in ("a", "b", "c"):
+        assert role.on_message(5, service(role, "RED-2", status), 70.0)
+    attach(role, "RED-3", 7, 71.0, Version(1, 0, 5), role.epoch)  # ahead by its user number alone
+    assert role.version == Version(2, 0, 0)
+
+
+def test_a_member_attaching_before_publication_with_a_higher_version_lifts_the_first_publication() -> None:
+    role, _ = master(one_group())
+    attach(role, "RED-2", 5, 1.0, Version(3, 1, 2), "d" * 32)
+    assert role.acked_top == Version(3, 1, 2)
+    attach(role, "RED-3", 6, 2.0)
+    assert role.published and role.version == Version(4, 0, 0)
