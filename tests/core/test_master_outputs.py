@@ -764,3 +764,32 @@ def test_a_member_attaching_before_publication_with_a_higher_version_lifts_the_f
     assert role.acked_top == Version(3, 1, 2)
     attach(role, "RED-3", 6, 2.0)
     assert role.published and role.version == Version(4, 0, 0)
+
+
+def test_the_settle_deadline_stays_due_when_members_restore_quorum_before_it() -> None:
+    role, _ = master(FOUR)  # started at 0: settle period 60 s
+    attach(role, "RED-2", 5, 1.0)
+    attach(role, "RED-3", 6, 2.0)  # 3 of 4: quorum, no probes; RED-4 never attaches
+    assert role.quorum and not role.published
+    assert role.next_deadline() == 60.0
+    role.on_timer(60.0)
+    assert role.published and role.version == Version(1, 0, 0)
+
+
+def test_the_outvoted_reason_counts_the_quorum_of_a_four_server_group() -> None:
+    role, out = probing(FOUR)
+    out.take()
+    role.on_connected(9, 60.5)
+    assert role.on_message(9, dump(role, "RED-2", quorum=True), 61.0)
+    why = "it has the acknowledgement of 3 of 4 servers; this server lacked quorum 60 s"
+    assert [f["reason"] for e, f in out.diags() if e == Ev.MASTER_RELINQUISHED] == [why]
+
+
+def test_a_full_member_holding_an_earlier_table_of_the_master_gets_the_whole_table() -> None:
+    role, out = published(one_group())
+    earlier = role.ctx.lsdb.digest
+    assert role.on_message(5, service(role, "RED-2", "stopped"), 70.0)
+    out.sent.clear()
+    assert role.on_message(7, attach_msg(role, "RED-3", digest=earlier), 71.0)  # no delta offered
+    assert [m for c, m in out.sent if c == 7][1:] == ["TABLE", "TABLE"]  # at ATTACH, then the user update's push
+    assert role.delta_members == {}
