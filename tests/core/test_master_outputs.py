@@ -1,7 +1,10 @@
 """linkstate.core.master, output by output: what a master logs (each event's exact fields), sends (the exact
 messages, to whom), closes (the reason), and how its version moves, driven through MasterRole's own API with a
-recording outbox — its start and settle period, its status and quorum at the boundaries, ATTACH accepted and
-refused, messages from connections that never attached, service and bridgehead reports, and a member leaving.
+recording outbox — its start, settle period and deadlines, its status and quorum at the boundaries, ATTACH
+accepted and refused (with and without the delta capability), messages from connections that never attached,
+polls and replies, service and bridgehead reports and their oscillation windows, members leaving and coming
+back, versions of its own group from other epochs and rival masters (R80, G28, G31), the rebuild at its first
+publication (R130), directory changes, quorum probes and being outvoted, stopping.
 
 Redmond (one_group): RED-1 is master, RED-2 and RED-3 members (`FOUR` adds RED-4); Hub (the failover example):
 HUB-M is master, HUB-A and HUB-B members, BR-1 the master of Branch.
