@@ -20,7 +20,17 @@ from proto.model import OrgInfo
 from tests.core.failure_helpers import failover
 from tests.core.role_helpers import RecordingOutbox
 from tests.core.test_address_space_state import corp
-from tests.core.test_bridgehead_links import FAILED, HB, NOT_AVAILABLE, PROBE, TOPO, bridgehead, connects, failures
+from tests.core.test_bridgehead_links import (
+    FAILED,
+    HB,
+    INTERNET,
+    NOT_AVAILABLE,
+    PROBE,
+    TOPO,
+    bridgehead,
+    connects,
+    failures,
+)
 from tests.core.test_lsdb_limits import fake
 
 BR1 = TOPO.server("BR-1").guid
@@ -395,3 +405,40 @@ def test_outbound_sessions_take_the_chunk_size_and_count_the_bytes_they_receive(
             b.receive(2, send.data)  # type: ignore[attr-defined]
             b.flush(2, 1.0)
     assert received > 100 and a.counters.bytes_in == received
+
+
+def test_a_finished_session_is_closed_as_over_and_every_byte_sent_is_counted() -> None:
+    topo = failover(exchange="full")
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    a.on_timer(0.0)
+    a.on_connected(1, HB, 0.0)
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)
+    sent, closes = 0, []
+    while True:
+        for send in b_out.taken(ev.Send):
+            for event in a.receive(1, send.data):  # type: ignore[attr-defined]
+                a.on_session_event(1, event, 1.0)
+            a.flush(1, 1.0)
+        outputs = a_out.take()
+        closes += [(o.conn, o.reason) for o in outputs if isinstance(o, ev.Close)]
+        to_b = [o.data for o in outputs if isinstance(o, ev.Send)]
+        if not to_b:
+            break
+        sent += sum(map(len, to_b))
+        for data in to_b:
+            b.receive(2, data)
+            b.flush(2, 1.0)
+    assert closes == [(1, "SMTP session over")] and not a.owns(1)
+    assert sent > 100 and a.counters.bytes_out == sent
+
+
+def test_forcing_or_stopping_the_listener_again_reports_nothing_new() -> None:
+    bh, out = bridgehead()
+    assert bh.force(INTERNET, NOT_AVAILABLE, 0.0)
+    bh.listener(False, 0.0)
+    out.take_facts()
+    assert bh.force(INTERNET, NOT_AVAILABLE, 2 * PROBE)  # the same state, a probe interval later
+    bh.listener(False, 3 * PROBE)
+    assert out.take_facts() == []
