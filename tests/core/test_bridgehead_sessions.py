@@ -329,6 +329,7 @@ def test_sessions_that_moved_sections_are_counted_per_link_and_in_total() -> Non
     done = [d.fields["exchanged"] for d in log
             if isinstance(d, ev.Diagnostic) and d.event == Ev.BRIDGEHEAD_SESSION_DONE]  # fmt: skip
     assert done == [True, True] and a.links[HB].exchanged == 2 and a.counters.exchanges == 2
+    assert a.links[HB].sessions == 2 and a.counters.sessions_out == 2  # each probe, one session
 
 
 def test_a_reachable_next_hop_mta_is_a_session_done_without_an_exchange() -> None:
