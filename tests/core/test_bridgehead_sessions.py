@@ -19,7 +19,18 @@ from proto.errors import DecodeError
 from proto.model import OrgInfo
 from tests.core.failure_helpers import failover
 from tests.core.role_helpers import RecordingOutbox
-from tests.core.test_bridgehead_links import FAILED, HB, NOT_AVAILABLE, PROBE, TOPO, bridgehead, connects, failures
+from tests.core.test_address_space_state import corp
+from tests.core.test_bridgehead_links import (
+    FAILED,
+    HB,
+    INTERNET,
+    NOT_AVAILABLE,
+    PROBE,
+    TOPO,
+    bridgehead,
+    connects,
+    failures,
+)
 from tests.core.test_lsdb_limits import fake
 
 BR1 = TOPO.server("BR-1").guid
@@ -318,3 +329,117 @@ def test_sessions_that_moved_sections_are_counted_per_link_and_in_total() -> Non
     done = [d.fields["exchanged"] for d in log
             if isinstance(d, ev.Diagnostic) and d.event == Ev.BRIDGEHEAD_SESSION_DONE]  # fmt: skip
     assert done == [True, True] and a.links[HB].exchanged == 2 and a.counters.exchanges == 2
+    assert a.links[HB].sessions == 2 and a.counters.sessions_out == 2  # each probe, one session
+
+
+def test_a_reachable_next_hop_mta_is_a_session_done_without_an_exchange() -> None:
+    topo = corp()
+    partner = topo.connector("Partner-X400").guid
+    bh, out = bridgehead(topo, me="CORP-B")
+    bh.on_timer(0.0)
+    assert [(c.host, c.port) for c in out.taken(ev.Connect) if c.tag == partner] == [("mta.partner.example", 102)]  # type: ignore[attr-defined]
+    bh.on_connected(5, partner, 0.5)
+    outputs = bh.out.take()
+    assert [(c.conn, c.reason) for c in outputs if isinstance(c, ev.Close)] == [(5, "next-hop MTA reachable")]
+    done = [d.fields for d in outputs if isinstance(d, ev.Diagnostic) and d.event == Ev.BRIDGEHEAD_SESSION_DONE]
+    assert done == [{"connector": "Partner-X400", "exchanged": False, "duration_s": 0.5}]
+    assert bh.links[partner].exchanged == 0 and bh.counters.exchanges == 0
+
+
+def test_the_initiator_refuses_a_server_that_proves_another_identity() -> None:
+    """HUB-A connects for BR-1, and the server that answers authenticates as HUB-B (same secret): refused."""
+    topo = failover(exchange="delta")
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="HUB-B")
+    a.on_timer(0.0)
+    a.on_connected(1, HB, 0.0)
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)
+    log: list[object] = []
+    shuttle(a, a_out, b, b_out, 1.0, log=log)
+    hub_b = topo.server("HUB-B").guid
+    refused = [d.fields for d in log if isinstance(d, ev.Diagnostic) and d.event == Ev.CLIENT_AUTH_FAILED]
+    assert refused == [{"protocol": "smtp", "conn": 1, "reason": f"server is {hub_b}, expected {BR1}",
+                        "cause": "auth", "peer": "HUB-B"}]  # fmt: skip
+    assert a.links[HB].failures == 1 and a.counters.exchanges == 0
+
+
+def test_a_probe_after_an_agreed_round_pushes_the_changes_first_on_its_new_connection() -> None:
+    a, a_out, b, b_out = kept_pair()
+    a.ctx.lsdb.merge(OrgInfo((fake(1),)))  # a change since the tables agreed
+    a.on_timer(200.0)  # the probe: a new connection, replacing the kept one
+    assert connects(a_out) == [("BR-1", HB)] and not a.owns(1)
+    a.on_connected(3, HB, 200.0)
+    b.on_inbound(4, 200.0)
+    b.flush(4, 200.0)
+    to_b: list[bytes] = []
+    for _ in range(6):  # the greeting, EHLO, AUTH: then the opening
+        for send in b_out.taken(ev.Send):
+            for event in a.receive(3, send.data):  # type: ignore[attr-defined]
+                a.on_session_event(3, event, 200.0)
+            a.flush(3, 200.0)
+        sent = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
+        to_b += sent
+        for data in sent:
+            b.receive(4, data)
+            b.flush(4, 200.0)
+    assert any(line.startswith(b"X-LINK2STATE PUSH=") for line in b"".join(to_b).split(b"\r\n")), to_b
+
+
+def test_outbound_sessions_take_the_chunk_size_and_count_the_bytes_they_receive() -> None:
+    topo = failover(exchange="delta", chunk_raw_bytes=200)
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    a.on_timer(0.0)
+    a.on_connected(1, HB, 0.0)
+    assert a.smtp[1].session.chunk_raw_bytes == 200
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)
+    received = 0
+    while sends := b_out.taken(ev.Send):
+        for send in sends:
+            received += len(send.data)  # type: ignore[attr-defined]
+            for event in a.receive(1, send.data):  # type: ignore[attr-defined]
+                a.on_session_event(1, event, 1.0)
+            a.flush(1, 1.0)
+        for send in a_out.taken(ev.Send):
+            b.receive(2, send.data)  # type: ignore[attr-defined]
+            b.flush(2, 1.0)
+    assert received > 100 and a.counters.bytes_in == received
+
+
+def test_a_finished_session_is_closed_as_over_and_every_byte_sent_is_counted() -> None:
+    topo = failover(exchange="full")
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    a.on_timer(0.0)
+    a.on_connected(1, HB, 0.0)
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)
+    sent, closes = 0, []
+    while True:
+        for send in b_out.taken(ev.Send):
+            for event in a.receive(1, send.data):  # type: ignore[attr-defined]
+                a.on_session_event(1, event, 1.0)
+            a.flush(1, 1.0)
+        outputs = a_out.take()
+        closes += [(o.conn, o.reason) for o in outputs if isinstance(o, ev.Close)]
+        to_b = [o.data for o in outputs if isinstance(o, ev.Send)]
+        if not to_b:
+            break
+        sent += sum(map(len, to_b))
+        for data in to_b:
+            b.receive(2, data)
+            b.flush(2, 1.0)
+    assert closes == [(1, "SMTP session over")] and not a.owns(1)
+    assert sent > 100 and a.counters.bytes_out == sent
+
+
+def test_forcing_or_stopping_the_listener_again_reports_nothing_new() -> None:
+    bh, out = bridgehead()
+    assert bh.force(INTERNET, NOT_AVAILABLE, 0.0)
+    bh.listener(False, 0.0)
+    out.take_facts()
+    assert bh.force(INTERNET, NOT_AVAILABLE, 2 * PROBE)  # the same state, a probe interval later
+    bh.listener(False, 3 * PROBE)
+    assert out.take_facts() == []
