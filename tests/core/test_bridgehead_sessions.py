@@ -154,6 +154,8 @@ def test_a_kept_session_is_kept_alive_by_noops_and_carries_the_next_change() -> 
     or not yet), and the next change goes out on that session (no new connection)."""
     a, a_out, b, b_out = kept_pair()
     assert a.links[HB].kept == 1 and a.next_deadline() == 30.0  # the digests agreed: kept, a NOOP due at 30 s
+    a.on_timer(29.9)
+    assert a_out.taken(ev.Send) == []  # not yet
     a.on_timer(30.0)
     first = [s.data for s in a_out.taken(ev.Send)]  # type: ignore[attr-defined]
     a.on_timer(60.0)  # BR-1 has not answered yet: another one
@@ -176,6 +178,8 @@ def test_a_session_lost_before_its_exchange_is_a_failure_of_its_link_and_other_l
         (FAILED.level_for(True), "Hub-Branch", "SMTP session ended before the exchange completed", 1)
     ]  # quiet: the node is still starting
     assert not bh.owns(1) and bh.links[HB].in_flight is None and bh.next_deadline() == 5.0 + 0.75
+    bh.on_timer(5.75)  # the next attempt: no session was kept, nothing to close
+    assert [type(o) for o in bh.out.take()] == [ev.Connect]
 
 
 def test_after_a_stop_a_kept_session_due_a_keepalive_is_forgotten_and_a_change_connects_anew() -> None:
@@ -368,7 +372,9 @@ def test_a_probe_after_an_agreed_round_pushes_the_changes_first_on_its_new_conne
     a, a_out, b, b_out = kept_pair()
     a.ctx.lsdb.merge(OrgInfo((fake(1),)))  # a change since the tables agreed
     a.on_timer(200.0)  # the probe: a new connection, replacing the kept one
-    assert connects(a_out) == [("BR-1", HB)] and not a.owns(1)
+    replaced = a_out.take()
+    assert [(c.conn, c.reason) for c in replaced if isinstance(c, ev.Close)] == [(1, "kept session replaced")]
+    assert [(c.peer, c.tag) for c in replaced if isinstance(c, ev.Connect)] == [("BR-1", HB)] and not a.owns(1)
     a.on_connected(3, HB, 200.0)
     b.on_inbound(4, 200.0)
     b.flush(4, 200.0)
