@@ -166,7 +166,9 @@ def test_malformed_destinations_say_why(to: str, message: str) -> None:
 def test_a_lookup_needs_exactly_one_destination() -> None:
     router, table = Router(), org([])
     text = "give exactly one destination: an address, a server or a routing group"
-    for kwargs in ({}, {"to": "a.org", "to_group": gid(0)}, {"to": "a.org", "to_server": sid(0), "to_group": gid(0)}):
+    several: list[dict[str, Any]] = [{}, {"to": "a.org", "to_group": gid(0)}, {"to": "a.org", "to_server": sid(0)},
+                                     {"to": "a.org", "to_server": sid(0), "to_group": gid(0)}]  # fmt: skip
+    for kwargs in several:
         with pytest.raises(RoutingError) as err:
             router.route(table, sid(0), **kwargs)
         assert str(err.value) == text
@@ -317,3 +319,363 @@ def test_address_space_connector_usability(conn: Connector, usable: bool) -> Non
         assert (r.status, r.cost, via(r)) == (RouteStatus.ROUTE, 1, cid(1))
     else:
         assert r.status == RouteStatus.QUEUED and via(r) == cid(1) and r.cost is None
+
+
+# ------------------------------------------------------------------------------------------ message classes
+
+
+def restricted(**kw: Any) -> OrgInfo:
+    """Group 0: "*" over connector 1 (cost 1, restricted by `kw`) and over connector 2 (cost 9, unrestricted)."""
+    return org([ext(1, "*", 1, **kw), ext(2, "*", 9)])
+
+
+def takes(table: OrgInfo, router: Router | None = None, to: str = "u@a.org", **msg: Any) -> bool:
+    """Whether the restricted connector 1 carries the message (else the unrestricted 2 does)."""
+    r = (router or Router()).route(table, sid(0), to=to, msg=MessageClass(**msg))
+    assert r.status == RouteStatus.ROUTE and via(r) in (cid(1), cid(2))
+    return via(r) == cid(1)
+
+
+@pytest.mark.parametrize(
+    ("mask", "allowed"),
+    [(0, {"high", "normal", "low"}), (0x1, {"normal", "low"}), (0x2, {"high", "low"}), (0x4, {"high", "normal"}),
+     (0x6, {"high"}), (0x7, set())],
+)  # fmt: skip
+def test_the_priority_mask_names_the_disallowed_classes(mask: int, allowed: set[str]) -> None:
+    table = restricted(priority=mask)
+    assert {p for p in ("high", "normal", "low") if takes(table, priority=p)} == allowed
+    assert takes(table) == ("normal" in allowed)  # a message is normal unless told
+
+
+def test_the_size_limit_is_in_kilobytes_and_inclusive() -> None:
+    table = restricted(max_size=10)
+    assert takes(table, size=10 * 1024)
+    assert not takes(table, size=10 * 1024 + 1)
+    assert takes(table, size=0) and takes(table)  # no size: no limit applies
+    assert takes(restricted(max_size=0), size=0) and not takes(restricted(max_size=0), size=1)
+    assert takes(restricted(), size=1 << 40)  # no limit on the connector
+
+
+def test_public_folder_referrals_only_over_connectors_that_allow_them() -> None:
+    assert not takes(restricted(no_pf_referrals=1), referral=True)
+    assert takes(restricted(no_pf_referrals=1), referral=False)
+    assert takes(restricted(no_pf_referrals=0), referral=True)
+
+
+def test_a_routing_group_scoped_connector_serves_only_its_own_group() -> None:
+    local = ext(1, "*", 1, scope=1)
+    table = org([rgc(3, 1, 5)], [local, ext(2, "*", 9)])
+    router = Router()
+    assert via(router.route(table, sid(1), to="u@a.org")) == cid(1)
+    assert via(router.route(table, sid(0), to="u@a.org")) == cid(2)
+    wide = org([rgc(3, 1, 5)], [replace(local, scope=0), ext(2, "*", 9)])
+    assert via(router.route(wide, sid(0), to="u@a.org")) == cid(1)
+    r = router.route(org([rgc(3, 1, 5)], [local]), sid(0), to="u@a.org")
+    assert r == Route(status=RouteStatus.UNREACHABLE)  # the only matching space is out of scope: as if none matched
+
+
+def test_a_scoped_group_connector_still_carries_other_groups_mail_through() -> None:
+    scoped = rgc(4, 2, 1, scope=1, max_size=1000)  # restricted (a size limit), scope routing group: 1 -> 2
+    table = org([rgc(3, 1, 1)], [scoped, rgc(5, 2, 50)], [])
+    r = Router().route(table, sid(0), to_group=gid(2), msg=MessageClass(size=10))
+    assert (r.cost, r.path_guids) == (2, (gid(0), gid(1), gid(2)))
+
+
+SENDER = "CN=Alice,CN=Users,DC=example,DC=com"
+
+
+def test_reject_lists_stop_the_named_sender_in_any_case() -> None:
+    table = restricted(reject=("cn=alice,cn=users,dc=example,dc=com",))
+    router = Router(check_restrictions=True)
+    assert not takes(table, router, sender=SENDER)
+    assert not takes(table, router, sender=SENDER.upper())
+    assert takes(table, router, sender="CN=Bob,CN=Users,DC=example,DC=com")
+    assert takes(table, router)  # no sender: restrictions are not looked at
+    assert takes(table, Router(check_restrictions=False), sender=SENDER)
+
+
+def test_accept_lists_let_only_the_named_senders_through() -> None:
+    table = restricted(accept_by_default=0, accept=(SENDER.upper(),))
+    router = Router(check_restrictions=True)
+    assert takes(table, router, sender=SENDER)
+    assert not takes(table, router, sender="CN=Bob,CN=Users,DC=example,DC=com")
+    assert takes(table, router)
+    assert takes(table, Router(check_restrictions=False), sender="CN=Bob")
+    closed = restricted(accept_by_default=0)
+    assert not takes(closed, router, sender=SENDER)
+    assert takes(restricted(accept=("CN=Bob",)), router, sender=SENDER)  # accepted by default: the list is moot
+
+
+@pytest.mark.parametrize(
+    ("limits", "msg"),
+    [
+        ({"priority": 0x4}, MessageClass(priority="low")),
+        ({"max_size": 1}, MessageClass(size=1025)),
+        ({"no_pf_referrals": 1}, MessageClass(referral=True)),
+        ({"reject": (SENDER,)}, MessageClass(sender=SENDER)),
+        ({"accept_by_default": 0}, MessageClass(sender=SENDER)),
+        ({"accept_by_default": 0, "accept": ("CN=Bob",)}, MessageClass(sender=SENDER)),
+    ],
+)
+def test_a_restricted_group_connector_is_left_out_for_that_message_only(limits: dict[str, Any],
+                                                                        msg: MessageClass) -> None:  # fmt: skip
+    table = org([rgc(1, 1, 1, **limits), rgc(2, 2, 1)], [], [rgc(3, 1, 1)])  # 0 -> 1 direct (1) or via 2 (2)
+    router = Router(check_restrictions=True)
+    plain = router.route(table, sid(0), to_group=gid(1))
+    assert (plain.cost, plain.path_guids) == (1, (gid(0), gid(1)))
+    r = router.route(table, sid(0), to_group=gid(1), msg=msg)
+    assert (r.cost, r.path_guids) == (2, (gid(0), gid(2), gid(1)))
+    assert router.routes_from(table, sid(0), msg).route(gid(1)) == replace(r, next_hop=None)
+    assert router.routes_from(table, sid(0)).route(gid(1)) == replace(plain, next_hop=None)
+
+
+def test_an_excluded_connector_is_never_chosen_among_equal_costs() -> None:
+    table = org([rgc(1, 1, 5, max_size=1), rgc(2, 1, 5), rgc(3, 1, 5, max_size=1)], [], servers=12)
+    for j in range(12):
+        r = Router().route(table, sid(0, j), to_group=gid(1), msg=MessageClass(size=2048))
+        assert r.connector is not None and r.connector.guid == cid(2)
+    small = {Router().route(table, sid(0, j), to_group=gid(1)).connector for j in range(12)}
+    assert {c.guid for c in small if c} == {cid(1), cid(2), cid(3)}  # without the size, the tie spreads
+
+
+def test_restrictions_drop_a_space_before_specificity_is_decided() -> None:
+    table = org([ext(1, "*.a.org", 1, max_size=1), ext(2, "*", 9)])
+    router = Router()
+    assert via(router.route(table, sid(0), to="u@x.a.org")) == cid(1)
+    assert via(router.route(table, sid(0), to="u@x.a.org", msg=MessageClass(size=4096))) == cid(2)
+
+
+# ------------------------------------------------------------------------------------------ next hops (R52)
+
+
+def test_a_member_hands_over_to_a_pseudo_random_available_bridgehead() -> None:
+    bhs = (bh("b1.example"), bh("b2.example", NOT_AVAIL), bh("b3.example"), bh("b4.example", NOT_STARTED),
+           bh("b5.example"))  # fmt: skip
+    live = ["b1.example", "b3.example", "b5.example"]
+    table = org([ext(1, "*", 1, bridgeheads=bhs)])
+    hops = set()
+    for seed in ("", "a", "b"):
+        for key in ("", "m1", "m2", "m3"):
+            r = Router(seed=seed).route(table, sid(0), to="u@a.org", message_key=key)
+            assert r.next_hop == live[hash_int(seed, sid(0), cid(1), "SMTP:a.org", key) % 3]
+            hops.add(r.next_hop)
+    assert hops == set(live)
+
+
+def test_a_never_down_connector_with_every_bridgehead_down_still_names_one_of_them() -> None:
+    bhs = (bh("b1.example", NOT_AVAIL), bh("b2.example", NOT_STARTED), bh("b3.example", NOT_AVAIL))
+    table = org([ext(1, "*", 1, bridgeheads=bhs, target_address="")])  # DNS-routed: never down
+    for key in ("", "k1", "k2", "k3", "k4"):
+        r = Router(seed="s").route(table, sid(0), to="u@a.org", message_key=key)
+        assert r.status == RouteStatus.ROUTE
+        assert r.next_hop == bhs[hash_int("s", sid(0), cid(1), "SMTP:a.org", key) % 3].fqdn
+
+
+def test_a_group_hop_picks_a_source_bridgehead_by_the_destination_group() -> None:
+    bhs = (bh("b1.example"), bh("b2.example"))
+    table = org([rgc(1, 1, 2, bhs)], [])
+    for seed in ("x", "y", "z"):
+        r = Router(seed=seed).route(table, sid(0), to_server=sid(1))
+        assert r.next_hop == bhs[hash_int(seed, sid(0), cid(1), gid(1), "") % 2].fqdn
+
+
+def test_any_server_may_send_then_the_remote_side_is_named() -> None:
+    targets = ("r1.example", "r2.example", "r3.example")
+    cases = [
+        (org([ext(1, "*", 1, bridgeheads=(), target_address="relay.example")]), "relay.example"),
+        (org([ext(1, "*", 1, bridgeheads=(), target_address="")]), "DNS"),
+        (org([ext(1, "*", 1, bridgeheads=(), target_address="_placeholder")]), "DNS"),
+        (org([rgc(1, 1, 2)], []), f"any server in {gid(1)}"),
+    ]
+    for table, hop in cases:
+        to = {"to_group": gid(1)} if len(table.routing_groups) == 2 else {"to": "u@a.org"}
+        assert Router().route(table, sid(0), **to).next_hop == hop  # type: ignore[arg-type]
+    remote = org([rgc(1, 1, 2, target_bridgeheads=targets)], [])
+    seen = set()
+    for key in ("", "k1", "k2", "k3", "k4", "k5"):
+        r = Router(seed="s").route(remote, sid(0), to_group=gid(1), message_key=key)
+        assert r.next_hop == targets[hash_int("s", sid(0), cid(1), gid(1), key, "remote") % 3]
+        seen.add(r.next_hop)
+    assert len(seen) > 1
+
+
+def test_a_sending_bridgehead_names_the_remote_bridgehead_by_server_name() -> None:
+    topo = example("seattle.toml")
+    router = Router(topo)
+    r = router.route(build_orginfo(topo), "SEA-BH1", to_group="London")
+    assert (r.next_hop, r.cost, r.path) == ("LON-BH1", 10, ("Seattle", "London"))
+    assert router.route(build_orginfo(topo), "SEA-S2", to_group="London").next_hop == "SEA-BH1"
+
+
+# ------------------------------------------------------------------------------------------ ties (R53–R55)
+
+
+def test_equal_costs_split_by_a_hash_of_the_server_guid_over_the_sorted_connectors() -> None:
+    table = org([ext(3, "*", 2), ext(1, "*", 2), ext(2, "*", 2), ext(4, "*", 3)], servers=12)
+    picks = []
+    for j in range(12):
+        r = Router().route(table, sid(0, j), to="u@a.org")
+        assert r.cost == 2 and via(r) == [cid(1), cid(2), cid(3)][hash_int(sid(0, j)) % 3]
+        picks.append(via(r))
+    assert set(picks) == {cid(1), cid(2), cid(3)}
+
+
+def server_choosing(first: str, table: OrgInfo, servers: int = 12) -> str:
+    for j in range(servers):
+        if via(Router().route(table, sid(0, j), to="u@a.org")) == first:
+            return sid(0, j)
+    raise AssertionError("no server chooses " + first)
+
+
+def pair(cost1: int = 2, state1: ConnectorState = ConnectorState.UP) -> OrgInfo:
+    """Two "*" connectors (1 and 2, cost 2 unless told), twelve servers; a new table object each call (a router
+    keeps its answers per table object, so each lookup here is asked of a new table, as after a real update)."""
+    return org([ext(1, "*", cost1, state=state1), ext(2, "*", 2)], servers=12)
+
+
+def test_a_tie_choice_is_sticky_per_destination_and_sender() -> None:
+    me = server_choosing(cid(1), pair())
+    router = Router()
+    assert via(router.route(pair(), me, to="u@a.org")) == cid(1)
+    assert via(router.route(pair(state1=DOWN), me, to="u@a.org")) == cid(2)
+    assert via(router.route(pair(), me, to="u@a.org")) == cid(2)  # no failback at equal cost (R55)
+    assert via(router.route(pair(), me, to="u@a.org", message_key="other")) == cid(2)
+    assert via(router.route(pair(), me, to="u@b.org")) == cid(1)  # another destination chose for itself
+    assert via(router.route(pair(), me, to="u@a.org", msg=MessageClass(sender=SENDER))) == cid(1)
+    assert via(Router().route(pair(), me, to="u@a.org")) == cid(1)  # a fresh router has no history
+
+
+def test_a_cheaper_connector_wins_back_a_sticky_destination() -> None:
+    me = server_choosing(cid(1), pair())
+    router = Router()
+    router.route(pair(state1=DOWN), me, to="u@a.org")
+    assert via(router.route(pair(), me, to="u@a.org")) == cid(2)
+    assert via(router.route(pair(cost1=1), me, to="u@a.org")) == cid(1)  # R54
+    assert via(router.route(pair(), me, to="u@a.org")) == cid(1)  # and stays
+
+
+def test_ties_between_group_connectors_are_sticky_too() -> None:
+    def table(state: ConnectorState = ConnectorState.UP) -> OrgInfo:
+        return org([rgc(1, 1, 2, (bh("x"),), state=state), rgc(2, 1, 2, (bh("y"),))], [], servers=12)
+
+    me = next(sid(0, j) for j in range(12) if hash_int(sid(0, j)) % 2 == 0)  # chooses cid(1)
+    router = Router()
+    first = [router.route(t, me, to_group=gid(1)).connector for t in (table(), table(DOWN), table())]
+    assert [c.guid if c else None for c in first] == [cid(1), cid(2), cid(2)]
+
+
+def test_a_reloaded_directory_keeps_the_sticky_choices_and_the_seed() -> None:
+    bhs = (bh("b1.x"), bh("b2.x"), bh("b3.x"))
+    up = org([ext(1, "*", 2, bridgeheads=bhs), ext(2, "*", 2)], servers=12)
+    me = server_choosing(cid(1), up)
+    router = Router(seed="q")
+    router.route(up, me, to="u@a.org")
+    router.route(pair(state1=DOWN), me, to="u@a.org")
+    topo = example("net-star.toml")
+    fresh = router.with_topology(topo)
+    assert fresh.topology is topo and fresh.seed == "q" and fresh.check_restrictions  # the directory's settings
+    assert via(fresh.route(org([ext(1, "*", 2, bridgeheads=bhs), ext(2, "*", 2)], servers=12), me,
+                           to="u@a.org")) == cid(2)  # fmt: skip
+    keys = ("1", "2", "3", "4", "5", "6")
+    hops = [fresh.route(up, me, to="u@b.org", message_key=k).next_hop for k in keys]
+    assert hops == [Router(seed="q").route(up, me, to="u@b.org", message_key=k).next_hop for k in keys]
+    assert hops != [Router().route(up, me, to="u@b.org", message_key=k).next_hop for k in keys]
+
+
+# ------------------------------------------------------------------------------------------ pinning (G42, R28)
+
+
+def four_chain() -> OrgInfo:
+    """0 <-> 1 <-> 2 <-> 3: connectors 1 (0->1), 2 (1->0), 3 (1->2), 4 (2->1), 5 (2->3), 6 (3->2)."""
+    return org([rgc(1, 1, 1, (bh("x"),))], [rgc(2, 0, 1, (bh("x"),)), rgc(3, 2, 1, (bh("x"),))],
+               [rgc(4, 1, 1, (bh("x"),)), rgc(5, 3, 1, (bh("x"),))], [rgc(6, 2, 1, (bh("x"),))])  # fmt: skip
+
+
+def test_the_seed_leaf_rule_pins_only_connectors_touching_a_leaf_group() -> None:
+    table = four_chain()
+    everything = frozenset(cid(k) for k in range(1, 7))
+    assert pinned_connectors(table) == everything
+    assert pinned_connectors(table, "seed") == {cid(1), cid(2), cid(5), cid(6)}  # 1 <-> 2: neither end a leaf
+    index = PinnedIndex(table)
+    for k in range(1, 7):
+        for rule in ("general", "seed"):
+            expected = cid(k) in pinned_connectors(table, rule)
+            assert connector_pinned(table, cid(k), rule) == index.pinned(cid(k), rule) == expected
+    assert connector_pinned(table, cid(3)) and not connector_pinned(table, cid(3), "seed")
+    assert not connector_pinned(table, cid(9))
+
+
+def test_which_groups_are_leaves() -> None:
+    ring = org([rgc(1, 1, 1)], [rgc(2, 2, 1)], [rgc(3, 0, 1)])  # one in, one out, but not the same neighbour
+    assert pinned_connectors(ring) == {cid(1), cid(2), cid(3)}
+    assert pinned_connectors(ring, "seed") == frozenset()
+    source = org([rgc(1, 1, 1)], [rgc(2, 2, 1)], [rgc(3, 1, 1)])  # group 0 only sends: a leaf
+    assert pinned_connectors(source, "seed") == {cid(1), cid(2), cid(3)}
+    fan = org([rgc(1, 1, 1), rgc(2, 2, 1)], [rgc(3, 0, 1)], [rgc(4, 0, 1)])  # group 0: two out, two in
+    assert pinned_connectors(fan) == {cid(1), cid(2), cid(3), cid(4)}
+    assert pinned_connectors(fan, "seed") == {cid(1), cid(2), cid(3), cid(4)}  # 1 and 2 are leaves
+    parallel = org([rgc(1, 1, 1), rgc(2, 1, 1)], [rgc(3, 0, 1)])  # group 0: two out (to the same group), one in
+    assert pinned_connectors(parallel) == {cid(3)} and pinned_connectors(parallel, "seed") == frozenset()
+    external = org([rgc(1, 1, 1), ext(2, "*", 1)], [rgc(3, 0, 1), ext(4, "*.net", 1)])  # no leaf has mail out
+    assert pinned_connectors(external) == {cid(1), cid(3)} and pinned_connectors(external, "seed") == frozenset()
+
+
+def test_the_leaf_rule_decides_whether_a_down_middle_connector_is_still_used() -> None:
+    table = four_chain()
+    groups = [list(rg.connectors) for rg in table.routing_groups]
+    groups[1][1] = replace(groups[1][1], state=DOWN)  # 1 -> 2
+    down = org(*groups)
+    assert Router().route(down, sid(0), to_group=gid(3)).cost == 3
+    assert Router(leaf_rule="seed").route(down, sid(0), to_group=gid(3)) == Route(status=RouteStatus.QUEUED)
+    assert Router(compat_e2k=True).route(down, sid(0), to_group=gid(3)) == Route(status=RouteStatus.QUEUED)
+    groups[0][0] = replace(groups[0][0], state=DOWN)  # 0 -> 1: a leaf's connector, pinned under both rules
+    assert Router(leaf_rule="seed").route(org(*groups), sid(0), to_group=gid(1)).cost == 1
+
+
+# ------------------------------------------------------------------------------------------ route tables, caches
+
+
+def test_a_route_table_holds_every_groups_route_from_one_server() -> None:
+    groups = [list(rg.connectors) for rg in chain().routing_groups]
+    groups[1] = [replace(groups[1][0], state=DOWN)]  # 1 -> 2 down: 2 queued from 0
+    table = Router(compat_e2k=True).routes_from(org(*groups), sid(0))
+    assert len(table) == 4
+    assert [table.cost(gid(i)) for i in range(4)] == [0, 3, None, None]
+    assert table.route(gid(0)) == Route(status=RouteStatus.ROUTE, cost=0, path=(gid(0),), path_guids=(gid(0),))
+    one = table.route(gid(1))
+    assert (one.status, one.cost, one.path_guids) == (RouteStatus.ROUTE, 3, (gid(0), gid(1)))
+    assert one.connector is not None and one.connector.guid == cid(1) and one.next_hop is None
+    assert table.route(gid(2)) == Route(status=RouteStatus.QUEUED)
+    assert table.route(gid(3)) == Route(status=RouteStatus.UNREACHABLE)
+    assert table.route("f" * 32) == Route(status=RouteStatus.UNREACHABLE)
+    assert table.path_guids(gid(2)) == table.path_guids(gid(3)) == ()
+    full = Router().routes_from(chain(), sid(0))
+    two = full.route(gid(2))
+    assert (two.cost, two.path, two.path_guids) == (7, (gid(0), gid(1), gid(2)), (gid(0), gid(1), gid(2)))
+    assert two.connector is not None and two.connector.guid == cid(1)  # the first connector, not the last
+
+
+def test_answers_follow_each_table_however_many_are_asked() -> None:
+    router = Router()
+    up = [org([ext(1, "*", 1), ext(2, "*", 5)]) for _ in range(10)]
+    down = [org([ext(1, "*", 1, state=DOWN), ext(2, "*", 5)]) for _ in range(10)]
+    for a, b in zip(up, down, strict=True):  # equal tables as new objects: twenty graphs, the cache bounded
+        assert router.route(a, sid(0), to="u@a.org").cost == 1
+        assert router.route(b, sid(0), to="u@a.org").cost == 5
+    assert router.route(up[0], sid(0), to="u@a.org").cost == 1
+    assert len(router._graphs) <= 8
+
+
+def test_a_linkstate_db_is_looked_up_again_after_it_changes() -> None:
+    topo = example("seattle.toml")
+    db = LinkStateDB.from_topology(topo)
+    router = Router(topo)
+    before = router.route(db, "SEA-S2", to_group="Brussels")
+    graph = router.graph_for(db)
+    seattle = db.section(topo.routing_group("Seattle").guid)
+    assert seattle is not None
+    conns = tuple(replace(c, state=DOWN) if c.guid == topo.connector("Seattle-London").guid else c
+                  for c in seattle.connectors)  # fmt: skip
+    db.put(replace(seattle, connectors=conns, version=seattle.version.bump_minor()))
+    after = router.route(db, "SEA-S2", to_group="Brussels")
+    assert (before.cost, after.cost) == (20, 35) and router.graph_for(db) is not graph
