@@ -17,17 +17,20 @@ import pytest
 from linkstate.core.directory import build_orginfo, tombstone
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.routing import (
+    ConnectorRef,
     MessageClass,
     PinnedIndex,
     Route,
     Router,
     RouteStatus,
     RoutingError,
+    SpaceRef,
     connector_pinned,
     match_rank,
     parse_destination,
     pinned_connectors,
 )
+from linkstate.core.topology import parse_topology
 from proto.model import (
     AddressSpace,
     Bridgehead,
@@ -38,7 +41,7 @@ from proto.model import (
     OrgInfo,
     RoutingGroup,
 )
-from tests.core.topology_helpers import example
+from tests.core.topology_helpers import dump, example
 
 AVAIL = BridgeheadState.CONN_AVAIL
 NOT_AVAIL = BridgeheadState.CONN_NOT_AVAILABLE
@@ -158,6 +161,50 @@ def test_malformed_destinations_say_why(to: str, message: str) -> None:
     with pytest.raises(RoutingError) as err:
         parse_destination(to)
     assert str(err.value) == message
+
+
+def test_the_most_specific_smtp_space_wins_whatever_its_cost() -> None:
+    table = org([ext(1, "*", 1), ext(2, "*.com", 2), ext(3, "*.Contoso.COM", 3), ext(4, "Mail.Contoso.com", 4),
+                 ext(5, "*.mail.contoso.com", 5)])  # fmt: skip
+    router = Router()
+    expected = {"u@mail.contoso.com": 4, "u@x.mail.contoso.com": 5, "u@contoso.com": 2, "u@x.contoso.com": 3,
+                "u@fabrikam.com": 2, "u@contoso.net": 1, "u@com": 1}  # fmt: skip
+    for to, k in expected.items():
+        r = router.route(table, sid(0), to=to)
+        assert (via(r), r.cost) == (cid(k), k), to
+
+
+def test_a_wildcard_space_needs_a_label_before_its_suffix() -> None:
+    table = org([ext(1, "*.contoso.com", 1)])
+    assert Router().route(table, sid(0), to="u@contoso.com") == Route(status=RouteStatus.UNREACHABLE)
+    assert Router().route(table, sid(0), to="u@a.b.contoso.com").cost == 1
+
+
+def test_address_space_types_are_matched_without_regard_to_case() -> None:
+    table = org([ext(1, "*.example.com", 1, type_="smtp"), ext(2, "c=US;*", 1, type_="x400", type="X400")])
+    assert via(Router().route(table, sid(0), to="u@a.example.com")) == cid(1)
+    assert via(Router().route(table, sid(0), to="c=us;a= ;p=Org")) == cid(2)
+
+
+def test_x400_and_x500_spaces_rank_by_literal_text_and_stay_within_their_type() -> None:
+    x400 = {"type_": "X400", "type": "X400"}
+    table = org([ext(1, "c=US;*", 1, **x400), ext(2, "c=US;a= ;p=Org;*", 9, **x400),
+                 ext(3, "*", 1, type_="X500", type="X400"), ext(4, "/o=Org/*", 2, type_="X500")])  # fmt: skip
+    router = Router()
+    assert via(router.route(table, sid(0), to="c=US;a= ;p=Org;o=Site")) == cid(2)
+    assert via(router.route(table, sid(0), to="c=US;a= ;p=Other")) == cid(1)
+    assert router.route(table, sid(0), to="c=GB;a= ;p=Org") == Route(status=RouteStatus.UNREACHABLE)
+    assert via(router.route(table, sid(0), to="/o=Org/ou=Site")) == cid(4)
+    assert via(router.route(table, sid(0), to="/o=Other")) == cid(3)
+    assert router.route(org([ext(3, "*", 1, type_="X500")]), sid(0), to="c=US;a= ;p=Org") == Route(
+        status=RouteStatus.UNREACHABLE)  # fmt: skip
+
+
+def test_a_server_listed_in_two_sections_sends_from_the_first_by_guid() -> None:
+    table = org([rgc(1, 2, 1)], [rgc(2, 2, 5)], [])
+    doubled = OrgInfo((table.routing_groups[0], replace(table.routing_groups[1], members=(Member(sid(0)),)),
+                       table.routing_groups[2]))  # fmt: skip
+    assert Router().route(doubled, sid(0), to_group=gid(2)).cost == 1
 
 
 # ------------------------------------------------------------------------------------------ lookup errors
@@ -499,6 +546,22 @@ def test_any_server_may_send_then_the_remote_side_is_named() -> None:
     assert len(seen) > 1
 
 
+def test_an_available_source_bridgehead_sends_itself_every_time() -> None:
+    data = {"routing_groups": [{"name": "G", "master": "s1"}],
+            "servers": [{"name": f"s{i}", "routing_group": "G"} for i in (1, 2, 3, 4)],
+            "connectors": [{"name": "Out", "type": "smtp", "routing_group": "G", "cost": 1,
+                            "smart_host": "relay.example", "source_bridgeheads": ["s1", "s2", "s3"],
+                            "address_spaces": [{"address": "*", "cost": 1}]}],
+            "organization": {"name": "O", "secret": "x"}}  # fmt: skip
+    topo = parse_topology(dump(data))
+    up, s1_down = build_orginfo(topo), build_orginfo(topo, ["s1"])
+    router = Router(topo)
+    for key in ("", "a", "b", "c", "d", "e"):
+        assert router.route(up, "s1", to="u@a.org", message_key=key).next_hop == "relay.example"
+        assert router.route(s1_down, "s1", to="u@a.org", message_key=key).next_hop in ("s2", "s3")
+    assert {router.route(up, "s4", to="u@a.org", message_key=k).next_hop for k in "abcdefgh"} == {"s1", "s2", "s3"}
+
+
 def test_a_sending_bridgehead_names_the_remote_bridgehead_by_server_name() -> None:
     topo = example("seattle.toml")
     router = Router(topo)
@@ -664,6 +727,32 @@ def test_answers_follow_each_table_however_many_are_asked() -> None:
         assert router.route(b, sid(0), to="u@a.org").cost == 5
     assert router.route(up[0], sid(0), to="u@a.org").cost == 1
     assert len(router._graphs) <= 8
+
+
+def test_a_router_keeps_the_graphs_of_its_recent_tables_and_its_answers() -> None:
+    router = Router()
+    tables = [org([ext(1, "*", cost)]) for cost in range(1, 8)]
+    graphs = [router.graph_for(t) for t in tables]
+    assert [router.graph_for(t) for t in tables] == graphs and all(
+        router.graph_for(t) is g for t, g in zip(tables, graphs, strict=True))  # fmt: skip
+    first = router.route(tables[0], sid(0), to="u@a.org")
+    other = router.route(tables[0], sid(0), to="u@b.org")
+    assert router.route(tables[0], sid(0), to="u@a.org") is first and first.cost == 1
+    assert router.route(tables[0], sid(0), to="u@b.org") is other
+    db = LinkStateDB.from_topology(example("seattle.toml"))
+    assert router.graph_for(db) is router.graph_for(db)
+
+
+def test_a_queued_lookup_names_the_cheapest_most_specific_space() -> None:
+    spaces = [ext(3, "*", 4, state=DOWN), ext(2, "*", 3, state=DOWN), ext(1, "*", 3, state=DOWN), ext(4, "*", 1)]
+    r = Router().route(org([rgc(9, 1, 1), *spaces[:3]], [spaces[3]]), sid(0), to="u@a.org")
+    assert r.status == RouteStatus.ROUTE and via(r) == cid(4)
+    queued = Router().route(org([rgc(9, 1, 1), spaces[0], spaces[1]], [spaces[2]]), sid(0), to="u@a.org")
+    assert queued == Route(status=RouteStatus.QUEUED, address_space=SpaceRef("SMTP", "*", 3, ConnectorRef(cid(1))))
+    assert queued.to_json()["address_space"] == {"type": "SMTP", "address": "*", "cost": 3,
+                                                 "connector": {"guid": cid(1), "name": None}}  # fmt: skip
+    cut_off = Router().route(org([], [ext(1, "*", 2)]), sid(0), to="u@a.org")  # usable, but no path to its group
+    assert cut_off == Route(status=RouteStatus.QUEUED, address_space=SpaceRef("SMTP", "*", 2, ConnectorRef(cid(1))))
 
 
 def test_a_linkstate_db_is_looked_up_again_after_it_changes() -> None:
