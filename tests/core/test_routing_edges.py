@@ -768,3 +768,91 @@ def test_a_linkstate_db_is_looked_up_again_after_it_changes() -> None:
     db.put(replace(seattle, connectors=conns, version=seattle.version.bump_minor()))
     after = router.route(db, "SEA-S2", to_group="Brussels")
     assert (before.cost, after.cost) == (20, 35) and router.graph_for(db) is not graph
+
+
+def test_an_external_route_over_a_group_hop_in_full() -> None:
+    table = org([rgc(1, 1, 2, (bh("g0.example"),))], [ext(2, "*", 3)])
+    r = Router().route(table, sid(0), to="u@a.org")
+    assert r == Route(status=RouteStatus.ROUTE, connector=ConnectorRef(cid(1)), next_hop="g0.example", cost=5,
+                      path=(gid(0), gid(1)), path_guids=(gid(0), gid(1)),
+                      address_space=SpaceRef("SMTP", "*", 3, ConnectorRef(cid(2))))  # fmt: skip
+    assert r.to_json()["status"] == "route" and r.to_json()["path"] == [gid(0), gid(1)]
+    assert Router().route(table, sid(1), to="u@a.org").next_hop == "out.example"  # its own group: the bridgehead
+
+
+def test_costs_above_the_bucket_bound_route_the_same() -> None:
+    table = org([rgc(1, 1, 2000), rgc(2, 2, 1500)], [rgc(3, 3, 1)], [rgc(4, 3, 1000)], [])  # 0->1->3 or 0->2->3
+    router = Router()
+    assert router.graph_for(table).max_cost == 2000
+    r = router.route(table, sid(0), to_group=gid(3))
+    assert (r.cost, r.path_guids) == (2001, (gid(0), gid(1), gid(3)))
+    assert router.routes_from(table, sid(0)).cost(gid(2)) == 1500
+
+
+# ------------------------------------------------------------------------------------------ minor updates
+
+
+def three_ways(first: Connector, dns: Connector | None = None, groups: int = 3) -> OrgInfo:
+    """0 -> 1 over `first` (cost 1) or over 2 (cost 50); group 1 sends "*" over `dns`."""
+    spaces = [dns] if dns else []
+    extra: list[list[Connector]] = [[] for _ in range(groups - 3)]
+    return org([first, rgc(2, 2, 25)], [rgc(5, 0, 1), *spaces], [rgc(3, 1, 25)], *extra)
+
+
+def test_a_state_only_change_is_patched_and_answers_as_a_built_table() -> None:
+    smtp_rg = replace(rgc(1, 1, 1, (bh("x"),)), type="SMTP")  # an SMTP connector between groups: it has state
+    dns = ext(4, "*", 1, target_address="")  # DNS-routed: never down
+    router = Router()
+    before = three_ways(smtp_rg, dns)
+    assert router.route(before, sid(0), to_group=gid(1)).cost == 1
+    after = OrgInfo((replace(before.routing_groups[0], connectors=(replace(smtp_rg, state=DOWN), rgc(2, 2, 25))),
+                     replace(before.routing_groups[1], connectors=(rgc(5, 0, 1), replace(dns, state=DOWN))),
+                     before.routing_groups[2]))  # fmt: skip
+    assert router.graph_for(after).groups is router.graph_for(before).groups  # patched, not built again
+    assert router.route(after, sid(0), to_group=gid(1)).cost == 50
+    assert router.route(after, sid(1), to="u@a.org").cost == 1
+    assert Router().route(after, sid(0), to_group=gid(1)).cost == 50
+
+
+def test_a_pinned_connector_going_down_in_a_patched_table_is_still_used() -> None:
+    before = org([rgc(1, 1, 1, (bh("x"),))], [rgc(2, 0, 1, (bh("y"),))])
+    router = Router()
+    router.graph_for(before)
+    after = OrgInfo((replace(before.routing_groups[0], connectors=(rgc(1, 1, 1, (bh("x", NOT_AVAIL),)),)),
+                     before.routing_groups[1]))  # fmt: skip
+    assert router.graph_for(after).groups is router.graph_for(before).groups
+    assert router.route(after, sid(0), to_group=gid(1)).cost == 1
+    assert Router(compat_e2k=True).route(after, sid(0), to_group=gid(1)) == Route(status=RouteStatus.QUEUED)
+
+
+def test_changes_beyond_states_or_too_many_sections_are_built_again() -> None:
+    base_table = three_ways(rgc(1, 1, 1), groups=70)
+    rgs = base_table.routing_groups
+
+    def patched(groups: tuple[RoutingGroup, ...]) -> bool:
+        router = Router()
+        old = router.graph_for(base_table)
+        return router.graph_for(OrgInfo(groups)).groups is old.groups
+
+    member = replace(rgs[1], members=(*rgs[1].members, Member(sid(1, 1))))
+    assert not patched((rgs[0], member, *rgs[2:]))
+    assert not patched((replace(rgs[0], connectors=rgs[0].connectors[:1]), *rgs[1:]))  # a connector removed
+    assert not patched((rgs[0], tombstone(rgs[1]), *rgs[2:]))
+    assert not patched((rgs[1], rgs[0], *rgs[2:]))  # reordered
+    assert not patched(rgs[:-1])
+    assert patched((rgs[0], replace(rgs[1], version=rgs[1].version.bump_minor()), *rgs[2:]))
+    copies = tuple(replace(rg) for rg in rgs)  # equal sections, new objects: each counts as changed
+    assert patched(copies[:64] + rgs[64:]) and not patched(copies[:65] + rgs[65:])
+    router = Router()
+    router.graph_for(base_table)
+    assert router.route(OrgInfo((rgs[0], member, *rgs[2:])), sid(1, 1), to_group=gid(0)).cost == 1
+
+
+def test_a_section_tombstoned_after_a_lookup_drops_the_connectors_into_it() -> None:
+    live = three_ways(rgc(1, 1, 1))
+    empty = replace(live.routing_groups[2], members=(), connectors=())  # nothing to lose but the group itself
+    before = OrgInfo((*live.routing_groups[:2], empty))
+    router = Router()
+    assert router.route(before, sid(0), to_group=gid(2)).cost == 25
+    after = OrgInfo((*live.routing_groups[:2], tombstone(empty)))
+    assert router.route(after, sid(0), to_group=gid(2)) == Route(status=RouteStatus.UNREACHABLE)
