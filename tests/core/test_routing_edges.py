@@ -856,3 +856,28 @@ def test_a_section_tombstoned_after_a_lookup_drops_the_connectors_into_it() -> N
     assert router.route(before, sid(0), to_group=gid(2)).cost == 25
     after = OrgInfo((*live.routing_groups[:2], tombstone(empty)))
     assert router.route(after, sid(0), to_group=gid(2)) == Route(status=RouteStatus.UNREACHABLE)
+
+
+def test_exact_and_wildcard_spaces_going_down_in_a_patched_table_queue() -> None:
+    def table(state: ConnectorState) -> OrgInfo:
+        return org([ext(1, "a.org", 1, state=state), ext(2, "*.b.org", 1, state=state)])
+
+    router = Router()
+    router.graph_for(table(ConnectorState.UP))
+    down = table(DOWN)
+    assert router.route(down, sid(0), to="u@a.org").status == RouteStatus.QUEUED
+    assert router.route(down, sid(0), to="u@x.b.org").status == RouteStatus.QUEUED
+
+
+def test_a_remote_bridgehead_is_named_by_its_server_whatever_the_case_of_its_fqdn() -> None:
+    topo = example("seattle.toml")
+    table = build_orginfo(topo)
+    london = topo.connector("Seattle-London").guid
+    groups = []
+    for rg in table.routing_groups:
+        conns = tuple(replace(c, target_bridgeheads=tuple(f.upper() for f in c.target_bridgeheads))
+                      if c.guid == london else c for c in rg.connectors)  # fmt: skip
+        groups.append(replace(rg, connectors=conns))
+    upper = OrgInfo(tuple(groups))
+    assert any(c.target_bridgeheads for rg in upper.routing_groups for c in rg.connectors if c.guid == london)
+    assert Router(topo).route(upper, "SEA-BH1", to_group="London").next_hop == "LON-BH1"
