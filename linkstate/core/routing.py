@@ -26,7 +26,8 @@ Algorithm for a lookup (G44):
 Status (RouteStatus): `route`; `queued` (a matching route exists but none of the most specific candidates is usable);
 `unreachable` (nothing matches at all, or the destination group is tombstoned / not connected).
 Invariants: a Router never mutates a table; graphs are rebuilt only for a new table (by digest for a
-LinkStateDB, by identity for an OrgInfo); results depend only on (table, inputs, seed, sticky history).
+LinkStateDB, by identity for an OrgInfo); results depend only on (table, inputs, seed, sticky history), and the
+answers it keeps per table are dropped whenever a sticky choice moves (a table asked again must not fail back).
 May import: the standard library, proto, linkstate.core (no random, no time).
 """
 
@@ -200,7 +201,6 @@ class _Graph:
     index: dict[Guid, int] = field(default_factory=dict)
     tombstoned: set[Guid] = field(default_factory=set)
     server_group: dict[Guid, int] = field(default_factory=dict)
-    fqdn_of_vs: dict[Guid, str] = field(default_factory=dict)
     edges: list[_Edge] = field(default_factory=list)
     structure: list[list[_Edge]] = field(default_factory=list)  # every edge, whatever its state
     adjacency: list[list[tuple[int, int, int]]] = field(default_factory=list)  # usable: (dst, cost, edge)
@@ -354,9 +354,6 @@ def _build_graph(org: OrgInfo) -> _Graph:
             continue
         for m in rg.members:
             graph.server_group.setdefault(m.guid, gi)
-        for c in sorted(rg.connectors, key=lambda c: c.guid):
-            for b in c.bridgeheads:
-                graph.fqdn_of_vs[b.guid] = b.fqdn
         _add_group_connectors(graph, gi, sorted(rg.connectors, key=lambda c: c.guid))
     graph.inbound = [[] for _ in graph.groups]
     graph.external = [0] * len(graph.groups)
@@ -409,7 +406,7 @@ def _patch_graph(old: _Graph, changed: list[RoutingGroup], leaf_rule: str, compa
     conns = {c.guid: c for rg in changed for c in rg.connectors}
     touched = {old.index[rg.guid] for rg in changed}
     g = _Graph(groups=old.groups, index=old.index, tombstoned=old.tombstoned, server_group=old.server_group,
-               fqdn_of_vs=old.fqdn_of_vs, external=old.external)  # fmt: skip
+               external=old.external)  # fmt: skip
     edges, structure, inbound = list(old.edges), list(old.structure), list(old.inbound)
     dsts: set[int] = set()
     for gi in touched:
@@ -560,6 +557,11 @@ def _hash_int(*parts: str) -> int:
     return int.from_bytes(h.digest(), "big")
 
 
+def _check_priority(msg: MessageClass) -> None:
+    if msg.priority not in PRIORITY_BITS:
+        raise RoutingError(f"priority must be high, normal or low, not {msg.priority!r}")
+
+
 def _tie_break(server_guid: Guid, candidates: list[Guid]) -> Guid:
     """R53: hash(server GUID) mod n over the candidates sorted by connector GUID."""
     ordered = sorted(candidates)
@@ -705,6 +707,7 @@ class Router:
         self, table: OrgInfo | LinkStateDB, from_server: str, msg: MessageClass = MessageClass()
     ) -> RouteTable:
         """Every group's route from one server (what a server computes after a reset-routes, G45)."""
+        _check_priority(msg)
         graph = self._graph(table)[1]
         server = self._server_guid(graph, from_server)
         src = graph.server_group.get(server)
@@ -779,8 +782,7 @@ class Router:
     ) -> _Ask:
         if sum(x is not None for x in (to, to_server, to_group)) != 1:
             raise RoutingError("give exactly one destination: an address, a server or a routing group")
-        if msg.priority not in PRIORITY_BITS:
-            raise RoutingError(f"priority must be high, normal or low, not {msg.priority!r}")
+        _check_priority(msg)
         server = self._server_guid(graph, from_server)
         src = graph.server_group.get(server)
         if src is None:
@@ -877,6 +879,8 @@ class Router:
         key = (ask.server, ask.dest, ask.msg.sender or "")
         previous = self._sticky.get(key)
         guid = previous if previous in ties else _tie_break(ask.server, list(ties))
+        if previous is not None and guid != previous:
+            self._results.clear()  # answers kept for other tables chose `previous`: asked again, they would fail back
         self._sticky[key] = guid
         return ties[guid]
 

@@ -235,6 +235,17 @@ def test_f6_equal_costs_fail_over_without_failback() -> None:
     assert chosen(router, build_orginfo(topo)) == other  # sticky: no failback at equal cost (R55)
 
 
+def test_equal_costs_do_not_fail_back_even_to_a_table_asked_before() -> None:
+    """The router keeps its answers per table; an answer given before the sticky choice moved is not given again."""
+    topo = parse_topology(two_star(3, 3))
+    router = Router(topo)
+    up = build_orginfo(topo)
+    initial = chosen(router, up)
+    other = "B" if initial == "A" else "A"
+    assert chosen(router, build_orginfo(topo, [str(initial)])) == other
+    assert chosen(router, up) == other  # the same table object as the first question (R55)
+
+
 def test_f7_one_connector_three_bridgeheads() -> None:
     topo = parse_topology(two_star(1, 50, bhs=3))
     router = Router(topo)
@@ -444,3 +455,9 @@ def test_a_more_specific_space_only_attracts_its_own_domains(graph: Any, data: s
         assert r.status == RouteStatus.ROUTE and r.cost == dist[contoso] + 1
     else:
         assert r.status == RouteStatus.QUEUED and r.cost is None
+
+
+def test_a_route_table_refuses_an_unknown_priority_as_a_single_lookup_does() -> None:
+    topo = example("seattle.toml")
+    with pytest.raises(RoutingError, match="priority must be high, normal or low, not 'urgent'"):
+        Router(topo).routes_from(build_orginfo(topo), "SEA-S2", MessageClass(priority="urgent"))
