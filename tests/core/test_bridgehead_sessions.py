@@ -10,14 +10,15 @@ from __future__ import annotations
 import pytest
 
 from linkstate.core import events as ev
-from linkstate.core.bridgehead import PUSH_MAX, Bridgehead
+from linkstate.core.bridgehead import PUSH_MAX, Bridgehead, Target
 from linkstate.core.catalog import Ev
 from linkstate.core.facts import Observed
 from linkstate.core.link2state_session import AuthFailed, AuthSucceeded, MailReceived, OrgInfoReceived, SessionFailed
+from linkstate.core.topology import parse_topology
 from proto.codec import decode_strict
 from proto.errors import DecodeError
 from proto.model import OrgInfo
-from tests.core.failure_helpers import failover
+from tests.core.failure_helpers import FAILOVER, failover
 from tests.core.role_helpers import RecordingOutbox
 from tests.core.test_address_space_state import corp
 from tests.core.test_bridgehead_links import (
@@ -106,6 +107,11 @@ def test_a_lasting_state_is_reported_again_only_past_the_failure_threshold() -> 
     bh.on_timer(bh.next_deadline() or 0.0)
     bh.on_connect_failed(HB, "connection refused", at + 4)
     assert out.take_facts() == [Observed(HB, NOT_AVAILABLE)]  # past it: the lasting state once more
+    due = bh.next_deadline() or 0.0
+    assert due <= at + 4 + PROBE
+    bh.on_timer(due)
+    bh.on_connect_failed(HB, "connection refused", at + 4 + PROBE)  # exactly a probe interval after that report
+    assert out.take_facts() == [Observed(HB, NOT_AVAILABLE)]
 
 
 def shuttle(
@@ -393,12 +399,15 @@ def test_a_probe_after_an_agreed_round_pushes_the_changes_first_on_its_new_conne
 
 
 def test_outbound_sessions_take_the_chunk_size_and_count_the_bytes_they_receive() -> None:
-    topo = failover(exchange="delta", chunk_raw_bytes=200)
+    topo = failover(exchange="delta", chunk_raw_bytes=200, max_table_bytes=128 * 1024, max_output_bytes=256 * 1024,
+                    max_unknown_bytes=32 * 1024)  # fmt: skip
     a, a_out = bridgehead(topo)
     b, b_out = bridgehead(topo, me="BR-1")
     a.on_timer(0.0)
     a.on_connected(1, HB, 0.0)
-    assert a.smtp[1].session.chunk_raw_bytes == 200
+    session = a.smtp[1].session
+    assert session.chunk_raw_bytes == 200
+    assert session._reassembler.limits.max_frame == 128 * 1024  # type: ignore[union-attr]  # what it may reassemble
     b.on_inbound(2, 0.0)
     b.flush(2, 0.0)
     received = 0
@@ -449,3 +458,43 @@ def test_forcing_or_stopping_the_listener_again_reports_nothing_new() -> None:
     assert bh.force(INTERNET, NOT_AVAILABLE, 2 * PROBE)  # the same state, a probe interval later
     bh.listener(False, 3 * PROBE)
     assert out.take_facts() == []
+
+
+def test_a_change_reaches_every_remote_link_even_after_a_link_that_probes_a_smart_host() -> None:
+    smart = '''[[connectors]]
+name = "Hub-Relay"
+type = "smtp"
+routing_group = "Hub"
+cost = 1
+source_bridgeheads = ["HUB-A"]
+smart_host = "[127.0.0.1]:2525"
+address_spaces = [{ type = "SMTP", address = "relay.example", cost = 1 }]
+
+'''
+    text = FAILOVER.read_text().replace("[[connectors]]\n", smart + "[[connectors]]\n", 1)  # listed first
+    bh, out = bridgehead(parse_topology(text, "relay-first.toml"))
+    assert next(link.target for link in bh.links.values()) is Target.SMART_HOST
+    bh.trigger(1.0, ev.ChangeKind.MINOR)  # nothing to tell a smart host: Hub-Branch still goes
+    assert connects(out) == [("BR-1", HB)]
+
+
+def test_the_next_deadline_is_the_probe_when_it_comes_before_the_keepalive() -> None:
+    """Probe interval = half the command timeout: the probe (30 s after the session started) is due before the
+    kept session's keepalive (30 s after it ended)."""
+    topo = failover(exchange="delta", bh_probe_interval=30, smtp_command_timeout=60)
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me="BR-1")
+    a.on_timer(0.0)
+    a.on_connected(1, HB, 0.0)
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)
+    shuttle(a, a_out, b, b_out, 1.0)
+    assert a.links[HB].kept == 1 and a.next_deadline() == 30.0
+
+
+def test_a_probe_after_a_stop_finds_no_kept_session_to_close() -> None:
+    a, a_out, _, _ = kept_pair()
+    a.stop()
+    a_out.take()
+    a.on_timer(200.0)  # the probe is due (and the keepalive): the kept session went with the stop
+    assert [type(o) for o in a_out.take()] == [ev.Connect]
