@@ -19,7 +19,7 @@ from proto.codec import decode_strict
 from proto.errors import DecodeError
 from proto.model import OrgInfo
 from tests.core.failure_helpers import FAILOVER, failover
-from tests.core.role_helpers import RecordingOutbox
+from tests.core.role_helpers import RecordingOutbox, context
 from tests.core.test_address_space_state import corp
 from tests.core.test_bridgehead_links import (
     FAILED,
@@ -27,6 +27,7 @@ from tests.core.test_bridgehead_links import (
     INTERNET,
     NOT_AVAILABLE,
     PROBE,
+    SETTLE,
     TOPO,
     bridgehead,
     connects,
@@ -498,3 +499,43 @@ def test_a_probe_after_a_stop_finds_no_kept_session_to_close() -> None:
     a_out.take()
     a.on_timer(200.0)  # the probe is due (and the keepalive): the kept session went with the stop
     assert [type(o) for o in a_out.take()] == [ev.Connect]
+
+
+MASTERS_OWN = '''
+[[connectors]]
+name = "Hub-Branch-Any"
+type = "routing_group"
+routing_group = "Hub"
+connected_routing_group = "Branch"
+cost = 3
+remote_bridgeheads = ["BR-1"]
+'''
+
+
+def link_names(bh: Bridgehead) -> set[str]:
+    return {link.connector.name for link in bh.links.values()}
+
+
+def test_a_connector_without_source_bridgeheads_is_the_masters_and_only_its() -> None:
+    topo = failover(MASTERS_OWN)
+    master = Bridgehead(context(topo, "HUB-M"), RecordingOutbox(context(topo, "HUB-M")), 0.0, is_master=True)
+    assert link_names(master) == {"Hub-Branch-Any"}  # not the connectors that name their bridgeheads
+    member, _ = bridgehead(topo)  # HUB-A, a member
+    assert link_names(member) == {"Hub-Branch", "Hub-Internet"}
+    member.configure(50.0, is_master=True)  # HUB-A becomes the master: it takes the connector over, probing at once
+    assert link_names(member) == {"Hub-Branch", "Hub-Internet", "Hub-Branch-Any"}
+    any_link = next(link for link in member.links.values() if link.connector.name == "Hub-Branch-Any")
+    assert any_link.next_probe == 50.0 and any_link.starting_until == 50.0 + SETTLE
+
+
+def test_a_reload_keeps_the_kept_session_of_a_link_that_stays_and_closes_one_that_goes() -> None:
+    a, a_out, _, _ = kept_pair()
+    a.configure(5.0, is_master=False)  # the same directory again
+    assert a.links[HB].kept == 1 and a.owns(1) and a_out.taken(ev.Close) == []
+    text = FAILOVER.read_text()
+    start = text.index('[[connectors]]\nname = "Hub-Branch"\n')
+    gone = text[:start] + text[text.index("[[connectors]]", start + 1):]  # Hub-Branch left the directory
+    a.ctx.topology = parse_topology(gone.replace("[settings]\n", "[settings]\nexchange = \"delta\"\n"), "gone.toml")
+    a.configure(6.0, is_master=False)
+    assert HB not in a.links and not a.owns(1)
+    assert [(c.conn, c.reason) for c in a_out.taken(ev.Close)] == [(1, "kept session replaced")]  # type: ignore[attr-defined]
