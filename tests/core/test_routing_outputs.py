@@ -12,9 +12,10 @@ import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkstate.core.directory import build_orginfo
+from linkstate.core.directory import build_orginfo, tombstone
 from linkstate.core.routing import DIAL_MAX_COST, ConnectorRef, MessageClass, Router, RouteStatus
 from proto.model import OrgInfo
+from tests.core.test_address_space_state import corp
 from tests.core.test_routing import gid, nx_graph, org_from, random_org
 from tests.core.topology_helpers import example
 
@@ -90,3 +91,42 @@ def test_above_the_bucket_bound_the_heap_finds_the_same_routes_scaled(graph: Any
             assert other.cost == nx.dijkstra_path_length(g, src, dst)
         else:
             assert big.cost(gid(dst)) is None and not nx.has_path(g, src, dst)
+
+
+def test_a_patched_table_keeps_its_tombstones() -> None:
+    """Only London's states change between the two tables: the second graph is the first one patched, and Tokyo,
+    tombstoned in both, stays unreachable in it."""
+    topo = example("seattle.toml")
+    tokyo = topo.routing_group("Tokyo").guid
+
+    gone = tombstone(next(rg for rg in build_orginfo(topo).routing_groups if rg.guid == tokyo))
+
+    def without_tokyo(down: list[str]) -> OrgInfo:
+        org = build_orginfo(topo, down)
+        return OrgInfo(tuple(gone if rg.guid == tokyo else rg for rg in org.routing_groups))
+
+    router = Router(topo)
+    assert router.route(without_tokyo([]), "SEA-S2", to_group="Tokyo").status is RouteStatus.UNREACHABLE
+    later = without_tokyo(["LON-BH1"])
+    assert router.route(later, "SEA-S2", to_group="Tokyo").status is RouteStatus.UNREACHABLE
+    bare = Router()  # no directory: only the table knows Tokyo, as a tombstone
+    sea = topo.server("SEA-S2").guid
+    assert bare.route(without_tokyo([]), sea, to_group=tokyo).status is RouteStatus.UNREACHABLE
+    assert bare.route(later, sea, to_group=tokyo).status is RouteStatus.UNREACHABLE
+    direct = router.route(later, "SEA-S2", to_group="Brussels")
+    assert (direct.cost, direct.path) == (40, ("Seattle", "Brussels"))
+
+
+def test_between_equal_cost_paths_the_heap_keeps_the_first_found_as_the_bucket_queue_does() -> None:
+    """A diamond: 0 -> 1 -> 3 and 0 -> 2 -> 3 cost the same; scaled above DIAL_MAX_COST (the heap) the path to 3 is
+    the one the bucket queue finds."""
+    edges = [(0, 1, 1, True), (0, 2, 1, True), (1, 3, 1, True), (2, 3, 1, True)]
+    small = Router(compat_e2k=True).routes_from(scaled(4, edges, 1, set()), gid(0))
+    big = Router(compat_e2k=True).routes_from(scaled(4, edges, SCALE, set()), gid(0))
+    assert big.path_guids(gid(3)) == small.path_guids(gid(3)) and big.cost(gid(3)) == 2 * SCALE
+
+
+def test_an_address_with_a_colon_is_matched_whole() -> None:
+    topo = corp()
+    r = Router(topo).route(build_orginfo(topo), "CORP-M", to="c=US;a=;p=Partner;o=Sales:East;s=Smith")
+    assert r.status is RouteStatus.ROUTE and r.connector is not None and r.connector.name == "Partner-X400"
