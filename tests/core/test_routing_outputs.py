@@ -130,3 +130,24 @@ def test_an_address_with_a_colon_is_matched_whole() -> None:
     topo = corp()
     r = Router(topo).route(build_orginfo(topo), "CORP-M", to="c=US;a=;p=Partner;o=Sales:East;s=Smith")
     assert r.status is RouteStatus.ROUTE and r.connector is not None and r.connector.name == "Partner-X400"
+
+
+def test_a_patch_that_takes_the_last_usable_connector_down_routes_nowhere() -> None:
+    router = Router(compat_e2k=True)
+    up = org_from(2, [(0, 1, 5, True)], [])
+    assert router.routes_from(up, gid(0)).cost(gid(1)) == 5
+    down = org_from(2, [(0, 1, 5, False)], [])  # a state change only: the graph is patched, no usable edge left
+    assert router.route(down, gid(0), to_group=gid(1)).status is RouteStatus.QUEUED
+
+
+def test_a_patch_over_a_connector_without_address_spaces_changes_nothing_else() -> None:
+    def org(up: bool) -> OrgInfo:
+        base = org_from(2, [(0, 1, 5, up)], [])
+        bare = replace(base.routing_groups[0].connectors[0], guid="e" * 32, address_spaces=(),
+                       state=base.routing_groups[0].connectors[0].state)  # fmt: skip
+        first = replace(base.routing_groups[0], connectors=(*base.routing_groups[0].connectors, bare))
+        return OrgInfo((first, base.routing_groups[1]))
+
+    router = Router(compat_e2k=True)
+    assert router.route(org(True), gid(0), to_group=gid(1)).cost == 5
+    assert router.route(org(False), gid(0), to_group=gid(1)).status is RouteStatus.QUEUED
