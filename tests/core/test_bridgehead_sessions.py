@@ -14,7 +14,7 @@ from linkstate.core.bridgehead import PUSH_MAX, Bridgehead, Target
 from linkstate.core.catalog import Ev
 from linkstate.core.facts import Observed
 from linkstate.core.link2state_session import AuthFailed, AuthSucceeded, MailReceived, OrgInfoReceived, SessionFailed
-from linkstate.core.topology import parse_topology
+from linkstate.core.topology import Topology, parse_topology
 from proto.codec import decode_strict
 from proto.errors import DecodeError
 from proto.model import OrgInfo
@@ -141,17 +141,24 @@ def shuttle(
         deliver(b, conns[1], to_b)
 
 
+def opened(topo: Topology, server: str = "BR-1") -> tuple[Bridgehead, RecordingOutbox, Bridgehead, RecordingOutbox]:
+    """HUB-A's first probe at 0 s connected (its connection 1) to `server`'s SMTP side (its connection 2), which
+    has sent its greeting; nothing else taken from either outbox."""
+    a, a_out = bridgehead(topo)
+    b, b_out = bridgehead(topo, me=server)
+    a.on_timer(0.0)
+    a.on_connected(1, HB, 0.0)
+    b.on_inbound(2, 0.0)
+    b.flush(2, 0.0)
+    return a, a_out, b, b_out
+
+
 def kept_pair() -> tuple[Bridgehead, RecordingOutbox, Bridgehead, RecordingOutbox]:
     """HUB-A (connection 1) and BR-1 (connection 2) after HUB-A's first session: the tables agreed, the session is
     kept (delta mode; keepalive every 30 s, probes every 200 s)."""
     topo = failover(exchange="delta", bh_probe_interval=200, smtp_command_timeout=60)
-    a, a_out = bridgehead(topo)
-    b, b_out = bridgehead(topo, me="BR-1")
-    a.on_timer(0.0)
+    a, a_out, b, b_out = opened(topo)
     assert connects(a_out) == [("BR-1", HB)]
-    a.on_connected(1, HB, 0.0)
-    b.on_inbound(2, 0.0)
-    b.flush(2, 0.0)  # the greeting
     shuttle(a, a_out, b, b_out, 0.0)
     return a, a_out, b, b_out
 
@@ -272,13 +279,8 @@ def test_the_close_of_a_finished_session_after_the_next_one_started_is_no_failur
     """The seed's exchange: the session is done (the link idle) but its QUIT is still unanswered when a change starts
     the next session; its close then belongs to a session that is over — not a failure of the running one."""
     topo = failover(exchange="full")
-    a, a_out = bridgehead(topo)
-    b, b_out = bridgehead(topo, me="BR-1")
-    a.on_timer(0.0)
+    a, a_out, b, b_out = opened(topo)
     connects(a_out)
-    a.on_connected(1, HB, 0.0)
-    b.on_inbound(2, 0.0)
-    b.flush(2, 0.0)
     held: list[bytes] = []
     while a.links[HB].in_flight is not None:  # until HUB-A's session is done: one reply at a time
         for send in b_out.taken(ev.Send):
@@ -360,12 +362,7 @@ def test_a_reachable_next_hop_mta_is_a_session_done_without_an_exchange() -> Non
 def test_the_initiator_refuses_a_server_that_proves_another_identity() -> None:
     """HUB-A connects for BR-1, and the server that answers authenticates as HUB-B (same secret): refused."""
     topo = failover(exchange="delta")
-    a, a_out = bridgehead(topo)
-    b, b_out = bridgehead(topo, me="HUB-B")
-    a.on_timer(0.0)
-    a.on_connected(1, HB, 0.0)
-    b.on_inbound(2, 0.0)
-    b.flush(2, 0.0)
+    a, a_out, b, b_out = opened(topo, server="HUB-B")
     log: list[object] = []
     shuttle(a, a_out, b, b_out, 1.0, log=log)
     hub_b = topo.server("HUB-B").guid
@@ -426,12 +423,7 @@ def test_outbound_sessions_take_the_chunk_size_and_count_the_bytes_they_receive(
 
 def test_a_finished_session_is_closed_as_over_and_every_byte_sent_is_counted() -> None:
     topo = failover(exchange="full")
-    a, a_out = bridgehead(topo)
-    b, b_out = bridgehead(topo, me="BR-1")
-    a.on_timer(0.0)
-    a.on_connected(1, HB, 0.0)
-    b.on_inbound(2, 0.0)
-    b.flush(2, 0.0)
+    a, a_out, b, b_out = opened(topo)
     sent, closes = 0, []
     while True:
         for send in b_out.taken(ev.Send):
@@ -483,12 +475,7 @@ def test_the_next_deadline_is_the_probe_when_it_comes_before_the_keepalive() -> 
     """Probe interval = half the command timeout: the probe (30 s after the session started) is due before the
     kept session's keepalive (30 s after it ended)."""
     topo = failover(exchange="delta", bh_probe_interval=30, smtp_command_timeout=60)
-    a, a_out = bridgehead(topo)
-    b, b_out = bridgehead(topo, me="BR-1")
-    a.on_timer(0.0)
-    a.on_connected(1, HB, 0.0)
-    b.on_inbound(2, 0.0)
-    b.flush(2, 0.0)
+    a, a_out, b, b_out = opened(topo)
     shuttle(a, a_out, b, b_out, 1.0)
     assert a.links[HB].kept == 1 and a.next_deadline() == 30.0
 
