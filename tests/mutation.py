@@ -9,7 +9,8 @@ not listed, and the score (killed / mutants). Exit status 1 when a module is und
 docs/TESTING.md does not account for (or lists a mutant that no longer survives).
 `--typecheck` applies each survivor alone to a copy of the source and runs the project's strict mypy on it (what
 `make test` runs before any test): a survivor mypy rejects is *caught by mypy* (kept in mutants/typecheck.json with
-mypy's first error) — counted apart from the killed ones, and needing no line in docs/TESTING.md.
+mypy's first error, per module until its source changes) — counted apart from the killed ones, and needing no line
+in docs/TESTING.md.
 mutmut's own settings (what it copies, which tests it may run, timeouts) are in pyproject.toml, `[tool.mutmut]`;
 its working copy is `mutants/` (git-ignored), refreshed when pyproject.toml changes.
 Usage: python -m tests.mutation [--jobs N] [--bound SECONDS] [--report] [--show] [MODULE ...]
@@ -19,6 +20,7 @@ May import: the standard library (it drives mutmut as a program, never as a libr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -30,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTMUT = Path(sys.executable).parent / "mutmut"
@@ -38,7 +41,7 @@ LOG = ROOT / "mutants" / "campaigns.log"  # mutmut's own output, appended
 MODULES = ("dampening", "quorum", "routes", "connstate", "lsdb", "member", "bridgehead", "master", "routing")
 TARGET = 0.85
 KILLED = {"killed", "timeout"}
-TYPECHECK = ROOT / "mutants" / "typecheck.json"  # mutant -> mypy's first error, for survivors mypy rejects
+TYPECHECK = ROOT / "mutants" / "typecheck.json"  # per module: its source hash, each survivor checked -> mypy's error
 _EQUIVALENT_ROW = re.compile(r"^\|\s*(\w+)\s*\|\s*`([^`]+__mutmut_\d+)`\s*\|")
 
 
@@ -141,14 +144,24 @@ def diff(mutant: str) -> str:
     return "\n".join("    " + line for line in changed)
 
 
+def _source_hash(module: str) -> str:
+    return hashlib.sha256((ROOT / "linkstate" / "core" / f"{module}.py").read_bytes()).hexdigest()
+
+
+def _typecheck_record() -> dict[str, dict[str, Any]]:
+    """mutants/typecheck.json: per module, the source it was checked against and, per survivor checked, mypy's first
+    error or None. A module whose source changed since is dropped (mutmut reuses names for other mutations)."""
+    try:
+        record: dict[str, dict[str, Any]] = json.loads(TYPECHECK.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {m: r for m, r in record.items() if isinstance(r, dict) and r.get("source") == _source_hash(m)}
+
+
 def typechecked() -> dict[str, set[str]]:
-    """The survivors strict mypy rejects, by module (mutants/typecheck.json, written by `--typecheck`)."""
-    found = json.loads(TYPECHECK.read_text()) if TYPECHECK.exists() else {}
-    by_module: dict[str, set[str]] = {}
-    for name in found:
-        module, _, short = name.removeprefix("linkstate.core.").partition(".")
-        by_module.setdefault(module, set()).add(short)
-    return by_module
+    """The survivors strict mypy rejects, by module (written by `--typecheck`)."""
+    record = _typecheck_record()
+    return {m: {short for short, error in r["checked"].items() if error} for m, r in record.items()}
 
 
 def _sides(shown: str) -> tuple[str, str]:
@@ -163,8 +176,13 @@ def _indented(text: str, indent: str) -> str:
     return "\n".join(indent + line if line else line for line in text.splitlines())
 
 
+class NotApplied(Exception):
+    """The mutant's function was not found in the source as `mutmut show` prints it (never counted as caught)."""
+
+
 def mypy_error(mutant: str, work: Path) -> str | None:
-    """Apply one mutant to the copy in `work` and run strict mypy there: its first error, or None (it type-checks)."""
+    """Apply one mutant to the copy in `work` and run strict mypy there: its first error, or None (it type-checks).
+    Raises NotApplied when the function is not found as shown."""
     module = mutant.removeprefix("linkstate.core.").partition(".")[0]
     path = work / "linkstate" / "core" / f"{module}.py"
     source = path.read_text()
@@ -174,7 +192,7 @@ def mypy_error(mutant: str, work: Path) -> str | None:
             path.write_text(source.replace(_indented(old, indent), _indented(new, indent), 1))
             break
     else:
-        return None  # the function is not found as shown (never counted as caught)
+        raise NotApplied(mutant)
     try:
         done = subprocess.run([str(MUTMUT.parent / "mypy"), "--no-error-summary", str(path.relative_to(work))],
                               cwd=work, capture_output=True, text=True)  # fmt: skip
@@ -185,28 +203,26 @@ def mypy_error(mutant: str, work: Path) -> str | None:
 
 
 def typecheck(modules: list[str]) -> None:
-    """Run `mypy_error` for every survivor of `modules` not yet checked; record the ones mypy rejects."""
-    found: dict[str, str] = json.loads(TYPECHECK.read_text()) if TYPECHECK.exists() else {}
-    checked_path = TYPECHECK.with_suffix(".checked")
-    checked = set(checked_path.read_text().split()) if checked_path.exists() else set()
-    statuses = results()
+    """Run `mypy_error` for every survivor of `modules` not yet checked against the module's current source."""
+    record, statuses = _typecheck_record(), results()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for part in ("linkstate", "proto"):
             shutil.copytree(ROOT / part, work / part, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(ROOT / "pyproject.toml", work)
         for module in modules:
+            checked = record.setdefault(module, {"source": _source_hash(module), "checked": {}})["checked"]
             for short, status in sorted(statuses.get(module, {}).items(), key=lambda kv: _natural(kv[0])):
-                name = f"linkstate.core.{module}.{short}"
-                if status in KILLED or status == "not checked" or name in checked:
+                if status in KILLED or status == "not checked" or short in checked:
                     continue
-                error = mypy_error(name, work)
-                if error is not None:
-                    found[name] = error
-                checked.add(name)
+                name = f"linkstate.core.{module}.{short}"
+                try:
+                    checked[short] = error = mypy_error(name, work)
+                except NotApplied:
+                    print(f"not applied     {name}: its function is not in the source as mutmut shows it", flush=True)
+                    continue
                 print(f"{'caught by mypy' if error else 'type-checks   '}  {name}", flush=True)
-                TYPECHECK.write_text(json.dumps(found, indent=1, sort_keys=True, ensure_ascii=False))
-                checked_path.write_text("\n".join(sorted(checked)))
+                TYPECHECK.write_text(json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False))
 
 
 def _natural(name: str) -> tuple[str, int]:
