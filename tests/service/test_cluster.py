@@ -7,6 +7,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -17,11 +19,14 @@ from linkstate.cli.cluster import (
     DEV_PORT_691,
     DEV_PORT_SMTP,
     Cluster,
+    NodeRecord,
     NodeStatus,
+    RunState,
     derive_topology,
     dumps_toml,
     format_status,
     node_alive,
+    query_all,
     run_dir_for,
     save_state,
 )
@@ -303,3 +308,41 @@ def test_a_whole_cluster_stop_takes_the_members_before_the_masters(
     monkeypatch.setattr(Cluster, "_terminate", lambda self, pids, names, timeout: waves.append(sorted(names)))
     assert sorted(cluster.stop_all()) == ["A", "B", "M"]
     assert waves == [["A", "B"], ["M"]]
+
+
+async def test_a_status_poll_cancelled_midway_keeps_its_connection_until_its_own_timeout(tmp_path: Path) -> None:
+    """A node that accepts and answers slowly: the poll is cancelled 0.1 s in (a stopped `cluster up`), yet its
+    connection stays open until the poll's own 1 s timeout — closed earlier, mid-authentication, every node would
+    log auth_failed for a planned stop."""
+    path = write_topology(tmp_path / "topology.toml", ["A"], free_ports(1), smtp=free_ports(1))
+    topo = load_topology(path)
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    held: list[float] = []
+
+    async def slow_node() -> None:
+        with trio.fail_after(10):  # bounded, whatever happens
+            conn, _ = await listener.accept()
+            start = trio.current_time()
+            with conn:
+                while await conn.recv(4096):  # the client's bytes, until it closes
+                    pass
+            held.append(trio.current_time() - start)
+
+    # a live process whose command line reads as node A's `serve`
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "serve", "A"])
+    try:
+        rec = NodeRecord("A", "127.0.0.1", port, 0, str(path), str(tmp_path / "A.log"), pid=stand_in.pid,
+                         state="running", started_at=0.0)  # fmt: skip
+        state = RunState(str(path), str(path), str(tmp_path), False, None, servers={"A": rec})
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(slow_node)
+            with trio.move_on_after(0.1):
+                await query_all(state, topo, timeout=1.0)
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+        listener.close()
+    assert held and held[0] >= 0.9, held
