@@ -500,18 +500,11 @@ class SmtpClientSession(SmtpSession):
     def _stay(self, inp: _Reply) -> Outcome:
         return Outcome.OK
 
-    def _feed(self, chunk: l2s.Chunk) -> bytes | Outcome:
-        """One chunk of the server's frame: the whole frame once it is complete; before that MORE goes out
-        (RECEIVING); a chunk that breaks the reassembly's bounds ends the session."""
-        try:
-            frame = self._reassembler.feed(chunk)
-        except l2s.Link2StateError as exc:
-            return self._fail(f"X-LINK2STATE from the server: {exc.reason}")
-        self.chunks_in += 1
-        if frame is None:
-            self._send(_MORE_COMMAND)
-            return Outcome.RECEIVING
-        return frame
+    _MORE = _MORE_COMMAND
+
+    def _refuse_chunk(self, exc: l2s.Link2StateError) -> Outcome:
+        """A chunk of the server's frame broke the reassembly's bounds: the session ends."""
+        return self._fail(f"X-LINK2STATE from the server: {exc.reason}")
 
     def _receive_chunk(self, inp: _Reply) -> Outcome:
         assert isinstance(inp.item, l2s.Chunk)

@@ -438,18 +438,10 @@ class SmtpServerSession(SmtpSession):
         self._emit(Done(exchanged=True))
         return Outcome.DONE
 
-    def _feed(self, chunk: l2s.Chunk) -> bytes | Outcome:
-        """One chunk of the client's frame: the whole frame once it is complete; before that MORE goes out
-        (RECEIVING); a chunk that breaks the reassembly's bounds is refused (MS05-021)."""
-        try:
-            frame = self._reassembler.feed(chunk)
-        except l2s.Link2StateError as exc:
-            return self._l2s_fail(exc)
-        self.chunks_in += 1
-        if frame is None:
-            self._send(_MORE_REPLY)
-            return Outcome.RECEIVING
-        return frame
+    _MORE = _MORE_REPLY
+
+    def _refuse_chunk(self, exc: l2s.Link2StateError) -> Outcome:
+        return self._l2s_fail(exc)
 
     def _l2s_recv(self, inp: _In) -> Outcome:
         assert isinstance(inp.item, l2s.Chunk)

@@ -38,7 +38,7 @@ seed's full exchange as the last resort). Without them every byte is the seed's 
 Invariants: no I/O, no clock, no randomness (nonces are passed in); every peer input is handled by the table and
 only the session's own events come out (no exception escapes `receive_data`); a stream never has more than
 `window` chunks unacknowledged (1 without the extension: the seed's one round trip per chunk).
-May import: the standard library, proto.* and linkstate.core.auth.
+May import: the standard library, proto.*, linkstate.core.auth and linkstate.core.machine (Outcome).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from linkstate.core import auth
+from linkstate.core.machine import Outcome
 from proto import link2state as l2s
 from proto.codec import Limits
 from proto.smtp import LineReader
@@ -181,6 +182,26 @@ class SmtpSession:
     def _send(self, data: bytes) -> None:
         self.bytes_out += len(data)
         self._out.append(data)
+
+    # --- taking the peer's frame, one chunk at a time -----------------------------------------------------------
+
+    _MORE = b""  # what this side sends for each chunk but the last: the client's MORE command, the server's reply
+
+    def _refuse_chunk(self, exc: l2s.Link2StateError) -> Outcome:
+        raise NotImplementedError
+
+    def _feed(self, chunk: l2s.Chunk) -> bytes | Outcome:
+        """One chunk of the peer's frame: the whole frame once it is complete; before that MORE goes out
+        (RECEIVING); a chunk that breaks the reassembly's bounds (MS05-021) is refused as each side refuses."""
+        try:
+            frame = self._reassembler.feed(chunk)
+        except l2s.Link2StateError as exc:
+            return self._refuse_chunk(exc)
+        self.chunks_in += 1
+        if frame is None:
+            self._send(self._MORE)
+            return Outcome.RECEIVING
+        return frame
 
     # --- streaming a frame, `window` chunks at a time (1: the seed's dialogue) ---------------------------------
 
