@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -180,24 +181,44 @@ class NotApplied(Exception):
     """The mutant's function was not found in the source as `mutmut show` prints it (never counted as caught)."""
 
 
+_STAMPS = itertools.count(int(time.time()) + 1)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a file of the mypy copy with a modification time no earlier write had: mypy's incremental cache trusts
+    a file whose size and whole-second mtime match its record, and two mutants of the same length written within
+    one second (`False` -> `None`, then `False` -> `True`) would otherwise be answered from the first's check."""
+    path.write_text(text)
+    stamp = next(_STAMPS)
+    os.utime(path, (stamp, stamp))
+
+
 def mypy_error(mutant: str, work: Path) -> str | None:
     """Apply one mutant to the copy in `work` and run strict mypy there: its first error, or None (it type-checks).
     Raises NotApplied when the function is not found as shown."""
     module = mutant.removeprefix("linkstate.core.").partition(".")[0]
-    path = work / "linkstate" / "core" / f"{module}.py"
+    shown = subprocess.run([str(MUTMUT), "show", mutant], cwd=ROOT, capture_output=True, text=True).stdout
+    try:
+        return checked_error(work, work / "linkstate" / "core" / f"{module}.py", *_sides(shown))
+    except NotApplied:
+        raise NotApplied(mutant) from None
+
+
+def checked_error(work: Path, path: Path, old: str, new: str) -> str | None:
+    """Replace the function `old` by `new` in `path` (a file of the copy in `work`), run strict mypy there, put the
+    file back: mypy's first error, or None. Raises NotApplied when `old` is not in the file."""
     source = path.read_text()
-    old, new = _sides(subprocess.run([str(MUTMUT), "show", mutant], cwd=ROOT, capture_output=True, text=True).stdout)
     for indent in ("    ", ""):
         if _indented(old, indent) in source:
-            path.write_text(source.replace(_indented(old, indent), _indented(new, indent), 1))
+            _write(path, source.replace(_indented(old, indent), _indented(new, indent), 1))
             break
     else:
-        raise NotApplied(mutant)
+        raise NotApplied(str(path))
     try:
         done = subprocess.run([str(MUTMUT.parent / "mypy"), "--no-error-summary", str(path.relative_to(work))],
                               cwd=work, capture_output=True, text=True)  # fmt: skip
     finally:
-        path.write_text(source)
+        _write(path, source)
     errors = [line for line in done.stdout.splitlines() if ": error:" in line]
     return errors[0] if done.returncode != 0 and errors else None
 
