@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from linkstate.core.lsdb import LinkStateDB
-from linkstate.core.topology import Topology
+from linkstate.core.topology import LEAF_RULES, Topology
 from proto.model import BridgeheadState, Connector, ConnectorState, Guid, OrgInfo, RoutingGroup
 
 
@@ -206,7 +206,7 @@ class _Graph:
     adjacency: list[list[tuple[int, int, int]]] = field(default_factory=list)  # usable: (dst, cost, edge)
     reverse: list[list[tuple[int, int, int]]] = field(default_factory=list)  # usable: (src, cost, edge)
     inbound: list[list[_Edge]] = field(default_factory=list)  # every edge into a group
-    external: list[int] = field(default_factory=list)  # external connectors per group
+    external: list[bool] = field(default_factory=list)  # per group: it homes an address space (R28: no leaf)
     restricted: list[_Edge] = field(default_factory=list)
     spaces_smtp_exact: dict[str, list[_Space]] = field(default_factory=dict)
     spaces_smtp_wild: dict[str, list[_Space]] = field(default_factory=dict)
@@ -267,8 +267,16 @@ def _has_alternate(graph: _Graph, edge: _Edge) -> bool:
     return False
 
 
+def _check_leaf_rule(leaf_rule: str) -> str:
+    """A leaf rule named anywhere is one of LEAF_RULES (a misspelt one would silently act as "general")."""
+    if leaf_rule not in LEAF_RULES:
+        raise RoutingError(f"unknown leaf rule {leaf_rule!r} (one of: {', '.join(LEAF_RULES)})")
+    return leaf_rule
+
+
 def pinned_connectors(org: OrgInfo, leaf_rule: str = "general") -> frozenset[Guid]:
     """Group-to-group connectors with no alternate directed path between their groups (G42)."""
+    _check_leaf_rule(leaf_rule)
     graph = _build_graph(org)
     return frozenset(e.conn.guid for e in graph.edges if _pinned(graph, e, leaf_rule))
 
@@ -291,6 +299,7 @@ class PinnedIndex:
         key = (connector, leaf_rule)
         known = self._known.get(key)
         if known is None:
+            _check_leaf_rule(leaf_rule)
             if self._graph is None:
                 self._graph = _build_graph(self.org)
             graph = self._graph
@@ -356,11 +365,11 @@ def _build_graph(org: OrgInfo) -> _Graph:
             graph.server_group.setdefault(m.guid, gi)
         _add_group_connectors(graph, gi, sorted(rg.connectors, key=lambda c: c.guid))
     graph.inbound = [[] for _ in graph.groups]
-    graph.external = [0] * len(graph.groups)
+    graph.external = [False] * len(graph.groups)
     for e in graph.edges:
         graph.inbound[e.dst].append(e)
-    for _, home in {(s.conn.guid, s.home) for s in _all_spaces(graph)}:
-        graph.external[home] += 1
+    for s in _all_spaces(graph):
+        graph.external[s.home] = True
     return graph
 
 
@@ -663,7 +672,7 @@ class Router:
         self.check_restrictions = (
             check_restrictions if check_restrictions is not None else bool(s and s.check_connector_restrictions)
         )
-        self.leaf_rule = leaf_rule or (s.leaf_rule if s else "general")
+        self.leaf_rule = _check_leaf_rule(leaf_rule or (s.leaf_rule if s else "general"))
         self.compat_e2k = compat_e2k if compat_e2k is not None else bool(s and s.compat_e2k)
         self._graphs: dict[Any, tuple[OrgInfo, _Graph]] = {}  # ("digest", d) or ("table", n) -> (table, graph)
         self._last: tuple[OrgInfo, _Graph] | None = None  # the graph built last: the next table's may patch it

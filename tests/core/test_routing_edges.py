@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from linkstate.core import routing
 from linkstate.core.directory import build_orginfo, tombstone
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.routing import (
@@ -695,6 +696,56 @@ def test_the_leaf_rule_decides_whether_a_down_middle_connector_is_still_used() -
     assert Router(leaf_rule="seed").route(org(*groups), sid(0), to_group=gid(1)).cost == 1
 
 
+def middle_down() -> OrgInfo:
+    """four_chain with 1 -> 2 DOWN: used only where it is pinned ("general", not compat_e2k)."""
+    groups = [list(rg.connectors) for rg in four_chain().routing_groups]
+    groups[1][1] = replace(groups[1][1], state=DOWN)
+    return org(*groups)
+
+
+def test_a_router_takes_the_leaf_rule_and_the_compat_mode_from_its_directory() -> None:
+    topo = example("seattle.toml")  # leaf_rule "general", compat_e2k off
+    assert Router(topo).route(middle_down(), sid(0), to_group=gid(3)).cost == 3
+    seed = replace(topo, settings=replace(topo.settings, leaf_rule="seed"))
+    e2k = replace(topo, settings=replace(topo.settings, compat_e2k=True))
+    assert Router(seed).route(middle_down(), sid(0), to_group=gid(3)).status == RouteStatus.QUEUED
+    assert Router(e2k).route(middle_down(), sid(0), to_group=gid(3)).status == RouteStatus.QUEUED
+    assert Router(seed, leaf_rule="general").route(middle_down(), sid(0), to_group=gid(3)).cost == 3  # told wins
+    assert Router(e2k, compat_e2k=False).route(middle_down(), sid(0), to_group=gid(3)).cost == 3
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: Router(leaf_rule="Seed"),
+    lambda t: pinned_connectors(t, "leaf"),
+    lambda t: connector_pinned(t, cid(3), "sede"),
+    lambda t: PinnedIndex(t).pinned(cid(3), ""),
+])  # fmt: skip
+def test_a_leaf_rule_is_one_of_the_known_ones_wherever_it_is_named(call: Any) -> None:
+    with pytest.raises(RoutingError, match=r"^unknown leaf rule '\w*' \(one of: general, seed\)$"):
+        call(four_chain())
+
+
+def test_unnamed_leaf_rules_are_the_general_one() -> None:
+    table = four_chain()
+    assert PinnedIndex(table).pinned(cid(3)) and not PinnedIndex(table).pinned(cid(3), "seed")
+    assert Router().leaf_rule == Router(example("seattle.toml")).leaf_rule == "general"
+
+
+def test_a_pinned_index_searches_once_per_connector_and_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[str] = []
+    real = routing._pinned
+
+    def counting(graph: Any, edge: Any, leaf_rule: str) -> bool:
+        searched.append(f"{edge.conn.guid[:2]}/{leaf_rule}")
+        return real(graph, edge, leaf_rule)
+
+    monkeypatch.setattr(routing, "_pinned", counting)
+    index = PinnedIndex(four_chain())
+    answers = [index.pinned(cid(k), rule) for _ in range(3) for k in (3, 5) for rule in ("general", "seed")]
+    assert answers == [True, False, True, True] * 3
+    assert searched == ["03/general", "03/seed", "05/general", "05/seed"]
+
+
 # ------------------------------------------------------------------------------------------ route tables, caches
 
 
@@ -741,6 +792,33 @@ def test_a_router_keeps_the_graphs_of_its_recent_tables_and_its_answers() -> Non
     assert router.route(tables[0], sid(0), to="u@b.org") is other
     db = LinkStateDB.from_topology(example("seattle.toml"))
     assert router.graph_for(db) is router.graph_for(db)
+
+
+def test_a_router_keeps_the_graphs_of_its_last_eight_tables_only() -> None:
+    router = Router()
+    tables = [org([ext(1, "*", cost)]) for cost in range(1, 10)]
+    graphs = [router.graph_for(t) for t in tables[:8]]
+    assert all(router.graph_for(t) is g for t, g in zip(tables, graphs, strict=False))  # eight kept
+    router.graph_for(tables[8])  # a ninth: those are let go (a daemon's memory stays bounded)
+    assert router.graph_for(tables[0]) is not graphs[0]
+    assert len(router._graphs) == 2
+
+
+def test_a_shortest_path_tree_is_computed_once_per_group_and_restriction_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    sources: list[int] = []
+    real = routing._dijkstra
+
+    def counting(graph: Any, src: int, excluded: frozenset[int]) -> Any:
+        sources.append(src)
+        return real(graph, src, excluded)
+
+    monkeypatch.setattr(routing, "_dijkstra", counting)
+    router, table = Router(), chain()
+    costs = [router.route(table, sid(0), to_group=gid(i)).cost for i in (1, 2, 3)]
+    assert router.routes_from(table, sid(0)).cost(gid(2)) == costs[1]
+    router.route(table, sid(1), to_group=gid(0))
+    router.route(table, sid(1), to_group=gid(2))
+    assert sources == [0, 1]
 
 
 def test_a_queued_lookup_names_the_cheapest_most_specific_space() -> None:
