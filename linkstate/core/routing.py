@@ -526,14 +526,18 @@ def _dial(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
 
 
 def _heap_dijkstra(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
+    """Dijkstra with a binary heap, for costs above DIAL_MAX_COST. Groups at one distance are settled in the order
+    they were reached (the push count breaks ties), as the bucket queue settles them: the two build the same tree,
+    equal-cost paths included, so which one runs never changes a route."""
     n = len(graph.groups)
     dist, pred, order, done = [INF] * n, [-1] * n, [], [False] * n
     dist[src] = 0
-    heap: list[tuple[int, int]] = [(0, src)]
+    pushed = itertools.count()
+    heap: list[tuple[int, int, int]] = [(0, next(pushed), src)]
     adjacency = graph.adjacency
     pop, push = heapq.heappop, heapq.heappush
     while heap:
-        d, u = pop(heap)
+        d, _, u = pop(heap)
         if done[u]:
             continue
         done[u] = True
@@ -543,7 +547,7 @@ def _heap_dijkstra(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
             if nd < dist[v] and (not excluded or ei not in excluded):
                 dist[v] = nd
                 pred[v] = ei
-                push(heap, (nd, v))
+                push(heap, (nd, next(pushed), v))
     return _Tree(dist, pred, excluded, order)
 
 

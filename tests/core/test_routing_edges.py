@@ -18,6 +18,7 @@ from linkstate.core import routing
 from linkstate.core.directory import build_orginfo, tombstone
 from linkstate.core.lsdb import LinkStateDB
 from linkstate.core.routing import (
+    DIAL_MAX_COST,
     ConnectorRef,
     MessageClass,
     PinnedIndex,
@@ -865,6 +866,24 @@ def test_costs_above_the_bucket_bound_route_the_same() -> None:
     r = router.route(table, sid(0), to_group=gid(3))
     assert (r.cost, r.path_guids) == (2001, (gid(0), gid(1), gid(3)))
     assert router.routes_from(table, sid(0)).cost(gid(2)) == 1500
+
+
+def diamond(cost: int) -> OrgInfo:
+    """0 -> 1 -> 3 and 0 -> 2 -> 3 at one cost, then 3 -> 4; 0's connector to 2 (cid 1) sorts before its connector to
+    1 (cid 2), so 2 is reached first."""
+    return org([rgc(1, 2, cost), rgc(2, 1, cost)], [rgc(3, 3, cost)], [rgc(4, 3, cost)], [rgc(5, 4, cost)], [])
+
+
+def test_equal_cost_paths_are_the_same_whichever_shortest_path_algorithm_runs() -> None:
+    """The bucket queue (costs up to DIAL_MAX_COST) and the heap (above) settle groups at one distance in the order
+    they were reached: the same tree, so the same first connector and path, not one chosen by the costs' size."""
+    small, big = diamond(1), diamond(DIAL_MAX_COST + 1)
+    router = Router()
+    assert router.graph_for(small).max_cost <= DIAL_MAX_COST < router.graph_for(big).max_cost
+    for table in (small, big):
+        r = router.route(table, sid(0), to_group=gid(4))
+        assert r.path_guids == (gid(0), gid(2), gid(3), gid(4)) and r.connector == ConnectorRef(cid(1))
+        assert router.routes_from(table, sid(0)).path_guids(gid(3)) == (gid(0), gid(2), gid(3))
 
 
 # ------------------------------------------------------------------------------------------ minor updates
