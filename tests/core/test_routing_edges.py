@@ -886,6 +886,18 @@ def test_equal_cost_paths_are_the_same_whichever_shortest_path_algorithm_runs() 
         assert router.routes_from(table, sid(0)).path_guids(gid(3)) == (gid(0), gid(2), gid(3))
 
 
+def test_a_group_reached_again_more_cheaply_does_not_end_the_search() -> None:
+    """0 reaches 1 directly (5,000) and, cheaper, over 2 (1,000 + 1,000); 1 leads on to 3 and 4. The heap (costs
+    above DIAL_MAX_COST) later pops 1's first, stale entry: it must pass over it, not stop."""
+    for scale in (1, 1000):  # the bucket queue, then the heap
+        table = org([rgc(1, 1, 5 * scale), rgc(2, 2, scale)], [rgc(3, 3, 5 * scale)], [rgc(4, 1, scale)],
+                    [rgc(5, 4, scale)], [])  # fmt: skip
+        r = Router().route(table, sid(0), to_group=gid(4))
+        assert (r.status, r.cost) == (RouteStatus.ROUTE, 8 * scale)
+        assert r.path_guids == (gid(0), gid(2), gid(1), gid(3), gid(4)) and r.connector == ConnectorRef(cid(2))
+        assert Router().routes_from(table, sid(0)).path_guids(gid(3)) == (gid(0), gid(2), gid(1), gid(3))
+
+
 # ------------------------------------------------------------------------------------------ minor updates
 
 
