@@ -20,6 +20,7 @@ May import: the standard library (it drives mutmut as a program, never as a libr
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import itertools
 import json
@@ -43,15 +44,16 @@ MODULES = ("dampening", "quorum", "routes", "connstate", "lsdb", "member", "brid
 TARGET = 0.85
 KILLED = {"killed", "timeout"}
 TYPECHECK = ROOT / "mutants" / "typecheck.json"  # per module: its source hash, each survivor checked -> mypy's error
-_EQUIVALENT_ROW = re.compile(r"^\|\s*(\w+)\s*\|\s*`([^`]+__mutmut_\d+)`\s*\|")
+_EQUIVALENT_ROW = re.compile(r"^\|\s*(\w+)\s*\|\s*`([^`]+__mutmut_\d+)`\s*\|.*\|\s*(?:`([0-9a-f]{8})`)?\s*\|\s*$")
 
 
 @dataclass
 class Score:
     module: str
     statuses: dict[str, str] = field(default_factory=dict)  # short mutant name -> mutmut's status
-    equivalent: set[str] = field(default_factory=set)  # listed in docs/TESTING.md
+    equivalent: set[str] = field(default_factory=set)  # listed in docs/TESTING.md, judged on the mutant it is now
     typed: set[str] = field(default_factory=set)  # survivors strict mypy rejects (--typecheck)
+    rejudge: dict[str, str] = field(default_factory=dict)  # listed, but the mutant is another now -> its hash
 
     @property
     def killed(self) -> int:
@@ -67,6 +69,7 @@ class Score:
 
     @property
     def unexplained(self) -> set[str]:
+        """Survivors no row accounts for, or whose row was judged on another mutant of that name."""
         return self.survivors - self.equivalent
 
     @property
@@ -85,17 +88,45 @@ class Score:
 
     @property
     def ok(self) -> bool:
-        return self.score >= TARGET and not self.unexplained and not self.stale
+        return self.score >= TARGET and not self.unexplained and not self.stale and not self.rejudge
 
 
-def equivalents(doc: Path = DOC) -> dict[str, set[str]]:
-    """The equivalent mutants docs/TESTING.md lists, by module (rows `| module | `mutant` | ... |`)."""
-    listed: dict[str, set[str]] = {}
+def equivalents(doc: Path = DOC) -> dict[str, dict[str, str | None]]:
+    """The equivalent mutants docs/TESTING.md lists, by module, each with the hash of the mutant it was judged on
+    (rows `| module | `mutant` | mutation | why | `hash` |`; None where a row has none)."""
+    listed: dict[str, dict[str, str | None]] = {}
     for line in doc.read_text().splitlines():
         m = _EQUIVALENT_ROW.match(line)
         if m:
-            listed.setdefault(m.group(1), set()).add(m.group(2))
+            listed.setdefault(m.group(1), {})[m.group(2)] = m.group(3)
     return listed
+
+
+def mutant_hashes(module: str, source: Path | None = None) -> dict[str, str]:
+    """Each mutant of `module` -> the first 8 hex digits of the SHA-256 of its mutated function as mutmut wrote it
+    in mutants/ (`ast.unparse`: comments and layout aside). mutmut numbers a function's mutants anew when the
+    function changes, so a name can come to stand for another mutation: a row judged on one hash says nothing of
+    another. Empty when mutants/ holds no copy of the module."""
+    path = source or ROOT / "mutants" / "linkstate" / "core" / f"{module}.py"
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return {}
+    return {node.name: hashlib.sha256(ast.unparse(node).encode()).hexdigest()[:8] for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name}  # fmt: skip
+
+
+def judged(listed: dict[str, str | None], hashes: dict[str, str]) -> tuple[set[str], dict[str, str]]:
+    """Split a module's rows into those that still name the mutant they were judged on (or cannot be checked: no
+    copy in mutants/) and those whose mutant is another now (name -> the hash it has now)."""
+    same, other = set(), {}
+    for name, judged_on in listed.items():
+        now = hashes.get(name)
+        if now is None or judged_on == now:
+            same.add(name)
+        else:
+            other[name] = now
+    return same, other
 
 
 def results() -> dict[str, dict[str, str]]:
@@ -253,7 +284,10 @@ def _natural(name: str) -> tuple[str, int]:
 
 def report(modules: list[str], show: bool = False) -> list[Score]:
     statuses, listed, typed = results(), equivalents(), typechecked()
-    scores = [Score(m, statuses.get(m, {}), listed.get(m, set()), typed.get(m, set())) for m in modules]
+    scores = []
+    for m in modules:
+        same, other = judged(listed.get(m, {}), mutant_hashes(m))
+        scores.append(Score(m, statuses.get(m, {}), same, typed.get(m, set()), other))
     print("\n| module | mutants | killed by a test | caught by mypy | survived, equivalent | survived, unexplained "
           "| score (tests only) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -262,10 +296,18 @@ def report(modules: list[str], show: bool = False) -> list[Score]:
         print(f"| {s.module} | {len(s.statuses)} | {s.killed} | {len(s.caught_by_mypy)} | {explained} "
               f"| {len(s.unexplained)} | {s.score:.1%} ({s.test_score:.1%}) |")
     for s in scores:
+        hashes = mutant_hashes(s.module) if show else {}
         for name in sorted(s.unexplained, key=_natural):
-            print(f"{s.module}: {s.statuses[name]}, not in docs/TESTING.md: {name}")
+            if name in s.rejudge:
+                print(f"{s.module}: {s.statuses[name]}, its row in docs/TESTING.md was judged on another mutant of "
+                      f"that name (its function changed): {name}; judge it again (its hash now: `{s.rejudge[name]}`)")
+            else:
+                print(f"{s.module}: {s.statuses[name]}, not in docs/TESTING.md: {name}")
             if show and s.statuses[name] != "not checked":
-                print(diff(f"linkstate.core.{s.module}.{name}"))
+                print(diff(f"linkstate.core.{s.module}.{name}") + f"(hash for its row: `{hashes.get(name, '?')}`)")
+        for name in sorted(set(s.rejudge) - s.survivors, key=_natural):
+            print(f"{s.module}: listed as equivalent in docs/TESTING.md, but that name is another mutant now, "
+                  f"which does not survive: drop the row {name}")
         for name in sorted(s.stale):
             print(f"{s.module}: listed as equivalent in docs/TESTING.md but no longer survives: {name}")
         if s.score < TARGET:
