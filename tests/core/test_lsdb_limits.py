@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkstate.core.lsdb import FRAME_OVERHEAD, TABLE_HEADROOM, LinkStateDB, TableLimits
-from linkstate.core.topology import Topology
+from linkstate.core.lsdb import FRAME_OVERHEAD, TABLE_HEADROOM, LinkStateDB, TableLimits, size_problem
+from linkstate.core.topology import MAX_DECODE_FRAME, Problem, Topology
 from proto.codec import decode_strict
 from proto.encode import encode
 from proto.model import VERSION_MAX, Member, OrgInfo, RoutingGroup, Version
@@ -268,3 +269,45 @@ def test_without_a_directory_every_group_is_known_so_zero_unknown_bounds_refuse_
     assert r.changed == (fake(1).guid, fake(2).guid) and len(db) == 2
     assert db.adopt(OrgInfo((fake(3),))) == (fake(3).guid,) and len(db) == 3
     assert not db.refused
+
+
+# ------------------------------------------------------------------------------------------ the directory's own size
+
+
+def test_a_directory_whose_own_table_is_over_nine_tenths_of_the_bound_is_refused_in_one_line() -> None:
+    topo = example("seattle.toml")
+    size = len(LinkStateDB.from_topology(topo).frame())
+    assert size_problem(topo) is None
+    assert size_problem(bounded(topo, max_table_bytes=size)) == Problem(
+        "settings.max_table_bytes",
+        f"this directory's table is {size} bytes, over 90 % of max_table_bytes ({size}): no node could hold it once "
+        f"versions grow; raise max_table_bytes (at most {MAX_DECODE_FRAME}), and max_output_bytes to at least twice it",
+    )
+    least = -(-size * 10 // 9)  # the smallest bound the table is at most 90 % of
+    assert size_problem(bounded(topo, max_table_bytes=least)) is None
+    assert size_problem(bounded(topo, max_table_bytes=least - 1)) is not None
+
+
+class _Sized:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def frame(self) -> bytes:
+        return b"\0" * self.size
+
+
+@pytest.mark.parametrize(("size", "bound", "refused"),
+                         [(900, 1000, False), (900, 999, True), (901, 1000, True), (9, 10, False), (10, 10, True)])
+def test_exactly_nine_tenths_is_still_taken(monkeypatch: pytest.MonkeyPatch, size: int, bound: int,
+                                            refused: bool) -> None:  # fmt: skip
+    monkeypatch.setattr(LinkStateDB, "from_topology", classmethod(lambda cls, topo: _Sized(size)))
+    assert (size_problem(bounded(example("seattle.toml"), max_table_bytes=bound)) is not None) is refused
+
+
+def test_at_the_decoders_own_limit_raising_the_bound_is_not_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LinkStateDB, "from_topology", classmethod(lambda cls, topo: _Sized(MAX_DECODE_FRAME)))
+    problem = size_problem(bounded(example("seattle.toml"), max_table_bytes=MAX_DECODE_FRAME))
+    assert problem is not None and problem.message == (
+        f"this directory's table is {MAX_DECODE_FRAME} bytes, over 90 % of max_table_bytes ({MAX_DECODE_FRAME}): no "
+        "node could hold it once versions grow; raise max_table_bytes, and max_output_bytes to at least twice it"
+    )
