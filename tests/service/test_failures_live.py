@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,13 @@ def test_killing_the_preferred_bridgehead_and_restarting_the_master(tmp_path: Pa
             assert wait_until(lambda: via(cluster, topo, "HUB-M", **BRANCH) == ("Hub-Branch", 1), 30), (
                 tmp_path / "up.out"
             ).read_text()
+            stopping = time.monotonic()  # HUB-A dies during the command, never before it starts
             res = run_cli("cluster", "stop", str(path), "HUB-A")
             assert res.returncode == 0 and "stopped HUB-A" in res.stdout, res.stderr
-            took = timed(lambda: via(cluster, topo, "HUB-M", **BRANCH) == ("Hub-Branch-Backup", 5), 20)
-            assert took is not None and took >= STATE_DELAY * 0.75  # not before the (scaled) state delay
+            assert wait_until(lambda: via(cluster, topo, "HUB-M", **BRANCH) == ("Hub-Branch-Backup", 5), 20)
+            assert time.monotonic() - stopping >= STATE_DELAY  # not before the (scaled) state delay
+            lost, down = delay_logged(Path(cluster.require_state().servers["HUB-M"].log))
+            assert STATE_DELAY * 0.95 <= (down - lost).total_seconds() <= STATE_DELAY * 2, (lost, down)
             assert via(cluster, topo, "BR-1", to_group="Hub") == ("Branch-Hub", 1)
             assert states(cluster, topo, "HUB-B", "Hub-Branch") == (
                 ConnectorState.DOWN, {"HUB-A": BridgeheadState.CONN_NOT_AVAILABLE})  # fmt: skip
@@ -91,6 +95,19 @@ def test_killing_the_preferred_bridgehead_and_restarting_the_master(tmp_path: Pa
             assert res.returncode == 0 and json.loads(res.stdout)["connector"]["name"] == "Hub-Branch", res.stderr
         finally:
             stop_cluster(cluster)
+
+
+def delay_logged(log: Path) -> tuple[datetime, datetime]:
+    """From the master's JSON log: when it saw HUB-A detach, and when it then committed Hub-Branch DOWN."""
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    lost = next(e for e in events if e["event"] == "member_detached" and e.get("member") == "HUB-A")
+    down = next(e for e in events if e["event"] == "connector_state_committed" and e.get("connector") == "Hub-Branch"
+                and e.get("state") == "DOWN" and e["timestamp"] >= lost["timestamp"])  # fmt: skip
+    return _when(lost), _when(down)
+
+
+def _when(event: dict[str, str]) -> datetime:
+    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
 
 
 STALE_MASTER = re.compile(r'"event": "master_relinquished".*"event_id": 958|"event_id": 958.*"master_relinquished"')
