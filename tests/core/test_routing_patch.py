@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,3 +118,40 @@ def test_structural_changes_are_built_again() -> None:
     moved = replace(rg, members=(Member("9" * 32),))
     assert router.graph_for(OrgInfo((*org.routing_groups[:3], moved, *org.routing_groups[4:]))).server_group[
         "9" * 32] == 3  # fmt: skip
+
+
+def triangle(down: set[tuple[int, int]], costly: int = 5000) -> OrgInfo:
+    """Three groups, a connector each way between every two (each with one source bridgehead, so a DOWN one is
+    unusable and nothing is pinned); 0 -> 1 costs `costly`, the others 10 + 10 * (from + to)."""
+    bh = (Bridgehead("f" * 32, BridgeheadState.CONN_AVAIL, "bh.x"),)
+    groups = []
+    for i in range(3):
+        cost = {j: costly if (i, j) == (0, 1) else 10 + 10 * (i + j) for j in range(3)}
+        conns = [Connector(guid=f"{i}{j}" + "d" * 30, type="RGC", bridgeheads=bh,
+                           address_spaces=(AddressSpace("RG", gid(j), cost[j]),),
+                           state=ConnectorState.DOWN if (i, j) in down else ConnectorState.UP)
+                 for j in range(3) if j != i]  # fmt: skip
+        groups.append(RoutingGroup(guid=gid(i), master=sid(i), members=(Member(sid(i)),), connectors=tuple(conns)))
+    return OrgInfo(tuple(groups))
+
+
+EVERY = {(i, j) for i in range(3) for j in range(3) if i != j}
+
+
+@pytest.mark.parametrize(("before", "after", "highest"), [
+    (set(), {(0, 1)}, 40),  # the costliest usable connector goes down: the highest cost is looked for again
+    ({(0, 1)}, set(), 5000),  # a connector costlier than every usable one comes up
+    ({(0, 1)}, {(0, 1), (1, 0)}, 40),  # a costly connector that stays down in a patched section counts for nothing
+    (EVERY - {(0, 1)}, EVERY, 0),  # the last usable connector goes down
+    ({(0, 1), (1, 2), (2, 1)}, {(0, 1), (1, 2)}, 40),  # one comes up below the highest
+])  # fmt: skip
+def test_a_patched_graph_knows_its_highest_usable_cost(before: set[tuple[int, int]], after: set[tuple[int, int]],
+                                                       highest: int) -> None:
+    """The highest usable cost decides between the bucket queue and the heap: understated, the bucket queue walks
+    every distance up to a cost it never expected (a cost of 2^25 took 1.4 s instead of a millisecond)."""
+    router = Router(compat_e2k=True)
+    old = router.graph_for(triangle(before))
+    patched = router.graph_for(triangle(after))
+    assert patched.groups is old.groups  # patched, not built again
+    built = Router(compat_e2k=True).graph_for(triangle(after))
+    assert patched.max_cost == built.max_cost == highest
