@@ -6,7 +6,9 @@ module (`mutmut run "linkstate.core.<module>.*"`, its own process group, killed 
 the report: per module the mutants, those killed (a failing test or a timeout: a mutant that makes the core loop
 forever in virtual time is caught that way), the survivors listed as equivalent in docs/TESTING.md, the survivors
 not listed, and the score (killed / mutants). Exit status 1 when a module is under `TARGET` or has a survivor that
-docs/TESTING.md does not account for (or lists a mutant that no longer survives).
+docs/TESTING.md does not account for, lists a mutant that no longer survives, or has a row judged on another mutant
+of that name (each row carries the hash of the mutated function it was judged on: `mutant_hashes`), or a row that
+looks like a mutant's but does not parse.
 `--typecheck` applies each survivor alone to a copy of the source and runs the project's strict mypy on it (what
 `make test` runs before any test): a survivor mypy rejects is *caught by mypy* (kept in mutants/typecheck.json with
 mypy's first error, per module until its source changes) — counted apart from the killed ones, and needing no line
@@ -44,6 +46,7 @@ MODULES = ("dampening", "quorum", "routes", "connstate", "lsdb", "member", "brid
 TARGET = 0.85
 KILLED = {"killed", "timeout"}
 TYPECHECK = ROOT / "mutants" / "typecheck.json"  # per module: its source hash, each survivor checked -> mypy's error
+_MUTANT_CELL = re.compile(r"^\|\s*\w+\s*\|\s*`[^`]+__mutmut_\d+`\s*\|")
 _EQUIVALENT_ROW = re.compile(r"^\|\s*(\w+)\s*\|\s*`([^`]+__mutmut_\d+)`\s*\|.*\|\s*(?:`([0-9a-f]{8})`)?\s*\|\s*$")
 
 
@@ -54,6 +57,7 @@ class Score:
     equivalent: set[str] = field(default_factory=set)  # listed in docs/TESTING.md, judged on the mutant it is now
     typed: set[str] = field(default_factory=set)  # survivors strict mypy rejects (--typecheck)
     rejudge: dict[str, str] = field(default_factory=dict)  # listed, but the mutant is another now -> its hash
+    stamps: dict[str, str | None] = field(default_factory=dict)  # every row's hash as docs/TESTING.md gives it
 
     @property
     def killed(self) -> int:
@@ -127,6 +131,13 @@ def judged(listed: dict[str, str | None], hashes: dict[str, str]) -> tuple[set[s
         else:
             other[name] = now
     return same, other
+
+
+def malformed_rows(doc: Path = DOC) -> list[str]:
+    """Lines that name a mutant like an equivalent row but do not parse as one (a cell missing, the hash cell in
+    another form): such a row would silently count for nothing."""
+    return [line for line in doc.read_text().splitlines()
+            if _MUTANT_CELL.match(line) and not _EQUIVALENT_ROW.match(line)]  # fmt: skip
 
 
 def results() -> dict[str, dict[str, str]]:
@@ -287,7 +298,7 @@ def report(modules: list[str], show: bool = False) -> list[Score]:
     scores = []
     for m in modules:
         same, other = judged(listed.get(m, {}), mutant_hashes(m))
-        scores.append(Score(m, statuses.get(m, {}), same, typed.get(m, set()), other))
+        scores.append(Score(m, statuses.get(m, {}), same, typed.get(m, set()), other, listed.get(m, {})))
     print("\n| module | mutants | killed by a test | caught by mypy | survived, equivalent | survived, unexplained "
           "| score (tests only) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -298,13 +309,17 @@ def report(modules: list[str], show: bool = False) -> list[Score]:
     for s in scores:
         hashes = mutant_hashes(s.module) if show else {}
         for name in sorted(s.unexplained, key=_natural):
-            if name in s.rejudge:
+            if name in s.rejudge and s.stamps.get(name) is None:
+                print(f"{s.module}: {s.statuses[name]}, its row in docs/TESTING.md has no hash: {name}; judge it, "
+                      f"then give the row `{s.rejudge[name]}`")
+            elif name in s.rejudge:
                 print(f"{s.module}: {s.statuses[name]}, its row in docs/TESTING.md was judged on another mutant of "
                       f"that name (its function changed): {name}; judge it again (its hash now: `{s.rejudge[name]}`)")
             else:
                 print(f"{s.module}: {s.statuses[name]}, not in docs/TESTING.md: {name}")
             if show and s.statuses[name] != "not checked":
-                print(diff(f"linkstate.core.{s.module}.{name}") + f"(hash for its row: `{hashes.get(name, '?')}`)")
+                print(diff(f"linkstate.core.{s.module}.{name}").rstrip("\n") + f"\n    (hash for its row: "
+                      f"`{hashes.get(name, '?')}`)")
         for name in sorted(set(s.rejudge) - s.survivors, key=_natural):
             print(f"{s.module}: listed as equivalent in docs/TESTING.md, but that name is another mutant now, "
                   f"which does not survive: drop the row {name}")
@@ -312,6 +327,8 @@ def report(modules: list[str], show: bool = False) -> list[Score]:
             print(f"{s.module}: listed as equivalent in docs/TESTING.md but no longer survives: {name}")
         if s.score < TARGET:
             print(f"{s.module}: score {s.score:.1%} is under the target {TARGET:.0%}")
+    for line in malformed_rows():
+        print(f"docs/TESTING.md: a row naming a mutant does not parse (five cells, the last its hash): {line}")
     return scores
 
 
@@ -336,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.typecheck:
         typecheck(modules)
     scores = report(modules, args.show)
-    return 0 if all(s.ok for s in scores) else 1
+    return 0 if all(s.ok for s in scores) and not malformed_rows() else 1
 
 
 if __name__ == "__main__":

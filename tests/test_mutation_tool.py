@@ -48,6 +48,23 @@ def test_two_mutants_of_one_length_are_each_checked_on_their_own(project: Path) 
     assert path.read_text() == SOURCE
 
 
+def test_the_mutant_and_the_restored_source_are_both_written_with_their_own_time(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the machine's speed: `checked_error` writes through `_write` (which stamps the time), once for the
+    mutant and once to put the source back."""
+    written: list[str] = []
+    real = mutation._write
+
+    def spy(path: Path, text: str) -> None:
+        written.append(text)
+        real(path, text)
+
+    monkeypatch.setattr(mutation, "_write", spy)
+    mutation.checked_error(project, project / "pkg" / "m.py", FUNCTION, FUNCTION.replace("lost = False", "lost = True"))
+    assert written == [SOURCE.replace("lost = False", "lost = True"), SOURCE]
+
+
 def test_each_write_of_the_copy_gets_a_modification_time_of_its_own(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     stamps = set()
@@ -107,6 +124,7 @@ def test_a_row_counts_only_for_the_mutant_it_was_judged_on(tmp_path: Path) -> No
     same, other = mutation.judged(listed["routing"], {"x_f__mutmut_1": "0123abcd", "x_f__mutmut_2": "ffff0000"})
     assert (same, other) == ({"x_f__mutmut_1"}, {"x_f__mutmut_2": "ffff0000"})  # no hash: judged on nothing known
     assert mutation.judged(listed["master"], {}) == ({"xǁCǁg__mutmut_2"}, {})  # no copy in mutants/: not checked
+    assert mutation.malformed_rows(doc) == ["| master | `x_h__mutmut_1` | a row of four cells | why |"]
     statuses = {"x_f__mutmut_1": "survived", "x_f__mutmut_2": "survived"} | {f"k{i}": "killed" for i in range(20)}
     score = mutation.Score("routing", statuses, same, set(), other)
     assert score.score > mutation.TARGET and score.unexplained == {"x_f__mutmut_2"} and not score.ok

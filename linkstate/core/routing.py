@@ -62,7 +62,8 @@ DIAL_MAX_COST = 1000  # bucket-queue Dijkstra when every usable cost is at most 
 
 
 class RoutingError(ValueError):
-    """A lookup that cannot be asked: unknown server or group, malformed destination."""
+    """A lookup that cannot be asked (unknown server or group, malformed destination, unknown priority) or a leaf
+    rule that is not one of LEAF_RULES (Router, pinned_connectors, connector_pinned, PinnedIndex)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,8 +528,9 @@ def _dial(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
 
 def _heap_dijkstra(graph: _Graph, src: int, excluded: frozenset[int]) -> _Tree:
     """Dijkstra with a binary heap, for costs above DIAL_MAX_COST. Groups at one distance are settled in the order
-    they were reached (the push count breaks ties), as the bucket queue settles them: the two build the same tree,
-    equal-cost paths included, so which one runs never changes a route."""
+    they were last improved to it (the push count breaks ties), as the bucket queue settles them, so a group's parent
+    is the first settled group that reaches it at its distance in both: the same tree, equal-cost paths included,
+    whichever runs."""
     n = len(graph.groups)
     dist, pred, order, done = [INF] * n, [-1] * n, [], [False] * n
     dist[src] = 0
@@ -609,7 +611,9 @@ class _Cand:
 class RouteTable:
     """All routes from one group, computed eagerly (costs, first connectors, paths as group indexes);
     `route(guid)` wraps one as a `Route` (its path by name and by GUID). Paths are built along the settle order,
-    each from its parent's. `conn_ref` and `group_name` are the Router's labels for connectors and groups."""
+    each from its parent's: the shortest-path tree itself. The choice a message gets between equal-cost connectors
+    into its destination group (R53's hash, sticky by R55) is `Router.route`'s, so at equal cost the two may name
+    different connectors; costs and statuses are the same. `conn_ref` and `group_name` are the Router's labels."""
 
     def __init__(self, graph: _Graph, src: int, tree: _Tree, paths: list[tuple[int, ...] | None],
                  first: list[int], conn_ref: Callable[[Connector], ConnectorRef],
@@ -676,7 +680,7 @@ class Router:
         self.check_restrictions = (
             check_restrictions if check_restrictions is not None else bool(s and s.check_connector_restrictions)
         )
-        self.leaf_rule = _check_leaf_rule(leaf_rule or (s.leaf_rule if s else "general"))
+        self.leaf_rule = _check_leaf_rule(leaf_rule if leaf_rule is not None else (s.leaf_rule if s else "general"))
         self.compat_e2k = compat_e2k if compat_e2k is not None else bool(s and s.compat_e2k)
         self._graphs: dict[Any, tuple[OrgInfo, _Graph]] = {}  # ("digest", d) or ("table", n) -> (table, graph)
         self._last: tuple[OrgInfo, _Graph] | None = None  # the graph built last: the next table's may patch it

@@ -717,6 +717,7 @@ def test_a_router_takes_the_leaf_rule_and_the_compat_mode_from_its_directory() -
 
 @pytest.mark.parametrize("call", [
     lambda t: Router(leaf_rule="Seed"),
+    lambda t: Router(leaf_rule=""),
     lambda t: pinned_connectors(t, "leaf"),
     lambda t: connector_pinned(t, cid(3), "sede"),
     lambda t: PinnedIndex(t).pinned(cid(3), ""),
