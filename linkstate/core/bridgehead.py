@@ -485,7 +485,7 @@ class Bridgehead:
 
     def _on_orginfo(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, OrgInfoReceived)
-        self._learn(event.frame, event.peer_guid, now)
+        self._learn(event.frame, event.peer_guid)
 
     def _on_done(self, conn: int, entry: _Smtp, event: Event, now: float) -> None:
         assert isinstance(event, Done)
@@ -529,7 +529,7 @@ class Bridgehead:
         self.counters.mail_received += 1
         self.out.diag(Ev.MAIL_QUEUED, sender=event.sender, recipients=len(event.recipients), size=len(event.data))
 
-    def _learn(self, frame: bytes, peer: str, now: float) -> None:
+    def _learn(self, frame: bytes, peer: str) -> None:
         try:
             decoded = decode_strict_cached(frame, self.ctx.lsdb.limits.decode, self.ctx.sections)
         except DecodeError as exc:

@@ -908,7 +908,7 @@ class Router:
             edges = _path_edges(graph, tree.pred, cand.home, ask.group)
         groups = [ask.group, *(graph.edges[e].dst for e in edges)]
         first = graph.edges[edges[0]].conn if edges else cand.space.conn if cand.space else None
-        hop = self._next_hop(graph, ask, first, bool(edges)) if first else None
+        hop = self._next_hop(ask, first, bool(edges)) if first else None
         return Route(
             status=RouteStatus.ROUTE,
             connector=self._conn_ref(first) if first else None,
@@ -919,7 +919,7 @@ class Router:
             address_space=self._space_ref(cand.space) if cand.space else None,
         )
 
-    def _next_hop(self, graph: _Graph, ask: _Ask, conn: Connector, is_group_hop: bool) -> str:
+    def _next_hop(self, ask: _Ask, conn: Connector, is_group_hop: bool) -> str:
         """The sender itself sends when it is an available source bridgehead (or any server may send);
         otherwise a pseudo-random available source bridgehead of the connector (R52)."""
         mine = self.topology.server_by_guid(ask.server) if self.topology else None
