@@ -54,10 +54,19 @@ _EQUIVALENT_ROW = re.compile(r"^\|\s*(\w+)\s*\|\s*`([^`]+__mutmut_\d+)`\s*\|.*\|
 class Score:
     module: str
     statuses: dict[str, str] = field(default_factory=dict)  # short mutant name -> mutmut's status
-    equivalent: set[str] = field(default_factory=set)  # listed in docs/TESTING.md, judged on the mutant it is now
     typed: set[str] = field(default_factory=set)  # survivors strict mypy rejects (--typecheck)
-    rejudge: dict[str, str] = field(default_factory=dict)  # listed, but the mutant is another now -> its hash
-    stamps: dict[str, str | None] = field(default_factory=dict)  # every row's hash as docs/TESTING.md gives it
+    stamps: dict[str, str | None] = field(default_factory=dict)  # docs/TESTING.md's rows: mutant -> hash judged on
+    hashes: dict[str, str] = field(default_factory=dict)  # every mutant's hash now (`mutant_hashes`)
+
+    @property
+    def equivalent(self) -> set[str]:
+        """Listed in docs/TESTING.md and judged on the mutant the name stands for now."""
+        return judged(self.stamps, self.hashes)[0]
+
+    @property
+    def rejudge(self) -> dict[str, str]:
+        """Listed, but the name stands for another mutant now (or the row has no hash) -> its hash now."""
+        return judged(self.stamps, self.hashes)[1]
 
     @property
     def killed(self) -> int:
@@ -295,10 +304,7 @@ def _natural(name: str) -> tuple[str, int]:
 
 def report(modules: list[str], show: bool = False) -> list[Score]:
     statuses, listed, typed = results(), equivalents(), typechecked()
-    scores = []
-    for m in modules:
-        same, other = judged(listed.get(m, {}), mutant_hashes(m))
-        scores.append(Score(m, statuses.get(m, {}), same, typed.get(m, set()), other, listed.get(m, {})))
+    scores = [Score(m, statuses.get(m, {}), typed.get(m, set()), listed.get(m, {}), mutant_hashes(m)) for m in modules]
     print("\n| module | mutants | killed by a test | caught by mypy | survived, equivalent | survived, unexplained "
           "| score (tests only) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -307,7 +313,6 @@ def report(modules: list[str], show: bool = False) -> list[Score]:
         print(f"| {s.module} | {len(s.statuses)} | {s.killed} | {len(s.caught_by_mypy)} | {explained} "
               f"| {len(s.unexplained)} | {s.score:.1%} ({s.test_score:.1%}) |")
     for s in scores:
-        hashes = mutant_hashes(s.module) if show else {}
         for name in sorted(s.unexplained, key=_natural):
             if name in s.rejudge and s.stamps.get(name) is None:
                 print(f"{s.module}: {s.statuses[name]}, its row in docs/TESTING.md has no hash: {name}; judge it, "
@@ -319,7 +324,7 @@ def report(modules: list[str], show: bool = False) -> list[Score]:
                 print(f"{s.module}: {s.statuses[name]}, not in docs/TESTING.md: {name}")
             if show and s.statuses[name] != "not checked":
                 print(diff(f"linkstate.core.{s.module}.{name}").rstrip("\n") + f"\n    (hash for its row: "
-                      f"`{hashes.get(name, '?')}`)")
+                      f"`{s.hashes.get(name, '?')}`)")
         for name in sorted(set(s.rejudge) - s.survivors, key=_natural):
             print(f"{s.module}: listed as equivalent in docs/TESTING.md, but that name is another mutant now, "
                   f"which does not survive: drop the row {name}")

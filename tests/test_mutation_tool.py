@@ -126,6 +126,7 @@ def test_a_row_counts_only_for_the_mutant_it_was_judged_on(tmp_path: Path) -> No
     assert mutation.judged(listed["master"], {}) == ({"xǁCǁg__mutmut_2"}, {})  # no copy in mutants/: not checked
     assert mutation.malformed_rows(doc) == ["| master | `x_h__mutmut_1` | a row of four cells | why |"]
     statuses = {"x_f__mutmut_1": "survived", "x_f__mutmut_2": "survived"} | {f"k{i}": "killed" for i in range(20)}
-    score = mutation.Score("routing", statuses, same, set(), other)
+    now = {"x_f__mutmut_1": "0123abcd", "x_f__mutmut_2": "ffff0000"}
+    score = mutation.Score("routing", statuses, set(), listed["routing"], now)
     assert score.score > mutation.TARGET and score.unexplained == {"x_f__mutmut_2"} and not score.ok
-    assert mutation.Score("routing", statuses, same | {"x_f__mutmut_2"}, set(), {}).ok
+    assert mutation.Score("routing", statuses, set(), listed["routing"] | {"x_f__mutmut_2": "ffff0000"}, now).ok
